@@ -1,0 +1,3 @@
+from airpods.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""The `airpods` command line. Subcommands are imported only when invoked, so `--help` is instant."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from airpods import __version__
+
+# name -> (module, attribute, one-line help shown by `airpods --help` without importing it)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "start": ("airpods.cli.lifecycle", "start", "Start services (all enabled ones by default)."),
+    "stop": ("airpods.cli.lifecycle", "stop", "Stop services; volumes and models are kept."),
+    "status": ("airpods.cli.status", "status", "Show state, health and URL of each service."),
+    "logs": ("airpods.cli.status", "logs", "Show or follow a service's container log."),
+    "config": ("airpods.cli.config_cmd", "config", "Show, validate and edit the configuration."),
+    "models": ("airpods.cli.models", "models", "List and add GGUF models in the model volume."),
+    "doctor": ("airpods.cli.doctor", "doctor", "Check Podman, the GPU and the configuration."),
+}
+
+
+@dataclass
+class AppContext:
+    """What every command receives: explicit, never module globals."""
+
+    config_path: Path | None
+    verbose: bool
+
+    def load_config(self, **kwargs: Any) -> Any:
+        from airpods.config import load_config
+
+        return load_config(self.config_path, **kwargs)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, attr, _ = _COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="airpods")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="AIRPODS_CONFIG",
+    help="User config file (default: the platform config dir; env AIRPODS_CONFIG).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show more detail.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+    """Run a local AI stack (llama.cpp's llama-server, Ollama, Open WebUI) on Podman.
+
+    \b
+    Typical use:
+      airpods start --pre-fetch     pull the images
+      airpods start llamacpp        start llama-server and wait for the model
+      airpods status                what runs, healthy or not, and where
+      airpods stop llamacpp         stop it; models stay in their volume
+    """
+    ctx.obj = AppContext(config_path=config_path, verbose=verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: AirpodsError becomes one line on stderr and its exit code, never a traceback."""
+    from airpods.errors import AirpodsError
+
+    try:
+        cli.main(args=argv, prog_name="airpods", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except AirpodsError as exc:
+        click.echo(f"airpods: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)

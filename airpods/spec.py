@@ -1,0 +1,78 @@
+"""Plain data passed between the stages: resolved config → ContainerSpec → engine plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LABEL_MANAGED = "io.airpods.managed"
+LABEL_SERVICE = "io.airpods.service"
+LABEL_HASH = "io.airpods.config-hash"
+LABEL_KIND = "io.airpods.kind"
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # a named volume, or an absolute host path for a bind mount
+    target: str
+    mode: str  # "ro" | "rw"
+    is_bind: bool = False
+    relabel: bool = False  # SELinux: add the private ":Z" label when enforcing
+
+
+@dataclass(frozen=True)
+class Health:
+    path: str
+    expected_status: int
+    timeout_s: float
+    interval_s: float
+    host_port: int | None  # the published port probed from the host
+    host_ip: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str | None:
+        if self.host_port is None:
+            return None
+        ip = "127.0.0.1" if self.host_ip in ("0.0.0.0", "::") else self.host_ip
+        host = f"[{ip}]" if ":" in ip else ip
+        return f"http://{host}:{self.host_port}{self.path}"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one service's pod and container, and nothing Podman-specific."""
+
+    service: str
+    kind: str
+    image: str
+    image_reason: str
+    accelerator: str
+    pod: str
+    container: str
+    network: str
+    network_aliases: tuple[str, ...]
+    ports: tuple[PortMapping, ...]
+    mounts: tuple[Mount, ...]
+    env: dict[str, str]
+    command: tuple[str, ...]
+    entrypoint: tuple[str, ...] | None = None
+    secret_env: frozenset[str] = frozenset()
+    devices: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    memory: str | None = None
+    cpus: float | None = None
+    health: Health | None = None
+    depends_on: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    config_hash: str = ""
+    notes: tuple[str, ...] = ()  # one-line explanations/warnings shown by start/dry-run
