@@ -7,6 +7,7 @@ runs once per invocation, when a command asks, never at import.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class GpuInfo:
-    vendor: str  # "nvidia" | "amd"
+    vendor: str  # "nvidia" | "amd" | "other" (Vulkan on an unidentified GPU)
     name: str
     devices: tuple[str, ...] = ()  # values for `podman --device`
     group_add: tuple[str, ...] = ()  # numeric gids
@@ -42,28 +43,89 @@ class HostFacts:
         return asdict(self)
 
 
-def physical_cores(root: Path = Path("/")) -> int:
-    """Physical cores (not hyperthreads): llama.cpp runs best with one thread per core."""
-    cpuinfo = root / "proc/cpuinfo"
+def _cpu_dirs(root: Path) -> list[Path]:
+    """root/sys/devices/system/cpu/cpuN for the online CPUs (offline ones have no topology)."""
+    base = root / "sys/devices/system/cpu"
+    try:
+        return [
+            d for d in base.glob("cpu[0-9]*") if d.name[3:].isdigit() and (d / "topology").is_dir()
+        ]
+    except OSError:
+        return []
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _sysfs_cores(root: Path) -> int:
+    """Distinct physical cores from sysfs topology: sibling lists, else package/core ids."""
+    siblings: set[str] = set()
+    ids: set[tuple[str, ...]] = set()
+    for cpu in _cpu_dirs(root):
+        topo = cpu / "topology"
+        sib = _read(topo / "core_cpus_list") or _read(topo / "thread_siblings_list")
+        if sib:
+            siblings.add(sib)
+        core = _read(topo / "core_id")
+        if core is not None:
+            ids.add(
+                (
+                    _read(topo / "physical_package_id") or "",
+                    _read(topo / "die_id") or "",
+                    _read(topo / "cluster_id") or "",
+                    core,
+                )
+            )
+    return len(siblings) or len(ids)
+
+
+def _cpuinfo_cores(root: Path) -> int:
+    """Distinct (physical id, core id) pairs in /proc/cpuinfo; 0 when it has no core ids."""
     cores: set[tuple[str, str]] = set()
     try:
-        physical_id = core_id = ""
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "physical id":
-                physical_id = value
-            elif key == "core id":
-                core_id = value
-            elif not line.strip():
-                if core_id:
-                    cores.add((physical_id, core_id))
-                physical_id = core_id = ""
-        if core_id:
-            cores.add((physical_id, core_id))
+        text = (root / "proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return len(cores) or os.cpu_count() or 1
+        return 0
+    physical_id = core_id = ""
+    for line in [*text.splitlines(), ""]:
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "physical id":
+            physical_id = value
+        elif key == "core id":
+            core_id = value
+        elif not line.strip():
+            if core_id:
+                cores.add((physical_id, core_id))
+            physical_id = core_id = ""
+    return len(cores)
+
+
+def logical_cores(root: Path = Path("/")) -> int:
+    """Online logical CPUs (hyperthreads included)."""
+    count = len(_cpu_dirs(root))
+    if not count:
+        try:
+            text = (root / "proc/cpuinfo").read_text()
+            count = sum(
+                1 for line in text.splitlines() if line.split(":")[0].strip() == "processor"
+            )
+        except OSError:
+            count = 0
+    return count or os.cpu_count() or 1
+
+
+def physical_cores(root: Path = Path("/")) -> int:
+    """Physical cores (not hyperthreads): llama.cpp runs best with one thread per core.
+
+    sysfs topology first, then /proc/cpuinfo's physical/core ids; where neither says (some VMs,
+    ARM without core ids), the logical CPU count.
+    """
+    return _sysfs_cores(root) or _cpuinfo_cores(root) or logical_cores(root)
 
 
 def selinux_enforcing(root: Path = Path("/")) -> bool:
@@ -73,16 +135,27 @@ def selinux_enforcing(root: Path = Path("/")) -> bool:
         return False
 
 
-def detect_host(requested: str = "auto", *, root: Path = Path("/")) -> HostFacts:
-    """Detect the host. `requested` is runtime.accelerator ("auto" or a forced choice)."""
+def detect_host(
+    requested: str = "auto",
+    *,
+    root: Path = Path("/"),
+    run: Callable[..., Any] | None = None,
+    which: Callable[[str], str | None] | None = None,
+) -> HostFacts:
+    """Detect the host. `requested` is runtime.accelerator ("auto" or a forced choice).
+
+    `run` / `which` replace subprocess.run / shutil.which for the nvidia-smi probe (tests).
+    """
     from airpods import gpu
 
-    accelerator, reason, info, notes = gpu.choose_accelerator(requested, root=root)
+    accelerator, reason, info, notes = gpu.choose_accelerator(
+        requested, root=root, run=run, which=which
+    )
     return HostFacts(
         accelerator=accelerator,
         reason=reason,
         physical_cores=physical_cores(root),
-        logical_cores=os.cpu_count() or 1,
+        logical_cores=logical_cores(root),
         gpu=info,
         selinux_enforcing=selinux_enforcing(root),
         notes=tuple(notes),
