@@ -1,4 +1,4 @@
-"""The `airpods` command line. Subcommands are imported only when invoked, so `--help` is instant."""
+"""The `airpods` command line. Subcommands are imported when invoked: `--help` stays instant."""
 
 from __future__ import annotations
 
@@ -92,6 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except AirpodsError as exc:
+        tail = getattr(exc, "log_tail", "")
+        if tail:
+            click.echo("--- last log lines ---", err=True)
+            click.echo(tail, err=True)
+            click.echo("---", err=True)
         click.echo(f"airpods: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -1,0 +1,153 @@
+"""How commands show things: progress on stderr, results on stdout, secrets masked everywhere."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from typing import Any
+
+from airpods.render import mask_env
+from airpods.spec import ContainerSpec
+
+
+def make_console(stderr: bool = True) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def podman_cli_lines(spec: ContainerSpec) -> list[str]:
+    """The podman CLI commands equivalent to what airpods does for `spec` (secrets masked)."""
+    pod = ["podman", "pod", "create", "--name", spec.pod, "--network", spec.network]
+    pod += [a for alias in spec.network_aliases for a in ("--network-alias", alias)]
+    for p in spec.ports:
+        proto = "" if p.protocol == "tcp" else f"/{p.protocol}"
+        pod += ["-p", f"{p.host_ip}:{p.host_port}:{p.container_port}{proto}"]
+    run = ["podman", "run", "-d", "--name", spec.container, "--pod", spec.pod]
+    for m in spec.mounts:
+        run += ["-v", f"{m.source}:{m.target}:{m.mode}{',Z' if m.relabel else ''}"]
+    for key, value in mask_env(spec.env, spec.secret_env).items():
+        run += ["-e", f"{key}={value}"]
+    run += [a for d in spec.devices for a in ("--device", d)]
+    run += [a for g in spec.group_add for a in ("--group-add", g)]
+    run += [a for c in spec.cap_drop for a in ("--cap-drop", c)]
+    run += [a for c in spec.cap_add for a in ("--cap-add", c)]
+    run += [a for s in spec.security_opt for a in ("--security-opt", s)]
+    if spec.memory:
+        run += ["--memory", spec.memory]
+    if spec.cpus:
+        run += ["--cpus", str(spec.cpus)]
+    if spec.entrypoint:
+        run += ["--entrypoint", json.dumps(list(spec.entrypoint))]
+    run += [spec.image, *spec.command]
+    return [shlex.join(pod), shlex.join(run)]
+
+
+def spec_as_json(spec: ContainerSpec) -> dict[str, Any]:
+    return {
+        "service": spec.service,
+        "kind": spec.kind,
+        "image": spec.image,
+        "image_reason": spec.image_reason,
+        "accelerator": spec.accelerator,
+        "pod": spec.pod,
+        "container": spec.container,
+        "network": spec.network,
+        "network_aliases": list(spec.network_aliases),
+        "ports": [
+            {"host_ip": p.host_ip, "host": p.host_port, "container": p.container_port,
+             "protocol": p.protocol}
+            for p in spec.ports
+        ],
+        "volumes": [
+            {"source": m.source, "target": m.target, "mode": m.mode, "bind": m.is_bind}
+            for m in spec.mounts
+        ],
+        "env": mask_env(spec.env, spec.secret_env),
+        "command": list(spec.command),
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint else None,
+        "devices": list(spec.devices),
+        "group_add": list(spec.group_add),
+        "health_url": spec.health.url if spec.health else None,
+        "config_hash": spec.config_hash,
+        "notes": list(spec.notes),
+        "podman": podman_cli_lines(spec),
+    }
+
+
+def print_dry_run(specs: list[ContainerSpec], console: Any) -> None:
+    for spec in specs:
+        console.print(f"[bold]{spec.service}[/bold]  ({spec.kind})")
+        console.print(f"  image:    {spec.image}")
+        console.print(f"            why: {spec.image_reason}")
+        console.print(f"  pod:      {spec.pod}  network: {spec.network} "
+                      f"aliases: {', '.join(spec.network_aliases) or '-'}")
+        for p in spec.ports:
+            console.print(
+                f"  port:     {p.host_ip}:{p.host_port} -> {p.container_port}/{p.protocol}"
+            )
+        for m in spec.mounts:
+            kind = "bind" if m.is_bind else "volume"
+            console.print(f"  {kind}:   {m.source} -> {m.target} ({m.mode})")
+        for key, value in mask_env(spec.env, spec.secret_env).items():
+            console.print(f"  env:      {key}={value}")
+        console.print(f"  argv:     {shlex.join(spec.command)}")
+        if spec.health and spec.health.url:
+            console.print(f"  health:   {spec.health.url} (timeout {spec.health.timeout_s:g}s)")
+        for note in spec.notes:
+            console.print(f"  [yellow]note:[/yellow]     {note}")
+        for line in podman_cli_lines(spec):
+            console.print(f"  $ {line}", markup=False)
+        console.print()
+
+
+class ConsoleReporter:
+    """Progress for `start`: one line per step and per readiness state change, with elapsed time."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.started = time.monotonic()
+        self._last_pull_line: dict[str, float] = {}
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self.started:6.1f}s"
+
+    def step(self, step: Any) -> None:
+        labels = {
+            "create-network": "creating network",
+            "create-volume": "creating volume",
+            "pull": "pulling",
+            "remove": "removing",
+            "create": "creating",
+            "start": "starting",
+            "keep": "already running",
+        }
+        reason = f" ({step.reason})" if step.reason and step.action != "start" else ""
+        self.console.print(
+            f"[dim]{self._elapsed()}[/dim] {labels.get(step.action, step.action)} "
+            f"{step.target}{reason}"
+        )
+
+    def pull_progress(self, image: str, line: str) -> None:
+        # Registries send many lines a second; one every 2 s per image is honest and readable.
+        now = time.monotonic()
+        if now - self._last_pull_line.get(image, 0.0) >= 2.0:
+            self._last_pull_line[image] = now
+            self.console.print(f"[dim]{self._elapsed()}[/dim]   {image}: {line}", markup=False)
+
+    def readiness(self, event: Any) -> None:
+        detail = f": {event.detail}" if event.detail else ""
+        style = {"ready": "green", "failed": "red", "timeout": "red"}.get(event.state, "yellow")
+        self.console.print(
+            f"[dim]{self._elapsed()}[/dim] {event.service} [{style}]{event.state}[/{style}]"
+            f" after {event.elapsed_s:.1f}s{detail}"
+        )
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[yellow]note:[/yellow] {text}")
+
+
+def echo_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,156 @@
+"""`airpods status` and `airpods logs`.
+
+`status --json` is a stable shape scripts rely on (documented in the README):
+{"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
+"accelerator", "uptime_s", "model", "config_current", "detail"}]}
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from airpods.cli import AppContext
+
+
+def _alias(command: tuple[str, ...]) -> str | None:
+    for flags in (("--alias", "-a"), ("--model", "-m")):
+        for i, arg in enumerate(command[:-1]):
+            if arg in flags:
+                return command[i + 1]
+    return None
+
+
+def collect_status(app: AppContext, services: tuple[str, ...]) -> tuple[list[dict], bool]:
+    """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
+    from airpods.cli.lifecycle import _connect, _load
+    from airpods.cli.output import make_console
+    from airpods.engine.podman import Actual
+    from airpods.engine.readiness import probe_many
+    from airpods.render import render_all, select_services
+
+    loaded = _load(app)
+    config = loaded.config
+    podman = _connect(make_console())
+    actual: dict[str, Actual] = podman.managed()
+    names = select_services(config, services)
+    if not services:
+        names += [n for n in actual if n in config.services and n not in names]
+    specs = {s.service: s for s in render_all(config, loaded.host, names)}
+    running = [specs[n] for n in names if n in actual and actual[n].state == "running"]
+    probes = probe_many(running, timeout_s=1.0) if running else {}
+    rows = []
+    now = time.time()
+    for name in names:
+        spec, current = specs[name], actual.get(name)
+        state = current.state if current else "absent"
+        health, detail = probes.get(name, ("stopped" if state != "running" else "unknown", ""))
+        started = _epoch(current.started_at) if current else None
+        rows.append({
+            "name": name,
+            "kind": spec.kind,
+            "enabled": config.services[name].enabled,
+            "state": state,
+            "health": health,
+            "healthy": health == "ready",
+            "url": (f"http://{spec.ports[0].host_ip}:{spec.ports[0].host_port}"
+                    if spec.ports else None),
+            "image": current.image if current else spec.image,
+            "accelerator": spec.accelerator,
+            "uptime_s": round(now - started, 1) if started and state == "running" else None,
+            "model": _alias(spec.command) if spec.kind == "llama-server" else None,
+            "config_current": bool(current and current.config_hash == spec.config_hash),
+            "detail": detail,
+        })
+    requested = set(services) if services else set(config.enabled_services())
+    all_ok = all(r["healthy"] for r in rows if r["name"] in requested)
+    return rows, all_ok
+
+
+def _epoch(value: str) -> float | None:
+    try:
+        stamp = float(value)
+    except (TypeError, ValueError):
+        return None
+    return stamp if stamp > 0 else None
+
+
+def _print_table(rows: list[dict], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "IMAGE"):
+        table.add_column(col)
+    colors = {"ready": "green", "loading model": "yellow", "starting": "yellow"}
+    for r in rows:
+        color = colors.get(r["health"], "red" if r["state"] == "running" else "dim")
+        health = r["health"] + ("" if r["config_current"] or r["state"] != "running"
+                                else " (config changed: run start)")
+        table.add_row(
+            r["name"], r["state"], f"[{color}]{health}[/{color}]", r["url"] or "-",
+            r["model"] or "-", _uptime(r["uptime_s"]), r["image"],
+        )
+    console.print(table)
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+@click.command()
+@click.argument("services", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Stable JSON on stdout (see README).")
+@click.option("--watch", is_flag=True, help="Refresh every 2 s until Ctrl-C.")
+@click.pass_obj
+def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: bool) -> None:
+    """Show state, health, URL, model and uptime. Exit 1 when a requested service is not ready."""
+    from airpods.cli.output import echo_json, make_console
+
+    console = make_console(stderr=False)
+    while True:
+        rows, all_ok = collect_status(app, services)
+        if as_json:
+            echo_json({"services": rows})
+        else:
+            if watch:
+                console.clear()
+            _print_table(rows, console)
+        if not watch:
+            raise SystemExit(0 if all_ok else 1)
+        time.sleep(2)
+
+
+@click.command()
+@click.argument("service")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("-n", "--tail", "lines", type=int, default=None, help="Only the last N lines.")
+@click.option("--since", default=None, help="Only lines since a time (RFC 3339 or unix seconds).")
+@click.pass_obj
+def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: str | None) -> None:
+    """Print SERVICE's container log."""
+    from podman.errors import NotFound
+
+    from airpods.cli.lifecycle import _connect, _load
+    from airpods.cli.output import make_console
+    from airpods.errors import AirpodsError
+    from airpods.render import select_services
+
+    config = _load(app).config
+    select_services(config, (service,))
+    podman = _connect(make_console())
+    container = config.services[service].container
+    try:
+        for line in podman.logs(container, tail=lines, follow=follow, since=since):
+            click.echo(line)
+    except NotFound:
+        raise AirpodsError(
+            f"{service} has no container", hint=f"start it: airpods start {service}"
+        ) from None
+    except KeyboardInterrupt:
+        pass

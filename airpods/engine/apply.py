@@ -1,0 +1,192 @@
+"""Carry out a plan through the Podman adapter, then wait for readiness.
+
+Everything that could refuse (ports held by other programs, names owned by foreign containers) is
+checked before the first change, so a refused start changes nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from airpods.engine.plan import Plan, Step
+from airpods.engine.podman import Actual, Podman
+from airpods.engine.readiness import ContainerState, ReadinessEvent, ReadinessResult, wait_ready
+from airpods.errors import AirpodsError, PodmanError, ServiceFailed
+from airpods.spec import ContainerSpec
+
+
+class Reporter(Protocol):
+    def step(self, step: Step) -> None: ...
+    def pull_progress(self, image: str, line: str) -> None: ...
+    def readiness(self, event: ReadinessEvent) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    service: str
+    changed: bool
+    ready: bool
+    elapsed_s: float = 0.0
+    detail: str = ""
+
+
+def check_ports(plan: Plan, actual: Mapping[str, Actual]) -> None:
+    """Fail before any change if a port to publish is held by anything but this service itself."""
+    creating = {s.target for s in plan.of("create")}
+    for spec in plan.specs:
+        if spec.service not in creating:
+            continue
+        current = actual.get(spec.service)
+        ours = {(ip, host) for ip, host, _ in current.ports} if current else set()
+        for i, port in enumerate(spec.ports):
+            if (port.host_ip, port.host_port) in ours or (("0.0.0.0", port.host_port) in ours):
+                continue
+            if not _port_free(port.host_ip, port.host_port, port.protocol):
+                raise AirpodsError(
+                    f"port {port.host_port} on {port.host_ip} is already in use, "
+                    f"so {spec.service} cannot publish it",
+                    hint=f"stop what uses it or change services.{spec.service}.ports[{i}].host",
+                )
+
+
+def _port_free(host_ip: str, port: int, protocol: str) -> bool:
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    with socket.socket(family, kind) as sock:
+        try:
+            sock.bind((host_ip, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise AirpodsError(
+                    f"{host_ip} is not an address of this machine", hint="check the host_ip"
+                ) from None
+            return False
+    return True
+
+
+def check_names(plan: Plan, podman: Podman) -> None:
+    """Refuse to replace containers or pods airpods did not create."""
+    for spec in plan.specs:
+        if not plan_creates(plan, spec.service):
+            continue
+        for what, owner in (
+            ("container", podman.name_owner(spec.container)),
+            ("pod", podman.pod_owner(spec.pod)),
+        ):
+            name = spec.container if what == "container" else spec.pod
+            if owner is not None and owner != spec.service:
+                by = "not airpods" if owner == "" else f"airpods service {owner!r}"
+                raise AirpodsError(
+                    f"a {what} named {name!r} already exists and belongs to {by}",
+                    hint=f"remove it (podman {what} rm {name}) or rename "
+                    f"services.{spec.service}.{what}",
+                )
+
+
+def plan_creates(plan: Plan, service: str) -> bool:
+    return any(s.action == "create" and s.target == service for s in plan.steps)
+
+
+def pull_images(
+    podman: Podman, images: Sequence[str], reporter: Reporter, max_parallel: int
+) -> None:
+    if not images:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(images)))) as pool:
+        futures = [
+            pool.submit(podman.pull, ref, lambda line, ref=ref: reporter.pull_progress(ref, line))
+            for ref in images
+        ]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        first = errors[0]
+        raise first if isinstance(first, AirpodsError) else PodmanError(str(first))
+
+
+def apply_plan(
+    plan: Plan,
+    podman: Podman,
+    reporter: Reporter,
+    *,
+    actual: Mapping[str, Actual],
+    max_parallel_pulls: int,
+    stop_timeout_s: float,
+    failure_log_lines: int,
+) -> list[Outcome]:
+    check_ports(plan, actual)
+    check_names(plan, podman)
+    for step in plan.of("create-network"):
+        reporter.step(step)
+        podman.ensure_network(step.target)
+    for step in plan.of("create-volume"):
+        reporter.step(step)
+        podman.ensure_volume(step.target)
+    pulls = plan.of("pull")
+    for step in pulls:
+        reporter.step(step)
+    pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
+
+    specs = {s.service: s for s in plan.specs}
+    waited: dict[str, ReadinessResult] = {}
+    changed: set[str] = set()
+    for spec in plan.specs:
+        for dep in spec.depends_on:
+            if dep in specs and dep not in waited and _has_wait(plan, dep):
+                waited[dep] = _wait(specs[dep], podman, reporter, failure_log_lines)
+        for step in (s for s in plan.steps if s.target == spec.service):
+            if step.action in ("remove", "create", "start", "keep"):
+                reporter.step(step)
+            if step.action == "remove":
+                current = actual.get(spec.service)
+                podman.remove_service(current.pod if current else spec.pod,
+                                      current.container if current else spec.container,
+                                      stop_timeout_s)
+                changed.add(spec.service)
+            elif step.action == "create":
+                # A pod left behind by an interrupted start would block the name.
+                if podman.pod_owner(spec.pod) == spec.service:
+                    podman.remove_service(spec.pod, spec.container, stop_timeout_s)
+                podman.create_service(spec)
+                changed.add(spec.service)
+            elif step.action == "start":
+                podman.start(spec.container)
+    for spec in plan.specs:
+        if spec.service not in waited and _has_wait(plan, spec.service):
+            waited[spec.service] = _wait(spec, podman, reporter, failure_log_lines)
+    return [
+        Outcome(
+            service=s.service,
+            changed=s.service in changed,
+            ready=waited[s.service].ready if s.service in waited else True,
+            elapsed_s=waited[s.service].elapsed_s if s.service in waited else 0.0,
+        )
+        for s in plan.specs
+    ]
+
+
+def _has_wait(plan: Plan, service: str) -> bool:
+    return any(s.action == "wait" and s.target == service for s in plan.steps)
+
+
+def _wait(
+    spec: ContainerSpec, podman: Podman, reporter: Reporter, log_lines: int
+) -> ReadinessResult:
+    def state() -> ContainerState:
+        running, code, status = podman.container_state(spec.container)
+        return ContainerState(running=running, exit_code=code, status=status)
+
+    result = wait_ready(spec, container_state=state, on_event=reporter.readiness)
+    if not result.ready:
+        tail = podman.log_tail(spec.container, log_lines)
+        raise ServiceFailed(
+            f"{spec.service} did not become ready: {result.detail}",
+            hint=f"full log: airpods logs {spec.service}",
+            log_tail=tail,
+        )
+    return result

@@ -1,0 +1,92 @@
+"""The lifecycle operations behind `start`, `start --pre-fetch` and `stop`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airpods.config.schema import AirpodsConfig
+from airpods.engine.apply import Outcome, Reporter, apply_plan, pull_images
+from airpods.engine.lock import lock_path, state_lock
+from airpods.engine.plan import Plan, Step, make_plan
+from airpods.engine.podman import Podman
+from airpods.spec import ContainerSpec
+
+
+def current_plan(
+    podman: Podman, specs: Sequence[ContainerSpec], *, wait: bool = True
+) -> tuple[Plan, dict]:
+    actual = podman.managed()
+    images = {s.image for s in specs}
+    volumes = {m.source for s in specs for m in s.mounts if not m.is_bind}
+    networks = {s.network for s in specs}
+    plan = make_plan(
+        specs,
+        actual=actual,
+        images_present={i for i in images if podman.image_exists(i)},
+        volumes_present={v for v in volumes if podman.volume_exists(v)},
+        network_present=all(podman.network_exists(n) for n in networks),
+        wait=wait,
+    )
+    return plan, actual
+
+
+def start(
+    podman: Podman,
+    config: AirpodsConfig,
+    specs: Sequence[ContainerSpec],
+    reporter: Reporter,
+    *,
+    wait: bool = True,
+) -> list[Outcome]:
+    with state_lock(lock_path(podman.url), on_wait=lambda: reporter.note(
+        "another airpods command is changing state; waiting for it"
+    )):
+        plan, actual = current_plan(podman, specs, wait=wait)
+        return apply_plan(
+            plan,
+            podman,
+            reporter,
+            actual=actual,
+            max_parallel_pulls=config.cli.max_concurrent_pulls,
+            stop_timeout_s=config.runtime.stop_timeout_s,
+            failure_log_lines=config.cli.failure_log_lines,
+        )
+
+
+def prefetch(
+    podman: Podman, config: AirpodsConfig, specs: Sequence[ContainerSpec], reporter: Reporter
+) -> list[str]:
+    """Pull the images `specs` need and start nothing. Returns the images that were pulled."""
+    missing = sorted({s.image for s in specs if not podman.image_exists(s.image)})
+    for image in sorted({s.image for s in specs}):
+        reporter.step(Step("pull", image) if image in missing else Step("keep", image, "present"))
+    pull_images(podman, missing, reporter, config.cli.max_concurrent_pulls)
+    return missing
+
+
+def stop(
+    podman: Podman,
+    config: AirpodsConfig,
+    names: Sequence[str],
+    reporter: Reporter,
+    *,
+    timeout_s: float | None = None,
+) -> list[str]:
+    """Stop and remove the services' containers and pods, dependents first. Volumes stay."""
+    timeout = config.runtime.stop_timeout_s if timeout_s is None else timeout_s
+    stopped = []
+    with state_lock(lock_path(podman.url)):
+        actual = podman.managed()
+        for name in reversed(list(names)):
+            svc = config.services.get(name)
+            current = actual.get(name)
+            if current is None and (svc is None or podman.pod_owner(svc.pod) != name):
+                continue
+            reporter.step(Step("remove", name, "stopping"))
+            podman.remove_service(
+                current.pod if current else svc.pod,  # type: ignore[union-attr]
+                current.container if current else svc.container,  # type: ignore[union-attr]
+                timeout,
+            )
+            stopped.append(name)
+    return stopped

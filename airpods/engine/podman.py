@@ -1,0 +1,377 @@
+"""The one place airpods talks to Podman: podman-py over the Podman REST socket.
+
+Socket discovery follows what Podman users expect: CONTAINER_HOST, then the rootless
+$XDG_RUNTIME_DIR/podman/podman.sock, then the rootful /run/podman/podman.sock. When none answers,
+airpods starts a transient `podman system service` on a private socket and reuses it while it
+lives (it exits by itself after a few idle minutes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airpods.errors import PodmanError
+from airpods.spec import LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ContainerSpec
+
+if TYPE_CHECKING:
+    from podman import PodmanClient
+
+TRANSIENT_IDLE_S = 600
+INSTALL_HINT = "install it: sudo apt-get install podman (Debian/Ubuntu) or sudo dnf install podman"
+
+
+@dataclass(frozen=True)
+class Actual:
+    """What Podman has for one airpods service."""
+
+    service: str
+    container: str
+    pod: str | None
+    state: str  # podman's status: "running", "exited", "created", ...
+    config_hash: str
+    image: str
+    started_at: str = ""
+    exit_code: int | None = None
+    ports: tuple[tuple[str, int, int], ...] = field(default=())  # (host_ip, host, container)
+
+
+def _socket_answers(path: str, timeout: float = 0.5) -> bool:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+        return sock.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def candidate_sockets(environ: Mapping[str, str]) -> list[str]:
+    found = []
+    if environ.get("CONTAINER_HOST"):
+        found.append(environ["CONTAINER_HOST"])
+    if environ.get("XDG_RUNTIME_DIR"):
+        found.append(f"unix://{environ['XDG_RUNTIME_DIR']}/podman/podman.sock")
+    found.append("unix:///run/podman/podman.sock")
+    return found
+
+
+def _private_socket_path(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_RUNTIME_DIR") or f"/tmp/airpods-{os.getuid()}"
+    return Path(base) / "airpods" / "podman.sock"
+
+
+def _start_transient_service(path: Path) -> None:
+    podman = shutil.which("podman")
+    if podman is None:
+        raise PodmanError("podman is not installed", hint=INSTALL_HINT)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.unlink(missing_ok=True)
+    # A new session so the service outlives this command and serves the next ones.
+    subprocess.Popen(
+        [podman, "system", "service", f"--time={TRANSIENT_IDLE_S}", f"unix://{path}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if _socket_answers(str(path)):
+            return
+        time.sleep(0.05)
+    raise PodmanError(
+        "podman system service did not start",
+        hint="run `podman info` to see why; `airpods doctor` checks the setup",
+    )
+
+
+def find_socket(
+    environ: Mapping[str, str] | None = None, note: Callable[[str], None] = lambda s: None
+) -> str:
+    """The URL of a Podman socket that answers, starting a transient service if needed."""
+    environ = os.environ if environ is None else environ
+    for url in candidate_sockets(environ):
+        if url.startswith("unix://") and _socket_answers(url[len("unix://") :]):
+            return url
+    if environ.get("CONTAINER_HOST"):
+        raise PodmanError(
+            f"CONTAINER_HOST={environ['CONTAINER_HOST']} does not answer",
+            hint="start that Podman service or unset CONTAINER_HOST",
+        )
+    private = _private_socket_path(environ)
+    if _socket_answers(str(private)):
+        return f"unix://{private}"
+    if shutil.which("podman") is None:
+        raise PodmanError("podman is not installed", hint=INSTALL_HINT)
+    _start_transient_service(private)
+    note(
+        f"started a transient Podman API service on {private} "
+        "(enable the podman.socket unit to skip this: systemctl --user enable --now podman.socket)"
+    )
+    return f"unix://{private}"
+
+
+def _podman_errors() -> tuple[type[Exception], ...]:
+    from podman.errors import APIError
+    from podman.errors import PodmanError as PyPodmanError
+
+    return (APIError, PyPodmanError)
+
+
+class Podman:
+    """Podman operations in airpods' terms. Only airpods-labelled objects are changed."""
+
+    def __init__(self, client: PodmanClient, url: str) -> None:
+        self.client = client
+        self.url = url
+
+    @classmethod
+    def connect(
+        cls, environ: Mapping[str, str] | None = None, note: Callable[[str], None] = lambda s: None
+    ) -> Podman:
+        url = find_socket(environ, note)
+        from podman import PodmanClient
+
+        return cls(PodmanClient(base_url=url, timeout=600), url)
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def image_exists(self, ref: str) -> bool:
+        return bool(self.client.images.exists(ref))
+
+    def pull(self, ref: str, progress: Callable[[str], None] = lambda s: None) -> None:
+        """Pull `ref`, reporting progress lines; one clear error when it cannot be pulled."""
+        repo, tag = _split_ref(ref)
+        try:
+            for line in self.client.images.pull(repo, tag=tag, stream=True, decode=True):
+                if isinstance(line, dict):
+                    if line.get("error"):
+                        raise PodmanError(
+                            f"cannot pull {ref}: {line['error'].strip()}",
+                            hint="check the name and your network, or build it locally "
+                            "(see containers/ in the airpods repo)",
+                        )
+                    text = line.get("stream") or line.get("status") or ""
+                    if text.strip():
+                        progress(text.strip())
+        except _podman_errors() as exc:
+            raise PodmanError(
+                f"cannot pull {ref}: {_short(exc)}",
+                hint="check the name and your network, or build it locally "
+                "(see containers/ in the airpods repo)",
+            ) from None
+        if not self.image_exists(ref):
+            raise PodmanError(f"cannot pull {ref}: the image is still missing after the pull")
+
+    # -- volumes and network ---------------------------------------------------------------------
+
+    def volume_exists(self, name: str) -> bool:
+        return bool(self.client.volumes.exists(name))
+
+    def ensure_volume(self, name: str) -> bool:
+        """Create the named volume if missing. Returns True when it was created."""
+        if self.volume_exists(name):
+            return False
+        self.client.volumes.create(name, labels={LABEL_MANAGED: "true"})
+        return True
+
+    def volume_path(self, name: str) -> Path:
+        """The volume's directory on this host (local driver)."""
+        return Path(self.client.volumes.get(name).attrs["Mountpoint"])
+
+    def remove_volume(self, name: str) -> None:
+        self.client.volumes.get(name).remove(force=False)
+
+    def network_exists(self, name: str) -> bool:
+        return bool(self.client.networks.exists(name))
+
+    def ensure_network(self, name: str) -> bool:
+        if self.network_exists(name):
+            return False
+        # DNS must be on so services reach each other by alias (off by default in the API).
+        self.client.networks.create(name, dns_enabled=True, labels={LABEL_MANAGED: "true"})
+        return True
+
+    # -- what runs -------------------------------------------------------------------------------
+
+    def managed(self) -> dict[str, Actual]:
+        """airpods' containers by service name (one per service)."""
+        found: dict[str, Actual] = {}
+        for ctr in self.client.containers.list(all=True, filters={"label": [LABEL_MANAGED]}):
+            actual = _actual_from(ctr.attrs)
+            if actual is not None:
+                found[actual.service] = actual
+        return found
+
+    def container_state(self, name: str) -> tuple[bool, int | None, str]:
+        """(running, exit code, status) of a container; a missing one counts as exited."""
+        from podman.errors import NotFound
+
+        try:
+            ctr = self.client.containers.get(name)
+        except NotFound:
+            return False, None, "removed"
+        state = ctr.attrs.get("State", {})
+        return bool(state.get("Running")), state.get("ExitCode"), state.get("Status", "")
+
+    def name_owner(self, name: str) -> str | None:
+        """The airpods service owning container `name`, "" if foreign, None if there is none."""
+        from podman.errors import NotFound
+
+        try:
+            ctr = self.client.containers.get(name)
+        except NotFound:
+            return None
+        return (ctr.attrs.get("Config", {}).get("Labels") or {}).get(LABEL_SERVICE, "")
+
+    def pod_owner(self, name: str) -> str | None:
+        from podman.errors import NotFound
+
+        try:
+            pod = self.client.pods.get(name)
+        except NotFound:
+            return None
+        return (pod.attrs.get("Labels") or {}).get(LABEL_SERVICE, "")
+
+    # -- create / start / stop -------------------------------------------------------------------
+
+    def create_service(self, spec: ContainerSpec) -> None:
+        """Create the service's pod (network, published ports) and its container (not started)."""
+        self.client.pods.create(
+            spec.pod,
+            labels=spec.labels,
+            networks={spec.network: {"aliases": list(spec.network_aliases)}},
+            portmappings=[
+                {
+                    "host_ip": p.host_ip,
+                    "host_port": p.host_port,
+                    "container_port": p.container_port,
+                    "protocol": p.protocol,
+                }
+                for p in spec.ports
+            ],
+        )
+        self.client.containers.create(**container_kwargs(spec))
+
+    def start(self, name: str) -> None:
+        self.client.containers.get(name).start()
+
+    def remove_service(self, pod: str | None, container: str, timeout: float) -> None:
+        """Stop gracefully, then remove the container and its pod. Volumes are never touched."""
+        from podman.errors import NotFound
+
+        try:
+            ctr = self.client.containers.get(container)
+            if ctr.attrs.get("State", {}).get("Running"):
+                ctr.stop(timeout=int(timeout))
+            ctr.remove(force=True, v=False)
+        except NotFound:
+            pass
+        if pod:
+            with contextlib.suppress(NotFound):
+                self.client.pods.get(pod).remove(force=True)
+
+    def logs(
+        self, name: str, *, tail: int | None = None, follow: bool = False, since: str | None = None
+    ) -> Iterator[str]:
+        """The container's log lines (stdout and stderr interleaved)."""
+        ctr = self.client.containers.get(name)
+        kwargs: dict[str, Any] = {"stream": True, "follow": follow, "stdout": True, "stderr": True}
+        if tail is not None:
+            kwargs["tail"] = tail
+        if since:
+            kwargs["since"] = since
+        pending = b""
+        for chunk in ctr.logs(**kwargs):
+            pending += chunk if isinstance(chunk, bytes) else str(chunk).encode()
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode(errors="replace")
+        if pending:
+            yield pending.decode(errors="replace")
+
+    def log_tail(self, name: str, lines: int) -> str:
+        try:
+            return "\n".join(self.logs(name, tail=lines))
+        except Exception:  # the log is a courtesy on an error path: never mask the real error
+            return ""
+
+
+def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+    """podman-py `containers.create` arguments for a spec."""
+    kwargs: dict[str, Any] = {
+        "image": spec.image,
+        "name": spec.container,
+        "pod": spec.pod,
+        "command": list(spec.command),
+        "environment": dict(spec.env),
+        "labels": dict(spec.labels),
+        # Podman 4.3 sends mounts=[{"type": "volume"}] as a bind mount: use `volumes=` instead.
+        "volumes": {
+            m.source: {"bind": m.target, "mode": m.mode + (",Z" if m.relabel else "")}
+            for m in spec.mounts
+        },
+        "cap_drop": list(spec.cap_drop),
+        "cap_add": list(spec.cap_add),
+        "security_opt": list(spec.security_opt),
+        "devices": list(spec.devices),
+        "group_add": list(spec.group_add),
+    }
+    if spec.entrypoint:
+        kwargs["entrypoint"] = list(spec.entrypoint)
+    if spec.memory:
+        kwargs["mem_limit"] = spec.memory
+    if spec.cpus:
+        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+    return {k: v for k, v in kwargs.items() if v not in ([], {}, None) or k == "command"}
+
+
+def _actual_from(attrs: Mapping[str, Any]) -> Actual | None:
+    labels = attrs.get("Labels") or {}
+    service = labels.get(LABEL_SERVICE)
+    if not service:
+        return None
+    names = attrs.get("Names") or [""]
+    ports = tuple(
+        (p.get("host_ip") or "0.0.0.0", int(p["host_port"]), int(p["container_port"]))
+        for p in (attrs.get("Ports") or [])
+        if p.get("host_port")
+    )
+    return Actual(
+        service=service,
+        container=names[0],
+        pod=attrs.get("PodName") or None,
+        state=attrs.get("State", ""),
+        config_hash=labels.get(LABEL_HASH, ""),
+        image=attrs.get("Image", ""),
+        started_at=str(attrs.get("StartedAt", "")),
+        exit_code=attrs.get("ExitCode"),
+        ports=ports,
+    )
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    if "@" in ref:
+        return ref, None
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1 :]
+    return ref, "latest"
+
+
+def _short(exc: Exception) -> str:
+    text = str(getattr(exc, "explanation", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

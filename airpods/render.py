@@ -1,0 +1,206 @@
+"""Resolved service config → ContainerSpec. Pure: no Podman, no files, no service names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from airpods.config.schema import AirpodsConfig, ServiceConfig
+from airpods.host import HostFacts
+from airpods.spec import (
+    LABEL_HASH,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_SERVICE,
+    ContainerSpec,
+    Health,
+    Mount,
+    PortMapping,
+)
+
+# Env keys whose values are never shown (dry-run, status, config show).
+SECRET_KEY_RE = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD)", re.IGNORECASE)
+MASK = "****"
+
+
+def flag_name(key: str) -> str:
+    """`ctx_size` → `--ctx-size`; a one-letter key gets a single dash (`c` → `-c`)."""
+    if len(key) == 1:
+        return f"-{key}"
+    return "--" + key.replace("_", "-")
+
+
+def render_args(command_args: Mapping[str, Any]) -> list[str]:
+    """Render `command_args` into argv items, in order. Values stay separate items: no shell."""
+    argv: list[str] = []
+    for key, value in command_args.items():
+        flag = flag_name(key)
+        items: Sequence[Any] = value if isinstance(value, list) else [value]
+        for item in items:
+            if item is True:
+                argv.append(flag)
+            elif item is False or item is None:
+                continue
+            else:
+                argv.extend((flag, str(item)))
+    return argv
+
+
+def mask_env(env: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> dict[str, str]:
+    return {
+        k: (MASK if (k in secret_keys or SECRET_KEY_RE.search(k)) and v else v)
+        for k, v in env.items()
+    }
+
+
+def _env(svc: ServiceConfig) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in svc.env.items():
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _mounts(svc: ServiceConfig, host: HostFacts) -> tuple[Mount, ...]:
+    return tuple(
+        Mount(
+            source=vol.source,
+            target=vol.target,
+            mode=vol.mode,
+            is_bind=vol.is_bind,
+            relabel=host.selinux_enforcing,
+        )
+        for vol in svc.volumes.values()
+    )
+
+
+def _health(svc: ServiceConfig) -> Health | None:
+    if svc.health is None:
+        return None
+    port = svc.ports[0] if svc.ports else None
+    return Health(
+        path=svc.health.path,
+        expected_status=svc.health.expected_status,
+        timeout_s=svc.health.timeout_s,
+        interval_s=svc.health.interval_s,
+        host_port=port.host if port else None,
+        host_ip=port.host_ip if port else "127.0.0.1",
+    )
+
+
+def config_hash(spec: ContainerSpec) -> str:
+    """Hash of everything that shapes the container; a change means it must be recreated."""
+    data = asdict(spec)
+    for key in ("labels", "config_hash", "notes", "image_reason", "health", "depends_on"):
+        data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=sorted)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def render_service(
+    name: str, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts
+) -> ContainerSpec:
+    from airpods import gpu
+
+    accelerator, accel_reason = gpu.service_accelerator(
+        host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu, cli_force_cpu=False
+    )
+    image, image_why = gpu.pick_image(svc.image, dict(svc.images), accelerator)
+    devices, group_add = gpu.devices_for(host, accelerator)
+    notes = list(host.notes) if svc.gpu.enabled and not svc.gpu.force_cpu else []
+    notes.extend(
+        f"{name}: port {p.host} is published on {p.host_ip}: reachable from other machines"
+        for p in svc.ports
+        if p.host_ip in ("0.0.0.0", "::")
+    )
+    env = _env(svc)
+    spec = ContainerSpec(
+        service=name,
+        kind=svc.kind,
+        image=image,
+        image_reason=f"{accelerator}: {accel_reason}; {image_why}",
+        accelerator=accelerator,
+        pod=svc.pod,
+        container=svc.container,
+        network=config.runtime.network,
+        network_aliases=tuple(svc.network_aliases),
+        ports=tuple(
+            PortMapping(p.host_ip, p.host, p.container, p.protocol) for p in svc.ports
+        ),
+        mounts=_mounts(svc, host),
+        env=env,
+        command=tuple(render_args(svc.command_args)),
+        entrypoint=tuple(svc.entrypoint_override) if svc.entrypoint_override else None,
+        secret_env=frozenset(k for k in env if SECRET_KEY_RE.search(k)),
+        devices=devices,
+        group_add=group_add,
+        cap_drop=("ALL",),
+        security_opt=("no-new-privileges",),
+        memory=svc.resources.memory,
+        cpus=svc.resources.cpus,
+        health=_health(svc),
+        depends_on=tuple(svc.depends_on),
+        notes=tuple(notes),
+    )
+    digest = config_hash(spec)
+    labels = {
+        LABEL_MANAGED: "true",
+        LABEL_SERVICE: name,
+        LABEL_KIND: svc.kind,
+        LABEL_HASH: digest,
+    }
+    return _replace(spec, labels=labels, config_hash=digest)
+
+
+def _replace(spec: ContainerSpec, **changes: Any) -> ContainerSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+def select_services(config: AirpodsConfig, names: Sequence[str]) -> list[str]:
+    """The services to act on, in dependency order: the named ones, or all enabled ones."""
+    from airpods.errors import UsageError
+
+    unknown = [n for n in names if n not in config.services]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(config.services), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "see `airpods config show`"
+        raise UsageError(f"unknown service {unknown[0]!r}", hint=hint)
+    chosen = list(names) if names else config.enabled_services()
+    return order_by_dependencies(config, chosen)
+
+
+def order_by_dependencies(config: AirpodsConfig, chosen: Sequence[str]) -> list[str]:
+    """Topological order of `chosen`; dependencies outside `chosen` only order, never add."""
+    picked = set(chosen)
+    ordered: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in config.services[name].depends_on:
+            if dep in config.services:
+                visit(dep)
+        if name in picked:
+            ordered.append(name)
+
+    for name in chosen:
+        visit(name)
+    return ordered
+
+
+def render_all(
+    config: AirpodsConfig, host: HostFacts, names: Sequence[str]
+) -> list[ContainerSpec]:
+    return [render_service(n, config.services[n], config, host) for n in names]
