@@ -15,7 +15,10 @@ from airpods.spec import ContainerSpec
 def make_console(stderr: bool = True) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is read by people and scripts alike: never truncate it to 80 columns.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def podman_cli_lines(spec: ContainerSpec) -> list[str]:

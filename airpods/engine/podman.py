@@ -209,7 +209,11 @@ class Podman:
     def managed(self) -> dict[str, Actual]:
         """airpods' containers by service name (one per service)."""
         found: dict[str, Actual] = {}
-        for ctr in self.client.containers.list(all=True, filters={"label": [LABEL_MANAGED]}):
+        # Podman 4.3 ignores a bare-key label filter: match key=value.
+        listed = self.client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
+        for ctr in listed:
+            if ctr.attrs.get("IsInfra"):  # a pod's infra container carries the pod's labels
+                continue
             actual = _actual_from(ctr.attrs)
             if actual is not None:
                 found[actual.service] = actual

@@ -1,0 +1,282 @@
+"""The product's core path on real Podman with a real llama-server and a real (tiny) GGUF model.
+
+Every test drives the real `airpods` CLI in a subprocess against an isolated Podman storage root
+and API socket (see conftest.py), exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    config: Path
+    env: dict[str, str]
+    port: int
+    emb_port: int
+    podman: Callable[..., subprocess.CompletedProcess]
+
+    def airpods(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "airpods", "--config", str(self.config), *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "airpods", "--config", str(self.config), *args],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def container_id(self, name: str) -> str:
+        out = self.podman("ps", "-a", "--filter", f"name=^{name}$", "--format", "{{.ID}}")
+        return out.stdout.strip()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+USER_CONFIG = """\
+# integration test config: only what differs from the built-in defaults
+[runtime]
+network = "airpods-it"
+
+[services.llamacpp]
+image = "{image}"
+images = {{ cpu = "{image}" }}
+default_model = "tiny.gguf"
+ports = [{{ host = {port}, container = 8080 }}]
+
+[services.llamacpp.volumes.models]
+source = "{volume}"
+target = "/models"
+mode = "ro"
+
+[services.llamacpp.command_args]
+threads = 1
+ctx_size = 256
+
+# A second llama.cpp instance, added in TOML only, serving embeddings.
+[services.llamacpp-emb]
+kind = "llama-server"
+image = "{image}"
+default_model = "tiny.gguf"
+pod = "airpods-llamacpp-emb"
+container = "airpods-llamacpp-emb-server"
+network_aliases = ["llamacpp-emb"]
+ports = [{{ host = {emb_port}, container = 8080 }}]
+volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
+health = {{ path = "/health", expected_status = 200, timeout_s = 120, interval_s = 1.0 }}
+
+[services.llamacpp-emb.command_args]
+model = "/models/{{{{ default_model }}}}"
+alias = "tiny-emb"
+host = "0.0.0.0"
+port = 8080
+threads = 1
+embeddings = true
+pooling = "mean"
+
+[services.open-webui]
+enabled = false
+"""
+
+
+@pytest.fixture
+def stack(podman_env, llama_image, tiny_model, tmp_path) -> Stack:
+    volume = f"airpods_it_models_{tmp_path.name[-8:].replace('-', '_')}"
+    config = tmp_path / "config.toml"
+    port, emb_port = free_port(), free_port()
+    config.write_text(USER_CONFIG.format(image=llama_image, port=port, emb_port=emb_port,
+                                         volume=volume))
+    env = dict(podman_env.env)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    s = Stack(config, env, port, emb_port, podman_env.podman)
+    added = s.airpods("models", "add", str(tiny_model))
+    assert added.returncode == 0, added.stderr
+    yield s
+    s.airpods("stop", "--timeout", "1")
+
+
+def test_start_serves_openai_api_then_is_idempotent(stack: Stack) -> None:
+    from openai import OpenAI
+
+    started = stack.airpods("start", "llamacpp")
+    assert started.returncode == 0, started.stderr
+    assert "ready" in started.stderr + started.stdout
+    assert httpx.get(f"{stack.base}/health").status_code == 200
+
+    client = OpenAI(base_url=f"{stack.base}/v1", api_key="unused")
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=8
+    )
+    assert chat.choices[0].finish_reason in ("length", "stop")
+    assert chat.usage.completion_tokens > 0
+    completion = client.completions.create(model="tiny", prompt="hello", max_tokens=4)
+    assert completion.usage.prompt_tokens > 0
+
+    # The port is published on 127.0.0.1 only.
+    ports = stack.podman("port", "airpods-llamacpp-server").stdout
+    assert f"127.0.0.1:{stack.port}" in ports and "0.0.0.0" not in ports
+
+    first = stack.container_id("airpods-llamacpp-server")
+    again = stack.airpods("start", "llamacpp")
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stderr
+    assert stack.container_id("airpods-llamacpp-server") == first
+
+
+def test_second_instance_serves_embeddings(stack: Stack) -> None:
+    from openai import OpenAI
+
+    started = stack.airpods("start", "llamacpp-emb")
+    assert started.returncode == 0, started.stderr
+    client = OpenAI(base_url=f"http://127.0.0.1:{stack.emb_port}/v1", api_key="unused")
+    emb = client.embeddings.create(model="tiny-emb", input=["hello world", "bye"])
+    assert len(emb.data) == 2
+    assert len(emb.data[0].embedding) == 64  # the tiny model's hidden size
+
+
+def test_config_edit_recreates_only_the_changed_service(stack: Stack) -> None:
+    assert stack.airpods("start", "llamacpp", "llamacpp-emb").returncode == 0
+    main_id = stack.container_id("airpods-llamacpp-server")
+    emb_id = stack.container_id("airpods-llamacpp-emb-server")
+
+    edited = stack.airpods("config", "set", "services.llamacpp.command_args.ctx_size", "512")
+    assert edited.returncode == 0, edited.stderr
+    assert "# integration test config" in stack.config.read_text()  # comments survive
+    restarted = stack.airpods("start", "llamacpp", "llamacpp-emb")
+    assert restarted.returncode == 0, restarted.stderr
+
+    assert stack.container_id("airpods-llamacpp-server") != main_id
+    assert stack.container_id("airpods-llamacpp-emb-server") == emb_id
+    props = httpx.get(f"{stack.base}/props").json()
+    n_ctx = props.get("default_generation_settings", {}).get("n_ctx") or props.get("n_ctx")
+    assert n_ctx == 512
+
+
+def test_status_json_and_logs(stack: Stack) -> None:
+    assert stack.airpods("start", "llamacpp").returncode == 0
+    status = stack.airpods("status", "llamacpp", "--json")
+    assert status.returncode == 0, status.stderr
+    rows = json.loads(status.stdout)["services"]
+    assert [r["name"] for r in rows] == ["llamacpp"]
+    row = rows[0]
+    assert row["state"] == "running" and row["health"] == "ready" and row["healthy"] is True
+    assert row["url"] == f"http://127.0.0.1:{stack.port}"
+    assert row["model"] == "tiny" and row["config_current"] is True
+    assert row["uptime_s"] is not None and row["uptime_s"] >= 0
+    assert set(row) == {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
+                        "accelerator", "uptime_s", "model", "config_current", "detail"}
+
+    not_running = stack.airpods("status", "llamacpp-emb", "--json")
+    assert not_running.returncode == 1
+    assert json.loads(not_running.stdout)["services"][0]["state"] == "absent"
+
+    logs = stack.airpods("logs", "llamacpp", "-n", "50")
+    assert logs.returncode == 0
+    assert "server is listening" in logs.stdout or "HTTP server" in logs.stdout
+
+
+def test_missing_model_fails_fast_with_log(stack: Stack) -> None:
+    stack.airpods("config", "set", "services.llamacpp.default_model", "does-not-exist.gguf")
+    t0 = time.monotonic()
+    failed = stack.airpods("start", "llamacpp")
+    elapsed = time.monotonic() - t0
+    assert failed.returncode == 1
+    assert "did not become ready" in failed.stderr and "exited with code" in failed.stderr
+    assert "does-not-exist.gguf" in failed.stderr  # the log excerpt names the model
+    assert "Traceback" not in failed.stderr
+    assert elapsed < 60, elapsed  # far below the 900 s health timeout
+
+
+def test_crash_while_waiting_is_noticed_within_two_seconds(stack: Stack) -> None:
+    # The container runs 3 s and dies: airpods must notice at once, not wait out the timeout.
+    stack.airpods("config", "set", "services.llamacpp.entrypoint_override",
+                  '["/bin/sh", "-c", "sleep 3; echo dying; exit 3"]')
+    proc = stack.popen("start", "llamacpp")
+    died_at: list[float] = []
+
+    def watch() -> None:
+        while proc.poll() is None:
+            state = stack.podman("inspect", "--format", "{{.State.Status}}",
+                                 "airpods-llamacpp-server").stdout.strip()
+            if state == "exited" and not died_at:
+                died_at.append(time.monotonic())
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    _, stderr = proc.communicate(timeout=120)
+    done = time.monotonic()
+    watcher.join()
+    assert proc.returncode == 1
+    assert "exited with code 3" in stderr and "dying" in stderr
+    assert died_at, "the container never showed as exited"
+    assert done - died_at[0] < 2.0, done - died_at[0]
+
+
+def test_stop_keeps_volume_and_model_then_starts_again(stack: Stack) -> None:
+    assert stack.airpods("start", "llamacpp").returncode == 0
+    stopped = stack.airpods("stop", "llamacpp")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stack.container_id("airpods-llamacpp-server") == ""
+    listed = stack.airpods("models", "list", "--json")
+    assert [m["name"] for m in json.loads(listed.stdout)["models"]] == ["tiny.gguf"]
+    again = stack.airpods("start", "llamacpp")
+    assert again.returncode == 0, again.stderr
+    assert httpx.get(f"{stack.base}/health").status_code == 200
+
+
+def test_concurrent_starts_both_succeed_with_one_container(stack: Stack) -> None:
+    first, second = stack.popen("start", "llamacpp"), stack.popen("start", "llamacpp")
+    out1, out2 = first.communicate(timeout=180), second.communicate(timeout=180)
+    assert first.returncode == 0, out1[1]
+    assert second.returncode == 0, out2[1]
+    ids = stack.podman("ps", "-a", "--filter", "label=io.airpods.service=llamacpp",
+                       "--format", "{{.ID}}").stdout.split()
+    assert len(ids) == 1
+
+
+def test_pre_fetch_present_image_and_unpullable_image(stack: Stack) -> None:
+    present = stack.airpods("start", "--pre-fetch", "llamacpp")
+    assert present.returncode == 0, present.stderr
+    assert stack.container_id("airpods-llamacpp-server") == ""  # started nothing
+
+    stack.airpods("config", "set", "services.llamacpp.images.cpu", "localhost/airpods/nope:1")
+    missing = stack.airpods("start", "--pre-fetch", "llamacpp", timeout=120)
+    assert missing.returncode == 1
+    lines = [ln for ln in missing.stderr.splitlines() if ln.startswith("airpods:")]
+    assert len(lines) == 1 and "cannot pull localhost/airpods/nope:1" in lines[0]
+    assert "Traceback" not in missing.stderr
+
+
+def test_port_taken_by_another_program_changes_nothing(stack: Stack) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", stack.port))
+        holder.listen()
+        refused = stack.airpods("start", "llamacpp")
+    assert refused.returncode == 1
+    assert f"port {stack.port} on 127.0.0.1 is already in use" in refused.stderr
+    assert "services.llamacpp.ports[0].host" in refused.stderr
+    assert stack.podman("pod", "exists", "airpods-llamacpp").returncode != 0
