@@ -1,0 +1,402 @@
+"""Wait until a service really answers: poll its health URL, watch its container, report progress.
+
+Plain data and callbacks only: no printing and no Podman here. The engine passes
+`container_state` (a cheap "is it still running, and with which exit code?" query) and
+`on_event` (progress display); this module decides the state and when to give up.
+
+States while waiting:
+
+- ``starting``: nothing listens yet (connection refused/reset, no answer) or an unexpected status.
+- ``loading model``: HTTP 503 from a model server (llama-server says "Loading model"), or, for
+  llama-server, /health is fine but the model is not listed in ``/v1/models`` yet.
+- ``ready``: the health path answered ``expected_status`` and the kind's extra check passed.
+- ``failed``: the container stopped while we waited (noticed within ``WATCH_EVERY_S``).
+- ``timeout``: ``health.timeout_s`` (or the ``timeout_s`` override) ran out.
+
+Polling is adaptive: polls start ~20 ms apart (measured start to start) and the gap grows by
+x1.5 per poll, but stays at most 80 ms during the first 2 s and at most 4 % of the time waited so
+far after that, up to the service's ``health.interval_s`` (1 s by default). So a fast load is
+noticed within ~100 ms (gap + one request), a 10-minute load costs about one request a second,
+and being late never exceeds ~4 % of the wait.
+
+The retry loop is written out rather than built on tenacity: it has to check the container between
+polls on its own cadence, clamp every sleep and request timeout to the deadline, and run on an
+injectable clock for tests, none of which tenacity's stop/wait strategies do cleanly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+
+from airpods.spec import ContainerSpec
+
+STARTING = "starting"
+LOADING = "loading model"
+READY = "ready"
+FAILED = "failed"
+TIMEOUT = "timeout"
+UNHEALTHY = "unhealthy"  # probe_once/probe_many only: it answers, but not with expected_status
+UNKNOWN = "unknown"  # probe_once/probe_many only: the service has no probe-able health check
+
+FIRST_INTERVAL_S = 0.02  # first gap between polls
+GROWTH = 1.5  # each gap is at most this much longer than the previous one
+FAST_INTERVAL_S = 0.08  # gap ceiling during the first FAST_INTERVAL_S / LATENESS seconds (2 s)
+LATENESS = 0.04  # afterwards the gap is at most this fraction of the time waited so far
+DEFAULT_CAP_S = 1.0  # gap ceiling when the spec gives no usable health.interval_s
+WATCH_EVERY_S = 0.4  # container_state() is asked about this often while waiting (after each answer)
+MAX_REQUEST_TIMEOUT_S = 2.0  # one health request never blocks longer than this
+MIN_REQUEST_TIMEOUT_S = 0.05
+
+# Kinds whose HTTP 503 means "busy loading a model" rather than "something is wrong".
+_MODEL_SERVER_KINDS = frozenset({"llama-server", "ollama"})
+
+
+@dataclass(frozen=True)
+class ReadinessEvent:
+    service: str
+    state: str  # "starting" | "loading model" | "ready" | "failed" | "timeout"
+    elapsed_s: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    running: bool
+    exit_code: int | None = None
+    status: str = ""  # podman's status string, e.g. "exited"
+
+
+@dataclass(frozen=True)
+class ReadinessResult:
+    ready: bool
+    state: str  # "ready" | "failed" | "timeout"
+    elapsed_s: float
+    detail: str
+    exit_code: int | None = None  # set when state == "failed" and podman reported one
+
+
+# --------------------------------------------------------------------------------------------
+# Kind-specific readiness checks, run after the health path answered expected_status.
+# --------------------------------------------------------------------------------------------
+
+ReadyCheck = Callable[[httpx.Client, str, ContainerSpec, float | None], tuple[bool, str]]
+
+
+def _option_value(argv: tuple[str, ...], names: tuple[str, ...]) -> str | None:
+    """The value of the last occurrence of any of `names` (`--opt VALUE` or `--opt=VALUE`)."""
+    value = None
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif name.startswith("--") and arg.startswith(name + "="):
+                value = arg[len(name) + 1 :]
+    return value
+
+
+def expected_model_ids(spec: ContainerSpec) -> tuple[str, ...]:
+    """Model ids llama-server will list in /v1/models for this spec; () = any model will do.
+
+    llama-server names its model after `--alias`/`-a` (comma-separated aliases allowed), else
+    after the `--model`/`-m` path; the LLAMA_ARG_ALIAS / LLAMA_ARG_MODEL env vars are the
+    fallbacks (a flag wins over its env var). The model path's basename is accepted as well.
+    """
+    alias = _option_value(spec.command, ("--alias", "-a")) or spec.env.get("LLAMA_ARG_ALIAS")
+    if alias:
+        return tuple(a.strip() for a in alias.split(",") if a.strip())
+    model = _option_value(spec.command, ("--model", "-m")) or spec.env.get("LLAMA_ARG_MODEL")
+    if model:
+        base = model.rstrip("/").rsplit("/", 1)[-1]
+        return (model,) if base == model else (model, base)
+    return ()
+
+
+def _llama_api_key(spec: ContainerSpec) -> str | None:
+    key = spec.env.get("LLAMA_API_KEY") or _option_value(spec.command, ("--api-key",))
+    if not key:
+        return None
+    return key.split(",")[0].strip() or None  # llama-server accepts a comma-separated list
+
+
+def _listed_ids(payload: object) -> list[str]:
+    ids: list[str] = []
+    if not isinstance(payload, dict):
+        return ids
+    for entry in payload.get("data") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            ids.append(entry["id"])
+    for entry in payload.get("models") or []:  # llama-server's Ollama-style listing
+        if isinstance(entry, dict):
+            ids.extend(v for k in ("name", "model") if isinstance(v := entry.get(k), str))
+    return ids
+
+
+def _llama_model_listed(
+    client: httpx.Client, health_url: str, spec: ContainerSpec, timeout: float | None
+) -> tuple[bool, str]:
+    """llama-server is ready once /v1/models lists the configured model."""
+    url = str(httpx.URL(health_url).join("/v1/models"))
+    key = _llama_api_key(spec)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    wanted = expected_model_ids(spec)
+    want_text = " or ".join(repr(w) for w in wanted) or "a model"
+    try:
+        resp = client.get(url, headers=headers, timeout=_timeout_arg(timeout))
+    except httpx.TransportError as exc:
+        return False, f"/v1/models: {_transport_detail(exc, timeout)}"
+    if resp.status_code == 503:
+        return False, _error_message(resp)
+    if resp.status_code in (401, 403):
+        hint = "API key rejected" if key else "API key required but none configured"
+        return False, f"/v1/models: HTTP {resp.status_code} ({hint})"
+    if resp.status_code != 200:
+        return False, f"/v1/models: HTTP {resp.status_code}"
+    try:
+        ids = _listed_ids(resp.json())
+    except ValueError:
+        return False, "/v1/models: response is not JSON"
+    if not wanted and ids:
+        return True, f"model {ids[0]!r} loaded"
+    for model_id in ids:
+        if model_id in wanted:
+            return True, f"model {model_id!r} loaded"
+    listed = ", ".join(repr(i) for i in ids) or "none"
+    return False, f"waiting for {want_text} in /v1/models (listed: {listed})"
+
+
+_READY_CHECKS: dict[str, ReadyCheck] = {
+    "llama-server": _llama_model_listed,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# One probe
+# --------------------------------------------------------------------------------------------
+
+
+def _timeout_arg(timeout: float | None) -> object:
+    return httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+
+
+def _transport_detail(exc: httpx.TransportError, timeout: float | None) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {timeout:.1f}s" if timeout is not None else "no answer"
+    if "refused" in text:
+        return "connection refused"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)) or "reset" in text:
+        return "connection closed"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _error_message(resp: httpx.Response) -> str:
+    """The server's own message from an error response, e.g. llama-server's "Loading model"."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"]
+        if isinstance(err, str) and err:
+            return err
+        if isinstance(body.get("message"), str) and body["message"]:
+            return body["message"]
+    text = resp.text.strip().splitlines()[0][:200] if resp.text.strip() else ""
+    return text or resp.reason_phrase or f"HTTP {resp.status_code}"
+
+
+def _probe(spec: ContainerSpec, client: httpx.Client, timeout: float | None) -> tuple[str, str]:
+    """(state, detail) with state in ready / loading model / starting / unhealthy / unknown."""
+    health = spec.health
+    url = health.url if health is not None else None
+    if health is None or url is None:
+        return UNKNOWN, "no health check" if health is None else "no published port to probe"
+    try:
+        resp = client.get(url, timeout=_timeout_arg(timeout))
+    except httpx.TransportError as exc:
+        return STARTING, _transport_detail(exc, timeout)
+    if resp.status_code == health.expected_status:
+        check = _READY_CHECKS.get(spec.kind)
+        if check is None:
+            return READY, f"HTTP {resp.status_code}"
+        ok, detail = check(client, url, spec, timeout)
+        return (READY if ok else LOADING), detail
+    if resp.status_code == 503:
+        message = _error_message(resp)
+        if spec.kind in _MODEL_SERVER_KINDS or "loading" in message.lower():
+            return LOADING, message
+        return STARTING, f"HTTP 503: {message}"
+    return UNHEALTHY, f"HTTP {resp.status_code}"
+
+
+def _new_client(timeout: float | None = None) -> httpx.Client:
+    # trust_env=False: an HTTP(S)_PROXY in the user's environment must not capture 127.0.0.1.
+    # verify=False: health URLs are always plain http:// (Health.url builds them), so no TLS is
+    # ever negotiated; loading the CA bundle would only delay the first poll by ~80 ms.
+    return httpx.Client(trust_env=False, verify=False, follow_redirects=False, timeout=timeout)
+
+
+def probe_once(
+    spec: ContainerSpec, client: httpx.Client, *, timeout_s: float | None = None
+) -> tuple[str, str]:
+    """One health probe, for `airpods status`: (state, detail).
+
+    state is "ready" | "loading model" | "starting" (nothing answers yet) | "unhealthy" (answers
+    with an unexpected status) | "unknown" (no health check or no published port).
+    `timeout_s` is per request (None = the client's default).
+    """
+    return _probe(spec, client, timeout_s)
+
+
+def probe_many(
+    specs: Iterable[ContainerSpec], *, timeout_s: float = 1.0
+) -> dict[str, tuple[str, str]]:
+    """probe_once for every spec in parallel threads: {service: (state, detail)}.
+
+    Takes about as long as the slowest service (each request is bounded by `timeout_s`; a
+    llama-server probe makes two requests).
+    """
+    specs = list(specs)
+    if not specs:
+        return {}
+    with (
+        _new_client(timeout_s) as client,
+        ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="probe") as pool,
+    ):
+        futures = {s.service: pool.submit(_probe, s, client, timeout_s) for s in specs}
+        return {service: fut.result() for service, fut in futures.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Waiting
+# --------------------------------------------------------------------------------------------
+
+
+def next_poll_interval(previous_s: float, elapsed_s: float, cap_s: float) -> float:
+    """The gap before the next poll: x GROWTH per poll, at most max(80 ms, 4 % of elapsed), cap."""
+    return min(cap_s, previous_s * GROWTH, max(FAST_INTERVAL_S, LATENESS * elapsed_s))
+
+
+def _ignore(_event: ReadinessEvent) -> None:
+    return None
+
+
+class _Progress:
+    """Emits an event whenever the state changes (and every `heartbeat_s`, when given)."""
+
+    def __init__(self, service, on_event, clock, start, heartbeat_s):
+        self.service = service
+        self.on_event = on_event
+        self.clock = clock
+        self.start = start
+        self.heartbeat_s = heartbeat_s
+        self.state: str | None = None
+        self.detail = ""
+        self.last_emit = start
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def update(self, state: str, detail: str) -> None:
+        now = self.clock()
+        due = self.heartbeat_s is not None and now - self.last_emit >= self.heartbeat_s
+        changed = state != self.state
+        self.state, self.detail = state, detail
+        if changed or due:
+            self.last_emit = now
+            self.on_event(ReadinessEvent(self.service, state, now - self.start, detail))
+
+    def finish(self, state: str, detail: str, exit_code: int | None = None) -> ReadinessResult:
+        elapsed = self.elapsed()
+        self.on_event(ReadinessEvent(self.service, state, elapsed, detail))
+        return ReadinessResult(state == READY, state, elapsed, detail, exit_code)
+
+
+def _exited_detail(cs: ContainerState) -> str:
+    if cs.exit_code is not None:
+        return f"container exited with code {cs.exit_code}"
+    return f"container is not running (status: {cs.status or 'unknown'})"
+
+
+def wait_ready(
+    spec: ContainerSpec,
+    *,
+    container_state: Callable[[], ContainerState],
+    on_event: Callable[[ReadinessEvent], None] = _ignore,
+    timeout_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    client: httpx.Client | None = None,
+    heartbeat_s: float | None = None,
+) -> ReadinessResult:
+    """Block until `spec`'s service is ready, its container stops, or the timeout runs out.
+
+    - Polls `spec.health.url` on the adaptive schedule (see the module docstring); for kinds in
+      `_READY_CHECKS` (llama-server) also requires the kind's extra check (model listed).
+    - Calls `container_state()` before the first poll, then WATCH_EVERY_S after each answer
+      (between polls, whatever the poll gap; a blocked health request delays it by at most
+      MAX_REQUEST_TIMEOUT_S); once it reports not running, returns "failed" with the exit code.
+    - `timeout_s` overrides `spec.health.timeout_s`.
+    - `on_event` gets a ReadinessEvent on every state change, on the final state, and every
+      `heartbeat_s` seconds if given (for elapsed-time progress lines).
+    - Never raises for a slow or dead service; KeyboardInterrupt (and exceptions raised by the
+      callbacks) propagate, after closing the HTTP client this call created.
+    """
+    start = clock()
+    progress = _Progress(spec.service, on_event, clock, start, heartbeat_s)
+
+    cs = container_state()
+    if not cs.running:
+        return progress.finish(FAILED, _exited_detail(cs), cs.exit_code)
+    health = spec.health
+    if health is None or health.url is None:
+        why = "no health check" if health is None else "no published port to probe"
+        return progress.finish(READY, f"{why}; container is running")
+
+    limit = health.timeout_s if timeout_s is None else timeout_s
+    deadline = start + max(0.0, limit)
+    cap = health.interval_s if health.interval_s and health.interval_s > 0 else DEFAULT_CAP_S
+    interval = min(FIRST_INTERVAL_S, cap)
+    next_watch = clock() + WATCH_EVERY_S
+    own_client = client is None
+    http = _new_client() if client is None else client
+    try:
+        while True:
+            poll_start = clock()
+            remaining = deadline - poll_start
+            request_timeout = max(MIN_REQUEST_TIMEOUT_S, min(MAX_REQUEST_TIMEOUT_S, remaining))
+            state, detail = _probe(spec, http, request_timeout)
+            if state == READY:
+                return progress.finish(READY, detail)
+            if state in (UNHEALTHY, UNKNOWN):
+                state = STARTING
+            progress.update(state, detail)
+
+            now = clock()
+            if now >= deadline:
+                return progress.finish(
+                    TIMEOUT, f"not ready after {limit:g}s (last state: {state}: {detail})"
+                )
+            wake = min(max(poll_start + interval, now), deadline)
+            while True:  # sleep until `wake`, asking about the container on its own cadence
+                if now >= next_watch:
+                    cs = container_state()
+                    next_watch = clock() + WATCH_EVERY_S
+                    if not cs.running:
+                        return progress.finish(FAILED, _exited_detail(cs), cs.exit_code)
+                    now = clock()
+                if now >= wake:
+                    break
+                sleep(min(wake, next_watch) - now)
+                now = clock()
+            interval = next_poll_interval(interval, wake - start, cap)
+    finally:
+        if own_client:
+            http.close()
