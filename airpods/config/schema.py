@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 Accelerator = Literal["cpu", "cuda", "rocm", "vulkan"]
 ACCELERATORS: tuple[str, ...] = ("cpu", "cuda", "rocm", "vulkan")
@@ -33,6 +42,42 @@ _ARG_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Scalar = str | int | float | bool
+_SCALAR_TYPES = (str, int, float, bool)
+
+
+def _check_env_value(v: Any) -> Any:
+    if not isinstance(v, _SCALAR_TYPES):
+        raise ValueError("must be a string, number or boolean, not a table or list")
+    return v
+
+
+def _check_flag_value(v: Any) -> Any:
+    # Checked before the union so the error names the flag, not each union member that failed.
+    items = v if isinstance(v, list) else [v]
+    if not all(isinstance(item, _SCALAR_TYPES) for item in items):
+        raise ValueError(
+            "must be a string, number, boolean or a list of them (a table is not allowed here)"
+        )
+    return v
+
+
+def _check_name(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(v: str) -> str:
+        if not pattern.match(v):
+            raise ValueError(f"{v!r} is not a valid {what}")
+        return v
+
+    return AfterValidator(check)
+
+
+# Keys checked as keys, so an error's location ends in the offending key (`env.1BAD`).
+ServiceName = Annotated[
+    str, _check_name(_NAME_RE, "service name (lowercase letters, digits, '_.-')")
+]
+EnvKey = Annotated[str, _check_name(_ENV_KEY_RE, "environment variable name")]
+ArgKey = Annotated[str, _check_name(_ARG_KEY_RE, "flag name (letters, digits, '_-')")]
+EnvValue = Annotated[Scalar, BeforeValidator(_check_env_value)]
+ArgValue = Annotated[Scalar | list[Scalar], BeforeValidator(_check_flag_value)]
 
 
 class _Strict(BaseModel):
@@ -145,9 +190,9 @@ class ServiceConfig(_Strict):
     volumes: dict[str, VolumeSpec] = Field(default_factory=dict)
     gpu: GpuSpec = Field(default_factory=GpuSpec)
     health: HealthSpec | None = None
-    env: dict[str, Scalar] = Field(default_factory=dict)
+    env: dict[EnvKey, EnvValue] = Field(default_factory=dict)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    command_args: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    command_args: dict[ArgKey, ArgValue] = Field(default_factory=dict)
     entrypoint_override: list[str] | None = None
     depends_on: list[str] = Field(default_factory=list)
     # Free-form values for templates, e.g. `vars = { quant = "Q4_K_M" }` → `{{ quant }}`.
@@ -189,22 +234,6 @@ class ServiceConfig(_Strict):
                 raise ValueError(f"{alias!r} is not a valid DNS name (lowercase, digits, '-')")
         return v
 
-    @field_validator("env")
-    @classmethod
-    def _env(cls, v: dict[str, Scalar]) -> dict[str, Scalar]:
-        for key in v:
-            if not _ENV_KEY_RE.match(key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
-        return v
-
-    @field_validator("command_args")
-    @classmethod
-    def _args(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if not _ARG_KEY_RE.match(key):
-                raise ValueError(f"{key!r} is not a valid flag name (letters, digits, '_-')")
-        return v
-
     @model_validator(mode="after")
     def _has_image(self) -> ServiceConfig:
         if self.image is None and "cpu" not in self.images:
@@ -226,17 +255,7 @@ class ServiceConfig(_Strict):
 class AirpodsConfig(_Strict):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     cli: CliConfig = Field(default_factory=CliConfig)
-    services: dict[str, ServiceConfig] = Field(default_factory=dict)
-
-    @field_validator("services")
-    @classmethod
-    def _service_names(cls, v: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
-        for name in v:
-            if not _NAME_RE.match(name):
-                raise ValueError(
-                    f"{name!r} is not a valid service name (lowercase letters, digits, '_.-')"
-                )
-        return v
+    services: dict[ServiceName, ServiceConfig] = Field(default_factory=dict)
 
     def enabled_services(self) -> list[str]:
         return [name for name, svc in self.services.items() if svc.enabled]
@@ -248,3 +267,218 @@ def check_image_ref(ref: str) -> None:
         raise ValueError(
             f"{ref!r} is not a valid image reference (example: ghcr.io/ggml-org/llama.cpp:server)"
         )
+
+
+# --- key paths --------------------------------------------------------------------------------
+
+# A location in the config tree: table keys and list indexes, e.g. ("services", "x", "ports", 0).
+KeyPath = tuple[str | int, ...]
+_BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+_INDEX_RE = re.compile(r"\[(\d+)\]")
+
+
+def format_key_path(path: KeyPath) -> str:
+    """TOML style: `services.llamacpp.ports[0].host`; keys that are not bare get quoted."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        if _BARE_KEY_RE.fullmatch(part):
+            seg = part
+        else:
+            seg = '"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        out += f".{seg}" if out else seg
+    return out
+
+
+def split_dotted_key(text: str, *, allow_index: bool = False) -> tuple[KeyPath, str]:
+    """Parse a dotted TOML key at the start of `text`; return it and the unparsed rest.
+
+    Handles bare, "basic" and 'literal' segments (`services."my.svc".env`) and, with
+    `allow_index`, list indexes (`ports[0].host`). Raises ValueError when no key is there.
+    """
+    parts: list[str | int] = []
+    i = 0
+    while True:
+        i = _skip_blanks(text, i)
+        if i < len(text) and text[i] in "\"'":
+            segment, i = _quoted(text, i)
+        else:
+            match = _BARE_KEY_RE.match(text, i)
+            if not match:
+                raise ValueError(f"expected a key at {text[i : i + 10]!r}")
+            segment, i = match.group(), match.end()
+        parts.append(segment)
+        while allow_index and (index := _INDEX_RE.match(text, i)):
+            parts.append(int(index.group(1)))
+            i = index.end()
+        i = _skip_blanks(text, i)
+        if i < len(text) and text[i] == ".":
+            i += 1
+            continue
+        return tuple(parts), text[i:]
+
+
+def parse_key_path(text: str) -> KeyPath:
+    """`services.llamacpp.ports[0].host` -> ("services", "llamacpp", "ports", 0, "host")."""
+    path, rest = split_dotted_key(text, allow_index=True)
+    if rest:
+        raise ValueError(f"unexpected {rest!r} in key path {text!r}")
+    return path
+
+
+def _skip_blanks(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return i
+
+
+def _quoted(text: str, i: int) -> tuple[str, int]:
+    quote, j, buf = text[i], i + 1, []
+    while j < len(text) and text[j] != quote:
+        if quote == '"' and text[j] == "\\" and j + 1 < len(text):
+            j += 1  # simple escapes only (\" and \\): enough for key names
+        buf.append(text[j])
+        j += 1
+    if j >= len(text):
+        raise ValueError(f"unterminated quoted key in {text!r}")
+    return "".join(buf), j + 1
+
+
+# --- checks across services -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A config problem found after validation, located by key path (the loader adds file/line)."""
+
+    path: KeyPath
+    message: str
+    hint: str | None = None
+    # The same problem told from its other end (the other of two clashing ports): the loader
+    # reports whichever end the user's file set, not the end that sits in the defaults.
+    other_end: Problem | None = None
+
+
+def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
+    """What no single service can check alone: clashing ports and names, broken depends_on."""
+    return [*_port_clashes(cfg), *_name_clashes(cfg), *_dependency_problems(cfg)]
+
+
+def _ips_overlap(a: str, b: str) -> bool:
+    # A wildcard address (0.0.0.0 or ::) takes the port on every address of the host.
+    ip_a, ip_b = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    return ip_a == ip_b or ip_a.is_unspecified or ip_b.is_unspecified
+
+
+def _port_clashes(cfg: AirpodsConfig) -> list[Problem]:
+    # Only enabled services publish ports, so a disabled duplicate blocks nothing.
+    seen: list[tuple[KeyPath, PortSpec]] = []
+    problems: list[Problem] = []
+    for name in cfg.enabled_services():
+        for i, port in enumerate(cfg.services[name].ports):
+            path: KeyPath = ("services", name, "ports", i)
+            clash = next((p for p, o in seen if _same_port(o, port)), None)
+            if clash is not None:
+                problems.append(_clash(path, port, clash, _clash(clash, port, path)))
+            seen.append((path, port))
+    return problems
+
+
+def _same_port(a: PortSpec, b: PortSpec) -> bool:
+    return (a.host, a.protocol) == (b.host, b.protocol) and _ips_overlap(a.host_ip, b.host_ip)
+
+
+def _clash(
+    path: KeyPath, port: PortSpec, other: KeyPath, other_end: Problem | None = None
+) -> Problem:
+    return Problem(
+        (*path, "host"),
+        f"host port {port.host}/{port.protocol} is already published by {format_key_path(other)}",
+        "pick another host port, or disable one of the two services",
+        other_end,
+    )
+
+
+def _name_clashes(cfg: AirpodsConfig) -> list[Problem]:
+    # Pod and container names are global in Podman, whether or not the service is enabled now.
+    problems: list[Problem] = []
+    enabled = set(cfg.enabled_services())
+    for field in ("pod", "container", "network_aliases"):
+        owner: dict[str, str] = {}
+        for name, svc in cfg.services.items():
+            if field == "network_aliases" and name not in enabled:
+                continue  # a disabled service is not on the network
+            values = svc.network_aliases if field == "network_aliases" else [getattr(svc, field)]
+            for value in values:
+                if value in owner:
+                    first = owner[value]
+                    problems.append(
+                        _name_clash(
+                            name, field, value, first, _name_clash(first, field, value, name)
+                        )
+                    )
+                owner.setdefault(value, name)
+    return problems
+
+
+def _name_clash(
+    name: str, field: str, value: str, other: str, other_end: Problem | None = None
+) -> Problem:
+    what = {"pod": "pod name", "container": "container name"}.get(field, "network alias")
+    return Problem(
+        ("services", name, field),
+        f"{what} {value!r} is also used by service {other!r}",
+        "every service needs its own pod, container and network alias",
+        other_end,
+    )
+
+
+def _dependency_problems(cfg: AirpodsConfig) -> list[Problem]:
+    import difflib
+
+    problems: list[Problem] = []
+    for name, svc in cfg.services.items():
+        for i, dep in enumerate(svc.depends_on):
+            if dep not in cfg.services:
+                close = difflib.get_close_matches(dep, list(cfg.services), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else None
+                problems.append(
+                    Problem(("services", name, "depends_on", i), f"unknown service {dep!r}", hint)
+                )
+    if problems:
+        return problems
+    cycle = _find_cycle({n: list(s.depends_on) for n, s in cfg.services.items()})
+    if cycle:
+        return [
+            Problem(
+                ("services", cycle[0], "depends_on"),
+                f"dependency cycle: {' -> '.join(cycle)}",
+                "services cannot depend on each other in a circle",
+            )
+        ]
+    return []
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """The first cycle in `graph` as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in graph:
+        if start not in state and (found := visit(start)):
+            return found
+    return None

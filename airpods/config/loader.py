@@ -1,0 +1,440 @@
+"""Load airpods' configuration: built-in defaults, then the user file, then the environment.
+
+Layers, later wins:
+
+1. the built-in defaults (`default_config_path()`: shipped in the wheel, or `config/airpods.toml`
+   in a source checkout) — they document every setting;
+2. the user file: `--config PATH` / `AIRPODS_CONFIG`, else `config.toml` in the platform config
+   directory (`$XDG_CONFIG_HOME/airpods/config.toml` on Linux). It holds only the keys it
+   changes and may add whole new services (`[services.llamacpp-large]`);
+3. environment overrides:
+   - `AIRPODS_ACCELERATOR` sets `runtime.accelerator` (auto, cpu, cuda, rocm, vulkan).
+
+`runtime.accelerator` is read before templates (host detection needs it, and templates need
+the host), so it must be a plain value, not a template.
+
+Tables merge key by key; arrays and scalars replace. Then templates are rendered (see
+`airpods.config.templates`), `env` values that are (or render to) an empty string are dropped
+(so `OLLAMA_BASE_URL` disappears while Ollama is disabled, and a user file can remove a default
+variable with `NAME = ""`), and the result is validated. Every failure is one `ConfigError`
+naming the file, line (when it can be found) and TOML key path that caused it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import airpods
+from airpods.config.schema import (
+    ACCELERATORS,
+    AirpodsConfig,
+    KeyPath,
+    Problem,
+    cross_service_problems,
+    format_key_path,
+    split_dotted_key,
+)
+from airpods.errors import ConfigError
+from airpods.host import HostFacts
+
+# Environment variable -> the key it overrides.
+ENV_OVERRIDES: dict[str, KeyPath] = {"AIRPODS_ACCELERATOR": ("runtime", "accelerator")}
+_ACCELERATOR_CHOICES = ("auto", *ACCELERATORS)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The configuration in effect, and where it came from."""
+
+    config: AirpodsConfig  # validated, templates resolved
+    user_path: Path  # the user file in effect (it may not exist)
+    raw: dict[str, Any]  # the merged tree before templates, as plain Python values
+    host: HostFacts
+    files: tuple[Path, ...] = ()  # the files actually read, defaults first
+    overrides: tuple[str, ...] = ()  # the environment variables that overrode keys
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: a TOML file, or an environment override."""
+
+    label: str  # what errors name as the file: a path, or `$VARIABLE`
+    data: dict[str, Any]
+    text: str | None = None  # the file's text, for line numbers
+
+
+class _Problems(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems[0].message)
+        self.problems = problems
+
+
+# --- where things live ------------------------------------------------------------------------
+
+
+def default_config_path() -> Path:
+    """The built-in defaults: packaged in the wheel, else the source checkout's copy."""
+    package = Path(airpods.__file__).parent
+    packaged = package / "defaults" / "airpods.toml"
+    return packaged if packaged.exists() else package.parent / "config" / "airpods.toml"
+
+
+def user_config_path() -> Path:
+    """The default user file (platformdirs; honours XDG_CONFIG_HOME on Linux)."""
+    import platformdirs
+
+    return platformdirs.user_config_path("airpods") / "config.toml"
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def load_config(
+    user_path: Path | None = None,
+    *,
+    host: HostFacts | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Load, layer, resolve and validate. An explicit `user_path` must exist.
+
+    `host` skips detection (tests); `environ` replaces os.environ for the overrides.
+    """
+    path = user_path if user_path is not None else user_config_path()
+    if user_path is not None and not path.exists():
+        raise ConfigError(
+            "file not found",
+            file=str(path),
+            hint="create it with `airpods config init`, or fix --config / AIRPODS_CONFIG",
+        )
+    text = read_text(path) if path.exists() else None
+    return load_config_text(path, text, host=host, environ=environ)
+
+
+def load_config_text(
+    user_path: Path,
+    text: str | None,
+    *,
+    host: HostFacts | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Like load_config, with the user file's content given (None: no user file).
+
+    This is how an edit is validated before it is written.
+    """
+    defaults = default_config_path()
+    layers = [parse_layer(defaults, read_text(defaults))]
+    files = [defaults]
+    if text is not None:
+        layers.append(parse_layer(user_path, text))
+        files.append(user_path)
+    env_layers = _env_layers(os.environ if environ is None else environ)
+    layers.extend(env_layers)
+    raw: dict[str, Any] = {}
+    for layer in layers:
+        raw = deep_merge(raw, layer.data)
+    try:
+        config, facts = _resolve_and_validate(raw, host)
+    except _Problems as exc:
+        raise _located(exc.problems, layers) from None
+    overrides = tuple(layer.label.lstrip("$") for layer in env_layers)
+    return LoadedConfig(config, user_path, raw, facts, tuple(files), overrides)
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+
+
+def parse_layer(path: Path, text: str) -> Layer:
+    """Parse one TOML file; a syntax error is one ConfigError with its line."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError, TOMLKitError
+
+    try:
+        data = tomlkit.parse(text).unwrap()
+    except ParseError as exc:
+        message = re.sub(r" at line \d+ col \d+$", "", str(exc))
+        raise ConfigError(
+            f"TOML syntax error: {message} (column {exc.col})", file=str(path), line=exc.line
+        ) from None
+    except TOMLKitError as exc:
+        # Some errors (a key repeated inside a table) come without a position.
+        line = _repeated_key_line(text, str(exc))
+        raise ConfigError(f"TOML syntax error: {exc}", file=str(path), line=line) from None
+    return Layer(str(path), data, text)
+
+
+def _repeated_key_line(text: str, message: str) -> int | None:
+    """For tomlkit's 'Key "x" already exists.': the line of the second `x = ...`."""
+    match = re.match(r'Key "(.+)" already exists', message)
+    if not match:
+        return None
+    seen = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        key = _key_before(line.strip(), "=")
+        if key and key[-1] == match.group(1):
+            seen += 1
+            if seen == 2:
+                return number
+    return None
+
+
+def _env_layers(environ: Mapping[str, str]) -> list[Layer]:
+    layers = []
+    for variable, path in ENV_OVERRIDES.items():
+        value = environ.get(variable, "").strip()
+        if value:
+            data: Any = value
+            for part in reversed(path):
+                data = {part: data}
+            layers.append(Layer(f"${variable}", data))
+    return layers
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Tables merge recursively; anything else in `override` replaces. Inputs are not changed."""
+    merged = {key: copy.deepcopy(value) for key, value in base.items()}
+    for key, value in override.items():
+        if isinstance(merged.get(key), dict) and isinstance(value, dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _resolve_and_validate(
+    raw: dict[str, Any], host: HostFacts | None
+) -> tuple[AirpodsConfig, HostFacts]:
+    from pydantic import ValidationError
+
+    from airpods.config.templates import TemplateError, resolve_tree
+
+    requested = _requested_accelerator(raw)
+    if host is None:
+        from airpods.host import detect_host
+
+        host = detect_host(requested)
+    try:
+        resolved = resolve_tree(raw, host)
+    except TemplateError as exc:
+        raise _Problems([Problem(exc.path, exc.message, exc.hint)]) from None
+    _drop_empty_env(resolved)
+    try:
+        config = AirpodsConfig.model_validate(resolved)
+    except ValidationError as exc:
+        raise _Problems([_problem(error) for error in exc.errors(include_url=False)]) from None
+    problems = cross_service_problems(config)
+    if problems:
+        raise _Problems(problems)
+    return config, host
+
+
+def _requested_accelerator(raw: dict[str, Any]) -> str:
+    # Checked before detection, which must only ever see a valid choice.
+    runtime = raw.get("runtime")
+    value = runtime.get("accelerator", "auto") if isinstance(runtime, dict) else "auto"
+    if value not in _ACCELERATOR_CHOICES:
+        raise _Problems(
+            [
+                Problem(
+                    ("runtime", "accelerator"),
+                    f"unknown accelerator {value!r}",
+                    f"use one of: {', '.join(_ACCELERATOR_CHOICES)}",
+                )
+            ]
+        )
+    return str(value)
+
+
+def _drop_empty_env(resolved: dict[str, Any]) -> None:
+    services = resolved.get("services")
+    for svc in services.values() if isinstance(services, dict) else ():
+        env = svc.get("env") if isinstance(svc, dict) else None
+        if isinstance(env, dict):
+            for key in [k for k, v in env.items() if v == ""]:
+                del env[key]
+
+
+# --- pydantic errors -> problems --------------------------------------------------------------
+
+
+def _problem(error: Mapping[str, Any]) -> Problem:
+    """One pydantic error as a Problem with a TOML key path and a plain message."""
+    loc: KeyPath = tuple(error["loc"])
+    is_key = bool(loc) and loc[-1] == "[key]"  # the key itself is invalid, not its value
+    if is_key:
+        loc = loc[:-1]
+    kind, message = error["type"], str(error["msg"])
+    if kind == "extra_forbidden":
+        return _unknown_key(loc)
+    if kind == "missing":
+        return Problem(loc, "required key is missing")
+    if message.startswith(("Value error, ", "Assertion failed, ")):
+        message = message.split(", ", 1)[1]
+    else:
+        message = message[:1].lower() + message[1:]
+        value = error.get("input")
+        if isinstance(value, str | int | float | bool):
+            message += f" (got {value!r})"
+    return Problem(loc, f"invalid key: {message}" if is_key else message)
+
+
+def _unknown_key(loc: KeyPath) -> Problem:
+    name = str(loc[-1])
+    known = _known_keys(loc[:-1])
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        hint: str | None = f"did you mean {close[0]!r}?"
+    else:
+        hint = f"known keys: {', '.join(known)}" if known else None
+    return Problem(loc, f"unknown key {name!r}", hint)
+
+
+def _known_keys(loc: KeyPath) -> list[str]:
+    """The field names of the schema model at `loc` (for did-you-mean on unknown keys)."""
+    from pydantic import BaseModel
+
+    annotation: Any = AirpodsConfig
+    for part in loc:
+        annotation = _unwrap_optional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1]  # dict values / list items
+        else:
+            return []
+    annotation = _unwrap_optional(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+# --- locating problems in files ---------------------------------------------------------------
+
+
+def _located(problems: list[Problem], layers: list[Layer]) -> ConfigError:
+    """The first problem as a ConfigError, pointing at the layer that set the key.
+
+    Problems in keys a later layer set come first: the defaults are assumed sound, so what the
+    user wrote is the likelier cause.
+    """
+    problems = [_user_end(problem, layers) for problem in problems]
+    problems.sort(key=lambda problem: -_origin(problem.path, layers))
+    first = problems[0]
+    layer = layers[_origin(first.path, layers)]
+    line = find_line(layer.text, first.path) if layer.text is not None else None
+    hint = first.hint
+    if len(problems) > 1:
+        more = f"{len(problems) - 1} more problem{'s' if len(problems) > 2 else ''} after this one"
+        hint = f"{hint}; {more}" if hint else more
+    return ConfigError(
+        first.message, file=layer.label, key_path=format_key_path(first.path), line=line, hint=hint
+    )
+
+
+def _user_end(problem: Problem, layers: list[Layer]) -> Problem:
+    other = problem.other_end
+    if other is not None and _origin(other.path, layers) > _origin(problem.path, layers):
+        return other
+    return problem
+
+
+def _origin(path: KeyPath, layers: list[Layer]) -> int:
+    """The index of the layer that set `path`.
+
+    The layer that reaches deepest along `path` set the value (later layers win ties, since
+    they replace); a missing key is blamed on the layer that wrote its table.
+    """
+    best, best_depth = 0, -1
+    for index, layer in enumerate(layers):
+        depth = _depth(layer.data, path)
+        if depth >= best_depth:
+            best, best_depth = index, depth
+    return best
+
+
+def _depth(data: Any, path: KeyPath) -> int:
+    depth = 0
+    for part in path:
+        in_table = isinstance(data, dict) and isinstance(part, str) and part in data
+        in_array = isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if not (in_table or in_array):
+            break
+        data = data[part]
+        depth += 1
+    return depth
+
+
+def find_line(text: str, path: KeyPath) -> int | None:
+    """The line that sets `path` in TOML `text`, or of its nearest enclosing key or table."""
+    lines = key_lines(text)
+    for size in range(len(path), 0, -1):
+        prefix = path[:size]
+        found = [line for key, line in lines.items() if key[:size] == prefix]
+        if found:
+            return min(found)
+    return None
+
+
+def key_lines(text: str) -> dict[KeyPath, int]:
+    """Map each table header and `key = value` line in TOML `text` to its 1-based line number.
+
+    A scan, not a parser (tomlkit keeps no line numbers): good enough to point at a key. Keys
+    inside inline tables map to the line of the key that holds the inline table.
+    """
+    lines: dict[KeyPath, int] = {}
+    table: KeyPath = ()
+    array_counts: dict[KeyPath, int] = {}
+    open_string: str | None = None  # the delimiter of a multi-line string being skipped
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if open_string:
+            if line.count(open_string) % 2:
+                open_string = None
+            continue
+        if stripped.startswith("[["):
+            key = _key_before(stripped[2:], "]]")
+            if key is not None:
+                index = array_counts.get(key, 0)
+                array_counts[key] = index + 1
+                table = (*key, index)
+                lines.setdefault(table, number)
+        elif stripped.startswith("["):
+            key = _key_before(stripped[1:], "]")
+            if key is not None:
+                table = key
+                lines.setdefault(table, number)
+        elif (key := _key_before(stripped, "=")) is not None:
+            lines.setdefault((*table, *key), number)
+            open_string = next((d for d in ('"""', "'''") if stripped.count(d) % 2), None)
+    return lines
+
+
+def _key_before(text: str, terminator: str) -> KeyPath | None:
+    try:
+        key, rest = split_dotted_key(text)
+    except ValueError:
+        return None
+    return key if rest.startswith(terminator) else None

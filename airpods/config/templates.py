@@ -1,0 +1,279 @@
+"""Render `{{ ... }}` / `{% ... %}` templates in config values (sandboxed Jinja2).
+
+Any string anywhere in the config tree may be a template. What a template can see:
+
+- `services`, `runtime`, `cli`: the whole config, itself template-resolved;
+- `host`: the detected host (`host.accelerator`, `host.physical_cores`, `host.gpu`). Inside a
+  service it is that service's view: a service with `gpu.enabled = false` or `gpu.force_cpu =
+  true` sees `host.accelerator == "cpu"`;
+- `openai_backends`: a list of `{name, url, api_key}` for every enabled `kind = "llama-server"`
+  service (`url` is `http://<network_aliases[0] or pod>:<ports[0].container>/v1`, `api_key` is
+  that service's `env.LLAMA_API_KEY` or "");
+- inside a service: its own keys by bare name (`default_model`, `ports[0].container`), its
+  `vars` entries by bare name, and `name` (the service's name). The global names above win
+  over a service key or var with the same name.
+
+Values are resolved on demand, so references may chain across services in any order; a cycle
+is an error naming every key in it. A rendered result is a string and is never rendered again
+(a value cannot smuggle in a template). The sandbox blocks attribute access to internals
+(`''.__class__`), so a template can read config values but not touch files or run code.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from typing import Any
+
+from jinja2 import StrictUndefined, meta
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import TemplateError as JinjaError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
+
+from airpods.config.schema import KeyPath, format_key_path
+from airpods.errors import ConfigError
+from airpods.host import HostFacts
+
+_MARKERS = ("{{", "{%", "{#")
+_GLOBAL_TABLES = ("services", "runtime", "cli")
+_BACKENDS: KeyPath = ("openai_backends",)  # a pseudo key, so cycles through it are reported
+_TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
+_FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
+
+# The names visible to the template being rendered, for "did you mean" on an undefined name.
+_SCOPE_NAMES: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "airpods_template_scope", default=()
+)
+
+
+class TemplateError(ConfigError):
+    """A template that cannot be rendered; `path` is the key whose value holds it."""
+
+    def __init__(self, message: str, *, path: KeyPath, hint: str | None = None) -> None:
+        super().__init__(message, key_path=format_key_path(path), hint=hint)
+        self.path = path
+
+
+def is_template(value: object) -> bool:
+    return isinstance(value, str) and any(marker in value for marker in _MARKERS)
+
+
+def resolve_tree(tree: Mapping[str, Any], host: HostFacts) -> dict[str, Any]:
+    """A copy of `tree` (plain dicts/lists/scalars) with every template string rendered."""
+    resolver = _Resolver(tree, host)
+    return {key: resolver.resolve_node((key,), value) for key, value in tree.items()}
+
+
+def _did_you_mean(name: object, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Undefined(StrictUndefined):
+    """Fails on any use, with a message that names what was looked up and suggests a fix."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        name, obj = self._undefined_name, self._undefined_obj
+        if self._undefined_hint:
+            return self._undefined_hint
+        if obj is missing:
+            return f"undefined name {name!r} in template" + _did_you_mean(name, _SCOPE_NAMES.get())
+        if isinstance(obj, _TableView) and isinstance(name, str):
+            return f"{obj.key_path} has no key {name!r}" + _did_you_mean(name, list(obj))
+        return super()._undefined_message
+
+
+class _TableView(Mapping[str, Any]):
+    """A config table as templates see it: values are resolved only when read."""
+
+    __slots__ = ("_path", "_raw", "_resolver")
+
+    def __init__(self, resolver: _Resolver, path: KeyPath, raw: dict[str, Any]) -> None:
+        self._resolver, self._path, self._raw = resolver, path, raw
+
+    @property
+    def key_path(self) -> str:
+        return format_key_path(self._path)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._raw:
+            raise KeyError(key)
+        return self._resolver.value((*self._path, key))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    # keep_trailing_newline: a value renders exactly as written around its template tags.
+    return ImmutableSandboxedEnvironment(
+        undefined=_Undefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+class _Resolver:
+    """Renders templates on demand, memoizing results and tracking what is being rendered."""
+
+    def __init__(self, tree: Mapping[str, Any], host: HostFacts) -> None:
+        self._tree = tree
+        self._host = host
+        self._env = _environment()
+        self._done: dict[KeyPath, Any] = {}
+        self._active: list[KeyPath] = []  # keys being rendered, outermost first
+
+    def resolve_node(self, path: KeyPath, node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: self.resolve_node((*path, k), v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.resolve_node((*path, i), v) for i, v in enumerate(node)]
+        return self._render(path) if is_template(node) else node
+
+    def value(self, path: KeyPath) -> Any:
+        """The value at `path` as a template reads it: strings rendered, tables as views."""
+        node = self._raw(path)
+        if isinstance(node, dict):
+            return _TableView(self, path, node)
+        if isinstance(node, list):
+            return [self.value((*path, i)) for i in range(len(node))]
+        return self._render(path) if is_template(node) else node
+
+    def _raw(self, path: KeyPath, default: Any = missing) -> Any:
+        node: Any = self._tree
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                if default is missing:
+                    raise
+                return default
+        return node
+
+    def _guarded(self, path: KeyPath, compute: Callable[[], Any]) -> Any:
+        """Compute the value at `path` once; re-entering it while computing is a cycle."""
+        if path in self._done:
+            return self._done[path]
+        if path in self._active:
+            cycle = [*self._active[self._active.index(path) :], path]
+            raise TemplateError(
+                "template cycle: " + " -> ".join(format_key_path(p) for p in cycle),
+                path=path,
+                hint="break the loop: one of these values must not refer back",
+            )
+        self._active.append(path)
+        try:
+            result = compute()
+        finally:
+            self._active.pop()
+        self._done[path] = result
+        return result
+
+    def _render(self, path: KeyPath) -> str:
+        return self._guarded(path, partial(self._render_source, path, self._raw(path)))
+
+    def _render_source(self, path: KeyPath, source: str) -> str:
+        try:
+            ast = self._env.parse(source)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"template syntax error: {exc.message}", path=path) from None
+        scope = self._scope(path)
+        token = _SCOPE_NAMES.set(tuple(scope))
+        try:
+            # Only the names the template mentions are computed (they may be templates too).
+            names = meta.find_undeclared_variables(ast)
+            context = {name: scope[name]() for name in names if name in scope}
+            return self._env.from_string(ast).render(context)
+        except ConfigError:
+            raise  # a nested template failed: its own error names its own key
+        except SecurityError as exc:
+            raise TemplateError(
+                f"unsafe template: {exc}", path=path, hint="templates may only read config values"
+            ) from None
+        except UndefinedError as exc:
+            raise TemplateError(str(exc.message), path=path) from None
+        except (JinjaError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            raise TemplateError(f"template failed: {exc}", path=path) from None
+        finally:
+            _SCOPE_NAMES.reset(token)
+
+    def _service_of(self, path: KeyPath) -> str | None:
+        if len(path) >= 2 and path[0] == "services":
+            name = path[1]
+            if isinstance(name, str) and isinstance(self._raw(("services", name), None), dict):
+                return name
+        return None
+
+    def _scope(self, path: KeyPath) -> dict[str, Callable[[], Any]]:
+        """Names a template at `path` may use, each computed only when the template uses it."""
+        scope: dict[str, Callable[[], Any]] = {}
+        service = self._service_of(path)
+        if service is not None:
+            base: KeyPath = ("services", service)
+            service_vars = self._raw((*base, "vars"), {})
+            if isinstance(service_vars, dict):
+                scope.update({k: partial(self.value, (*base, "vars", k)) for k in service_vars})
+            scope.update({k: partial(self.value, (*base, k)) for k in self._raw(base)})
+            scope["name"] = partial(str, service)
+        for table in _GLOBAL_TABLES:
+            if table in self._tree:
+                scope[table] = partial(self.value, (table,))
+        scope["host"] = partial(self._host_context, service)
+        scope["openai_backends"] = partial(self._guarded, _BACKENDS, self._openai_backends)
+        return scope
+
+    def _flag(self, path: KeyPath, default: bool) -> bool:
+        """A boolean setting read the way validation will read it (templates render strings)."""
+        value = self.value(path) if self._raw(path, None) is not None else default
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        return value if isinstance(value, bool) else default
+
+    def _host_context(self, service: str | None) -> dict[str, Any]:
+        if service is None:
+            return self._host.as_context()
+        base: KeyPath = ("services", service, "gpu")
+        use_gpu = self._flag((*base, "enabled"), True) and not self._flag(
+            (*base, "force_cpu"), False
+        )
+        return self._host.for_service(use_gpu=use_gpu).as_context()
+
+    def _openai_backends(self) -> list[dict[str, str]]:
+        services = self._raw(("services",), {})
+        backends: list[dict[str, str]] = []
+        for name, svc in services.items() if isinstance(services, dict) else ():
+            if not isinstance(svc, dict) or "kind" not in svc:
+                continue  # the default kind is "generic"
+            base: KeyPath = ("services", name)
+            if (
+                self._flag((*base, "enabled"), True)
+                and self.value((*base, "kind")) == "llama-server"
+            ):
+                backends.append(self._backend(name))
+        return backends
+
+    def _backend(self, name: str) -> dict[str, str]:
+        base: KeyPath = ("services", name)
+        if self._raw((*base, "network_aliases", 0), None) is not None:
+            host = self.value((*base, "network_aliases", 0))
+        else:  # a missing pod is reported by validation; until then the name stands in
+            host = self.value((*base, "pod")) if self._raw((*base, "pod"), None) else name
+        if self._raw((*base, "ports", 0, "container"), None) is None:
+            raise TemplateError(
+                "a llama-server needs a port: Open WebUI reaches it on ports[0].container",
+                path=(*base, "ports"),
+            )
+        port = self.value((*base, "ports", 0, "container"))
+        has_key = self._raw((*base, "env", "LLAMA_API_KEY"), None) is not None
+        api_key = self.value((*base, "env", "LLAMA_API_KEY")) if has_key else ""
+        return {"name": name, "url": f"http://{host}:{port}/v1", "api_key": str(api_key)}
