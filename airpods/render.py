@@ -141,6 +141,7 @@ def render_service(
         devices=devices,
         group_add=group_add,
         cap_drop=("ALL",),
+        cap_add=tuple(svc.cap_add),
         security_opt=("no-new-privileges",),
         memory=svc.resources.memory,
         cpus=svc.resources.cpus,

@@ -10,11 +10,11 @@ import click
 from airpods.cli import AppContext
 
 
-def _load(app: AppContext, cpu: bool = False) -> Any:
+def _load(app: AppContext, cpu: bool = False, secrets: Any = None) -> Any:
     environ = dict(os.environ)
     if cpu:
         environ["AIRPODS_ACCELERATOR"] = "cpu"
-    return app.load_config(environ=environ)
+    return app.load_config(environ=environ, secrets=secrets)
 
 
 def _connect(console: Any) -> Any:
@@ -49,8 +49,10 @@ def start(
     """
     from airpods.cli.output import ConsoleReporter, echo_json, make_console, print_dry_run
     from airpods.render import render_all, select_services
+    from airpods.secrets import SecretStore
 
-    loaded = _load(app, cpu)
+    store = SecretStore()
+    loaded = _load(app, cpu, store)
     names = select_services(loaded.config, services)
     specs = render_all(loaded.config, loaded.host, names)
     if dry_run:
@@ -68,6 +70,7 @@ def start(
     podman = _connect(console)
     from airpods.engine import lifecycle
 
+    store.save()  # the config is valid: keep the keys the services are about to be given
     if pre_fetch:
         pulled = lifecycle.prefetch(podman, loaded.config, specs, reporter)
         if as_json:

@@ -44,6 +44,7 @@ from airpods.config.schema import (
 )
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
+from airpods.secrets import SecretStore
 
 # Environment variable -> the key it overrides.
 ENV_OVERRIDES: dict[str, KeyPath] = {"AIRPODS_ACCELERATOR": ("runtime", "accelerator")}
@@ -102,6 +103,7 @@ def load_config(
     *,
     host: HostFacts | None = None,
     environ: Mapping[str, str] | None = None,
+    secrets: SecretStore | None = None,
 ) -> LoadedConfig:
     """Load, layer, resolve and validate. An explicit `user_path` must exist.
 
@@ -115,7 +117,7 @@ def load_config(
             hint="create it with `airpods config init`, or fix --config / AIRPODS_CONFIG",
         )
     text = read_text(path) if path.exists() else None
-    return load_config_text(path, text, host=host, environ=environ)
+    return load_config_text(path, text, host=host, environ=environ, secrets=secrets)
 
 
 def load_config_text(
@@ -124,6 +126,7 @@ def load_config_text(
     *,
     host: HostFacts | None = None,
     environ: Mapping[str, str] | None = None,
+    secrets: SecretStore | None = None,
 ) -> LoadedConfig:
     """Like load_config, with the user file's content given (None: no user file).
 
@@ -140,6 +143,7 @@ def load_config_text(
     raw: dict[str, Any] = {}
     for layer in layers:
         raw = deep_merge(raw, layer.data)
+    _fill_generated_secrets(raw, secrets if secrets is not None else SecretStore())
     try:
         config, facts = _resolve_and_validate(raw, host)
     except _Problems as exc:
@@ -201,6 +205,23 @@ def _env_layers(environ: Mapping[str, str]) -> list[Layer]:
                 data = {part: data}
             layers.append(Layer(f"${variable}", data))
     return layers
+
+
+def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore) -> None:
+    """Give each `generated_secrets` variable its kept value, before templates read env."""
+    services = raw.get("services")
+    if not isinstance(services, dict):
+        return
+    for name, svc in services.items():
+        wanted = svc.get("generated_secrets") if isinstance(svc, dict) else None
+        if not isinstance(wanted, list):
+            continue  # validation reports the wrong type
+        env = svc.setdefault("env", {})
+        if not isinstance(env, dict):
+            continue
+        for var in wanted:
+            if isinstance(var, str) and var not in env:
+                env[var] = store.get(name, var)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     field_validator,
     model_validator,
 )
 
+Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
 Accelerator = Literal["cpu", "cuda", "rocm", "vulkan"]
 ACCELERATORS: tuple[str, ...] = ("cpu", "cuda", "rocm", "vulkan")
 # Named hooks: anything special about a kind of service is keyed by this, never by its name.
@@ -195,6 +197,10 @@ class ServiceConfig(_Strict):
     command_args: dict[ArgKey, ArgValue] = Field(default_factory=dict)
     entrypoint_override: list[str] | None = None
     depends_on: list[str] = Field(default_factory=list)
+    # Env variables whose values airpods generates once and keeps (0600), unless `env` sets them.
+    generated_secrets: list[EnvKey] = Field(default_factory=list)
+    # Containers run with --cap-drop=ALL; these capabilities are given back (e.g. "CHOWN").
+    cap_add: list[Capability] = Field(default_factory=list)
     # Free-form values for templates, e.g. `vars = { quant = "Q4_K_M" }` → `{{ quant }}`.
     vars: dict[str, Any] = Field(default_factory=dict)
 

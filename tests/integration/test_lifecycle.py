@@ -50,6 +50,11 @@ class Stack:
         out = self.podman("ps", "-a", "--filter", f"name=^{name}$", "--format", "{{.ID}}")
         return out.stdout.strip()
 
+    def api_key(self, service: str = "llamacpp") -> str:
+        out = self.airpods("config", "get", f"services.{service}.env.LLAMA_API_KEY")
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -110,6 +115,7 @@ def stack(podman_env, llama_image, tiny_model, tmp_path) -> Stack:
                                          volume=volume))
     env = dict(podman_env.env)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")
     s = Stack(config, env, port, emb_port, podman_env.podman)
     added = s.airpods("models", "add", str(tiny_model))
     assert added.returncode == 0, added.stderr
@@ -125,7 +131,10 @@ def test_start_serves_openai_api_then_is_idempotent(stack: Stack) -> None:
     assert "ready" in started.stderr + started.stdout
     assert httpx.get(f"{stack.base}/health").status_code == 200
 
-    client = OpenAI(base_url=f"{stack.base}/v1", api_key="unused")
+    key = stack.api_key()
+    assert len(key) >= 32
+    assert httpx.get(f"{stack.base}/v1/models").status_code == 401  # no key, no model
+    client = OpenAI(base_url=f"{stack.base}/v1", api_key=key)
     assert [m.id for m in client.models.list().data] == ["tiny"]
     chat = client.chat.completions.create(
         model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=8
@@ -151,7 +160,7 @@ def test_second_instance_serves_embeddings(stack: Stack) -> None:
 
     started = stack.airpods("start", "llamacpp-emb")
     assert started.returncode == 0, started.stderr
-    client = OpenAI(base_url=f"http://127.0.0.1:{stack.emb_port}/v1", api_key="unused")
+    client = OpenAI(base_url=f"http://127.0.0.1:{stack.emb_port}/v1", api_key="none-needed")
     emb = client.embeddings.create(model="tiny-emb", input=["hello world", "bye"])
     assert len(emb.data) == 2
     assert len(emb.data[0].embedding) == 64  # the tiny model's hidden size

@@ -1,0 +1,204 @@
+"""Write a tiny, random-weight llama-architecture GGUF that the real llama-server can load.
+
+The model is for tests and demos: about 240 KB with the defaults, written in well under a
+second, loaded by llama-server in a fraction of a second. It has
+
+* the ``llama`` architecture with random F16 weights (F32 norms), so its text is noise:
+  assert on structure, ``finish_reason`` and ``usage``, never on content;
+* a GPT-2-style byte-level BPE vocabulary: the 256 byte tokens, a few merges (the
+  ``tokenizer.ggml.merges`` key is mandatory for the ``gpt2`` tokenizer) and the special tokens
+  ``<|endoftext|>``, ``<|im_start|>`` and ``<|im_end|>``;
+* an embedded ChatML chat template, so ``/v1/chat/completions`` works without ``--chat-template``.
+
+It serves ``/v1/chat/completions`` and ``/v1/completions``, and ``/v1/embeddings`` when the server
+runs with ``--embeddings --pooling mean``.
+
+Usage::
+
+    python -m airpods.models.tiny OUT.gguf [--layers 2] [--hidden 64] [--heads 4] [--ffn 128]
+
+Needs the ``gguf`` and ``numpy`` packages (``pip install 'airpods[models]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["CHATML_TEMPLATE", "SPECIAL_TOKENS", "write_tiny_gguf", "main"]
+
+CHATML_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+# Merges in GPT-2's byte-to-unicode alphabet ("Ġ" is the space byte). Each merged token is
+# added to the vocabulary right after the 256 byte tokens, in this order.
+_MERGES = ("Ġ t", "Ġ a", "h e", "i n", "r e", "o n", "Ġt he")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible mapping of the 256 byte values to printable unicode characters."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    mapping: dict[int, str] = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def _vocab() -> tuple[list[str], list[int], list[str]]:
+    """(tokens, token types, merges) of the tiny byte-level BPE vocabulary."""
+    from gguf import TokenType
+
+    byte_chars = _bytes_to_unicode()
+    tokens = [byte_chars[b] for b in range(256)]
+    types = [int(TokenType.NORMAL)] * 256
+    for merge in _MERGES:
+        left, right = merge.split(" ")
+        tokens.append(left + right)
+        types.append(int(TokenType.NORMAL))
+    for special in SPECIAL_TOKENS:
+        tokens.append(special)
+        types.append(int(TokenType.CONTROL))
+    assert len(set(tokens)) == len(tokens), "duplicate token in the tiny vocabulary"
+    return tokens, types, list(_MERGES)
+
+
+def write_tiny_gguf(
+    path: Path,
+    *,
+    layers: int = 2,
+    hidden: int = 64,
+    heads: int = 4,
+    ffn: int = 128,
+    context_length: int = 2048,
+    seed: int = 0,
+) -> Path:
+    """Write the tiny model to ``path`` (atomically: temp file in the same folder, then rename).
+
+    Returns ``path``. ``hidden`` must be a multiple of ``heads``, with an even head size.
+    """
+    import gguf
+    import numpy as np
+
+    if layers < 1 or hidden < 1 or heads < 1 or ffn < 1:
+        raise ValueError("layers, hidden, heads and ffn must be positive")
+    if hidden % heads or (hidden // heads) % 2:
+        raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads}), even per head")
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A name that does not end in .gguf, so that nothing globbing *.gguf sees a partial file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+
+    tokens, types, merges = _vocab()
+    n_vocab = len(tokens)
+    head_dim = hidden // heads
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape: int) -> np.ndarray:
+        # numpy shape (rows, cols) becomes ggml ne = [cols, rows], what llama.cpp expects.
+        return (rng.standard_normal(shape) * 0.02).astype(np.float16)
+
+    def norm() -> np.ndarray:
+        return np.ones(hidden, dtype=np.float32)
+
+    writer = gguf.GGUFWriter(tmp, arch="llama")
+    try:
+        writer.add_name("airpods-tiny")
+        writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+        writer.add_vocab_size(n_vocab)
+        writer.add_context_length(context_length)
+        writer.add_embedding_length(hidden)
+        writer.add_block_count(layers)
+        writer.add_feed_forward_length(ffn)
+        writer.add_head_count(heads)
+        writer.add_head_count_kv(heads)
+        writer.add_rope_dimension_count(head_dim)
+        writer.add_layer_norm_rms_eps(1e-5)
+
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre("gpt-2")
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        writer.add_token_merges(merges)
+        writer.add_bos_token_id(tokens.index("<|endoftext|>"))
+        writer.add_eos_token_id(tokens.index("<|im_end|>"))
+        writer.add_add_bos_token(False)
+        writer.add_chat_template(CHATML_TEMPLATE)
+
+        writer.add_tensor("token_embd.weight", weight(n_vocab, hidden))
+        for i in range(layers):
+            writer.add_tensor(f"blk.{i}.attn_norm.weight", norm())
+            writer.add_tensor(f"blk.{i}.attn_q.weight", weight(hidden, hidden))
+            writer.add_tensor(f"blk.{i}.attn_k.weight", weight(hidden, hidden))
+            writer.add_tensor(f"blk.{i}.attn_v.weight", weight(hidden, hidden))
+            writer.add_tensor(f"blk.{i}.attn_output.weight", weight(hidden, hidden))
+            writer.add_tensor(f"blk.{i}.ffn_norm.weight", norm())
+            writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(ffn, hidden))
+            writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(ffn, hidden))
+            writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(hidden, ffn))
+        writer.add_tensor("output_norm.weight", norm())
+        writer.add_tensor("output.weight", weight(n_vocab, hidden))
+
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airpods.models.tiny",
+        description="Write a tiny random-weight llama GGUF (for tests; its output is noise).",
+    )
+    parser.add_argument("out", type=Path, help="output file, e.g. tiny.gguf")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--ffn", type=int, default=128)
+    parser.add_argument("--context-length", type=int, default=2048)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        out = write_tiny_gguf(
+            args.out,
+            layers=args.layers,
+            hidden=args.hidden,
+            heads=args.heads,
+            ffn=args.ffn,
+            context_length=args.context_length,
+            seed=args.seed,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    size = out.stat().st_size
+    print(f"{out} ({size} bytes, {time.perf_counter() - start:.2f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
