@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.host import HostFacts
+from airpods.masking import SECRET_KEY_RE
+from airpods.masking import mask_env as mask_env  # re-exported: one definition, in masking
 from airpods.spec import (
     LABEL_HASH,
     LABEL_KIND,
@@ -21,10 +22,6 @@ from airpods.spec import (
     Mount,
     PortMapping,
 )
-
-# Env keys whose values are never shown (dry-run, status, config show).
-SECRET_KEY_RE = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD)", re.IGNORECASE)
-MASK = "****"
 
 
 def flag_name(key: str) -> str:
@@ -48,13 +45,6 @@ def render_args(command_args: Mapping[str, Any]) -> list[str]:
             else:
                 argv.extend((flag, str(item)))
     return argv
-
-
-def mask_env(env: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> dict[str, str]:
-    return {
-        k: (MASK if (k in secret_keys or SECRET_KEY_RE.search(k)) and v else v)
-        for k, v in env.items()
-    }
 
 
 def _env(svc: ServiceConfig) -> dict[str, str]:
@@ -163,42 +153,6 @@ def _replace(spec: ContainerSpec, **changes: Any) -> ContainerSpec:
     from dataclasses import replace
 
     return replace(spec, **changes)
-
-
-def select_services(config: AirpodsConfig, names: Sequence[str]) -> list[str]:
-    """The services to act on, in dependency order: the named ones, or all enabled ones."""
-    from airpods.errors import UsageError
-
-    unknown = [n for n in names if n not in config.services]
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], list(config.services), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "see `airpods config show`"
-        raise UsageError(f"unknown service {unknown[0]!r}", hint=hint)
-    chosen = list(names) if names else config.enabled_services()
-    return order_by_dependencies(config, chosen)
-
-
-def order_by_dependencies(config: AirpodsConfig, chosen: Sequence[str]) -> list[str]:
-    """Topological order of `chosen`; dependencies outside `chosen` only order, never add."""
-    picked = set(chosen)
-    ordered: list[str] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen:
-            return
-        seen.add(name)
-        for dep in config.services[name].depends_on:
-            if dep in config.services:
-                visit(dep)
-        if name in picked:
-            ordered.append(name)
-
-    for name in chosen:
-        visit(name)
-    return ordered
 
 
 def render_all(

@@ -1,14 +1,13 @@
 """`airpods config`: see, check and change the configuration.
 
 Secrets stay hidden: `show` (and `get` of a whole table) print env values whose name contains
-KEY, SECRET, TOKEN or PASSWORD as "****". `get` of one such key prints it, for scripts.
+KEY, SECRET, TOKEN, PASSWORD or PASSWD as "****". `get` of one such key prints it, for scripts.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -18,13 +17,11 @@ import click
 
 from airpods.cli import AppContext
 from airpods.errors import ConfigError, UsageError
-
-_SECRET_RE = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
-_MASK = "****"
+from airpods.masking import MASK, is_secret_key
 
 
 def _user_path(app: AppContext) -> Path:
-    from airpods.config.loader import user_config_path
+    from airpods.config.paths import user_config_path
 
     return app.config_path if app.config_path is not None else user_config_path()
 
@@ -38,7 +35,7 @@ def _mask(data: Any, path: tuple[Any, ...] = ()) -> Any:
     if isinstance(data, dict):
         masked = {k: _mask(v, (*path, k)) for k, v in data.items()}
         if len(path) == 3 and path[0] == "services" and path[2] == "env":
-            masked = {k: _MASK if _SECRET_RE.search(k) and v != "" else v for k, v in data.items()}
+            masked = {k: MASK if is_secret_key(k) and v != "" else v for k, v in data.items()}
         return masked
     if isinstance(data, list):
         return [_mask(v, (*path, i)) for i, v in enumerate(data)]

@@ -47,17 +47,19 @@ def _socket() -> tuple[bool, str]:
 @click.pass_obj
 def doctor(app: AppContext) -> None:
     """Check Podman, its API socket, the accelerator and the configuration."""
+    from airpods.cli.lifecycle import _resolve
+
     results = [_check("podman", _podman_installed), _check("api socket", _socket)]
-    loaded = None
+    resolved = None
 
     def config() -> tuple[bool, str]:
-        nonlocal loaded
-        loaded = app.load_config()
-        return True, f"valid ({loaded.user_path})"
+        nonlocal resolved
+        resolved = _resolve(app)
+        return True, f"valid ({resolved.user_path})"
 
     results.append(_check("config", config))
-    if loaded is not None:
-        host = loaded.host
+    if resolved is not None:
+        host = resolved.host
         results.append(_check("accelerator", lambda: (True, f"{host.accelerator}: {host.reason}")))
         for note in host.notes:
             click.echo(f"note  {note}")

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from airpods.cli import AppContext
 
+if TYPE_CHECKING:
+    from airpods.resolved import Resolved
 
-def _load(app: AppContext, cpu: bool = False, secrets: Any = None) -> Any:
+
+def _resolve(app: AppContext, cpu: bool = False, secrets: Any = None) -> Resolved:
+    """The services in effect, from the cache while it is valid (see airpods.resolved)."""
+    from airpods.resolved import resolve
+    from airpods.secrets import SecretStore
+
     environ = dict(os.environ)
     if cpu:
         environ["AIRPODS_ACCELERATOR"] = "cpu"
-    return app.load_config(environ=environ, secrets=secrets)
+    store = secrets if secrets is not None else SecretStore()
+    return resolve(app.config_path, environ=environ, secrets=store)
 
 
 def _connect(console: Any) -> Any:
@@ -48,13 +56,13 @@ def start(
     configuration changed is recreated (its volumes are kept).
     """
     from airpods.cli.output import ConsoleReporter, echo_json, make_console, print_dry_run
-    from airpods.render import render_all, select_services
+    from airpods.resolved import select_services
     from airpods.secrets import SecretStore
 
     store = SecretStore()
-    loaded = _load(app, cpu, store)
-    names = select_services(loaded.config, services)
-    specs = render_all(loaded.config, loaded.host, names)
+    resolved = _resolve(app, cpu, store)
+    names = select_services(resolved, services)
+    specs = [resolved.specs[n] for n in names]
     if dry_run:
         if as_json:
             from airpods.cli.output import spec_as_json
@@ -72,11 +80,11 @@ def start(
 
     store.save()  # the config is valid: keep the keys the services are about to be given
     if pre_fetch:
-        pulled = lifecycle.prefetch(podman, loaded.config, specs, reporter)
+        pulled = lifecycle.prefetch(podman, resolved.settings, specs, reporter)
         if as_json:
             echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
         return
-    outcomes = lifecycle.start(podman, loaded.config, specs, reporter, wait=not no_wait)
+    outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait)
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})
         return
@@ -105,26 +113,26 @@ def stop(
     """Stop SERVICES (default: everything airpods runs). Volumes, and so models, are kept."""
     from airpods.cli.output import ConsoleReporter, make_console
     from airpods.engine import lifecycle
-    from airpods.render import order_by_dependencies, select_services
+    from airpods.resolved import order_by_dependencies, select_services
 
-    loaded = _load(app)
-    config = loaded.config
+    resolved = _resolve(app)
     console = make_console()
     podman = _connect(console)
     if services:
-        names = select_services(config, services)
+        names = select_services(resolved, services)
     else:
         running = set(podman.managed())
-        known = order_by_dependencies(config, [n for n in config.services if n in running]
-                                      + config.enabled_services())
-        names = [n for n in running if n not in config.services] + known
-    volumes = _volumes_to_remove(config, names, explicit=bool(services)) if remove_volumes else []
+        known = order_by_dependencies(resolved, [n for n in resolved.services if n in running]
+                                      + resolved.enabled_services())
+        names = [n for n in running if n not in resolved.services] + known
+    volumes = (_volumes_to_remove(resolved, names, explicit=bool(services))
+               if remove_volumes else [])
     if volumes and not yes:
         click.confirm(
             f"Delete volumes {', '.join(volumes)}? Their data cannot be recovered", abort=True,
             err=True,
         )
-    stopped = lifecycle.stop(podman, config, names, ConsoleReporter(console), timeout_s=timeout)
+    stopped = lifecycle.stop(podman, resolved, names, ConsoleReporter(console), timeout_s=timeout)
     for volume in volumes:
         if podman.volume_exists(volume):
             podman.remove_volume(volume)
@@ -132,19 +140,19 @@ def stop(
     console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-def _volumes_to_remove(config: Any, names: list[str], *, explicit: bool) -> list[str]:
+def _volumes_to_remove(resolved: Resolved, names: list[str], *, explicit: bool) -> list[str]:
     """Named volumes of `names`. Model volumes (of llama-server services) only when named."""
     out: list[str] = []
     for name in names:
-        svc = config.services.get(name)
+        svc = resolved.services.get(name)
         if svc is None or (svc.kind == "llama-server" and not explicit):
             continue
-        out += [v.source for v in svc.volumes.values() if not v.is_bind]
+        out += [source for source, is_bind in svc.volumes if not is_bind]
     # A volume still used by a service that keeps running must stay.
     keep = {
-        v.source
-        for n, s in config.services.items()
+        source
+        for n, s in resolved.services.items()
         if n not in names
-        for v in s.volumes.values()
+        for source, _ in s.volumes
     }
     return sorted(set(out) - keep)

@@ -10,14 +10,14 @@ from airpods.cli import AppContext
 
 
 def _volume_root(app: AppContext, service: str) -> tuple[Path, str, str]:
-    from airpods.cli.lifecycle import _connect, _load
+    from airpods.cli.lifecycle import _connect, _resolve
     from airpods.cli.output import make_console
     from airpods.models.store import model_volume
-    from airpods.render import render_all, select_services
+    from airpods.resolved import select_services
 
-    loaded = _load(app)
-    select_services(loaded.config, (service,))
-    spec = render_all(loaded.config, loaded.host, [service])[0]
+    resolved = _resolve(app)
+    select_services(resolved, (service,))
+    spec = resolved.specs[service]
     volume, model = model_volume(spec.command, {m.target: m.source for m in spec.mounts})
     podman = _connect(make_console())
     podman.ensure_volume(volume)

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from airpods.render import mask_env
+from airpods.masking import mask_env
 from airpods.spec import ContainerSpec
 
 

@@ -25,20 +25,19 @@ def _alias(command: tuple[str, ...]) -> str | None:
 
 def collect_status(app: AppContext, services: tuple[str, ...]) -> tuple[list[dict], bool]:
     """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
-    from airpods.cli.lifecycle import _connect, _load
+    from airpods.cli.lifecycle import _connect, _resolve
     from airpods.cli.output import make_console
     from airpods.engine.podman import Actual
     from airpods.engine.readiness import probe_many
-    from airpods.render import render_all, select_services
+    from airpods.resolved import select_services
 
-    loaded = _load(app)
-    config = loaded.config
+    resolved = _resolve(app)
     podman = _connect(make_console())
     actual: dict[str, Actual] = podman.managed()
-    names = select_services(config, services)
+    names = select_services(resolved, services)
     if not services:
-        names += [n for n in actual if n in config.services and n not in names]
-    specs = {s.service: s for s in render_all(config, loaded.host, names)}
+        names += [n for n in actual if n in resolved.services and n not in names]
+    specs = resolved.specs
     running = [specs[n] for n in names if n in actual and actual[n].state == "running"]
     probes = probe_many(running, timeout_s=1.0) if running else {}
     rows = []
@@ -51,7 +50,7 @@ def collect_status(app: AppContext, services: tuple[str, ...]) -> tuple[list[dic
         rows.append({
             "name": name,
             "kind": spec.kind,
-            "enabled": config.services[name].enabled,
+            "enabled": resolved.services[name].enabled,
             "state": state,
             "health": health,
             "healthy": health == "ready",
@@ -64,7 +63,7 @@ def collect_status(app: AppContext, services: tuple[str, ...]) -> tuple[list[dic
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
         })
-    requested = set(services) if services else set(config.enabled_services())
+    requested = set(services) if services else set(resolved.enabled_services())
     all_ok = all(r["healthy"] for r in rows if r["name"] in requested)
     return rows, all_ok
 
@@ -136,15 +135,15 @@ def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: 
     """Print SERVICE's container log."""
     from podman.errors import NotFound
 
-    from airpods.cli.lifecycle import _connect, _load
+    from airpods.cli.lifecycle import _connect, _resolve
     from airpods.cli.output import make_console
     from airpods.errors import AirpodsError
-    from airpods.render import select_services
+    from airpods.resolved import select_services
 
-    config = _load(app).config
-    select_services(config, (service,))
+    resolved = _resolve(app)
+    select_services(resolved, (service,))
     podman = _connect(make_console())
-    container = config.services[service].container
+    container = resolved.services[service].container
     try:
         for line in podman.logs(container, tail=lines, follow=follow, since=since):
             click.echo(line)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
-import airpods
+from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.schema import (
     ACCELERATORS,
     AirpodsConfig,
@@ -46,8 +46,6 @@ from airpods.errors import ConfigError
 from airpods.host import HostFacts
 from airpods.secrets import SecretStore
 
-# Environment variable -> the key it overrides.
-ENV_OVERRIDES: dict[str, KeyPath] = {"AIRPODS_ACCELERATOR": ("runtime", "accelerator")}
 _ACCELERATOR_CHOICES = ("auto", *ACCELERATORS)
 
 
@@ -76,23 +74,6 @@ class _Problems(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__(problems[0].message)
         self.problems = problems
-
-
-# --- where things live ------------------------------------------------------------------------
-
-
-def default_config_path() -> Path:
-    """The built-in defaults: packaged in the wheel, else the source checkout's copy."""
-    package = Path(airpods.__file__).parent
-    packaged = package / "defaults" / "airpods.toml"
-    return packaged if packaged.exists() else package.parent / "config" / "airpods.toml"
-
-
-def user_config_path() -> Path:
-    """The default user file (platformdirs; honours XDG_CONFIG_HOME on Linux)."""
-    import platformdirs
-
-    return platformdirs.user_config_path("airpods") / "config.toml"
 
 
 # --- loading ----------------------------------------------------------------------------------

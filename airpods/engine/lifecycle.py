@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airpods.config.schema import AirpodsConfig
 from airpods.engine.apply import Outcome, Reporter, apply_plan, pull_images
 from airpods.engine.lock import lock_path, state_lock
 from airpods.engine.plan import Plan, Step, make_plan
 from airpods.engine.podman import Podman
+from airpods.resolved import Resolved, Settings
 from airpods.spec import ContainerSpec
 
 
@@ -32,7 +32,7 @@ def current_plan(
 
 def start(
     podman: Podman,
-    config: AirpodsConfig,
+    settings: Settings,
     specs: Sequence[ContainerSpec],
     reporter: Reporter,
     *,
@@ -47,38 +47,38 @@ def start(
             podman,
             reporter,
             actual=actual,
-            max_parallel_pulls=config.cli.max_concurrent_pulls,
-            stop_timeout_s=config.runtime.stop_timeout_s,
-            failure_log_lines=config.cli.failure_log_lines,
+            max_parallel_pulls=settings.max_concurrent_pulls,
+            stop_timeout_s=settings.stop_timeout_s,
+            failure_log_lines=settings.failure_log_lines,
         )
 
 
 def prefetch(
-    podman: Podman, config: AirpodsConfig, specs: Sequence[ContainerSpec], reporter: Reporter
+    podman: Podman, settings: Settings, specs: Sequence[ContainerSpec], reporter: Reporter
 ) -> list[str]:
     """Pull the images `specs` need and start nothing. Returns the images that were pulled."""
     missing = sorted({s.image for s in specs if not podman.image_exists(s.image)})
     for image in sorted({s.image for s in specs}):
         reporter.step(Step("pull", image) if image in missing else Step("keep", image, "present"))
-    pull_images(podman, missing, reporter, config.cli.max_concurrent_pulls)
+    pull_images(podman, missing, reporter, settings.max_concurrent_pulls)
     return missing
 
 
 def stop(
     podman: Podman,
-    config: AirpodsConfig,
+    resolved: Resolved,
     names: Sequence[str],
     reporter: Reporter,
     *,
     timeout_s: float | None = None,
 ) -> list[str]:
     """Stop and remove the services' containers and pods, dependents first. Volumes stay."""
-    timeout = config.runtime.stop_timeout_s if timeout_s is None else timeout_s
+    timeout = resolved.settings.stop_timeout_s if timeout_s is None else timeout_s
     stopped = []
     with state_lock(lock_path(podman.url)):
         actual = podman.managed()
         for name in reversed(list(names)):
-            svc = config.services.get(name)
+            svc = resolved.services.get(name)
             current = actual.get(name)
             if current is None and (svc is None or podman.pod_owner(svc.pod) != name):
                 continue

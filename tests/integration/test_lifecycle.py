@@ -116,6 +116,7 @@ def stack(podman_env, llama_image, tiny_model, tmp_path) -> Stack:
     env = dict(podman_env.env)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
     s = Stack(config, env, port, emb_port, podman_env.podman)
     added = s.airpods("models", "add", str(tiny_model))
     assert added.returncode == 0, added.stderr

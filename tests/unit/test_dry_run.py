@@ -30,7 +30,8 @@ def env(tmp_path: Path) -> dict[str, str]:
     import os
 
     return {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-            "XDG_DATA_HOME": str(tmp_path / "data"), "AIRPODS_ACCELERATOR": "cpu"}
+            "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "AIRPODS_ACCELERATOR": "cpu"}
 
 
 def test_dry_run_before_and_after_config_set(env: dict[str, str], tmp_path: Path) -> None:
@@ -96,6 +97,7 @@ def dry_run_on(root: Path, bin_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("AIRPODS_ACCELERATOR", raising=False)
     result = CliRunner().invoke(cli, ["start", "llamacpp", "--dry-run", "--json", *args])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,41 @@
+"""Shared timing helpers for the benchmarks: medians of wall times, printed beside the floor."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+
+
+def wall(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run_quiet(argv: Sequence[str], env: dict[str, str] | None = None, check: bool = True) -> None:
+    subprocess.run(argv, env=env, check=check, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def sample(fn: Callable[[], object], repeat: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    return [wall(fn) for _ in range(repeat)]
+
+
+def median_ms(samples: Sequence[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def report(title: str, rows: Sequence[tuple[str, Sequence[float]]], floor: str,
+           goal: str = "") -> None:
+    """Print medians (and min/max) in ms, each as a ratio of the floor row's median."""
+    medians = {name: median_ms(s) for name, s in rows}
+    base = medians[floor]
+    print(f"\n== {title}" + (f"  (goal: {goal})" if goal else ""))
+    for name, samples in rows:
+        m = medians[name]
+        print(f"  {name:<44} median {m:8.1f} ms  min {min(samples) * 1000:8.1f}  "
+              f"max {max(samples) * 1000:8.1f}  n={len(samples):<3} x{m / base:5.2f} of floor")

@@ -1,0 +1,333 @@
+"""The resolved-services stage and its on-disk cache (airpods.resolved).
+
+Every test runs with XDG_CACHE_HOME / XDG_CONFIG_HOME / XDG_DATA_HOME in its own tmp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from airpods import host as host_module
+from airpods import resolved as R
+from airpods.errors import ConfigError, UsageError
+from airpods.host import GpuInfo, HostFacts
+from airpods.secrets import SecretStore
+
+USER = '[services.llamacpp.command_args]\nctx_size = 4096\n'
+
+
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    out = {name: tmp_path / name for name in ("cache", "config", "data")}
+    monkeypatch.setenv("XDG_CACHE_HOME", str(out["cache"]))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(out["config"]))
+    monkeypatch.setenv("XDG_DATA_HOME", str(out["data"]))
+    for name in ("AIRPODS_ACCELERATOR", "AIRPODS_NO_CACHE", "AIRPODS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    out["user"] = tmp_path / "user.toml"
+    out["user"].write_text(USER)
+    out["entries"] = out["cache"] / "airpods" / "resolved"
+    return out
+
+
+@pytest.fixture
+def misses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the full (uncached) resolutions."""
+    calls: list[int] = []
+    real = R._resolve_uncached
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(R, "_resolve_uncached", counting)
+    return calls
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "AIRPODS_ACCELERATOR": "cpu", **extra}
+
+
+def entries(dirs: dict[str, Path]) -> list[Path]:
+    return sorted(dirs["entries"].glob("*.json")) if dirs["entries"].exists() else []
+
+
+def saved_store() -> SecretStore:
+    """A store whose generated secrets are on disk, as after a `start`."""
+    store = SecretStore()
+    R.resolve(None, environ=env(), secrets=store)
+    store.save()
+    return SecretStore()
+
+
+def resolve(dirs: dict[str, Path], store: SecretStore | None = None, **extra: str) -> R.Resolved:
+    return R.resolve(dirs["user"], environ=env(**extra),
+                     secrets=store if store is not None else SecretStore())
+
+
+def llamacpp_argv(resolved: R.Resolved) -> tuple[str, ...]:
+    return resolved.specs["llamacpp"].command
+
+
+# ------------------------------------------------------------------------------------ hits
+
+
+def test_second_resolve_is_a_hit_and_equal(dirs, misses) -> None:
+    store = saved_store()
+    first = resolve(dirs, store)
+    assert len(entries(dirs)) == 1 and len(misses) == 2  # saved_store's, then this one
+    second = resolve(dirs)
+    assert len(misses) == 2
+    assert second == first
+    assert "4096" in llamacpp_argv(second)
+    assert list(second.services) == list(first.services) == list(first.specs)
+    assert second.user_path == dirs["user"]
+
+
+def test_resolved_has_every_service_and_the_settings(dirs) -> None:
+    saved_store()
+    resolved = resolve(dirs)
+    assert list(resolved.services) == ["llamacpp", "llamacpp-ui", "ollama", "open-webui"]
+    assert set(resolved.specs) == set(resolved.services)  # disabled ones are rendered too
+    assert resolved.settings == R.Settings("airpods", 10.0, 3, 30)
+    assert resolved.enabled_services() == [n for n, s in resolved.services.items() if s.enabled]
+    llama = resolved.services["llamacpp"]
+    assert llama.kind == "llama-server" and llama.container == "airpods-llamacpp-server"
+    assert ("airpods_llamacpp_models", False) in llama.volumes
+
+
+# ---------------------------------------------------------------------------------- misses
+
+
+def test_one_byte_edit_of_the_user_file_is_a_miss(dirs, misses) -> None:
+    saved_store()
+    resolve(dirs)
+    before = os.stat(dirs["user"])
+    dirs["user"].write_text(USER.replace("4096", "4097"))
+    os.utime(dirs["user"], ns=(before.st_atime_ns, before.st_mtime_ns))  # content, not mtime
+    count = len(misses)
+    after = resolve(dirs)
+    assert len(misses) == count + 1
+    assert "4097" in llamacpp_argv(after) and "4096" not in llamacpp_argv(after)
+    assert resolve(dirs) == after and len(misses) == count + 1
+
+
+def test_accelerator_override_is_a_miss(dirs, misses) -> None:
+    saved_store()
+    forced = resolve(dirs)
+    count = len(misses)
+    auto = resolve(dirs, AIRPODS_ACCELERATOR="auto")
+    assert len(misses) == count + 1
+    assert forced.host.reason == "runtime.accelerator = 'cpu'"
+    assert auto.host.reason != forced.host.reason
+    assert resolve(dirs, AIRPODS_ACCELERATOR="auto") == auto and len(misses) == count + 1
+
+
+def test_changed_host_facts_are_a_miss(dirs, misses, monkeypatch) -> None:
+    saved_store()
+    resolve(dirs)
+    count = len(misses)
+    real = host_module.detect_host
+
+    def more_cores(requested: str = "auto", **kw) -> HostFacts:
+        facts = real(requested, **kw)
+        return replace(facts, physical_cores=facts.physical_cores + 7)
+
+    monkeypatch.setattr(host_module, "detect_host", more_cores)
+    changed = resolve(dirs)
+    assert len(misses) == count + 1
+    argv = llamacpp_argv(changed)
+    assert argv[argv.index("--threads") + 1] == str(changed.host.physical_cores)
+
+
+def test_deleted_secret_file_is_a_miss_and_the_new_key_is_not_cached(dirs, misses) -> None:
+    saved_store()
+    cached = resolve(dirs)
+    old_key = cached.specs["llamacpp"].env["LLAMA_API_KEY"]
+    secret = SecretStore().path("llamacpp", "LLAMA_API_KEY")
+    secret.unlink()
+    written = {p: p.read_bytes() for p in entries(dirs)}
+
+    store = SecretStore()
+    count = len(misses)
+    fresh = resolve(dirs, store)
+    new_key = fresh.specs["llamacpp"].env["LLAMA_API_KEY"]
+    assert len(misses) == count + 1 and new_key != old_key
+    assert store._pending  # generated in memory only
+    assert {p: p.read_bytes() for p in entries(dirs)} == written  # nothing cached
+    assert all(new_key not in p.read_text() for p in entries(dirs))
+
+    store.save()
+    again = resolve(dirs)  # the old entry's secret no longer matches: a miss, now cached
+    assert again.specs["llamacpp"].env["LLAMA_API_KEY"] == new_key
+    assert len(misses) == count + 2
+    assert resolve(dirs) == again and len(misses) == count + 2
+
+
+def test_changed_secret_file_is_a_miss(dirs, misses) -> None:
+    saved_store()
+    resolve(dirs)
+    SecretStore().path("llamacpp", "LLAMA_API_KEY").write_text("chosen-by-hand\n")
+    count = len(misses)
+    assert resolve(dirs).specs["llamacpp"].env["LLAMA_API_KEY"] == "chosen-by-hand"
+    assert len(misses) == count + 1
+
+
+def test_pending_secrets_write_no_cache(dirs) -> None:
+    store = SecretStore()
+    resolved = resolve(dirs, store)
+    assert store._pending and resolved.specs["llamacpp"].env["LLAMA_API_KEY"]
+    assert entries(dirs) == []
+
+
+def test_no_cache_variable_turns_it_off(dirs, misses) -> None:
+    saved_store()
+    count = len(misses)
+    resolve(dirs, AIRPODS_NO_CACHE="1")
+    resolve(dirs, AIRPODS_NO_CACHE="1")
+    assert len(misses) == count + 2 and entries(dirs) == []
+
+
+def test_corrupt_entries_are_ignored(dirs, misses) -> None:
+    saved_store()
+    good = resolve(dirs)
+    [entry] = entries(dirs)
+    text = entry.read_text()
+    for broken in ("", "{not json", text[: len(text) // 2], json.dumps({"format": 1}),
+                   json.dumps({**json.loads(text), "resolved": {"specs": 3}}), "\x00\xff"):
+        entry.write_text(broken)
+        count = len(misses)
+        assert resolve(dirs) == good
+        assert len(misses) == count + 1
+        assert entry.read_text() == text  # rewritten whole
+    count = len(misses)
+    assert resolve(dirs) == good and len(misses) == count
+
+
+def test_an_entry_others_may_write_is_ignored(dirs, misses) -> None:
+    saved_store()
+    resolve(dirs)
+    [entry] = entries(dirs)
+    entry.chmod(0o666)
+    count = len(misses)
+    resolve(dirs)
+    assert len(misses) == count + 1
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+
+
+def test_config_errors_are_reported_and_nothing_is_written(dirs) -> None:
+    saved_store()
+    from airpods.config.loader import load_config
+
+    dirs["user"].write_text("[cli]\n\nmax_concurrent_pulls = 99\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(dirs)
+    with pytest.raises(ConfigError) as expected:
+        load_config(dirs["user"], environ=env(), secrets=SecretStore())
+    assert caught.value.one_line() == expected.value.one_line()
+    assert caught.value.file == str(dirs["user"]) and caught.value.line == 3
+    assert entries(dirs) == []
+    missing = dirs["user"].with_name("absent.toml")
+    with pytest.raises(ConfigError, match="file not found"):
+        R.resolve(missing, environ=env(), secrets=SecretStore())
+
+
+def test_an_explicit_missing_file_is_an_error_even_when_the_default_is_cached(dirs) -> None:
+    saved_store()
+    default = R.resolve(None, environ=env(), secrets=SecretStore())
+    assert not default.user_path.exists()
+    with pytest.raises(ConfigError, match="file not found"):
+        R.resolve(default.user_path, environ=env(), secrets=SecretStore())
+
+
+# ----------------------------------------------------------------------------- the files
+
+
+def test_entry_is_0600_in_a_0700_directory(dirs) -> None:
+    saved_store()
+    resolve(dirs)
+    [entry] = entries(dirs)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    assert stat.S_IMODE(dirs["entries"].stat().st_mode) == 0o700
+    assert [p.name for p in dirs["entries"].iterdir()] == [entry.name]  # no temporary left
+
+
+def test_only_the_newest_entries_are_kept(dirs) -> None:
+    saved_store()
+    for size in range(1000, 1000 + R.KEEP_ENTRIES + 3):
+        dirs["user"].write_text(USER.replace("4096", str(size)))
+        resolve(dirs)
+    assert len(entries(dirs)) == R.KEEP_ENTRIES
+
+
+def test_round_trip_is_exact_for_the_default_config(dirs) -> None:
+    saved_store()
+    resolved = R.resolve(None, environ=dict(os.environ), secrets=SecretStore())
+    assert R.from_json(R.to_json(resolved)) == resolved
+    assert R.from_dict(json.loads(json.dumps(R.to_dict(resolved)))) == resolved
+
+
+def test_round_trip_is_exact_with_a_gpu(dirs, monkeypatch) -> None:
+    gpu = GpuInfo("nvidia", "NVIDIA H100", devices=("nvidia.com/gpu=all",), group_add=("44",),
+                  usable=True, problem=None)
+    facts = HostFacts("cuda", "NVIDIA H100 with a CDI spec", 8, 16, gpu=gpu,
+                      selinux_enforcing=True, notes=("a note",))
+    monkeypatch.setattr(host_module, "detect_host", lambda requested="auto", **kw: facts)
+    resolved = R.resolve(dirs["user"], environ=dict(os.environ), secrets=SecretStore())
+    spec = resolved.specs["llamacpp"]
+    assert spec.devices and spec.mounts[0].relabel and spec.health and spec.secret_env
+    assert R.from_json(R.to_json(resolved)) == resolved
+    assert R.from_json(R.to_json(resolved)).host.gpu == gpu
+
+
+# ------------------------------------------------------------------------- choosing services
+
+
+def test_select_services_orders_and_reports_unknown_names(dirs) -> None:
+    saved_store()
+    resolved = resolve(dirs)
+    assert R.select_services(resolved, ("open-webui", "llamacpp"))[-1] == "open-webui"
+    assert R.select_services(resolved, ()) == R.order_by_dependencies(
+        resolved, resolved.enabled_services()
+    )
+    with pytest.raises(UsageError, match="unknown service 'llamacp'") as caught:
+        R.select_services(resolved, ("llamacp",))
+    assert "did you mean 'llamacpp'?" in (caught.value.hint or "")
+
+
+# ------------------------------------------------------------------ the fast path, for real
+
+
+def test_warm_dry_run_imports_no_pydantic_jinja_or_tomlkit(dirs, tmp_path) -> None:
+    saved_store()  # secrets on disk: the first run may cache what it resolved
+    run_env = {k: v for k, v in os.environ.items() if k not in ("AIRPODS_CONFIG",)}
+    run_env["AIRPODS_ACCELERATOR"] = "cpu"
+
+    def dry_run(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *flags, "-m", "airpods", "start", "llamacpp", "--dry-run"],
+            env=run_env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )
+
+    cold = dry_run()
+    assert cold.returncode == 0, cold.stderr
+    assert len(entries(dirs)) == 1
+    warm = dry_run("-X", "importtime")
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout == cold.stdout and "LLAMA_API_KEY=****" in warm.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in warm.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "airpods.resolved" in imported and "podman" not in imported  # dry-run: no Podman
+    heavy = {m for m in imported if m.split(".")[0] in ("pydantic", "pydantic_core", "jinja2",
+                                                        "tomlkit")}
+    heavy |= imported & {"airpods.config.schema", "airpods.config.loader", "airpods.render",
+                         "airpods.config.templates"}
+    assert heavy == set()
