@@ -36,6 +36,11 @@ class SecretStore:
             self._pending[path] = value
             return value
 
+    @property
+    def pending(self) -> bool:
+        """True when values were generated that no file holds yet."""
+        return bool(self._pending)
+
     def save(self) -> None:
         """Write the values generated so far: a new file, 0600, in a 0700 directory."""
         for path, value in self._pending.items():

@@ -78,13 +78,19 @@ def start(
     podman = _connect(console)
     from airpods.engine import lifecycle
 
-    store.save()  # the config is valid: keep the keys the services are about to be given
     if pre_fetch:
         pulled = lifecycle.prefetch(podman, resolved.settings, specs, reporter)
         if as_json:
             echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
         return
-    outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait)
+    with lifecycle.locked(podman, reporter):
+        if store.pending:
+            # New keys are decided under the lock: a concurrent first start may have saved some.
+            store = SecretStore()
+            resolved = _resolve(app, cpu, store)
+            specs = [resolved.specs[n] for n in names]
+            store.save()
+        outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait)
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})
         return

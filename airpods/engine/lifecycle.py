@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from airpods.engine.apply import Outcome, Reporter, apply_plan, pull_images
 from airpods.engine.lock import lock_path, state_lock
@@ -30,6 +31,15 @@ def current_plan(
     return plan, actual
 
 
+@contextmanager
+def locked(podman: Podman, reporter: Reporter) -> Iterator[None]:
+    """Serialize the airpods commands that change this Podman's state (start, stop)."""
+    with state_lock(lock_path(podman.url), on_wait=lambda: reporter.note(
+        "another airpods command is changing state; waiting for it"
+    )):
+        yield
+
+
 def start(
     podman: Podman,
     settings: Settings,
@@ -38,19 +48,17 @@ def start(
     *,
     wait: bool = True,
 ) -> list[Outcome]:
-    with state_lock(lock_path(podman.url), on_wait=lambda: reporter.note(
-        "another airpods command is changing state; waiting for it"
-    )):
-        plan, actual = current_plan(podman, specs, wait=wait)
-        return apply_plan(
-            plan,
-            podman,
-            reporter,
-            actual=actual,
-            max_parallel_pulls=settings.max_concurrent_pulls,
-            stop_timeout_s=settings.stop_timeout_s,
-            failure_log_lines=settings.failure_log_lines,
-        )
+    """Converge `specs` and wait for readiness. Call inside `locked()`."""
+    plan, actual = current_plan(podman, specs, wait=wait)
+    return apply_plan(
+        plan,
+        podman,
+        reporter,
+        actual=actual,
+        max_parallel_pulls=settings.max_concurrent_pulls,
+        stop_timeout_s=settings.stop_timeout_s,
+        failure_log_lines=settings.failure_log_lines,
+    )
 
 
 def prefetch(
@@ -75,7 +83,7 @@ def stop(
     """Stop and remove the services' containers and pods, dependents first. Volumes stay."""
     timeout = resolved.settings.stop_timeout_s if timeout_s is None else timeout_s
     stopped = []
-    with state_lock(lock_path(podman.url)):
+    with locked(podman, reporter):
         actual = podman.managed()
         for name in reversed(list(names)):
             svc = resolved.services.get(name)

@@ -180,7 +180,8 @@ def test_config_edit_recreates_only_the_changed_service(stack: Stack) -> None:
 
     assert stack.container_id("airpods-llamacpp-server") != main_id
     assert stack.container_id("airpods-llamacpp-emb-server") == emb_id
-    props = httpx.get(f"{stack.base}/props").json()
+    props = httpx.get(f"{stack.base}/props",
+                      headers={"Authorization": f"Bearer {stack.api_key()}"}).json()
     n_ctx = props.get("default_generation_settings", {}).get("n_ctx") or props.get("n_ctx")
     assert n_ctx == 512
 
@@ -205,7 +206,7 @@ def test_status_json_and_logs(stack: Stack) -> None:
 
     logs = stack.airpods("logs", "llamacpp", "-n", "50")
     assert logs.returncode == 0
-    assert "server is listening" in logs.stdout or "HTTP server" in logs.stdout
+    assert "listening on http://0.0.0.0:8080" in logs.stdout
 
 
 def test_missing_model_fails_fast_with_log(stack: Stack) -> None:
@@ -263,9 +264,14 @@ def test_concurrent_starts_both_succeed_with_one_container(stack: Stack) -> None
     out1, out2 = first.communicate(timeout=180), second.communicate(timeout=180)
     assert first.returncode == 0, out1[1]
     assert second.returncode == 0, out2[1]
-    ids = stack.podman("ps", "-a", "--filter", "label=io.airpods.service=llamacpp",
-                       "--format", "{{.ID}}").stdout.split()
-    assert len(ids) == 1
+    rows = stack.podman("ps", "-a", "--filter", "label=io.airpods.service=llamacpp",
+                        "--format", "{{.Names}} {{.IsInfra}}").stdout.splitlines()
+    assert [r for r in rows if r.endswith("false")] == ["airpods-llamacpp-server false"]
+    assert stack.podman("pod", "ps", "-q").stdout.count("\n") == 1
+    # Both runs gave the server the same API key, and it is the one on disk.
+    key = stack.api_key()
+    assert httpx.get(f"{stack.base}/v1/models",
+                     headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
 def test_pre_fetch_present_image_and_unpullable_image(stack: Stack) -> None:
