@@ -138,7 +138,9 @@ class ConsoleReporter:
         now = time.monotonic()
         if now - self._last_pull_line.get(image, 0.0) >= 2.0:
             self._last_pull_line[image] = now
-            self.console.print(f"[dim]{self._elapsed()}[/dim]   {image}: {line}", markup=False)
+            from rich.text import Text
+
+            self.console.print(Text.assemble((self._elapsed(), "dim"), f"   {image}: {line}"))
 
     def readiness(self, event: Any) -> None:
         detail = f": {event.detail}" if event.detail else ""
