@@ -88,6 +88,7 @@ default_model = "tiny.gguf"
 pod = "airpods-llamacpp-emb"
 container = "airpods-llamacpp-emb-server"
 network_aliases = ["llamacpp-emb"]
+generated_secrets = ["LLAMA_API_KEY"]
 ports = [{{ host = {emb_port}, container = 8080 }}]
 volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
 health = {{ path = "/health", expected_status = 200, timeout_s = 120, interval_s = 1.0 }}
@@ -161,7 +162,8 @@ def test_second_instance_serves_embeddings(stack: Stack) -> None:
 
     started = stack.airpods("start", "llamacpp-emb")
     assert started.returncode == 0, started.stderr
-    client = OpenAI(base_url=f"http://127.0.0.1:{stack.emb_port}/v1", api_key="none-needed")
+    client = OpenAI(base_url=f"http://127.0.0.1:{stack.emb_port}/v1",
+                    api_key=stack.api_key("llamacpp-emb"))
     emb = client.embeddings.create(model="tiny-emb", input=["hello world", "bye"])
     assert len(emb.data) == 2
     assert len(emb.data[0].embedding) == 64  # the tiny model's hidden size
@@ -296,3 +298,37 @@ def test_port_taken_by_another_program_changes_nothing(stack: Stack) -> None:
     assert f"port {stack.port} on 127.0.0.1 is already in use" in refused.stderr
     assert "services.llamacpp.ports[0].host" in refused.stderr
     assert stack.podman("pod", "exists", "airpods-llamacpp").returncode != 0
+
+
+CLIENT_SCRIPT = """
+ip=$(nslookup "$1" | awk '/^Address/ {a=$NF} END {print a}')
+echo "resolved $1 -> $ip"
+wget -q -O - ${3:+--header "Authorization: Bearer $3"} "http://$ip:$2/v1/models"
+"""
+
+
+def test_services_reach_each_other_by_alias_with_their_keys(stack: Stack, llama_image) -> None:
+    """A client container on the airpods network, as Open WebUI would be, calls both servers."""
+    assert stack.airpods("start", "llamacpp", "llamacpp-emb").returncode == 0
+    keys = {"llamacpp": stack.api_key(), "llamacpp-emb": stack.api_key("llamacpp-emb")}
+    assert keys["llamacpp"] != keys["llamacpp-emb"]
+
+    def call(alias: str, key: str) -> subprocess.CompletedProcess:
+        return stack.podman(
+            "run", "--rm", "--network", "airpods-it", "--entrypoint", "/bin/sh", llama_image,
+            "-c", CLIENT_SCRIPT, "client", alias, "8080", key, timeout=60,
+        )
+
+    for alias, model in (("llamacpp", "tiny"), ("llamacpp-emb", "tiny-emb")):
+        ok = call(alias, keys[alias])
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert f'"id":"{model}"' in ok.stdout.replace(" ", "")
+        refused = call(alias, "")
+        assert refused.returncode != 0 and "401" in refused.stdout + refused.stderr
+        wrong = call(alias, keys["llamacpp" if alias != "llamacpp" else "llamacpp-emb"])
+        assert wrong.returncode != 0
+
+    for container, port in (("airpods-llamacpp-server", stack.port),
+                            ("airpods-llamacpp-emb-server", stack.emb_port)):
+        published = stack.podman("port", container).stdout.split()
+        assert published[-1] == f"127.0.0.1:{port}", published
