@@ -7,6 +7,7 @@ and API socket (see conftest.py), exactly as a user would.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -332,3 +333,49 @@ def test_services_reach_each_other_by_alias_with_their_keys(stack: Stack, llama_
                             ("airpods-llamacpp-emb-server", stack.emb_port)):
         published = stack.podman("port", container).stdout.split()
         assert published[-1] == f"127.0.0.1:{port}", published
+
+
+def test_ctrl_c_while_waiting_then_start_converges(stack: Stack) -> None:
+    # A server that never becomes healthy: airpods waits until the user presses Ctrl-C.
+    stack.airpods("config", "set", "services.llamacpp.entrypoint_override",
+                  '["/bin/sh", "-c", "sleep 600"]')
+    proc = stack.popen("start", "llamacpp")
+    deadline = time.monotonic() + 60
+    while stack.container_id("airpods-llamacpp-server") == "" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+
+    # Fix the config: the next start recreates the container and reaches ready.
+    unset = stack.airpods("config", "set", "services.llamacpp.entrypoint_override", "[]")
+    assert unset.returncode == 0, unset.stderr
+    again = stack.airpods("start", "llamacpp")
+    assert again.returncode == 0, again.stderr
+    assert "configuration changed" in again.stderr
+
+
+def test_logs_follow_until_ctrl_c(stack: Stack) -> None:
+    assert stack.airpods("start", "llamacpp").returncode == 0
+    proc = stack.popen("logs", "llamacpp", "-f")
+    line = proc.stdout.readline()
+    assert line.strip()
+    httpx.get(f"{stack.base}/health")  # more log lines arrive while following
+    time.sleep(0.5)
+    assert proc.poll() is None  # still following
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    assert proc.returncode in (0, 130)
+
+
+def test_remove_volumes_never_deletes_models_unless_named(stack: Stack) -> None:
+    assert stack.airpods("start", "llamacpp").returncode == 0
+    volume = next(line.split('"')[1] for line in stack.config.read_text().splitlines()
+                  if line.startswith("source ="))
+    everything = stack.airpods("stop", "--remove-volumes", "--yes")
+    assert everything.returncode == 0, everything.stderr
+    assert stack.podman("volume", "exists", volume).returncode == 0  # models kept
+    listed = json.loads(stack.airpods("models", "list", "--json").stdout)
+    assert [m["name"] for m in listed["models"]] == ["tiny.gguf"]
