@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.host import HostFacts
 from airpods.masking import SECRET_KEY_RE
-from airpods.masking import mask_env as mask_env  # re-exported: one definition, in masking
 from airpods.spec import (
     LABEL_HASH,
     LABEL_KIND,
@@ -146,13 +145,7 @@ def render_service(
         LABEL_KIND: svc.kind,
         LABEL_HASH: digest,
     }
-    return _replace(spec, labels=labels, config_hash=digest)
-
-
-def _replace(spec: ContainerSpec, **changes: Any) -> ContainerSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)
+    return replace(spec, labels=labels, config_hash=digest)
 
 
 def render_all(

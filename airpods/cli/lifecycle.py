@@ -94,9 +94,10 @@ def start(
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})
         return
+    word = "started" if no_wait else "ready"
     for spec in specs:
         url = f"http://{spec.ports[0].host_ip}:{spec.ports[0].host_port}" if spec.ports else "-"
-        console.print(f"[green]ready[/green] {spec.service}  {url}")
+        console.print(f"[green]{word}[/green] {spec.service}  {url}")
 
 
 @click.command()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airpods.render import flag_name, mask_env, render_args
+from airpods.masking import mask_env
+from airpods.render import flag_name, render_args
 
 
 def test_examples_from_the_service_plan() -> None:
