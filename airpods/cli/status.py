@@ -2,7 +2,8 @@
 
 `status --json` is a stable shape scripts rely on (documented in the README):
 {"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
-"accelerator", "uptime_s", "model", "config_current", "detail"}]}
+"accelerator", "uptime_s", "model", "config_current", "detail"}],
+ "host": {"accelerator", "reason", "notes"}}
 """
 
 from __future__ import annotations
@@ -15,20 +16,14 @@ import click
 from airpods.cli import AppContext
 
 
-def _alias(command: tuple[str, ...]) -> str | None:
-    for flags in (("--alias", "-a"), ("--model", "-m")):
-        for i, arg in enumerate(command[:-1]):
-            if arg in flags:
-                return command[i + 1]
-    return None
-
-
-def collect_status(app: AppContext, services: tuple[str, ...]) -> tuple[list[dict], bool]:
+def collect_status(
+    app: AppContext, services: tuple[str, ...]
+) -> tuple[list[dict], bool, dict[str, Any]]:
     """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
     from airpods.cli.lifecycle import _connect, _resolve
     from airpods.cli.output import make_console
     from airpods.engine.podman import Actual
-    from airpods.engine.readiness import probe_many
+    from airpods.engine.readiness import expected_model_ids, probe_many
     from airpods.resolved import select_services
 
     resolved = _resolve(app)
@@ -59,13 +54,16 @@ def collect_status(app: AppContext, services: tuple[str, ...]) -> tuple[list[dic
             "image": current.image if current else spec.image,
             "accelerator": spec.accelerator,
             "uptime_s": round(now - started, 1) if started and state == "running" else None,
-            "model": _alias(spec.command) if spec.kind == "llama-server" else None,
+            "model": next(iter(expected_model_ids(spec)), None)
+            if spec.kind == "llama-server" else None,
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
         })
     requested = set(services) if services else set(resolved.enabled_services())
     all_ok = all(r["healthy"] for r in rows if r["name"] in requested)
-    return rows, all_ok
+    host = resolved.host
+    return rows, all_ok, {"accelerator": host.accelerator, "reason": host.reason,
+                          "notes": list(host.notes)}
 
 
 def _epoch(value: str) -> float | None:
@@ -80,7 +78,7 @@ def _print_table(rows: list[dict], console: Any) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "IMAGE"):
+    for col in ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "ACCEL", "IMAGE"):
         table.add_column(col)
     colors = {"ready": "green", "loading model": "yellow", "starting": "yellow"}
     for r in rows:
@@ -89,7 +87,7 @@ def _print_table(rows: list[dict], console: Any) -> None:
                                 else " (config changed: run start)")
         table.add_row(
             r["name"], r["state"], f"[{color}]{health}[/{color}]", r["url"] or "-",
-            r["model"] or "-", _uptime(r["uptime_s"]), r["image"],
+            r["model"] or "-", _uptime(r["uptime_s"]), r["accelerator"], r["image"],
         )
     console.print(table)
 
@@ -112,17 +110,23 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
     from airpods.cli.output import echo_json, make_console
 
     console = make_console(stderr=False)
-    while True:
-        rows, all_ok = collect_status(app, services)
-        if as_json:
-            echo_json({"services": rows})
-        else:
-            if watch:
-                console.clear()
-            _print_table(rows, console)
-        if not watch:
-            raise SystemExit(0 if all_ok else 1)
-        time.sleep(2)
+    try:
+        while True:
+            rows, all_ok, host = collect_status(app, services)
+            if as_json:
+                echo_json({"services": rows, "host": host})
+            else:
+                if watch:
+                    console.clear()
+                _print_table(rows, console)
+                console.print(f"[dim]accelerator: {host['accelerator']} ({host['reason']})[/dim]")
+                for note in host["notes"]:
+                    console.print(f"[yellow]note:[/yellow] {note}")
+            if not watch:
+                raise SystemExit(0 if all_ok else 1)
+            time.sleep(2)
+    except KeyboardInterrupt:
+        return  # the way to leave --watch
 
 
 @click.command()

@@ -193,7 +193,10 @@ def test_status_json_and_logs(stack: Stack) -> None:
     assert stack.airpods("start", "llamacpp").returncode == 0
     status = stack.airpods("status", "llamacpp", "--json")
     assert status.returncode == 0, status.stderr
-    rows = json.loads(status.stdout)["services"]
+    data = json.loads(status.stdout)
+    assert data["host"] == {"accelerator": "cpu", "reason": "no supported GPU detected",
+                            "notes": []}
+    rows = data["services"]
     assert [r["name"] for r in rows] == ["llamacpp"]
     row = rows[0]
     assert row["state"] == "running" and row["health"] == "ready" and row["healthy"] is True
