@@ -39,3 +39,11 @@ def report(title: str, rows: Sequence[tuple[str, Sequence[float]]], floor: str,
         m = medians[name]
         print(f"  {name:<44} median {m:8.1f} ms  min {min(samples) * 1000:8.1f}  "
               f"max {max(samples) * 1000:8.1f}  n={len(samples):<3} x{m / base:5.2f} of floor")
+
+
+def verdict(goal: str, value_ms: float, limit_ms: float, what: str = "median") -> bool:
+    """Print ``PASS``/``MISS`` for one goal (value under limit) and return whether it passed."""
+    ok = value_ms < limit_ms
+    print(f"  {'PASS' if ok else 'MISS'}  {goal}: {what} {value_ms:.1f} ms "
+          f"(limit {limit_ms:.0f} ms)")
+    return ok

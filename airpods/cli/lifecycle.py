@@ -73,6 +73,8 @@ def start(
         return
     console = make_console()
     reporter = ConsoleReporter(console)
+    for spec in specs:
+        console.print(f"[dim]{spec.service}: {spec.image} ({spec.image_reason})[/dim]")
     for note in dict.fromkeys(n for s in specs for n in s.notes):
         reporter.note(note)
     podman = _connect(console)
