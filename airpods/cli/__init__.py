@@ -102,4 +102,22 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug or an unexpected refusal: one line, the traceback on -v
+        if _verbose(argv):
+            raise
+        click.echo(f"airpods: {_describe(exc)} (run with -v for details)", err=True)
+        sys.exit(1)
     sys.exit(0)
+
+
+def _verbose(argv: list[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else argv
+    return any(a in ("-v", "--verbose") for a in args)
+
+
+def _describe(exc: Exception) -> str:
+    if type(exc).__module__.startswith("podman"):
+        # podman-py's APIError carries Podman's own message in `explanation`.
+        detail = str(getattr(exc, "explanation", "") or exc).strip().splitlines()
+        return f"podman refused: {detail[0] if detail else type(exc).__name__}"
+    return f"internal error: {type(exc).__name__}: {exc}"
