@@ -63,7 +63,7 @@ def _mounts(svc: ServiceConfig, host: HostFacts) -> tuple[Mount, ...]:
             target=vol.target,
             mode=vol.mode,
             is_bind=vol.is_bind,
-            relabel=host.selinux_enforcing,
+            relabel=host.selinux_enforcing and vol.is_bind,
         )
         for vol in svc.volumes.values()
     )

@@ -24,7 +24,9 @@ class Mount:
     target: str
     mode: str  # "ro" | "rw"
     is_bind: bool = False
-    relabel: bool = False  # SELinux: add the private ":Z" label when enforcing
+    # SELinux enforcing: relabel a bind mount, shared (":z"), since several services may mount it.
+    # Podman labels named volumes itself.
+    relabel: bool = False
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def podman_cli_lines(spec: ContainerSpec) -> list[str]:
         pod += ["-p", f"{p.host_ip}:{p.host_port}:{p.container_port}{proto}"]
     run = ["podman", "run", "-d", "--name", spec.container, "--pod", spec.pod]
     for m in spec.mounts:
-        run += ["-v", f"{m.source}:{m.target}:{m.mode}{',Z' if m.relabel else ''}"]
+        run += ["-v", f"{m.source}:{m.target}:{m.mode}{',z' if m.relabel else ''}"]
     for key, value in mask_env(spec.env, spec.secret_env).items():
         run += ["-e", f"{key}={value}"]
     run += [a for d in spec.devices for a in ("--device", d)]

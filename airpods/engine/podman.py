@@ -324,7 +324,7 @@ def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
         "labels": dict(spec.labels),
         # Podman 4.3 sends mounts=[{"type": "volume"}] as a bind mount: use `volumes=` instead.
         "volumes": {
-            m.source: {"bind": m.target, "mode": m.mode + (",Z" if m.relabel else "")}
+            m.source: {"bind": m.target, "mode": m.mode + (",z" if m.relabel else "")}
             for m in spec.mounts
         },
         "cap_drop": list(spec.cap_drop),

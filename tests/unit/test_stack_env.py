@@ -139,3 +139,21 @@ def test_exposed_port_is_warned_about(tmp_path: Path, store: SecretStore) -> Non
     loaded = load_config(user, host=CPU, secrets=store)
     [spec] = render_all(loaded.config, loaded.host, ["llamacpp"])
     assert any("0.0.0.0" in n and "reachable from other machines" in n for n in spec.notes)
+
+
+def test_selinux_relabels_bind_mounts_only_and_shared(tmp_path: Path, store: SecretStore) -> None:
+    from dataclasses import replace
+
+    from airpods.cli.output import podman_cli_lines
+    from airpods.engine.podman import container_kwargs
+
+    user = tmp_path / "config.toml"
+    user.write_text('[services.llamacpp.volumes.extra]\nsource = "/srv/prompts"\n'
+                    'target = "/prompts"\nmode = "ro"\n')
+    enforcing = replace(CPU, selinux_enforcing=True)
+    loaded = load_config(user, host=enforcing, secrets=store)
+    [spec] = render_all(loaded.config, loaded.host, ["llamacpp"])
+    relabel = {m.source: m.relabel for m in spec.mounts}
+    assert relabel == {"airpods_llamacpp_models": False, "/srv/prompts": True}
+    assert container_kwargs(spec)["volumes"]["/srv/prompts"]["mode"] == "ro,z"
+    assert "/srv/prompts:/prompts:ro,z" in podman_cli_lines(spec)[1]
