@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import report, run_quiet, sample  # noqa: E402
+from _timing import median_ms, report, run_quiet, sample, verdict  # noqa: E402
 
 
 def main() -> None:
@@ -25,6 +25,7 @@ def main() -> None:
          sample(lambda: run_quiet([py, "-m", "airpods", "--version"]), args.repeat)),
     ]
     report("CLI start-up", rows, floor="floor: python -c pass", goal="--help under 150 ms")
+    verdict("airpods --help under 150 ms", median_ms(rows[1][1]), 150)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""`airpods start llamacpp` from nothing running until ready, against bare Podman (goal: the
+overhead, airpods median - floor median, under 0.4 s). Image and model are present.
+
+    python bench/bench_start_ready.py [--repeat N]
+
+Floor: the two commands `airpods start llamacpp --dry-run` says it runs (same network, port
+mapping, volume, env, security options and llama-server argv; only the pod/container names, the
+host port and the masked API key differ), then GET /health every 10 ms until 200, timed from
+before `pod create` to the first 200. Measured twice: the local-mode podman CLI on the sandbox
+storage (the honest "bare podman" cost) and the same CLI through the sandbox's REST service
+(`podman --remote`, the process path airpods itself uses). Removal is not timed.
+
+airpods: `airpods start llamacpp` (which waits for /health and for the model in /v1/models)
+until it returns, after an untimed `airpods stop llamacpp`. The three are run in turns
+(floor, remote floor, airpods, floor, ...) so that noise hits them alike; one untimed round
+first warms caches (the resolved-config cache, the page cache, the network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stack import BenchStack, bench_stack, free_port, run_checked, wait_http  # noqa: E402
+from _timing import report, verdict  # noqa: E402
+
+GOAL_S = 0.4
+FLOOR = "floor: podman CLI (local) create+run+/health"
+REMOTE = "floor: podman --remote create+run+/health"
+AIRPODS = "airpods start llamacpp"
+
+
+def floor_commands(st: BenchStack, key: str, pod: str, ctr: str, port: int) -> list[list[str]]:
+    """The podman commands airpods' dry-run prints, with our names, port and the real key."""
+    spec = st.dry_run("llamacpp")
+    subst = {
+        spec["pod"]: pod,
+        spec["container"]: ctr,
+        f"127.0.0.1:{st.port}:8080": f"127.0.0.1:{port}:8080",
+        "LLAMA_API_KEY=****": f"LLAMA_API_KEY={key}",
+    }
+    cmds, seen = [], set()
+    for line in spec["podman"]:
+        words = shlex.split(line)
+        assert words[0] == "podman", line
+        out = []
+        for w in words[1:]:
+            if w in subst:
+                seen.add(w)
+                out.append(subst[w])
+            else:
+                out.append(w)
+        cmds.append(out)
+    missing = set(subst) - seen
+    if missing:
+        raise RuntimeError(f"dry-run commands lack {missing}: {spec['podman']}")
+    return cmds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    with bench_stack() as st, httpx.Client(timeout=1.0) as http:
+        pod, ctr, port = "bench-floor", "bench-floor-server", free_port()
+        key = st.api_key()
+        cmds = floor_commands(st, key, pod, ctr, port)
+        health = f"http://127.0.0.1:{port}/health"
+        env = st.cli_env
+        print("floor commands (podman GLOBAL-FLAGS ...):")
+        for c in cmds:
+            print("  $ podman " + shlex.join(c).replace(key, "****"))
+
+        def floor(argv_of) -> float:
+            t0 = time.perf_counter()
+            for c in cmds:
+                run_checked(argv_of(*c), env)
+            t1 = wait_http(http, health, every_s=0.01)
+            run_checked(st.podman_cli("pod", "rm", "-f", "-t", "0", pod), env)  # not timed
+            return t1 - t0
+
+        def airpods() -> float:
+            st.airpods("stop", "llamacpp", "--timeout", "1")  # not timed
+            t0 = time.perf_counter()
+            st.airpods("start", "llamacpp")
+            dt = time.perf_counter() - t0
+            if http.get(f"{st.base_url()}/health").status_code != 200:
+                raise RuntimeError("airpods start returned but /health is not 200")
+            return dt
+
+        runs = {FLOOR: lambda: floor(st.podman_cli), REMOTE: lambda: floor(st.podman_remote),
+                AIRPODS: airpods}
+        order = [AIRPODS, FLOOR, REMOTE]  # warm-up: airpods first (it creates the network)
+        for name in order:
+            runs[name]()
+        samples: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.repeat):
+            for name in (FLOOR, REMOTE, AIRPODS):
+                samples[name].append(runs[name]())
+        st.airpods("stop", "llamacpp", "--timeout", "1")
+
+    rows = [(name, samples[name]) for name in (FLOOR, REMOTE, AIRPODS)]
+    report("start -> ready, llamacpp (image and model present, nothing running)", rows,
+           floor=FLOOR, goal=f"airpods overhead under {GOAL_S} s")
+    med = {name: statistics.median(s) * 1000 for name, s in rows}
+    over_local = med[AIRPODS] - med[FLOOR]
+    over_remote = med[AIRPODS] - med[REMOTE]
+    print(f"  overhead vs local CLI floor:  {over_local:+8.1f} ms")
+    print(f"  overhead vs remote CLI floor: {over_remote:+8.1f} ms")
+    verdict(f"airpods overhead over bare podman (local CLI) under {GOAL_S} s", over_local,
+            GOAL_S * 1000, what="overhead")
+    verdict(f"airpods overhead over bare podman (--remote) under {GOAL_S} s", over_remote,
+            GOAL_S * 1000, what="overhead")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""`airpods start llamacpp` when it is already running and healthy (goal: under 0.5 s wall),
+beside `podman pod ps` (the floor: one cheap podman query).
+
+    python bench/bench_start_running.py [--repeat N]
+
+The floor is the local-mode podman CLI on the sandbox storage; the same query through the
+sandbox's REST service (`podman --remote`) is shown too. All rows run in turns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stack import bench_stack  # noqa: E402
+from _timing import report, run_quiet, verdict, wall  # noqa: E402
+
+GOAL_S = 0.5
+FLOOR = "floor: podman pod ps"
+REMOTE = "podman --remote pod ps"
+AIRPODS = "airpods start llamacpp (already running)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+
+    with bench_stack() as st:
+        st.airpods("start", "llamacpp")
+        again = st.airpods("start", "llamacpp")
+        if "already running" not in again.stderr:
+            raise RuntimeError(f"second start did not find it running:\n{again.stderr}")
+        env = st.cli_env
+        runs = {
+            FLOOR: lambda: run_quiet(st.podman_cli("pod", "ps"), env=env),
+            REMOTE: lambda: run_quiet(st.podman_remote("pod", "ps"), env=env),
+            AIRPODS: lambda: run_quiet(st.airpods_argv("start", "llamacpp"), env=st.env),
+        }
+        for fn in runs.values():  # warm-up
+            fn()
+        samples: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.repeat):
+            for name, fn in runs.items():
+                samples[name].append(wall(fn))
+
+    rows = [(name, samples[name]) for name in runs]
+    report("start when already running and healthy", rows, floor=FLOOR,
+           goal=f"airpods under {GOAL_S} s wall")
+    verdict(f"airpods start (already running) under {GOAL_S} s wall",
+            statistics.median(samples[AIRPODS]) * 1000, GOAL_S * 1000)
+
+
+if __name__ == "__main__":
+    main()
