@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,18 +80,31 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: AirpodsError becomes one line on stderr and its exit code, never a traceback."""
+    code = _run(argv)
+    if argv is None:
+        # A real invocation: tearing down the interpreter (podman-py, httpx, rich) costs ~70 ms
+        # and has nothing left to do, since every file airpods writes is already synced.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     from airpods.errors import AirpodsError
 
     try:
         cli.main(args=argv, prog_name="airpods", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AirpodsError as exc:
         tail = getattr(exc, "log_tail", "")
         if tail:
@@ -98,16 +112,16 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(tail, err=True)
             click.echo("---", err=True)
         click.echo(f"airpods: {exc.one_line()}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug or an unexpected refusal: one line, the traceback on -v
         if _verbose(argv):
             raise
         click.echo(f"airpods: {_describe(exc)} (run with -v for details)", err=True)
-        sys.exit(1)
-    sys.exit(0)
+        return 1
+    return 0
 
 
 def _verbose(argv: list[str] | None) -> bool:
