@@ -134,8 +134,11 @@ def stop(
         known = order_by_dependencies(resolved, [n for n in resolved.services if n in running]
                                       + resolved.enabled_services())
         names = [n for n in running if n not in resolved.services] + known
-    volumes = (_volumes_to_remove(resolved, names, explicit=bool(services))
-               if remove_volumes else [])
+    volumes, kept = (_volumes_to_remove(resolved, names, explicit=bool(services))
+                     if remove_volumes else ([], {}))
+    for volume, others in kept.items():
+        console.print(f"keeping volume {volume}: {', '.join(others)} also use it "
+                      "(name them too to delete it)")
     if volumes and not yes:
         click.confirm(
             f"Delete volumes {', '.join(volumes)}? Their data cannot be recovered", abort=True,
@@ -149,19 +152,24 @@ def stop(
     console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-def _volumes_to_remove(resolved: Resolved, names: list[str], *, explicit: bool) -> list[str]:
-    """Named volumes of `names`. Model volumes (of llama-server services) only when named."""
-    out: list[str] = []
+def _volumes_to_remove(
+    resolved: Resolved, names: list[str], *, explicit: bool
+) -> tuple[list[str], dict[str, list[str]]]:
+    """(volumes to delete, volumes kept → the other services using them).
+
+    Only named volumes of `names`; model volumes (of llama-server services) only when the service
+    is named; never a volume another configured service also mounts, running or not.
+    """
+    wanted: list[str] = []
     for name in names:
         svc = resolved.services.get(name)
         if svc is None or (svc.kind == "llama-server" and not explicit):
             continue
-        out += [source for source, is_bind in svc.volumes if not is_bind]
-    # A volume still used by a service that keeps running must stay.
-    keep = {
-        source
-        for n, s in resolved.services.items()
-        if n not in names
-        for source, _ in s.volumes
-    }
-    return sorted(set(out) - keep)
+        wanted += [source for source, is_bind in svc.volumes if not is_bind]
+    users: dict[str, list[str]] = {}
+    for other, svc in resolved.services.items():
+        if other not in names:
+            for source, _ in svc.volumes:
+                users.setdefault(source, []).append(other)
+    kept = {v: users[v] for v in sorted(set(wanted)) if v in users}
+    return sorted(set(wanted) - set(kept)), kept
