@@ -382,3 +382,9 @@ def test_remove_volumes_never_deletes_models_unless_named(stack: Stack) -> None:
     assert stack.podman("volume", "exists", volume).returncode == 0  # models kept
     listed = json.loads(stack.airpods("models", "list", "--json").stdout)
     assert [m["name"] for m in listed["models"]] == ["tiny.gguf"]
+
+    # Named, but another configured service mounts the same volume: kept, and said so.
+    named = stack.airpods("stop", "llamacpp", "--remove-volumes", "--yes")
+    assert named.returncode == 0, named.stderr
+    assert f"keeping volume {volume}: llamacpp-emb also use it" in named.stderr
+    assert stack.podman("volume", "exists", volume).returncode == 0
