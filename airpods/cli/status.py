@@ -129,11 +129,36 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
         return  # the way to leave --watch
 
 
+def parse_since(value: str, now: float | None = None) -> int:
+    """Unix seconds for `--since`: a duration back from now (90s, 10m, 2h, 1d), unix seconds,
+    or an RFC 3339 time."""
+    import re
+    from datetime import datetime
+
+    from airpods.errors import UsageError
+
+    now = time.time() if now is None else now
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if match:
+        seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+        return int(now - seconds)
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise UsageError(
+            f"--since {value!r} is not a time", hint="use 10m, 2h, unix seconds or RFC 3339"
+        ) from None
+
+
 @click.command()
 @click.argument("service")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.option("-n", "--tail", "lines", type=int, default=None, help="Only the last N lines.")
-@click.option("--since", default=None, help="Only lines since a time (RFC 3339 or unix seconds).")
+@click.option("--since", default=None,
+              help="Only lines since a time: a duration (10m, 2h), unix seconds or RFC 3339.")
 @click.pass_obj
 def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: str | None) -> None:
     """Print SERVICE's container log."""
@@ -149,7 +174,8 @@ def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: 
     podman = _connect(make_console())
     container = resolved.services[service].container
     try:
-        for line in podman.logs(container, tail=lines, follow=follow, since=since):
+        for line in podman.logs(container, tail=lines, follow=follow,
+                                since=parse_since(since) if since else None):
             click.echo(line)
     except NotFound:
         raise AirpodsError(

@@ -288,7 +288,7 @@ class Podman:
                 self.client.pods.get(pod).remove(force=True)
 
     def logs(
-        self, name: str, *, tail: int | None = None, follow: bool = False, since: str | None = None
+        self, name: str, *, tail: int | None = None, follow: bool = False, since: int | None = None
     ) -> Iterator[str]:
         """The container's log lines (stdout and stderr interleaved)."""
         ctr = self.client.containers.get(name)

@@ -213,6 +213,10 @@ def test_status_json_and_logs(stack: Stack) -> None:
     logs = stack.airpods("logs", "llamacpp", "-n", "50")
     assert logs.returncode == 0
     assert "listening on http://0.0.0.0:8080" in logs.stdout
+    recent = stack.airpods("logs", "llamacpp", "--since", "10m")
+    assert recent.returncode == 0 and "listening on http://0.0.0.0:8080" in recent.stdout
+    future = stack.airpods("logs", "llamacpp", "--since", str(int(time.time()) + 3600))
+    assert future.returncode == 0 and future.stdout.strip() == ""
 
 
 def test_missing_model_fails_fast_with_log(stack: Stack) -> None:
