@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,15 +85,21 @@ def _start_transient_service(path: Path) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if _socket_answers(str(path)):
-            return
-        time.sleep(0.05)
-    raise PodmanError(
-        "podman system service did not start",
-        hint="run `podman info` to see why; `airpods doctor` checks the setup",
+    from tenacity import RetryError, retry_if_result, stop_after_delay, wait_fixed
+    from tenacity import Retrying as Retry
+
+    waiting = Retry(
+        retry=retry_if_result(lambda answered: not answered),
+        wait=wait_fixed(0.05),
+        stop=stop_after_delay(15),
     )
+    try:
+        waiting(_socket_answers, str(path))
+    except RetryError:
+        raise PodmanError(
+            "podman system service did not start",
+            hint="run `podman info` to see why; `airpods doctor` checks the setup",
+        ) from None
 
 
 def find_socket(
