@@ -121,16 +121,16 @@ def apply_plan(
 ) -> list[Outcome]:
     check_ports(plan, actual)
     check_names(plan, podman)
+    pulls = plan.of("pull")
+    for step in pulls:
+        reporter.step(step)
+    pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
     for step in plan.of("create-network"):
         reporter.step(step)
         podman.ensure_network(step.target)
     for step in plan.of("create-volume"):
         reporter.step(step)
         podman.ensure_volume(step.target)
-    pulls = plan.of("pull")
-    for step in pulls:
-        reporter.step(step)
-    pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
 
     specs = {s.service: s for s in plan.specs}
     waited: dict[str, ReadinessResult] = {}

@@ -37,14 +37,14 @@ def make_plan(
     network_present: bool,
     wait: bool = True,
 ) -> Plan:
-    steps: list[Step] = []
+    # Pulls first: they are what fails most (names, network), and a failed start changes nothing.
+    images = sorted({s.image for s in specs})
+    steps: list[Step] = [Step("pull", i) for i in images if i not in images_present]
     networks = sorted({s.network for s in specs})
     if not network_present:
         steps += [Step("create-network", n) for n in networks]
     volumes = sorted({m.source for s in specs for m in s.mounts if not m.is_bind})
     steps += [Step("create-volume", v) for v in volumes if v not in volumes_present]
-    images = sorted({s.image for s in specs})
-    steps += [Step("pull", i) for i in images if i not in images_present]
     for spec in specs:
         steps += _service_steps(spec, actual.get(spec.service))
         if wait and spec.health is not None:

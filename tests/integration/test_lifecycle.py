@@ -392,3 +392,17 @@ def test_remove_volumes_never_deletes_models_unless_named(stack: Stack) -> None:
     assert named.returncode == 0, named.stderr
     assert f"keeping volume {volume}: llamacpp-emb also use it" in named.stderr
     assert stack.podman("volume", "exists", volume).returncode == 0
+
+
+def test_start_with_unpullable_image_changes_nothing(stack: Stack) -> None:
+    for key, value in (("services.llamacpp.images.cpu", "localhost/airpods/nope:1"),
+                       ("runtime.network", "airpods-it-untouched"),
+                       ("services.llamacpp.volumes.models.source", "airpods_it_untouched")):
+        assert stack.airpods("config", "set", key, value).returncode == 0
+    failed = stack.airpods("start", "llamacpp")
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1].startswith(
+        "airpods: cannot pull localhost/airpods/nope:1")
+    assert stack.podman("network", "exists", "airpods-it-untouched").returncode != 0
+    assert stack.podman("volume", "exists", "airpods_it_untouched").returncode != 0
+    assert stack.podman("pod", "exists", "airpods-llamacpp").returncode != 0

@@ -31,7 +31,7 @@ def test_fresh_start_creates_everything_in_order() -> None:
     plan = make_plan([spec()], actual={}, images_present=set(), volumes_present=set(),
                      network_present=False)
     assert actions(plan) == [
-        ("create-network", "airpods"), ("create-volume", "models"), ("pull", "localhost/x:1"),
+        ("pull", "localhost/x:1"), ("create-network", "airpods"), ("create-volume", "models"),
         ("create", "llamacpp"), ("start", "llamacpp"), ("wait", "llamacpp"),
     ]
     assert plan.changes_anything()
