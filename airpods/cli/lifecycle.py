@@ -139,6 +139,10 @@ def stop(
     for volume, others in kept.items():
         console.print(f"keeping volume {volume}: {', '.join(others)} also use it "
                       "(name them too to delete it)")
+    foreign = [v for v in volumes if podman.volume_owned(v) is False]
+    for volume in foreign:
+        console.print(f"keeping volume {volume}: airpods did not create it")
+    volumes = [v for v in volumes if v not in foreign]
     if volumes and not yes:
         click.confirm(
             f"Delete volumes {', '.join(volumes)}? Their data cannot be recovered", abort=True,
@@ -152,18 +156,22 @@ def stop(
     console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
+# Kinds whose volumes hold models (GGUF files, Ollama's store): hours of downloads to lose.
+MODEL_KINDS = frozenset({"llama-server", "ollama"})
+
+
 def _volumes_to_remove(
     resolved: Resolved, names: list[str], *, explicit: bool
 ) -> tuple[list[str], dict[str, list[str]]]:
     """(volumes to delete, volumes kept → the other services using them).
 
-    Only named volumes of `names`; model volumes (of llama-server services) only when the service
+    Only named volumes of `names`; model volumes (of model-serving kinds) only when the service
     is named; never a volume another configured service also mounts, running or not.
     """
     wanted: list[str] = []
     for name in names:
         svc = resolved.services.get(name)
-        if svc is None or (svc.kind == "llama-server" and not explicit):
+        if svc is None or (svc.kind in MODEL_KINDS and not explicit):
             continue
         wanted += [source for source, is_bind in svc.volumes if not is_bind]
     users: dict[str, list[str]] = {}

@@ -43,9 +43,11 @@ def check_ports(plan: Plan, actual: Mapping[str, Actual]) -> None:
         if spec.service not in creating:
             continue
         current = actual.get(spec.service)
-        ours = {(ip, host) for ip, host, _ in current.ports} if current else set()
+        # Any address this service's own container holds on a port is freed when it is
+        # recreated (e.g. host_ip changed from 127.0.0.1 to 0.0.0.0).
+        ours = {host for _, host, _ in current.ports} if current else set()
         for i, port in enumerate(spec.ports):
-            if (port.host_ip, port.host_port) in ours or (("0.0.0.0", port.host_port) in ours):
+            if port.host_port in ours:
                 continue
             if not _port_free(port.host_ip, port.host_port, port.protocol):
                 raise AirpodsError(

@@ -67,15 +67,15 @@ def candidate_sockets(environ: Mapping[str, str]) -> list[str]:
 
 
 def _private_socket_path(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_RUNTIME_DIR") or f"/tmp/airpods-{os.getuid()}"
-    return Path(base) / "airpods" / "podman.sock"
+    from airpods.engine.lock import runtime_dir
+
+    return runtime_dir(environ) / "podman.sock"
 
 
 def _start_transient_service(path: Path) -> None:
     podman = shutil.which("podman")
     if podman is None:
         raise PodmanError("podman is not installed", hint=INSTALL_HINT)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.unlink(missing_ok=True)
     # A new session so the service outlives this command and serves the next ones.
     subprocess.Popen(
@@ -110,17 +110,28 @@ def find_socket(
     for url in candidate_sockets(environ):
         if url.startswith("unix://") and _socket_answers(url[len("unix://") :]):
             return url
-    if environ.get("CONTAINER_HOST"):
+    host = environ.get("CONTAINER_HOST")
+    if host and not host.startswith("unix://"):
         raise PodmanError(
-            f"CONTAINER_HOST={environ['CONTAINER_HOST']} does not answer",
+            f"CONTAINER_HOST={host}: airpods talks to Podman over a local unix:// socket only",
+            hint="unset CONTAINER_HOST, or point it at unix:///PATH/podman.sock",
+        )
+    if host:
+        raise PodmanError(
+            f"CONTAINER_HOST={host} does not answer",
             hint="start that Podman service or unset CONTAINER_HOST",
         )
+    from airpods.engine.lock import state_lock
+
     private = _private_socket_path(environ)
-    if _socket_answers(str(private)):
-        return f"unix://{private}"
-    if shutil.which("podman") is None:
-        raise PodmanError("podman is not installed", hint=INSTALL_HINT)
-    _start_transient_service(private)
+    # Two commands started at once must not both start a service (the second would unlink the
+    # first one's socket): decide under a lock.
+    with state_lock(private.with_name("transient.lock")):
+        if _socket_answers(str(private)):
+            return f"unix://{private}"
+        if shutil.which("podman") is None:
+            raise PodmanError("podman is not installed", hint=INSTALL_HINT)
+        _start_transient_service(private)
     note(
         f"started a transient Podman API service on {private} "
         "(enable the podman.socket unit to skip this: systemctl --user enable --now podman.socket)"
@@ -196,7 +207,23 @@ class Podman:
         """The volume's directory on this host (local driver)."""
         return Path(self.client.volumes.get(name).attrs["Mountpoint"])
 
+    def volume_owned(self, name: str) -> bool | None:
+        """True when airpods created the volume, False when something else did, None if absent."""
+        from podman.errors import NotFound
+
+        try:
+            volume = self.client.volumes.get(name)
+        except NotFound:
+            return None
+        return (volume.attrs.get("Labels") or {}).get(LABEL_MANAGED) == "true"
+
     def remove_volume(self, name: str) -> None:
+        """Delete a volume airpods created; any other volume is refused, never deleted."""
+        if not self.volume_owned(name):
+            raise PodmanError(
+                f"volume {name} was not created by airpods: not deleting it",
+                hint=f"delete it yourself if you mean it: podman volume rm {name}",
+            )
         self.client.volumes.get(name).remove(force=False)
 
     def network_exists(self, name: str) -> bool:

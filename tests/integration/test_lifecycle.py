@@ -406,3 +406,13 @@ def test_start_with_unpullable_image_changes_nothing(stack: Stack) -> None:
     assert stack.podman("network", "exists", "airpods-it-untouched").returncode != 0
     assert stack.podman("volume", "exists", "airpods_it_untouched").returncode != 0
     assert stack.podman("pod", "exists", "airpods-llamacpp").returncode != 0
+
+
+def test_remove_volumes_never_deletes_a_volume_airpods_did_not_create(stack: Stack) -> None:
+    assert stack.podman("volume", "create", "someone_elses_data").returncode == 0
+    assert stack.airpods("config", "set", "services.llamacpp-emb.volumes.models.source",
+                         "someone_elses_data").returncode == 0
+    stopped = stack.airpods("stop", "llamacpp-emb", "--remove-volumes", "--yes")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "keeping volume someone_elses_data: airpods did not create it" in stopped.stderr
+    assert stack.podman("volume", "exists", "someone_elses_data").returncode == 0

@@ -91,3 +91,38 @@ def test_unexpected_errors_are_one_line_unless_verbose(monkeypatch, capsys) -> N
     assert err == ["airpods: internal error: RuntimeError: kaboom (run with -v for details)"]
     with pytest.raises(RuntimeError):
         cli.main(["-v", "status"])
+
+
+def test_runtime_dir_is_private(tmp_path: Path) -> None:
+    from airpods.engine.lock import runtime_dir
+
+    path = runtime_dir({"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert path == tmp_path / "airpods"
+    assert (path.stat().st_mode & 0o777) == 0o700
+    path.chmod(0o755)  # ours, readable by others (an older airpods made it so): tightened
+    assert runtime_dir({"XDG_RUNTIME_DIR": str(tmp_path)}) == path
+    assert (path.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.parametrize("tamper", ["world-writable", "foreign-owner"])
+def test_runtime_dir_someone_else_could_use_is_refused(tmp_path: Path, tamper: str) -> None:
+    from airpods.engine.lock import runtime_dir
+    from airpods.errors import AirpodsError
+
+    path = tmp_path / "airpods"
+    path.mkdir()
+    if tamper == "world-writable":
+        path.chmod(0o777)
+    else:
+        if os.getuid() != 0:
+            pytest.skip("needs root to give the directory to another user")
+        os.chown(path, 4242, 4242)
+    with pytest.raises(AirpodsError) as err:
+        runtime_dir({"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert "refusing to use" in err.value.one_line()
+
+
+def test_non_unix_container_host_is_one_clear_error() -> None:
+    with pytest.raises(PodmanError) as err:
+        find_socket({"CONTAINER_HOST": "ssh://core@host/run/podman/podman.sock"})
+    assert "unix:// socket only" in err.value.one_line()
