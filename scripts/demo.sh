@@ -27,17 +27,8 @@ CONFIG="$REPO/.demo/config.toml"
 mkdir -p "$REPO/.demo"
 AIRPODS=("$REPO/.venv/bin/airpods" --config "$CONFIG")
 if [[ ! -f "$CONFIG" ]]; then
-  cat > "$CONFIG" <<'TOML'
-# airpods demo config: only what differs from the built-in defaults (config/airpods.toml).
-[services.llamacpp]
-default_model = "tiny.gguf"
-
-[services.llamacpp.command_args]
-ctx_size = 512
-TOML
-fi
-# Pick a free host port when the default one is taken.
-PORT="$("$PY" - <<'PY'
+  # First run: a free host port (8080 unless something else holds it), kept for later runs.
+  PORT="$("$PY" - <<'PY'
 import socket
 for port in [8080, *range(18080, 18180)]:
     with socket.socket() as s:
@@ -49,7 +40,17 @@ for port in [8080, *range(18080, 18180)]:
         break
 PY
 )"
-"${AIRPODS[@]}" config set services.llamacpp.ports "[{ host = $PORT, container = 8080 }]" >/dev/null
+  cat > "$CONFIG" <<TOML
+# airpods demo config: only what differs from the built-in defaults (config/airpods.toml).
+[services.llamacpp]
+default_model = "tiny.gguf"
+ports = [{ host = $PORT, container = 8080 }]
+
+[services.llamacpp.command_args]
+ctx_size = 512
+TOML
+fi
+PORT="$("${AIRPODS[@]}" config get 'services.llamacpp.ports[0].host')"
 
 phase "llama.cpp image"
 if "${AIRPODS[@]}" start --pre-fetch llamacpp; then

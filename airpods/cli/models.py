@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from airpods.cli import AppContext
 
+SERVICE_HELP = "The llama-server service (default: the first enabled one)."
 
-def _volume_root(app: AppContext, service: str) -> tuple[Path, str, str]:
-    from airpods.cli.lifecycle import _connect, _resolve
-    from airpods.cli.output import make_console
+
+def _model_target(app: AppContext, service: str | None) -> tuple[Any, str, str]:
+    """(resolved, volume, configured model path inside it) for `service`, touching no Podman."""
+    from airpods.cli.lifecycle import _resolve
+    from airpods.errors import UsageError
     from airpods.models.store import model_volume
     from airpods.resolved import select_services
 
     resolved = _resolve(app)
+    if service is None:
+        servers = [n for n in resolved.enabled_services()
+                   if resolved.services[n].kind == "llama-server"]
+        if not servers:
+            raise UsageError("no enabled llama-server service", hint="name one with --service")
+        service = servers[0]
     select_services(resolved, (service,))
     spec = resolved.specs[service]
     volume, model = model_volume(spec.command, {m.target: m.source for m in spec.mounts})
-    podman = _connect(make_console())
-    podman.ensure_volume(volume)
-    return podman.volume_path(volume), volume, model
+    return resolved, volume, model
+
+
+def _podman() -> Any:
+    from airpods.cli.lifecycle import _connect
+    from airpods.cli.output import make_console
+
+    return _connect(make_console())
 
 
 @click.group()
@@ -30,16 +45,17 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--service", default="llamacpp", show_default=True)
+@click.option("--service", default=None, help=SERVICE_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def list_cmd(app: AppContext, service: str, as_json: bool) -> None:
+def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
     """List the models in the service's model volume; the configured one is marked."""
     from airpods.cli.output import echo_json
     from airpods.models.store import list_models
 
-    root, volume, current = _volume_root(app, service)
-    found = list_models(root)
+    _, volume, current = _model_target(app, service)
+    podman = _podman()
+    found = list_models(podman.volume_path(volume)) if podman.volume_exists(volume) else []
     if as_json:
         echo_json({"volume": volume, "configured": current,
                    "models": [{"name": m.name, "size": m.size} for m in found]})
@@ -53,13 +69,16 @@ def list_cmd(app: AppContext, service: str, as_json: bool) -> None:
 
 @models.command("add")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--service", default="llamacpp", show_default=True)
+@click.option("--service", default=None, help=SERVICE_HELP)
 @click.option("--name", default=None, help="File name in the volume (default: the file's name).")
 @click.pass_obj
-def add_cmd(app: AppContext, file: Path, service: str, name: str | None) -> None:
+def add_cmd(app: AppContext, file: Path, service: str | None, name: str | None) -> None:
     """Copy a local GGUF FILE into the service's model volume (atomically)."""
-    from airpods.models.store import add_model
+    from airpods.models.store import add_model, check_gguf
 
-    root, volume, _ = _volume_root(app, service)
-    dest = add_model(file, root, name or file.name)
+    check_gguf(file)  # before anything is created
+    _, volume, _ = _model_target(app, service)
+    podman = _podman()
+    podman.ensure_volume(volume)
+    dest = add_model(file, podman.volume_path(volume), name or file.name)
     click.echo(f"added {dest.name} to volume {volume}")

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from airpods.masking import mask_env
+from airpods.masking import mask_argv, mask_env
 from airpods.spec import ContainerSpec
 
 
@@ -43,8 +43,8 @@ def podman_cli_lines(spec: ContainerSpec) -> list[str]:
     if spec.cpus:
         run += ["--cpus", str(spec.cpus)]
     if spec.entrypoint:
-        run += ["--entrypoint", json.dumps(list(spec.entrypoint))]
-    run += [spec.image, *spec.command]
+        run += ["--entrypoint", json.dumps(mask_argv(spec.entrypoint))]
+    run += [spec.image, *mask_argv(spec.command)]
     return [shlex.join(pod), shlex.join(run)]
 
 
@@ -69,8 +69,8 @@ def spec_as_json(spec: ContainerSpec) -> dict[str, Any]:
             for m in spec.mounts
         ],
         "env": mask_env(spec.env, spec.secret_env),
-        "command": list(spec.command),
-        "entrypoint": list(spec.entrypoint) if spec.entrypoint else None,
+        "command": mask_argv(spec.command),
+        "entrypoint": mask_argv(spec.entrypoint) if spec.entrypoint else None,
         "devices": list(spec.devices),
         "group_add": list(spec.group_add),
         "health_url": spec.health.url if spec.health else None,
@@ -95,8 +95,8 @@ def print_dry_run(specs: list[ContainerSpec], console: Any) -> None:
             kind = "bind" if m.is_bind else "volume"
             console.print(f"  {kind}:   {m.source} -> {m.target} ({m.mode})")
         for key, value in mask_env(spec.env, spec.secret_env).items():
-            console.print(f"  env:      {key}={value}")
-        console.print(f"  argv:     {shlex.join(spec.command)}")
+            console.print(f"  env:      {key}={value}", markup=False)
+        console.print(f"  argv:     {shlex.join(mask_argv(spec.command))}", markup=False)
         if spec.health and spec.health.url:
             console.print(f"  health:   {spec.health.url} (timeout {spec.health.timeout_s:g}s)")
         for note in spec.notes:
@@ -126,6 +126,7 @@ class ConsoleReporter:
             "create": "creating",
             "start": "starting",
             "keep": "already running",
+            "present": "already have image",
         }
         reason = f" ({step.reason})" if step.reason and step.action != "start" else ""
         self.console.print(

@@ -169,13 +169,13 @@ def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: 
     from airpods.errors import AirpodsError
     from airpods.resolved import select_services
 
+    since_s = parse_since(since) if since else None  # bad input fails before Podman is touched
     resolved = _resolve(app)
     select_services(resolved, (service,))
     podman = _connect(make_console())
     container = resolved.services[service].container
     try:
-        for line in podman.logs(container, tail=lines, follow=follow,
-                                since=parse_since(since) if since else None):
+        for line in podman.logs(container, tail=lines, follow=follow, since=since_s):
             click.echo(line)
     except NotFound:
         raise AirpodsError(

@@ -67,7 +67,7 @@ def prefetch(
     """Pull the images `specs` need and start nothing. Returns the images that were pulled."""
     missing = sorted({s.image for s in specs if not podman.image_exists(s.image)})
     for image in sorted({s.image for s in specs}):
-        reporter.step(Step("pull", image) if image in missing else Step("keep", image, "present"))
+        reporter.step(Step("pull", image) if image in missing else Step("present", image))
     pull_images(podman, missing, reporter, settings.max_concurrent_pulls)
     return missing
 

@@ -11,7 +11,9 @@ from airpods.spec import ContainerSpec
 
 @dataclass(frozen=True)
 class Step:
-    action: str  # create-network | create-volume | pull | remove | create | start | keep | wait
+    # pull | create-network | create-volume | remove | create | start | keep | wait
+    # (and "present": an image --pre-fetch finds already there)
+    action: str
     target: str  # the network, volume, image or service the step is about
     reason: str = ""
 

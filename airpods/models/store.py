@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from airpods.errors import AirpodsError
+from airpods.errors import AirpodsError, UsageError
 
 PARTIAL_SUFFIX = ".partial"
 GGUF_MAGIC = b"GGUF"
@@ -43,7 +43,7 @@ def model_volume(command: tuple[str, ...], mounts: dict[str, str]) -> tuple[str,
 def check_gguf(path: Path) -> None:
     with open(path, "rb") as handle:
         if handle.read(4) != GGUF_MAGIC:
-            raise AirpodsError(f"{path} is not a GGUF file", hint="llama-server loads .gguf models")
+            raise UsageError(f"{path} is not a GGUF file", hint="llama-server loads .gguf models")
 
 
 def list_models(root: Path) -> list[ModelFile]:

@@ -126,3 +126,24 @@ def test_non_unix_container_host_is_one_clear_error() -> None:
     with pytest.raises(PodmanError) as err:
         find_socket({"CONTAINER_HOST": "ssh://core@host/run/podman/podman.sock"})
     assert "unix:// socket only" in err.value.one_line()
+
+
+@pytest.mark.parametrize("args", [
+    ["logs", "llamacpp", "--since", "yesterday"],
+    ["models", "add", "NOT_GGUF"],
+])
+def test_bad_input_fails_before_podman_is_touched(tmp_path: Path, args: list[str]) -> None:
+    """With no Podman reachable at all, bad input still gets its own one-line usage error."""
+    not_gguf = tmp_path / "notes.txt"
+    not_gguf.write_text("hello")
+    args = [str(not_gguf) if a == "NOT_GGUF" else a for a in args]
+    env = {k: v for k, v in os.environ.items() if k != "CONTAINER_HOST"}
+    env.update(PATH=str(tmp_path / "empty-bin"), XDG_RUNTIME_DIR=str(tmp_path / "run"),
+               XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(tmp_path / "data"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-m", "airpods", *args], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "podman" not in line and ("--since" in line or "not a GGUF file" in line)
+    assert not (tmp_path / "run").exists()
