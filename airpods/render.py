@@ -10,7 +10,7 @@ from typing import Any
 
 from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.host import HostFacts
-from airpods.masking import SECRET_KEY_RE
+from airpods.masking import secret_env_keys
 from airpods.spec import (
     LABEL_HASH,
     LABEL_KIND,
@@ -126,7 +126,8 @@ def render_service(
         env=env,
         command=tuple(render_args(svc.command_args)),
         entrypoint=tuple(svc.entrypoint_override) if svc.entrypoint_override else None,
-        secret_env=frozenset(k for k in env if SECRET_KEY_RE.search(k)),
+        # Named like a secret, or generated as one (`generated_secrets`) whatever its name.
+        secret_env=secret_env_keys(env, svc.generated_secrets),
         devices=devices,
         group_add=group_add,
         cap_drop=("ALL",),

@@ -1,7 +1,11 @@
 """`airpods config`: see, check and change the configuration.
 
-Secrets stay hidden: `show` (and `get` of a whole table) print env values whose name contains
-KEY, SECRET, TOKEN, PASSWORD or PASSWD as "****". `get` of one such key prints it, for scripts.
+Secrets stay hidden: `show` (and `get` of a whole table) print as "****" the env values whose
+name contains KEY, SECRET, TOKEN, PASSWORD or PASSWD, and those the service lists in
+`generated_secrets` (see airpods.masking). `get` of one such key prints it, for scripts.
+
+`show` and `get` keep the secrets they generate (see airpods.secrets): the key a user reads is
+the key the next `start` uses.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import click
 
 from airpods.cli import AppContext
 from airpods.errors import ConfigError, UsageError
-from airpods.masking import MASK, is_secret_key
+from airpods.masking import mask_tree
 
 
 def _user_path(app: AppContext) -> Path:
@@ -27,19 +31,15 @@ def _user_path(app: AppContext) -> Path:
 
 
 def _resolved(app: AppContext) -> dict[str, Any]:
-    return app.load_config().config.model_dump(mode="json")
+    """The resolved configuration; secrets generated for it are saved once it validated."""
+    from airpods.secrets import SecretStore
 
-
-def _mask(data: Any, path: tuple[Any, ...] = ()) -> Any:
-    """A copy of the resolved tree with secret env values replaced by ****."""
-    if isinstance(data, dict):
-        masked = {k: _mask(v, (*path, k)) for k, v in data.items()}
-        if len(path) == 3 and path[0] == "services" and path[2] == "env":
-            masked = {k: MASK if is_secret_key(k) and v != "" else v for k, v in data.items()}
-        return masked
-    if isinstance(data, list):
-        return [_mask(v, (*path, i)) for i, v in enumerate(data)]
-    return data
+    store = SecretStore()
+    loaded = app.load_config(secrets=store)  # a ConfigError leaves nothing saved
+    if store.pending and not store.save():
+        # Another airpods saved some of these first: show the values it kept.
+        loaded = app.load_config(secrets=store)
+    return loaded.config.model_dump(mode="json")
 
 
 def _drop_none(data: Any) -> Any:
@@ -95,7 +95,7 @@ def path(app: AppContext) -> None:
 @click.pass_obj
 def show(app: AppContext, as_json: bool) -> None:
     """Print the resolved configuration: defaults + your file, templates rendered."""
-    data = _mask(_resolved(app))
+    data = mask_tree(_resolved(app))
     click.echo(json.dumps(data, indent=2) if as_json else _as_toml(data))
 
 
@@ -123,7 +123,7 @@ def get(app: AppContext, key: str, as_json: bool) -> None:
     data = _resolved(app)
     value = _lookup(data, parts)
     if isinstance(value, dict | list):
-        value = _mask(value, parts)
+        value = _lookup(mask_tree(data), parts)  # a table hides its secrets; one key does not
     if as_json:
         click.echo(json.dumps(value, indent=2))
     elif isinstance(value, str):

@@ -35,6 +35,8 @@ from typing import Any, Union, get_args, get_origin
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.schema import (
     ACCELERATORS,
+    ENV_KEY_RE,
+    SERVICE_NAME_RE,
     AirpodsConfig,
     KeyPath,
     Problem,
@@ -124,7 +126,7 @@ def load_config_text(
     raw: dict[str, Any] = {}
     for layer in layers:
         raw = deep_merge(raw, layer.data)
-    _fill_generated_secrets(raw, secrets if secrets is not None else SecretStore())
+    _fill_generated_secrets(raw, secrets if secrets is not None else SecretStore(), layers)
     try:
         config, facts = _resolve_and_validate(raw, host)
     except _Problems as exc:
@@ -188,21 +190,50 @@ def _env_layers(environ: Mapping[str, str]) -> list[Layer]:
     return layers
 
 
-def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore) -> None:
-    """Give each `generated_secrets` variable its kept value, before templates read env."""
+def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore, layers: list[Layer]) -> None:
+    """Give each `generated_secrets` variable its kept value, before templates read env.
+
+    The store is asked only for valid service and variable names (they become a file's path):
+    validation reports any other as the config problem it is. A secret that cannot be read is
+    one ConfigError naming the setting that asked for it.
+    """
     services = raw.get("services")
     if not isinstance(services, dict):
         return
     for name, svc in services.items():
         wanted = svc.get("generated_secrets") if isinstance(svc, dict) else None
-        if not isinstance(wanted, list):
-            continue  # validation reports the wrong type
+        if not isinstance(wanted, list) or not _is_name(SERVICE_NAME_RE, name):
+            continue  # validation reports the wrong type or name
         env = svc.setdefault("env", {})
         if not isinstance(env, dict):
             continue
-        for var in wanted:
-            if isinstance(var, str) and var not in env:
-                env[var] = store.get(name, var)
+        for index, var in enumerate(wanted):
+            if _is_name(ENV_KEY_RE, var) and var not in env:
+                try:
+                    env[var] = store.get(name, var)
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise _secret_error(
+                        exc, store.path(name, var), ("services", name, "generated_secrets", index),
+                        layers,
+                    ) from None
+
+
+def _is_name(pattern: re.Pattern[str], value: object) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def _secret_error(
+    exc: OSError | UnicodeDecodeError, path: Path, key: KeyPath, layers: list[Layer]
+) -> ConfigError:
+    reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
+    layer = layers[_origin(key, layers)]
+    return ConfigError(
+        f"cannot read the generated secret {path}: {reason}",
+        file=layer.label,
+        key_path=format_key_path(key),
+        line=find_line(layer.text, key) if layer.text is not None else None,
+        hint=f"fix or remove {path}; airpods writes a new one when it is missing or empty",
+    )
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

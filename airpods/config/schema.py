@@ -42,6 +42,9 @@ _IMAGE_RE = re.compile(
 _MEMORY_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?$")
 _ARG_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Public: the loader checks names with these before it uses them as paths (generated secrets).
+SERVICE_NAME_RE = _NAME_RE
+ENV_KEY_RE = _ENV_KEY_RE
 
 Scalar = str | int | float | bool
 _SCALAR_TYPES = (str, int, float, bool)
@@ -65,7 +68,7 @@ def _check_flag_value(v: Any) -> Any:
 
 def _check_name(pattern: re.Pattern[str], what: str) -> AfterValidator:
     def check(v: str) -> str:
-        if not pattern.match(v):
+        if not pattern.fullmatch(v):  # not match: `$` would let a trailing newline through
             raise ValueError(f"{v!r} is not a valid {what}")
         return v
 

@@ -8,7 +8,7 @@ Any string anywhere in the config tree may be a template. What a template can se
   true` sees `host.accelerator == "cpu"`;
 - `openai_backends`: a list of `{name, url, api_key}` for every enabled `kind = "llama-server"`
   service (`url` is `http://<network_aliases[0] or pod>:<ports[0].container>/v1`, `api_key` is
-  that service's `env.LLAMA_API_KEY` or "");
+  that service's `command_args.api_key`, else its `env.LLAMA_API_KEY`, else "");
 - inside a service: its own keys by bare name (`default_model`, `ports[0].container`), its
   `vars` entries by bare name, and `name` (the service's name). The global names above win
   over a service key or var with the same name.
@@ -274,6 +274,27 @@ class _Resolver:
                 path=(*base, "ports"),
             )
         port = self.value((*base, "ports", 0, "container"))
-        has_key = self._raw((*base, "env", "LLAMA_API_KEY"), None) is not None
-        api_key = self.value((*base, "env", "LLAMA_API_KEY")) if has_key else ""
-        return {"name": name, "url": f"http://{host}:{port}/v1", "api_key": str(api_key)}
+        return {"name": name, "url": f"http://{host}:{port}/v1", "api_key": self._api_key(base)}
+
+    def _api_key(self, base: KeyPath) -> str:
+        """The key llama-server at `base` checks: `command_args.api_key` (`--api-key`), else
+        `env.LLAMA_API_KEY` (llama-server reads the flag over the variable); "" for none.
+
+        `--api-key` may hold several keys, comma-separated: Open WebUI gets the first.
+        """
+        for arg in ("api_key", "api-key"):
+            if self._raw((*base, "command_args", arg), None) is not None:
+                value = self.value((*base, "command_args", arg))
+                if isinstance(value, list):  # a repeated flag: llama-server keeps the last
+                    value = value[-1] if value else None
+                if value is not None and not isinstance(value, bool):
+                    key = _first_key(value)
+                    if key:
+                        return key
+        if self._raw((*base, "env", "LLAMA_API_KEY"), None) is not None:
+            return _first_key(self.value((*base, "env", "LLAMA_API_KEY")))
+        return ""
+
+
+def _first_key(value: Any) -> str:
+    return str(value).split(",")[0].strip()

@@ -15,6 +15,9 @@ from airpods.cli import main
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    # `config show` / `config get` save the secrets they generate: never in the real home.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for name in ("AIRPODS_CONFIG", "AIRPODS_ACCELERATOR", "VISUAL", "EDITOR"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path

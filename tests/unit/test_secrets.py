@@ -1,0 +1,376 @@
+"""Generated secrets: kept, never empty, never shown, never read from a path a name chose.
+
+Every CLI test runs in process with XDG_CONFIG_HOME / XDG_DATA_HOME / XDG_CACHE_HOME in its own
+tmp dir.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from airpods.cli import main
+from airpods.cli.output import make_console, podman_cli_lines, print_dry_run, spec_as_json
+from airpods.config import load_config
+from airpods.errors import AirpodsError, ConfigError
+from airpods.host import HostFacts
+from airpods.masking import MASK, is_secret_key, mask_argv, mask_tree, secret_env_keys
+from airpods.render import render_all
+from airpods.secrets import SecretStore
+
+CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("AIRPODS_ACCELERATOR", "cpu")
+    for name in ("AIRPODS_CONFIG", "VISUAL", "EDITOR"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def user_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "xdg" / "airpods" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def secret_file(tmp_path: Path, service: str, var: str) -> Path:
+    return tmp_path / "data" / "airpods" / "secrets" / service / var
+
+
+def load(tmp_path: Path, text: str, store: SecretStore) -> object:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return load_config(path, host=CPU, secrets=store, environ={})
+
+
+def dry_run_text(specs: list) -> str:
+    console = make_console(stderr=False)
+    console.file = io.StringIO()
+    print_dry_run(specs, console)
+    return console.file.getvalue()
+
+
+# --- 1. an empty secret file is no secret -----------------------------------------------------
+
+
+@pytest.mark.parametrize("content", ["", "\n", "  \n\t\n"])
+def test_empty_secret_file_gets_a_new_value_that_save_keeps(tmp_path: Path, content: str) -> None:
+    root = tmp_path / "secrets"
+    (root / "llamacpp").mkdir(parents=True)
+    path = root / "llamacpp" / "LLAMA_API_KEY"
+    path.write_text(content)
+    store = SecretStore(root)
+    loaded = load(tmp_path, "", store)
+    key = loaded.config.services["llamacpp"].env["LLAMA_API_KEY"]
+    assert len(key) >= 32
+    # Open WebUI is given the same key llama-server checks.
+    assert loaded.config.services["open-webui"].env["OPENAI_API_KEYS"] == key
+    assert store.pending
+    assert store.save() is True
+    assert path.read_text().strip() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = load(tmp_path, "", SecretStore(root))
+    assert again.config.services["llamacpp"].env["LLAMA_API_KEY"] == key
+
+
+def test_save_never_overwrites_a_value_saved_by_another_process(tmp_path: Path) -> None:
+    root = tmp_path / "secrets"
+    first, second = SecretStore(root), SecretStore(root)
+    mine = second.get("llamacpp", "LLAMA_API_KEY")
+    theirs = first.get("llamacpp", "LLAMA_API_KEY")
+    assert first.save() is True
+    assert second.save() is False  # the first to save wins
+    assert (root / "llamacpp" / "LLAMA_API_KEY").read_text().strip() == theirs != mine
+    assert second.get("llamacpp", "LLAMA_API_KEY") == theirs
+    assert not [p for p in (root / "llamacpp").iterdir() if p.name.startswith(".")]
+
+
+def test_save_into_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "secrets"
+    store = SecretStore(root)
+    store.get("llamacpp", "LLAMA_API_KEY")
+    root.write_text("a file, not a directory\n")
+    with pytest.raises(AirpodsError) as info:
+        store.save()
+    assert "cannot save the generated secret" in info.value.one_line()
+
+
+# --- 2. every generated secret is secret, whatever its name ------------------------------------
+
+SALT = """
+[services.open-webui]
+generated_secrets = ["WEBUI_SECRET_KEY", "WEBUI_AUTH_SALT"]
+"""
+
+
+def test_is_secret_key_and_secret_keys() -> None:
+    assert is_secret_key("LLAMA_API_KEY") and is_secret_key("hf_token")
+    assert not is_secret_key("WEBUI_AUTH_SALT")
+    assert is_secret_key("WEBUI_AUTH_SALT", {"WEBUI_AUTH_SALT"})
+    env = {"WEBUI_AUTH_SALT": "s", "PLAIN": "p", "A_PASSWORD": "x"}
+    assert secret_env_keys(env, ["WEBUI_AUTH_SALT"]) == {"WEBUI_AUTH_SALT", "A_PASSWORD"}
+
+
+def test_mask_tree_masks_generated_secrets_per_service() -> None:
+    tree = {
+        "runtime": {"network": "n"},
+        "services": {
+            "a": {"generated_secrets": ["SALT"], "env": {"SALT": "s1", "PLAIN": "p", "X": ""}},
+            "b": {"generated_secrets": [], "env": {"SALT": "s2", "MY_TOKEN": "t"}},
+        },
+    }
+    masked = mask_tree(tree)
+    assert masked["services"]["a"]["env"] == {"SALT": MASK, "PLAIN": "p", "X": ""}
+    assert masked["services"]["b"]["env"] == {"SALT": "s2", "MY_TOKEN": MASK}
+    assert masked["runtime"] == {"network": "n"}
+    args = {"api_key": "k", "hf_token": ["a", ""], "ctx_size": 8, "no_token_check": True}
+    masked = mask_tree({"services": {"c": {"command_args": args}}})
+    assert masked["services"]["c"]["command_args"] == {
+        "api_key": MASK, "hf_token": [MASK, ""], "ctx_size": 8, "no_token_check": True
+    }
+    assert tree["services"]["a"]["env"]["SALT"] == "s1"  # the input is not changed
+
+
+def test_generated_secret_with_a_plain_name_is_masked_in_the_dry_run(tmp_path: Path) -> None:
+    loaded = load(tmp_path, SALT, SecretStore(tmp_path / "secrets"))
+    salt = loaded.config.services["open-webui"].env["WEBUI_AUTH_SALT"]
+    [spec] = render_all(loaded.config, loaded.host, ["open-webui"])
+    assert "WEBUI_AUTH_SALT" in spec.secret_env
+    assert spec.env["WEBUI_AUTH_SALT"] == salt  # the container still gets it
+    text = dry_run_text([spec])
+    assert salt not in text and f"WEBUI_AUTH_SALT={MASK}" in text
+    blob = json.dumps(spec_as_json(spec))
+    assert salt not in blob and f"WEBUI_AUTH_SALT={MASK}" in blob
+
+
+def test_generated_secret_with_a_plain_name_is_masked_by_config_show(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    user_file(tmp_path, SALT)
+    salt = "kept-salt-value-0123456789"
+    path = secret_file(tmp_path, "open-webui", "WEBUI_AUTH_SALT")
+    path.parent.mkdir(parents=True)
+    path.write_text(salt + "\n")
+    code, out, err = run(capsys, "config", "get", "services.open-webui.env.WEBUI_AUTH_SALT")
+    assert (code, out) == (0, salt + "\n"), err  # one key by name: printed, for scripts
+    for args in (
+        ("config", "show"),
+        ("config", "show", "--json"),
+        ("config", "get", "services.open-webui.env"),
+        ("config", "get", "services.open-webui"),
+        ("config", "get", "services", "--json"),
+    ):
+        code, out, err = run(capsys, *args)
+        assert code == 0, err
+        assert salt not in out, args
+        assert MASK in out, args
+
+
+# --- 3. a secret passed as a flag ---------------------------------------------------------------
+
+
+def test_mask_argv() -> None:
+    argv = ["--model", "/m.gguf", "--api-key", "s3cret", "--hf-token=hf_abc", "--port", "8080",
+            "--api-key", "-starts-with-a-dash", "--token-file=", "-c", "4096", "--api-key"]
+    assert mask_argv(argv) == [
+        "--model", "/m.gguf", "--api-key", MASK, f"--hf-token={MASK}", "--port", "8080",
+        "--api-key", MASK, "--token-file=", "-c", "4096", "--api-key",
+    ]
+
+
+FLAG_KEY = """
+[services.llamacpp]
+generated_secrets = []
+
+[services.llamacpp.command_args]
+api_key = "flag-key-123"
+"""
+
+
+def test_api_key_flag_is_masked_in_the_dry_run_and_given_to_open_webui(tmp_path: Path) -> None:
+    loaded = load(tmp_path, FLAG_KEY, SecretStore(tmp_path / "secrets"))
+    specs = render_all(loaded.config, loaded.host, ["llamacpp", "open-webui"])
+    llama, webui = specs
+    assert "flag-key-123" in llama.command  # the container still gets it
+    assert "LLAMA_API_KEY" not in llama.env
+    assert webui.env["OPENAI_API_KEYS"] == "flag-key-123"
+    text = dry_run_text(specs)
+    assert "flag-key-123" not in text
+    assert f"--api-key '{MASK}'" in text  # shell-quoted: '*' is special
+    for spec in specs:
+        as_json = spec_as_json(spec)
+        assert "flag-key-123" not in json.dumps(as_json)
+        assert not any("flag-key-123" in line for line in podman_cli_lines(spec))
+    assert spec_as_json(llama)["command"][-2:] == ["--api-key", MASK]
+
+
+def test_api_key_flag_wins_over_the_env_key_for_open_webui(tmp_path: Path) -> None:
+    # llama-server takes the flag over LLAMA_API_KEY: Open WebUI must send the flag's key.
+    text = '[services.llamacpp.command_args]\napi_key = "flag-key,second-key"\n'
+    loaded = load(tmp_path, text, SecretStore(tmp_path / "secrets"))
+    assert loaded.config.services["llamacpp"].env["LLAMA_API_KEY"]  # still generated
+    assert loaded.config.services["open-webui"].env["OPENAI_API_KEYS"] == "flag-key"
+
+
+def test_api_key_flag_is_masked_by_config_show(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    user_file(tmp_path, FLAG_KEY)
+    for args in (
+        ("config", "show"),
+        ("config", "show", "--json"),
+        ("config", "get", "services.llamacpp.command_args"),
+        ("config", "get", "services.open-webui.env"),
+    ):
+        code, out, err = run(capsys, *args)
+        assert code == 0, err
+        assert "flag-key-123" not in out, args
+        assert MASK in out, args
+    data = json.loads(run(capsys, "config", "show", "--json")[1])
+    assert data["services"]["llamacpp"]["command_args"]["api_key"] == MASK
+    assert data["services"]["llamacpp"]["command_args"]["ctx_size"] == 4096
+    # Asked for by name, it is printed, for scripts.
+    code, out, _ = run(capsys, "config", "get", "services.llamacpp.command_args.api_key")
+    assert out == "flag-key-123\n"
+
+
+def test_api_key_flag_in_start_dry_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    user_file(tmp_path, FLAG_KEY)
+    for args in (("start", "--dry-run"), ("start", "--dry-run", "--json")):
+        code, out, err = run(capsys, *args)
+        assert code == 0, err
+        assert "flag-key-123" not in out, args
+        assert "--api-key" in out
+
+
+# --- 4. the key `config get` prints is the key `start` uses ----------------------------------
+
+
+def test_config_get_keeps_the_key_it_prints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    key_path = "services.llamacpp.env.LLAMA_API_KEY"
+    code, first, err = run(capsys, "config", "get", key_path)
+    assert code == 0, err
+    code, second, _ = run(capsys, "config", "get", key_path)
+    assert first == second and len(first.strip()) >= 32
+    path = secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY")
+    assert path.read_text().strip() == first.strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # What `start` will use (the same loading, with its own store).
+    loaded = load_config(None, host=CPU, secrets=SecretStore(path.parents[1]), environ={})
+    assert loaded.config.services["llamacpp"].env["LLAMA_API_KEY"] == first.strip()
+
+
+def test_config_show_keeps_secrets_and_a_broken_config_keeps_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    user_file(tmp_path, "[services.llamacpp]\nports = 3\n")
+    code, _, _ = run(capsys, "config", "show")
+    assert code == 2
+    assert not (tmp_path / "data").exists()
+    user_file(tmp_path, "")
+    code, _, err = run(capsys, "config", "show")
+    assert code == 0, err
+    assert secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY").read_text().strip()
+    assert secret_file(tmp_path, "open-webui", "WEBUI_SECRET_KEY").read_text().strip()
+
+
+# --- 5. names are checked before they become paths ---------------------------------------------
+
+
+BAD_NAMES = ["", "../../etc/x", "A/B", "1BAD", "X\n", ".."]
+
+
+class RecordingStore(SecretStore):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.asked: list[tuple[str, str]] = []
+
+    def get(self, service: str, var: str) -> str:
+        self.asked.append((service, var))
+        return super().get(service, var)
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_generated_secret_name_never_reaches_the_store(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "secrets"
+    (root / "llamacpp").mkdir(parents=True)
+    (root / "llamacpp" / "LLAMA_API_KEY").write_text("kept\n")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "x").write_text("not a secret\n")
+    store = RecordingStore(root)
+    text = f"[services.llamacpp]\ngenerated_secrets = [{json.dumps(name)}]\n"
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text, store)
+    assert info.value.key_path == "services.llamacpp.generated_secrets[0]"
+    assert "not a valid environment variable name" in info.value.message
+    assert ("llamacpp", name) not in store.asked
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_generated_secret_name_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    # A secret already kept for the service: its directory exists ("" named it, once).
+    kept = secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY")
+    kept.parent.mkdir(parents=True)
+    kept.write_text("kept\n")
+    user_file(tmp_path, f"[services.llamacpp]\ngenerated_secrets = [{json.dumps(name)}]\n")
+    for args in (("config", "validate"), ("config", "show"), ("start", "--dry-run")):
+        code, out, err = run(capsys, *args)
+        assert code == 2, (args, err)
+        assert out == ""
+        line = err.strip()
+        assert "\n" not in line and "internal error" not in line
+        assert line.startswith("airpods: config error: ")
+        assert "services.llamacpp.generated_secrets[0]" in line
+        assert "not a valid environment variable name" in line
+    assert sorted(p.name for p in kept.parent.parent.rglob("*")) == ["LLAMA_API_KEY", "llamacpp"]
+
+
+def test_bad_service_name_is_never_a_secret_path(tmp_path: Path) -> None:
+    text = """
+[services."../evil"]
+image = "docker.io/library/busybox:latest"
+pod = "evil"
+container = "evil"
+generated_secrets = ["TOKEN"]
+"""
+    store = RecordingStore(tmp_path / "secrets")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text, store)
+    assert "service name" in info.value.one_line()
+    assert store.asked and all(service != "../evil" for service, _ in store.asked)
+
+
+def test_unreadable_secret_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY").mkdir(parents=True)  # not a file
+    code, out, err = run(capsys, "config", "validate")
+    assert code == 2 and out == ""
+    line = err.strip()
+    assert "\n" not in line and "internal error" not in line
+    assert line.startswith("airpods: config error: ")
+    assert "services.llamacpp.generated_secrets[0]" in line
+    assert "cannot read the generated secret" in line and "LLAMA_API_KEY" in line
