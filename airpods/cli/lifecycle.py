@@ -87,11 +87,13 @@ def start(
         return
     with lifecycle.locked(podman, reporter):
         if store.pending:
-            # New keys are decided under the lock: a concurrent first start may have saved some.
+            # New keys are decided under the lock: a concurrent first start (or `config get`)
+            # may have saved some. If another process still saves first, use what it saved.
             store = SecretStore()
             resolved = _resolve(app, cpu, store)
+            if not store.save():
+                resolved = _resolve(app, cpu, SecretStore())
             specs = [resolved.specs[n] for n in names]
-            store.save()
         outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait)
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})

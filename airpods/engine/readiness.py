@@ -117,7 +117,8 @@ def expected_model_ids(spec: ContainerSpec) -> tuple[str, ...]:
 
 
 def _llama_api_key(spec: ContainerSpec) -> str | None:
-    key = spec.env.get("LLAMA_API_KEY") or _option_value(spec.command, ("--api-key",))
+    # llama-server takes the flag over its env var; so must the check.
+    key = _option_value(spec.command, ("--api-key",)) or spec.env.get("LLAMA_API_KEY")
     if not key:
         return None
     return key.split(",")[0].strip() or None  # llama-server accepts a comma-separated list

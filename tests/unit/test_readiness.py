@@ -580,3 +580,13 @@ def test_probe_many_timeout_bounds_a_hung_service(servers):
     assert time.monotonic() - t0 < 1.0
     assert states["ok"] == ("ready", "HTTP 200")
     assert states["hung"][0] == "starting" and "no answer" in states["hung"][1]
+
+
+def test_api_key_flag_wins_over_env_as_in_llama_server() -> None:
+    from airpods.engine.readiness import _llama_api_key
+
+    spec = make_spec(8080, kind="llama-server", command=("--api-key", "from-flag,second"),
+                     env={"LLAMA_API_KEY": "from-env"})
+    assert _llama_api_key(spec) == "from-flag"
+    assert _llama_api_key(make_spec(8080, kind="llama-server",
+                                    env={"LLAMA_API_KEY": "from-env"})) == "from-env"
