@@ -10,12 +10,24 @@ LABEL_HASH = "io.airpods.config-hash"
 LABEL_KIND = "io.airpods.kind"
 
 
+def _http_url(host_ip: str, port: int) -> str:
+    # A wildcard bind is reached through loopback; IPv6 literals need brackets.
+    ip = "127.0.0.1" if host_ip in ("0.0.0.0", "::") else host_ip
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"http://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class PortMapping:
     host_ip: str
     host_port: int
     container_port: int
     protocol: str = "tcp"
+
+    @property
+    def url(self) -> str:
+        """Where a browser or client on this host reaches the port."""
+        return _http_url(self.host_ip, self.host_port)
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,7 @@ class Health:
     def url(self) -> str | None:
         if self.host_port is None:
             return None
-        ip = "127.0.0.1" if self.host_ip in ("0.0.0.0", "::") else self.host_ip
-        host = f"[{ip}]" if ":" in ip else ip
-        return f"http://{host}:{self.host_port}{self.path}"
+        return _http_url(self.host_ip, self.host_port) + self.path
 
 
 @dataclass(frozen=True)
@@ -78,3 +88,18 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""
     notes: tuple[str, ...] = ()  # one-line explanations/warnings shown by start/dry-run
+
+
+@dataclass(frozen=True)
+class Actual:
+    """What Podman has for one airpods service."""
+
+    service: str
+    container: str
+    pod: str | None
+    state: str  # podman's status: "running", "exited", "created", ...
+    config_hash: str
+    image: str
+    started_at: str = ""
+    exit_code: int | None = None
+    ports: tuple[tuple[str, int, int], ...] = field(default=())  # (host_ip, host, container)

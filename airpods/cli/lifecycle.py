@@ -100,7 +100,7 @@ def start(
         return
     word = "started" if no_wait else "ready"
     for spec in specs:
-        url = f"http://{spec.ports[0].host_ip}:{spec.ports[0].host_port}" if spec.ports else "-"
+        url = spec.ports[0].url if spec.ports else "-"
         console.print(f"[green]{word}[/green] {spec.service}  {url}")
 
 

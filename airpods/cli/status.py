@@ -22,9 +22,9 @@ def collect_status(
     """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
     from airpods.cli.lifecycle import _connect, _resolve
     from airpods.cli.output import make_console
-    from airpods.engine.podman import Actual
     from airpods.engine.readiness import expected_model_ids, probe_many
     from airpods.resolved import select_services
+    from airpods.spec import Actual
 
     resolved = _resolve(app)
     podman = _connect(make_console())
@@ -49,8 +49,7 @@ def collect_status(
             "state": state,
             "health": health,
             "healthy": health == "ready",
-            "url": (f"http://{spec.ports[0].host_ip}:{spec.ports[0].host_port}"
-                    if spec.ports else None),
+            "url": spec.ports[0].url if spec.ports else None,
             "image": current.image if current else spec.image,
             "accelerator": spec.accelerator,
             "uptime_s": round(now - started, 1) if started and state == "running" else None,

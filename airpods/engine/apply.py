@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from airpods.engine.plan import Plan, Step
-from airpods.engine.podman import Actual, Podman
+from airpods.engine.podman import Podman
 from airpods.engine.readiness import ContainerState, ReadinessEvent, ReadinessResult, wait_ready
 from airpods.errors import AirpodsError, PodmanError, ServiceFailed
-from airpods.spec import ContainerSpec
+from airpods.spec import Actual, ContainerSpec
 
 
 class Reporter(Protocol):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from airpods.engine.podman import Actual
-from airpods.spec import ContainerSpec
+from airpods.spec import Actual, ContainerSpec
 
 
 @dataclass(frozen=True)

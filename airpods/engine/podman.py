@@ -14,33 +14,17 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.errors import PodmanError
-from airpods.spec import LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ContainerSpec
+from airpods.spec import LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, Actual, ContainerSpec
 
 if TYPE_CHECKING:
     from podman import PodmanClient
 
 TRANSIENT_IDLE_S = 600
 INSTALL_HINT = "install it: sudo apt-get install podman (Debian/Ubuntu) or sudo dnf install podman"
-
-
-@dataclass(frozen=True)
-class Actual:
-    """What Podman has for one airpods service."""
-
-    service: str
-    container: str
-    pod: str | None
-    state: str  # podman's status: "running", "exited", "created", ...
-    config_hash: str
-    image: str
-    started_at: str = ""
-    exit_code: int | None = None
-    ports: tuple[tuple[str, int, int], ...] = field(default=())  # (host_ip, host, container)
 
 
 def _socket_answers(path: str, timeout: float = 0.5) -> bool:

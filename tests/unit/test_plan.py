@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from airpods.engine.plan import make_plan
-from airpods.engine.podman import Actual
-from airpods.spec import ContainerSpec, Health, Mount, PortMapping
+from airpods.spec import Actual, ContainerSpec, Health, Mount, PortMapping
 
 
 def spec(name: str = "llamacpp", digest: str = "h1", image: str = "localhost/x:1") -> ContainerSpec:
