@@ -393,11 +393,9 @@ def _vulkan(root: Path, nvidia: list[NvidiaGpu], cdi: str | None, notes: list[st
 
 
 def service_accelerator(
-    host: HostFacts, *, gpu_enabled: bool, force_cpu: bool, cli_force_cpu: bool
+    host: HostFacts, *, gpu_enabled: bool, force_cpu: bool
 ) -> tuple[str, str]:
-    """The accelerator one service gets, and why."""
-    if cli_force_cpu:
-        return "cpu", "`start --cpu` was given"
+    """The accelerator one service gets, and why. (`start --cpu` acts on the host facts.)"""
     if not gpu_enabled:
         return "cpu", "gpu.enabled = false for this service"
     if force_cpu:

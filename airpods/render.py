@@ -98,7 +98,7 @@ def render_service(
     from airpods import gpu
 
     accelerator, accel_reason = gpu.service_accelerator(
-        host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu, cli_force_cpu=False
+        host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu
     )
     image, image_why = gpu.pick_image(svc.image, dict(svc.images), accelerator)
     devices, group_add = gpu.devices_for(host, accelerator)

@@ -429,23 +429,21 @@ def host_facts(accelerator: str = "cuda", gpu_info: GpuInfo | None = None) -> Ho
 def test_service_gets_the_host_accelerator() -> None:
     host = host_facts()
     assert gpu.service_accelerator(
-        host, gpu_enabled=True, force_cpu=False, cli_force_cpu=False
+        host, gpu_enabled=True, force_cpu=False
     ) == ("cuda", host.reason)
 
 
 @pytest.mark.parametrize(
-    ("enabled", "force", "cli", "why"),
+    ("enabled", "force", "why"),
     [
-        (True, True, False, "gpu.force_cpu = true for this service"),
-        (False, False, False, "gpu.enabled = false for this service"),
-        (False, True, False, "gpu.enabled = false for this service"),
-        (True, False, True, "`start --cpu` was given"),
-        (False, True, True, "`start --cpu` was given"),
+        (True, True, "gpu.force_cpu = true for this service"),
+        (False, False, "gpu.enabled = false for this service"),
+        (False, True, "gpu.enabled = false for this service"),
     ],
 )
-def test_service_cpu_overrides(enabled: bool, force: bool, cli: bool, why: str) -> None:
+def test_service_cpu_overrides(enabled: bool, force: bool, why: str) -> None:
     assert gpu.service_accelerator(
-        host_facts(), gpu_enabled=enabled, force_cpu=force, cli_force_cpu=cli
+        host_facts(), gpu_enabled=enabled, force_cpu=force
     ) == ("cpu", why)
 
 
