@@ -29,11 +29,12 @@ class Reporter(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
+    """One service after `start`. A service that fails to become ready raises instead."""
+
     service: str
-    changed: bool
-    ready: bool
-    elapsed_s: float = 0.0
-    detail: str = ""
+    changed: bool  # created or recreated by this start
+    ready: bool | None  # True once readiness was seen; None when not waited for (--no-wait)
+    elapsed_s: float = 0.0  # time readiness took
 
 
 def check_ports(plan: Plan, actual: Mapping[str, Actual]) -> None:
@@ -165,7 +166,7 @@ def apply_plan(
         Outcome(
             service=s.service,
             changed=s.service in changed,
-            ready=waited[s.service].ready if s.service in waited else True,
+            ready=True if s.service in waited else None,
             elapsed_s=waited[s.service].elapsed_s if s.service in waited else 0.0,
         )
         for s in plan.specs
