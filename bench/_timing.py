@@ -25,6 +25,17 @@ def sample(fn: Callable[[], object], repeat: int, warmup: int = 1) -> list[float
     return [wall(fn) for _ in range(repeat)]
 
 
+def interleaved(runs: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Wall times of each run, one warm-up each, then taken in turns so noise hits all alike."""
+    for fn in runs.values():
+        fn()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, fn in runs.items():
+            samples[name].append(wall(fn))
+    return samples
+
+
 def median_ms(samples: Sequence[float]) -> float:
     return statistics.median(samples) * 1000
 

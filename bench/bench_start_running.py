@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import bench_stack  # noqa: E402
-from _timing import report, run_quiet, verdict, wall  # noqa: E402
+from _timing import interleaved, report, run_quiet, verdict  # noqa: E402
 
 GOAL_S = 0.5
 FLOOR = "floor: podman pod ps"
@@ -40,12 +40,7 @@ def main() -> None:
             REMOTE: lambda: run_quiet(st.podman_remote("pod", "ps"), env=env),
             AIRPODS: lambda: run_quiet(st.airpods_argv("start", "llamacpp"), env=st.env),
         }
-        for fn in runs.values():  # warm-up
-            fn()
-        samples: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(args.repeat):
-            for name, fn in runs.items():
-                samples[name].append(wall(fn))
+        samples = interleaved(runs, args.repeat)
 
     rows = [(name, samples[name]) for name in runs]
     report("start when already running and healthy", rows, floor=FLOOR,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import bench_stack  # noqa: E402
-from _timing import report, run_quiet, verdict, wall  # noqa: E402
+from _timing import interleaved, report, run_quiet, verdict  # noqa: E402
 
 GOAL_S = 0.5
 SERVICES = ["llamacpp", "llamacpp-2", "llamacpp-3", "llamacpp-4"]
@@ -49,12 +49,7 @@ def main() -> None:
             STATUS: lambda: run_quiet(st.airpods_argv("status"), env=st.env),
             STATUS_JSON: lambda: run_quiet(st.airpods_argv("status", "--json"), env=st.env),
         }
-        for fn in runs.values():  # warm-up
-            fn()
-        samples: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(args.repeat):
-            for name, fn in runs.items():
-                samples[name].append(wall(fn))
+        samples = interleaved(runs, args.repeat)
 
     rows = [(name, samples[name]) for name in runs]
     report("status with 4 services running", rows, floor=FLOOR,

@@ -31,11 +31,11 @@ def _podman_installed() -> tuple[bool, str]:
 
 
 def _socket() -> tuple[bool, str]:
-    from airpods.engine.podman import _socket_answers, candidate_sockets
+    from airpods.engine.podman import answering_socket
 
-    for url in candidate_sockets(os.environ):
-        if url.startswith("unix://") and _socket_answers(url[len("unix://"):]):
-            return True, url
+    url = answering_socket(os.environ)
+    if url:
+        return True, url
     return True, (
         "no Podman API socket answers; airpods starts a transient one when needed. "
         "For faster starts: systemctl --user enable --now podman.socket "

@@ -86,14 +86,22 @@ def _start_transient_service(path: Path) -> None:
         ) from None
 
 
+def answering_socket(environ: Mapping[str, str]) -> str | None:
+    """The first of the usual sockets that answers, or None."""
+    for url in candidate_sockets(environ):
+        if url.startswith("unix://") and _socket_answers(url[len("unix://") :]):
+            return url
+    return None
+
+
 def find_socket(
     environ: Mapping[str, str] | None = None, note: Callable[[str], None] = lambda s: None
 ) -> str:
     """The URL of a Podman socket that answers, starting a transient service if needed."""
     environ = os.environ if environ is None else environ
-    for url in candidate_sockets(environ):
-        if url.startswith("unix://") and _socket_answers(url[len("unix://") :]):
-            return url
+    url = answering_socket(environ)
+    if url:
+        return url
     host = environ.get("CONTAINER_HOST")
     if host and not host.startswith("unix://"):
         raise PodmanError(
