@@ -42,6 +42,18 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class SecretFile:
+    """A secret handed to the container as a file (a Podman secret, type=mount), never as env.
+
+    `podman inspect` shows env values; it does not show mounted secrets.
+    """
+
+    name: str  # the Podman secret's name (airpods-<service>-<variable>, lowercase)
+    target: str  # absolute path of the file inside the container
+    value: str  # never printed; the config hash covers it, so a new key recreates the container
+
+
+@dataclass(frozen=True)
 class Health:
     path: str
     expected_status: int
@@ -76,6 +88,7 @@ class ContainerSpec:
     command: tuple[str, ...]
     entrypoint: tuple[str, ...] | None = None
     secret_env: frozenset[str] = frozenset()
+    secret_files: tuple[SecretFile, ...] = ()
     devices: tuple[str, ...] = ()
     group_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()

@@ -47,14 +47,14 @@ def _socket() -> tuple[bool, str]:
 @click.pass_obj
 def doctor(app: AppContext) -> None:
     """Check Podman, its API socket, the accelerator and the configuration."""
-    from airpods.cli.lifecycle import _resolve
+    from airpods.cli.context import resolve
 
     results = [_check("podman", _podman_installed), _check("api socket", _socket)]
     resolved = None
 
     def config() -> tuple[bool, str]:
         nonlocal resolved
-        resolved = _resolve(app)
+        resolved = resolve(app)
         return True, f"valid ({resolved.user_path})"
 
     results.append(_check("config", config))

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.context import connect, resolve, resolve_and_keep_secrets
 
 if TYPE_CHECKING:
     from airpods.resolved import Resolved
-
-
-def _resolve(app: AppContext, cpu: bool = False, secrets: Any = None) -> Resolved:
-    """The services in effect, from the cache while it is valid (see airpods.resolved)."""
-    from airpods.resolved import resolve
-    from airpods.secrets import SecretStore
-
-    environ = dict(os.environ)
-    if cpu:
-        environ["AIRPODS_ACCELERATOR"] = "cpu"
-    store = secrets if secrets is not None else SecretStore()
-    return resolve(app.config_path, environ=environ, secrets=store)
-
-
-def _connect(console: Any) -> Any:
-    from airpods.engine.podman import Podman
-
-    return Podman.connect(note=lambda text: console.print(f"[yellow]note:[/yellow] {text}"))
 
 
 @click.command()
@@ -60,7 +42,7 @@ def start(
     from airpods.secrets import SecretStore
 
     store = SecretStore()
-    resolved = _resolve(app, cpu, store)
+    resolved = resolve(app, cpu=cpu, secrets=store)
     names = select_services(resolved, services)
     specs = [resolved.specs[n] for n in names]
     if dry_run:
@@ -77,7 +59,7 @@ def start(
         console.print(f"[dim]{spec.service}: {spec.image} ({spec.image_reason})[/dim]")
     for note in dict.fromkeys(n for s in specs for n in s.notes):
         reporter.note(note)
-    podman = _connect(console)
+    podman = connect(console)
     from airpods.engine import lifecycle
 
     if pre_fetch:
@@ -88,11 +70,8 @@ def start(
     with lifecycle.locked(podman, reporter):
         if store.pending:
             # New keys are decided under the lock: a concurrent first start (or `config get`)
-            # may have saved some. If another process still saves first, use what it saved.
-            store = SecretStore()
-            resolved = _resolve(app, cpu, store)
-            if not store.save():
-                resolved = _resolve(app, cpu, SecretStore())
+            # may have saved some.
+            resolved = resolve_and_keep_secrets(app, cpu=cpu)
             specs = [resolved.specs[n] for n in names]
         outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait)
     if as_json:
@@ -126,9 +105,9 @@ def stop(
     from airpods.engine import lifecycle
     from airpods.resolved import order_by_dependencies, select_services
 
-    resolved = _resolve(app)
+    resolved = resolve(app)
     console = make_console()
-    podman = _connect(console)
+    podman = connect(console)
     if services:
         names = select_services(resolved, services)
     else:

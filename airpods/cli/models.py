@@ -14,12 +14,12 @@ SERVICE_HELP = "The llama-server service (default: the first enabled one)."
 
 def _model_target(app: AppContext, service: str | None) -> tuple[Any, str, str]:
     """(resolved, volume, configured model path inside it) for `service`, touching no Podman."""
-    from airpods.cli.lifecycle import _resolve
+    from airpods.cli.context import resolve
     from airpods.errors import UsageError
     from airpods.models.store import model_volume
     from airpods.resolved import select_services
 
-    resolved = _resolve(app)
+    resolved = resolve(app)
     if service is None:
         servers = [n for n in resolved.enabled_services()
                    if resolved.services[n].kind == "llama-server"]
@@ -33,10 +33,10 @@ def _model_target(app: AppContext, service: str | None) -> tuple[Any, str, str]:
 
 
 def _podman() -> Any:
-    from airpods.cli.lifecycle import _connect
+    from airpods.cli.context import connect
     from airpods.cli.output import make_console
 
-    return _connect(make_console())
+    return connect(make_console())
 
 
 @click.group()

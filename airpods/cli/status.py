@@ -20,14 +20,14 @@ def collect_status(
     app: AppContext, services: tuple[str, ...]
 ) -> tuple[list[dict], bool, dict[str, Any]]:
     """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
-    from airpods.cli.lifecycle import _connect, _resolve
+    from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
     from airpods.engine.readiness import expected_model_ids, probe_many
     from airpods.resolved import select_services
     from airpods.spec import Actual
 
-    resolved = _resolve(app)
-    podman = _connect(make_console())
+    resolved = resolve(app)
+    podman = connect(make_console())
     actual: dict[str, Actual] = podman.managed()
     names = select_services(resolved, services)
     if not services:
@@ -163,15 +163,15 @@ def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: 
     """Print SERVICE's container log."""
     from podman.errors import NotFound
 
-    from airpods.cli.lifecycle import _connect, _resolve
+    from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
     from airpods.errors import AirpodsError
     from airpods.resolved import select_services
 
     since_s = parse_since(since) if since else None  # bad input fails before Podman is touched
-    resolved = _resolve(app)
+    resolved = resolve(app)
     select_services(resolved, (service,))
-    podman = _connect(make_console())
+    podman = connect(make_console())
     container = resolved.services[service].container
     try:
         for line in podman.logs(container, tail=lines, follow=follow, since=since_s):
