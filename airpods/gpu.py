@@ -22,12 +22,26 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
-from airpods.host import GpuInfo, HostFacts
 
+if TYPE_CHECKING:  # host.py imports this module, never the other way round at run time
+    from airpods.host import HostFacts
+
+# The accelerator names, written once: the schema, the loader and detection use these.
 ACCELERATORS = ("cpu", "cuda", "rocm", "vulkan")
 REQUESTS = ("auto", *ACCELERATORS)
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    vendor: str  # "nvidia" | "amd" | "other" (Vulkan on an unidentified GPU)
+    name: str
+    devices: tuple[str, ...] = ()  # values for `podman --device`
+    group_add: tuple[str, ...] = ()  # numeric gids
+    usable: bool = True
+    problem: str | None = None  # why it cannot be used, with the command that fixes it
 
 CDI_DIRS = ("etc/cdi", "var/run/cdi")
 CDI_SUFFIXES = (".yaml", ".yml", ".json")

@@ -12,15 +12,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from airpods import gpu
+from airpods.gpu import GpuInfo
 
-@dataclass(frozen=True)
-class GpuInfo:
-    vendor: str  # "nvidia" | "amd" | "other" (Vulkan on an unidentified GPU)
-    name: str
-    devices: tuple[str, ...] = ()  # values for `podman --device`
-    group_add: tuple[str, ...] = ()  # numeric gids
-    usable: bool = True
-    problem: str | None = None  # why it cannot be used, with the command that fixes it
+__all__ = ["GpuInfo", "HostFacts", "detect_host"]
 
 
 @dataclass(frozen=True)
@@ -146,8 +141,6 @@ def detect_host(
 
     `run` / `which` replace subprocess.run / shutil.which for the nvidia-smi probe (tests).
     """
-    from airpods import gpu
-
     accelerator, reason, info, notes = gpu.choose_accelerator(
         requested, root=root, run=run, which=which
     )

@@ -79,8 +79,16 @@ def _mask_arg(value: Any) -> Any:
 
 
 def _secret_flag(item: str) -> bool:
-    """`--api-key`, `--hf-token`, `-hf-token`: a flag whose name says its value is secret."""
-    return item.startswith("-") and SECRET_KEY_RE.search(item.lstrip("-")) is not None
+    """`--api-key`, `--hf-token`, `-hf-token`: a flag whose name says its value is secret.
+
+    A `...-file` flag (`--api-key-file`) names where the secret is, not the secret.
+    """
+    name = item.lstrip("-")
+    return (
+        item.startswith("-")
+        and SECRET_KEY_RE.search(name) is not None
+        and not name.endswith(("-file", "_file"))
+    )
 
 
 def mask_argv(argv: Iterable[str]) -> list[str]:

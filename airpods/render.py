@@ -15,6 +15,7 @@ from airpods.spec import (
     LABEL_HASH,
     LABEL_KIND,
     LABEL_MANAGED,
+    LABEL_SECRETS,
     LABEL_SERVICE,
     ContainerSpec,
     Health,
@@ -92,15 +93,31 @@ def config_hash(spec: ContainerSpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _image_why(why: str, origins: Mapping[str, str]) -> str:
+    """pick_image's reason, plus which layer set the key it used (`images.cuda` -> images)."""
+    key = "images" if why.startswith("images.") or "using images." in why else "image"
+    origin = origins.get(key)
+    if origin is None:
+        return why
+    if key == "image" and "images" not in origins:
+        return f"image set in {origin}, for every accelerator"
+    return f"{why} (set in {origin})"
+
+
 def render_service(
-    name: str, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts
+    name: str,
+    svc: ServiceConfig,
+    config: AirpodsConfig,
+    host: HostFacts,
+    image_origins: Mapping[str, str] | None = None,
 ) -> ContainerSpec:
-    from airpods import gpu
+    from airpods import gpu, kinds
 
     accelerator, accel_reason = gpu.service_accelerator(
         host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu
     )
     image, image_why = gpu.pick_image(svc.image, dict(svc.images), accelerator)
+    image_why = _image_why(image_why, image_origins or {})
     devices, group_add = gpu.devices_for(host, accelerator)
     notes = list(host.notes) if svc.gpu.enabled and not svc.gpu.force_cpu else []
     notes.extend(
@@ -139,6 +156,7 @@ def render_service(
         depends_on=tuple(svc.depends_on),
         notes=tuple(notes),
     )
+    spec = kinds.get(svc.kind).finalize(spec)
     digest = config_hash(spec)
     labels = {
         LABEL_MANAGED: "true",
@@ -146,10 +164,16 @@ def render_service(
         LABEL_KIND: svc.kind,
         LABEL_HASH: digest,
     }
+    if spec.secret_files:
+        labels[LABEL_SECRETS] = ",".join(secret.name for secret in spec.secret_files)
     return replace(spec, labels=labels, config_hash=digest)
 
 
 def render_all(
-    config: AirpodsConfig, host: HostFacts, names: Sequence[str]
+    config: AirpodsConfig,
+    host: HostFacts,
+    names: Sequence[str],
+    image_origins: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[ContainerSpec]:
-    return [render_service(n, config.services[n], config, host) for n in names]
+    origins = image_origins or {}
+    return [render_service(n, config.services[n], config, host, origins.get(n)) for n in names]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from airpods.errors import AirpodsError
@@ -104,3 +105,53 @@ def _write_new(root: Path, path: Path, value: str) -> bool:
         return True
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def local_key(path: Path | None = None, *, create: bool = True) -> bytes | None:
+    """A random key, kept 0600 beside the secrets, that authenticates files airpods writes for
+    itself (the resolved-services cache): an entry edited by hand or planted fails its check.
+
+    Created on first use (None without `create`: a read-only command writes nothing). A key
+    file that is a symlink, not ours, or readable by others is replaced, never followed or
+    trusted.
+    """
+    import platformdirs
+
+    path = path if path is not None else platformdirs.user_data_path("airpods") / "local.key"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:  # missing, or a symlink (ELOOP) or something we will not read
+        if not create:
+            return None
+        if not isinstance(exc, FileNotFoundError):
+            path.unlink(missing_ok=True)
+        return _new_local_key(path)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        ours = stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+        data = handle.read(64) if ours else b""
+    if len(data) == 64:
+        return data
+    if not create:
+        return None
+    path.unlink(missing_ok=True)
+    return _new_local_key(path)
+
+
+def _new_local_key(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = secrets.token_bytes(64)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # another process may have made one first: use that
+        except FileExistsError:
+            return local_key(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return data

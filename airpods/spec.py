@@ -8,6 +8,7 @@ LABEL_MANAGED = "io.airpods.managed"
 LABEL_SERVICE = "io.airpods.service"
 LABEL_HASH = "io.airpods.config-hash"
 LABEL_KIND = "io.airpods.kind"
+LABEL_SECRETS = "io.airpods.secrets"  # the Podman secrets the container mounts, comma-separated
 
 
 def _http_url(host_ip: str, port: int) -> str:

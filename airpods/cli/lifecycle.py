@@ -137,22 +137,21 @@ def stop(
     console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-# Kinds whose volumes hold models (GGUF files, Ollama's store): hours of downloads to lose.
-MODEL_KINDS = frozenset({"llama-server", "ollama"})
-
-
 def _volumes_to_remove(
     resolved: Resolved, names: list[str], *, explicit: bool
 ) -> tuple[list[str], dict[str, list[str]]]:
     """(volumes to delete, volumes kept → the other services using them).
 
-    Only named volumes of `names`; model volumes (of model-serving kinds) only when the service
-    is named; never a volume another configured service also mounts, running or not.
+    Only named volumes of `names`; model volumes (of kinds that hold models: hours of downloads
+    to lose) only when the service is named; never a volume another configured service also
+    mounts, running or not.
     """
+    from airpods import kinds
+
     wanted: list[str] = []
     for name in names:
         svc = resolved.services.get(name)
-        if svc is None or (svc.kind in MODEL_KINDS and not explicit):
+        if svc is None or (kinds.get(svc.kind).holds_models and not explicit):
             continue
         wanted += [source for source, is_bind in svc.volumes if not is_bind]
     users: dict[str, list[str]] = {}

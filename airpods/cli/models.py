@@ -14,6 +14,7 @@ SERVICE_HELP = "The llama-server service (default: the first enabled one)."
 
 def _model_target(app: AppContext, service: str | None) -> tuple[Any, str, str]:
     """(resolved, volume, configured model path inside it) for `service`, touching no Podman."""
+    from airpods import kinds
     from airpods.cli.context import resolve
     from airpods.errors import UsageError
     from airpods.models.store import model_volume
@@ -22,13 +23,15 @@ def _model_target(app: AppContext, service: str | None) -> tuple[Any, str, str]:
     resolved = resolve(app)
     if service is None:
         servers = [n for n in resolved.enabled_services()
-                   if resolved.services[n].kind == "llama-server"]
+                   if kinds.get(resolved.specs[n].kind).model_path(resolved.specs[n])]
         if not servers:
             raise UsageError("no enabled llama-server service", hint="name one with --service")
         service = servers[0]
     select_services(resolved, (service,))
     spec = resolved.specs[service]
-    volume, model = model_volume(spec.command, {m.target: m.source for m in spec.mounts})
+    volume, model = model_volume(
+        kinds.get(spec.kind).model_path(spec), {m.target: m.source for m in spec.mounts}
+    )
     return resolved, volume, model
 
 

@@ -38,6 +38,8 @@ def podman_cli_lines(spec: ContainerSpec) -> list[str]:
     run += [a for c in spec.cap_drop for a in ("--cap-drop", c)]
     run += [a for c in spec.cap_add for a in ("--cap-add", c)]
     run += [a for s in spec.security_opt for a in ("--security-opt", s)]
+    for secret in spec.secret_files:
+        run += ["--secret", f"{secret.name},type=mount,target={secret.target},mode=0400"]
     if spec.memory:
         run += ["--memory", spec.memory]
     if spec.cpus:
@@ -45,7 +47,11 @@ def podman_cli_lines(spec: ContainerSpec) -> list[str]:
     if spec.entrypoint:
         run += ["--entrypoint", json.dumps(mask_argv(spec.entrypoint))]
     run += [spec.image, *mask_argv(spec.command)]
-    return [shlex.join(pod), shlex.join(run)]
+    secrets = [
+        f"printf %s \"$KEY\" | podman secret create {shlex.quote(s.name)} -"
+        for s in spec.secret_files
+    ]
+    return [*secrets, shlex.join(pod), shlex.join(run)]
 
 
 def spec_as_json(spec: ContainerSpec) -> dict[str, Any]:

@@ -20,9 +20,10 @@ def collect_status(
     app: AppContext, services: tuple[str, ...]
 ) -> tuple[list[dict], bool, dict[str, Any]]:
     """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
+    from airpods import kinds
     from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
-    from airpods.engine.readiness import expected_model_ids, probe_many
+    from airpods.engine.readiness import probe_many
     from airpods.resolved import select_services
     from airpods.spec import Actual
 
@@ -53,8 +54,7 @@ def collect_status(
             "image": current.image if current else spec.image,
             "accelerator": spec.accelerator,
             "uptime_s": round(now - started, 1) if started and state == "running" else None,
-            "model": next(iter(expected_model_ids(spec)), None)
-            if spec.kind == "llama-server" else None,
+            "model": kinds.get(spec.kind).model_id(spec),
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
         })

@@ -28,13 +28,12 @@ import os
 import re
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.schema import (
-    ACCELERATORS,
     ENV_KEY_RE,
     SERVICE_NAME_RE,
     AirpodsConfig,
@@ -45,10 +44,9 @@ from airpods.config.schema import (
     split_dotted_key,
 )
 from airpods.errors import ConfigError
+from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts
 from airpods.secrets import SecretStore
-
-_ACCELERATOR_CHOICES = ("auto", *ACCELERATORS)
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,8 @@ class LoadedConfig:
     host: HostFacts
     files: tuple[Path, ...] = ()  # the files actually read, defaults first
     overrides: tuple[str, ...] = ()  # the environment variables that overrode keys
+    # service -> {"image" / "images": where that key was set}, for `--dry-run`'s "why".
+    image_origins: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,13 +126,23 @@ def load_config_text(
     raw: dict[str, Any] = {}
     for layer in layers:
         raw = deep_merge(raw, layer.data)
+    # Each service starts from its kind's defaults: the least specific layer of all.
+    try:
+        kind_layer = _kind_defaults_layer(raw)
+    except _Problems as exc:
+        raise _located(exc.problems, layers) from None
+    layers.insert(0, kind_layer)
+    raw = deep_merge(kind_layer.data, raw)
+    image_origins = _honour_specific_image(raw, layers)
     _fill_generated_secrets(raw, secrets if secrets is not None else SecretStore(), layers)
     try:
         config, facts = _resolve_and_validate(raw, host)
     except _Problems as exc:
         raise _located(exc.problems, layers) from None
     overrides = tuple(layer.label.lstrip("$") for layer in env_layers)
-    return LoadedConfig(config, user_path, raw, facts, tuple(files), overrides)
+    return LoadedConfig(
+        config, user_path, raw, facts, tuple(files), overrides, image_origins
+    )
 
 
 def read_text(path: Path) -> str:
@@ -161,6 +171,64 @@ def parse_layer(path: Path, text: str) -> Layer:
         line = _repeated_key_line(text, str(exc))
         raise ConfigError(f"TOML syntax error: {exc}", file=str(path), line=line) from None
     return Layer(str(path), data, text)
+
+
+KIND_LAYER_LABEL = "the built-in kind defaults"
+
+
+def _kind_defaults_layer(raw: Mapping[str, Any]) -> Layer:
+    """What each service's kind gives a new instance (pod, image, health, command_args...)."""
+    from airpods import kinds
+
+    services = raw.get("services")
+    data: dict[str, Any] = {}
+    for name, svc in services.items() if isinstance(services, dict) else ():
+        if not isinstance(svc, dict) or not _is_name(SERVICE_NAME_RE, name):
+            continue  # validation reports a service that is not a table, or a bad name
+        kind = svc.get("kind", kinds.DEFAULT_KIND)
+        if kind not in kinds.names():  # before templates: the defaults depend on it
+            raise _Problems([Problem(
+                ("services", name, "kind"),
+                f"unknown kind {kind!r}",
+                f"use one of: {', '.join(kinds.names())}",
+            )])
+        data[name] = kinds.get(kind).defaults(name)
+    return Layer(KIND_LAYER_LABEL, {"services": data} if data else {})
+
+
+def _honour_specific_image(
+    raw: dict[str, Any], layers: list[Layer]
+) -> dict[str, dict[str, str]]:
+    """A layer that sets `image` and no `images` overrides the `images` of the layers below.
+
+    Otherwise a user's `image` would lose to the built-in `images.cpu`: the more specific
+    layer wins, and its image applies to every accelerator. Returns where each was set.
+    """
+    origins: dict[str, dict[str, str]] = {}
+    services = raw.get("services")
+    for name, svc in services.items() if isinstance(services, dict) else ():
+        if not isinstance(svc, dict):
+            continue
+        image_layer = _setter(("services", name, "image"), layers)
+        images_layer = _setter(("services", name, "images"), layers)
+        if image_layer is not None and (images_layer is None or image_layer > images_layer):
+            svc.pop("images", None)
+            images_layer = None
+        origins[name] = {
+            key: layers[index].label
+            for key, index in (("image", image_layer), ("images", images_layer))
+            if index is not None
+        }
+    return origins
+
+
+def _setter(path: KeyPath, layers: list[Layer]) -> int | None:
+    """The index of the last layer that sets `path` itself, or None."""
+    found = None
+    for index, layer in enumerate(layers):
+        if _depth(layer.data, path) == len(path):
+            found = index
+    return found
 
 
 def _repeated_key_line(text: str, message: str) -> int | None:

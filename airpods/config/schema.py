@@ -22,11 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from airpods import kinds
+from airpods.gpu import ACCELERATORS, REQUESTS
+
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
-Accelerator = Literal["cpu", "cuda", "rocm", "vulkan"]
-ACCELERATORS: tuple[str, ...] = ("cpu", "cuda", "rocm", "vulkan")
-# Named hooks: anything special about a kind of service is keyed by this, never by its name.
-SERVICE_KINDS: tuple[str, ...] = ("generic", "llama-server", "ollama", "open-webui")
+Accelerator = Literal[ACCELERATORS]  # type: ignore[valid-type]
+AcceleratorRequest = Literal[REQUESTS]  # type: ignore[valid-type]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -90,7 +91,7 @@ class _Strict(BaseModel):
 
 
 class RuntimeConfig(_Strict):
-    accelerator: Literal["auto", "cpu", "cuda", "rocm", "vulkan"] = "auto"
+    accelerator: AcceleratorRequest = "auto"
     network: str = "airpods"
     stop_timeout_s: float = Field(default=10, ge=0, le=3600)
 
@@ -184,7 +185,7 @@ class ResourcesSpec(_Strict):
 
 class ServiceConfig(_Strict):
     enabled: bool = True
-    kind: str = "generic"
+    kind: str = kinds.DEFAULT_KIND
     default_model: str | None = None
     image: str | None = None
     images: dict[Accelerator, str] = Field(default_factory=dict)
@@ -210,8 +211,8 @@ class ServiceConfig(_Strict):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        if v not in SERVICE_KINDS:
-            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(SERVICE_KINDS)}")
+        if v not in kinds.names():
+            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(kinds.names())}")
         return v
 
     @field_validator("image")

@@ -6,9 +6,10 @@ Any string anywhere in the config tree may be a template. What a template can se
 - `host`: the detected host (`host.accelerator`, `host.physical_cores`, `host.gpu`). Inside a
   service it is that service's view: a service with `gpu.enabled = false` or `gpu.force_cpu =
   true` sees `host.accelerator == "cpu"`;
-- `openai_backends`: a list of `{name, url, api_key}` for every enabled `kind = "llama-server"`
-  service (`url` is `http://<network_aliases[0] or pod>:<ports[0].container>/v1`, `api_key` is
-  that service's `command_args.api_key`, else its `env.LLAMA_API_KEY`, else "");
+- `openai_backends`, `ollama_backends`: lists of `{name, url, api_key}`, one for every enabled
+  service of a kind that joins the list (airpods.kinds: llama-server and ollama). A
+  llama-server's `url` is `http://<network_aliases[0] or pod>:<ports[0].container>/v1` and its
+  `api_key` the first key it checks (its `command_args.api_key`, else `env.LLAMA_API_KEY`);
 - inside a service: its own keys by bare name (`default_model`, `ports[0].container`), its
   `vars` entries by bare name, and `name` (the service's name). The global names above win
   over a service key or var with the same name.
@@ -39,7 +40,7 @@ from airpods.host import HostFacts
 
 _MARKERS = ("{{", "{%", "{#")
 _GLOBAL_TABLES = ("services", "runtime", "cli")
-_BACKENDS: KeyPath = ("openai_backends",)  # a pseudo key, so cycles through it are reported
+_ABSENT = object()
 _TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
 
@@ -229,7 +230,13 @@ class _Resolver:
             if table in self._tree:
                 scope[table] = partial(self.value, (table,))
         scope["host"] = partial(self._host_context, service)
-        scope["openai_backends"] = partial(self._guarded, _BACKENDS, self._openai_backends)
+        from airpods import kinds
+
+        for list_name in kinds.backend_lists():
+            # A pseudo key per list, so a cycle through it is reported like any other.
+            scope[list_name] = partial(
+                self._guarded, (list_name,), partial(self._backends, list_name)
+            )
         return scope
 
     def _flag(self, path: KeyPath, default: bool) -> bool:
@@ -248,53 +255,31 @@ class _Resolver:
         )
         return self._host.for_service(use_gpu=use_gpu).as_context()
 
-    def _openai_backends(self) -> list[dict[str, str]]:
+    def _backends(self, list_name: str) -> list[dict[str, str]]:
+        """`openai_backends` / `ollama_backends`: every enabled service of a kind that joins the
+        list, as that kind describes it (airpods.kinds)."""
+        from airpods import kinds
+
+        joining = {kind.name: kind for kind in kinds.backend_lists().get(list_name, [])}
         services = self._raw(("services",), {})
         backends: list[dict[str, str]] = []
         for name, svc in services.items() if isinstance(services, dict) else ():
             if not isinstance(svc, dict) or "kind" not in svc:
-                continue  # the default kind is "generic"
+                continue  # the default kind joins no list
             base: KeyPath = ("services", name)
-            if (
-                self._flag((*base, "enabled"), True)
-                and self.value((*base, "kind")) == "llama-server"
-            ):
-                backends.append(self._backend(name))
+            kind = joining.get(self.value((*base, "kind")))
+            if kind is None or not self._flag((*base, "enabled"), True):
+                continue
+            try:
+                backend = kind.backend(name, partial(self._read_in, base))
+            except kinds.WiringError as exc:
+                raise TemplateError(
+                    f"a {kind.name} {exc.message}", path=(*base, *exc.path)
+                ) from None
+            backends.append({"name": backend.name, "url": backend.url, "api_key": backend.api_key})
         return backends
 
-    def _backend(self, name: str) -> dict[str, str]:
-        base: KeyPath = ("services", name)
-        if self._raw((*base, "network_aliases", 0), None) is not None:
-            host = self.value((*base, "network_aliases", 0))
-        else:  # a missing pod is reported by validation; until then the name stands in
-            host = self.value((*base, "pod")) if self._raw((*base, "pod"), None) else name
-        if self._raw((*base, "ports", 0, "container"), None) is None:
-            raise TemplateError(
-                "a llama-server needs a port: Open WebUI reaches it on ports[0].container",
-                path=(*base, "ports"),
-            )
-        port = self.value((*base, "ports", 0, "container"))
-        return {"name": name, "url": f"http://{host}:{port}/v1", "api_key": self._api_key(base)}
-
-    def _api_key(self, base: KeyPath) -> str:
-        """The key llama-server at `base` checks: `command_args.api_key` (`--api-key`), else
-        `env.LLAMA_API_KEY` (llama-server reads the flag over the variable); "" for none.
-
-        `--api-key` may hold several keys, comma-separated: Open WebUI gets the first.
-        """
-        for arg in ("api_key", "api-key"):
-            if self._raw((*base, "command_args", arg), None) is not None:
-                value = self.value((*base, "command_args", arg))
-                if isinstance(value, list):  # a repeated flag: llama-server keeps the last
-                    value = value[-1] if value else None
-                if value is not None and not isinstance(value, bool):
-                    key = _first_key(value)
-                    if key:
-                        return key
-        if self._raw((*base, "env", "LLAMA_API_KEY"), None) is not None:
-            return _first_key(self.value((*base, "env", "LLAMA_API_KEY")))
-        return ""
-
-
-def _first_key(value: Any) -> str:
-    return str(value).split(",")[0].strip()
+    def _read_in(self, base: KeyPath, path: KeyPath, default: Any) -> Any:
+        """A resolved value under `base`, or `default` when the key is absent."""
+        full = (*base, *path)
+        return default if self._raw(full, _ABSENT) is _ABSENT else self.value(full)

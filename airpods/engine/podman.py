@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.errors import PodmanError
-from airpods.spec import LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, Actual, ContainerSpec
+from airpods.spec import (
+    LABEL_HASH,
+    LABEL_MANAGED,
+    LABEL_SECRETS,
+    LABEL_SERVICE,
+    Actual,
+    ContainerSpec,
+    SecretFile,
+)
 
 if TYPE_CHECKING:
     from podman import PodmanClient
@@ -291,7 +299,27 @@ class Podman:
                 for p in spec.ports
             ],
         )
+        for secret in spec.secret_files:
+            self.put_secret(secret)
         self.client.containers.create(**container_kwargs(spec))
+
+    # -- secrets ---------------------------------------------------------------------------------
+
+    def put_secret(self, secret: SecretFile) -> None:
+        """Create the Podman secret anew with `secret.value` (Podman cannot update one)."""
+        self.remove_secret(secret.name)
+        self.client.secrets.create(secret.name, secret.value.encode())
+
+    def remove_secret(self, name: str) -> None:
+        from podman.errors import NotFound
+
+        if not name.startswith("airpods-"):
+            return  # only secrets airpods names itself
+        with contextlib.suppress(NotFound):
+            self.client.secrets.get(name).remove()
+
+    def secret_exists(self, name: str) -> bool:
+        return bool(self.client.secrets.exists(name))
 
     def start(self, name: str) -> None:
         self.client.containers.get(name).start()
@@ -300,8 +328,11 @@ class Podman:
         """Stop gracefully, then remove the container and its pod. Volumes are never touched."""
         from podman.errors import NotFound
 
+        secrets: list[str] = []
         try:
             ctr = self.client.containers.get(container)
+            labels = ctr.attrs.get("Config", {}).get("Labels") or {}
+            secrets = [n for n in (labels.get(LABEL_SECRETS) or "").split(",") if n]
             if ctr.attrs.get("State", {}).get("Running"):
                 ctr.stop(timeout=int(timeout))
             ctr.remove(force=True, v=False)
@@ -310,6 +341,8 @@ class Podman:
         if pod:
             with contextlib.suppress(NotFound):
                 self.client.pods.get(pod).remove(force=True)
+        for name in secrets:  # the key goes with the service that used it
+            self.remove_secret(name)
 
     def logs(
         self, name: str, *, tail: int | None = None, follow: bool = False, since: int | None = None
@@ -356,6 +389,10 @@ def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
         "security_opt": list(spec.security_opt),
         "devices": list(spec.devices),
         "group_add": list(spec.group_add),
+        # Mounted files (type=mount): unlike env, `podman inspect` does not show their content.
+        "secrets": [
+            {"source": s.name, "target": s.target, "mode": 0o400} for s in spec.secret_files
+        ],
     }
     if spec.entrypoint:
         kwargs["entrypoint"] = list(spec.entrypoint)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from airpods import kinds
+from airpods.kinds import ModelCheck
 from airpods.spec import ContainerSpec
 
 STARTING = "starting"
@@ -51,10 +53,6 @@ DEFAULT_CAP_S = 1.0  # gap ceiling when the spec gives no usable health.interval
 WATCH_EVERY_S = 0.4  # container_state() is asked about this often while waiting (after each answer)
 MAX_REQUEST_TIMEOUT_S = 2.0  # one health request never blocks longer than this
 MIN_REQUEST_TIMEOUT_S = 0.05
-
-# Kinds whose HTTP 503 means "busy loading a model" rather than "something is wrong".
-_MODEL_SERVER_KINDS = frozenset({"llama-server", "ollama"})
-
 
 @dataclass(frozen=True)
 class ReadinessEvent:
@@ -81,47 +79,8 @@ class ReadinessResult:
 
 
 # --------------------------------------------------------------------------------------------
-# Kind-specific readiness checks, run after the health path answered expected_status.
+# A kind's extra check (airpods.kinds): the model it serves is listed
 # --------------------------------------------------------------------------------------------
-
-ReadyCheck = Callable[[httpx.Client, str, ContainerSpec, float | None], tuple[bool, str]]
-
-
-def _option_value(argv: tuple[str, ...], names: tuple[str, ...]) -> str | None:
-    """The value of the last occurrence of any of `names` (`--opt VALUE` or `--opt=VALUE`)."""
-    value = None
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                value = argv[i + 1]
-            elif name.startswith("--") and arg.startswith(name + "="):
-                value = arg[len(name) + 1 :]
-    return value
-
-
-def expected_model_ids(spec: ContainerSpec) -> tuple[str, ...]:
-    """Model ids llama-server will list in /v1/models for this spec; () = any model will do.
-
-    llama-server names its model after `--alias`/`-a` (comma-separated aliases allowed), else
-    after the `--model`/`-m` path; the LLAMA_ARG_ALIAS / LLAMA_ARG_MODEL env vars are the
-    fallbacks (a flag wins over its env var). The model path's basename is accepted as well.
-    """
-    alias = _option_value(spec.command, ("--alias", "-a")) or spec.env.get("LLAMA_ARG_ALIAS")
-    if alias:
-        return tuple(a.strip() for a in alias.split(",") if a.strip())
-    model = _option_value(spec.command, ("--model", "-m")) or spec.env.get("LLAMA_ARG_MODEL")
-    if model:
-        base = model.rstrip("/").rsplit("/", 1)[-1]
-        return (model,) if base == model else (model, base)
-    return ()
-
-
-def _llama_api_key(spec: ContainerSpec) -> str | None:
-    # llama-server takes the flag over its env var; so must the check.
-    key = _option_value(spec.command, ("--api-key",)) or spec.env.get("LLAMA_API_KEY")
-    if not key:
-        return None
-    return key.split(",")[0].strip() or None  # llama-server accepts a comma-separated list
 
 
 def _listed_ids(payload: object) -> list[str]:
@@ -137,42 +96,36 @@ def _listed_ids(payload: object) -> list[str]:
     return ids
 
 
-def _llama_model_listed(
-    client: httpx.Client, health_url: str, spec: ContainerSpec, timeout: float | None
+def _model_listed(
+    client: httpx.Client, health_url: str, check: ModelCheck, timeout: float | None
 ) -> tuple[bool, str]:
-    """llama-server is ready once /v1/models lists the configured model."""
-    url = str(httpx.URL(health_url).join("/v1/models"))
-    key = _llama_api_key(spec)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    wanted = expected_model_ids(spec)
+    """Ready once GET `check.path` lists the configured model (any model when none is named)."""
+    url = str(httpx.URL(health_url).join(check.path))
+    headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
+    wanted = check.model_ids
     want_text = " or ".join(repr(w) for w in wanted) or "a model"
     try:
         resp = client.get(url, headers=headers, timeout=_timeout_arg(timeout))
     except httpx.TransportError as exc:
-        return False, f"/v1/models: {_transport_detail(exc, timeout)}"
+        return False, f"{check.path}: {_transport_detail(exc, timeout)}"
     if resp.status_code == 503:
         return False, _error_message(resp)
     if resp.status_code in (401, 403):
-        hint = "API key rejected" if key else "API key required but none configured"
-        return False, f"/v1/models: HTTP {resp.status_code} ({hint})"
+        hint = "API key rejected" if check.api_key else "API key required but none configured"
+        return False, f"{check.path}: HTTP {resp.status_code} ({hint})"
     if resp.status_code != 200:
-        return False, f"/v1/models: HTTP {resp.status_code}"
+        return False, f"{check.path}: HTTP {resp.status_code}"
     try:
         ids = _listed_ids(resp.json())
     except ValueError:
-        return False, "/v1/models: response is not JSON"
+        return False, f"{check.path}: response is not JSON"
     if not wanted and ids:
         return True, f"model {ids[0]!r} loaded"
     for model_id in ids:
         if model_id in wanted:
             return True, f"model {model_id!r} loaded"
     listed = ", ".join(repr(i) for i in ids) or "none"
-    return False, f"waiting for {want_text} in /v1/models (listed: {listed})"
-
-
-_READY_CHECKS: dict[str, ReadyCheck] = {
-    "llama-server": _llama_model_listed,
-}
+    return False, f"waiting for {want_text} in {check.path} (listed: {listed})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,15 +176,16 @@ def _probe(spec: ContainerSpec, client: httpx.Client, timeout: float | None) -> 
         resp = client.get(url, timeout=_timeout_arg(timeout))
     except httpx.TransportError as exc:
         return STARTING, _transport_detail(exc, timeout)
+    kind = kinds.get(spec.kind)
     if resp.status_code == health.expected_status:
-        check = _READY_CHECKS.get(spec.kind)
+        check = kind.ready_check(spec)
         if check is None:
             return READY, f"HTTP {resp.status_code}"
-        ok, detail = check(client, url, spec, timeout)
+        ok, detail = _model_listed(client, url, check, timeout)
         return (READY if ok else LOADING), detail
     if resp.status_code == 503:
         message = _error_message(resp)
-        if spec.kind in _MODEL_SERVER_KINDS or "loading" in message.lower():
+        if kind.loading_on_503 or "loading" in message.lower():
             return LOADING, message
         return STARTING, f"HTTP 503: {message}"
     return UNHEALTHY, f"HTTP {resp.status_code}"
@@ -339,8 +293,8 @@ def wait_ready(
 ) -> ReadinessResult:
     """Block until `spec`'s service is ready, its container stops, or the timeout runs out.
 
-    - Polls `spec.health.url` on the adaptive schedule (see the module docstring); for kinds in
-      `_READY_CHECKS` (llama-server) also requires the kind's extra check (model listed).
+    - Polls `spec.health.url` on the adaptive schedule (see the module docstring); for kinds with
+      a `ready_check` (llama-server) also requires the model to be listed.
     - Calls `container_state()` before the first poll, then WATCH_EVERY_S after each answer
       (between polls, whatever the poll gap; a blocked health request delays it by at most
       MAX_REQUEST_TIMEOUT_S); once it reports not running, returns "failed" with the exit code.

@@ -20,14 +20,12 @@ class ModelFile:
     size: int
 
 
-def model_volume(command: tuple[str, ...], mounts: dict[str, str]) -> tuple[str, str]:
-    """(volume, path inside it) for the service's `--model`: the mount that holds that file.
+def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
+    """(volume, path inside it) for the service's model file: the mount that holds it.
 
-    `mounts` maps container target → volume source.
+    `model` is the path inside the container (its kind's `model_path`); `mounts` maps container
+    target → volume source.
     """
-    model = next(
-        (command[i + 1] for i, a in enumerate(command[:-1]) if a in ("--model", "-m")), None
-    )
     if model is None:
         raise AirpodsError("the service has no --model argument", hint="set command_args.model")
     for target, source in sorted(mounts.items(), key=lambda kv: -len(kv[0])):

@@ -107,8 +107,9 @@ CASES = [
     Bad("duplicate-container",
         '[services.llamacpp-ui]\ncontainer = "airpods-llamacpp-server"\n',
         "services.llamacpp-ui.container", "also used by service 'llamacpp'", 2),
-    Bad("new-service-without-pod", NEW_SERVICE, "services.extra.pod", "required key is missing",
-        1),
+    # A generic service gets its pod, container and alias from its name, but needs an image.
+    Bad("new-service-without-image", '[services.extra]\ncontainer = "extra"\n',
+        "services.extra", "no image", 1),
     Bad("services-not-a-table", "services = 5\n", "services", "valid dictionary", 1),
     Bad("missing-file", None, "", "file not found"),
 ]

@@ -87,7 +87,11 @@ def test_arrays_replace_rather_than_merge(tmp_path: Path) -> None:
 def test_user_file_adds_a_whole_service(tmp_path: Path) -> None:
     loaded = load(tmp_path, LARGE)
     large = loaded.config.services["llamacpp-large"]
-    assert large.command_args == {"model": "/models/big.gguf", "port": "8080"}
+    # The kind's command_args come first; the file's keys replace theirs in place.
+    assert large.command_args == {
+        "model": "/models/big.gguf", "alias": "big", "ctx_size": 4096, "host": "0.0.0.0",
+        "port": "8080", "n_gpu_layers": "0", "threads": "4",
+    }
     assert large.ports[0].host == 8082
     # Open WebUI is wired to every enabled llama-server, the new one included.
     urls = loaded.config.services["open-webui"].env["OPENAI_API_BASE_URLS"]

@@ -41,7 +41,10 @@ def test_dry_run_before_and_after_config_set(env: dict[str, str], tmp_path: Path
     for piece in ("--model /models/qwen2.5-0.5b-instruct-q4_k_m.gguf", "--ctx-size 4096",
                   "--host 0.0.0.0", "--port 8080", "--alias qwen2.5-0.5b-instruct-q4_k_m",
                   "-p 127.0.0.1:8080:8080", "airpods_llamacpp_models:/models:ro",
-                  "LLAMA_API_KEY=****", "ghcr.io/ggml-org/llama.cpp:server"):
+                  "--api-key-file /run/secrets/llama-api-key",
+                  "--secret airpods-llamacpp-llama-api-key,type=mount,"
+                  "target=/run/secrets/llama-api-key",
+                  "ghcr.io/ggml-org/llama.cpp:server"):
         assert piece in out, piece
     assert "--ctx-size 8192" not in out
 
@@ -61,9 +64,11 @@ def test_dry_run_json_is_the_same_plan(env: dict[str, str]) -> None:
     assert svc["command"][:2] == ["--model", "/models/qwen2.5-0.5b-instruct-q4_k_m.gguf"]
     assert svc["ports"] == [{"host_ip": "127.0.0.1", "host": 8080, "container": 8080,
                              "protocol": "tcp"}]
-    assert svc["env"] == {"LLAMA_API_KEY": "****"}
+    assert svc["env"] == {}  # the key is a mounted secret: podman inspect never shows it
+    assert svc["command"][-2:] == ["--api-key-file", "/run/secrets/llama-api-key"]
     assert svc["accelerator"] == "cpu" and svc["devices"] == []
-    assert svc["podman"][1].startswith("podman run -d --name airpods-llamacpp-server")
+    assert svc["podman"][0].endswith("podman secret create airpods-llamacpp-llama-api-key -")
+    assert svc["podman"][2].startswith("podman run -d --name airpods-llamacpp-server")
 
 
 # -------------------------------------------------------------------- faked accelerators

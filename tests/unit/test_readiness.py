@@ -16,13 +16,13 @@ from airpods.engine import readiness
 from airpods.engine.readiness import (
     ContainerState,
     ReadinessEvent,
-    expected_model_ids,
     next_poll_interval,
     probe_many,
     probe_once,
     wait_ready,
 )
-from airpods.spec import ContainerSpec, Health
+from airpods.kinds.llama_server import expected_model_ids
+from airpods.spec import ContainerSpec, Health, SecretFile
 
 LOADING_BODY = {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
 
@@ -583,10 +583,20 @@ def test_probe_many_timeout_bounds_a_hung_service(servers):
 
 
 def test_api_key_flag_wins_over_env_as_in_llama_server() -> None:
-    from airpods.engine.readiness import _llama_api_key
+    from airpods import kinds
 
+    llama = kinds.get("llama-server")
     spec = make_spec(8080, kind="llama-server", command=("--api-key", "from-flag,second"),
                      env={"LLAMA_API_KEY": "from-env"})
-    assert _llama_api_key(spec) == "from-flag"
-    assert _llama_api_key(make_spec(8080, kind="llama-server",
-                                    env={"LLAMA_API_KEY": "from-env"})) == "from-env"
+    assert llama.api_key(spec) == "from-flag"
+    assert llama.api_key(make_spec(8080, kind="llama-server",
+                                   env={"LLAMA_API_KEY": "from-env"})) == "from-env"
+    # Once rendered, the keys live in the mounted secret file, one per line.
+    final = llama.finalize(spec)
+    assert "LLAMA_API_KEY" not in final.env and "--api-key" not in final.command
+    assert final.command[-2:] == ("--api-key-file", "/run/secrets/llama-api-key")
+    assert final.secret_files == (
+        SecretFile("airpods-svc-llama-api-key", "/run/secrets/llama-api-key",
+                   "from-flag\nsecond\n"),
+    )
+    assert llama.api_key(final) == "from-flag"

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from airpods import cache as C
 from airpods import host as host_module
+from airpods import kinds
 from airpods import resolved as R
 from airpods.errors import ConfigError, UsageError
 from airpods.host import GpuInfo, HostFacts
@@ -71,6 +73,10 @@ def saved_store() -> SecretStore:
 def resolve(dirs: dict[str, Path], store: SecretStore | None = None, **extra: str) -> R.Resolved:
     return R.resolve(dirs["user"], environ=env(**extra),
                      secrets=store if store is not None else SecretStore())
+
+
+def key_of(resolved: R.Resolved) -> str | None:
+    return kinds.get("llama-server").api_key(resolved.specs["llamacpp"])
 
 
 def llamacpp_argv(resolved: R.Resolved) -> tuple[str, ...]:
@@ -151,7 +157,7 @@ def test_changed_host_facts_are_a_miss(dirs, misses, monkeypatch) -> None:
 def test_deleted_secret_file_is_a_miss_and_the_new_key_is_not_cached(dirs, misses) -> None:
     saved_store()
     cached = resolve(dirs)
-    old_key = cached.specs["llamacpp"].env["LLAMA_API_KEY"]
+    old_key = key_of(cached)
     secret = SecretStore().path("llamacpp", "LLAMA_API_KEY")
     secret.unlink()
     written = {p: p.read_bytes() for p in entries(dirs)}
@@ -159,7 +165,7 @@ def test_deleted_secret_file_is_a_miss_and_the_new_key_is_not_cached(dirs, misse
     store = SecretStore()
     count = len(misses)
     fresh = resolve(dirs, store)
-    new_key = fresh.specs["llamacpp"].env["LLAMA_API_KEY"]
+    new_key = key_of(fresh)
     assert len(misses) == count + 1 and new_key != old_key
     assert store._pending  # generated in memory only
     assert {p: p.read_bytes() for p in entries(dirs)} == written  # nothing cached
@@ -167,7 +173,7 @@ def test_deleted_secret_file_is_a_miss_and_the_new_key_is_not_cached(dirs, misse
 
     store.save()
     again = resolve(dirs)  # the old entry's secret no longer matches: a miss, now cached
-    assert again.specs["llamacpp"].env["LLAMA_API_KEY"] == new_key
+    assert key_of(again) == new_key
     assert len(misses) == count + 2
     assert resolve(dirs) == again and len(misses) == count + 2
 
@@ -177,14 +183,14 @@ def test_changed_secret_file_is_a_miss(dirs, misses) -> None:
     resolve(dirs)
     SecretStore().path("llamacpp", "LLAMA_API_KEY").write_text("chosen-by-hand\n")
     count = len(misses)
-    assert resolve(dirs).specs["llamacpp"].env["LLAMA_API_KEY"] == "chosen-by-hand"
+    assert key_of(resolve(dirs)) == "chosen-by-hand"
     assert len(misses) == count + 1
 
 
 def test_pending_secrets_write_no_cache(dirs) -> None:
     store = SecretStore()
     resolved = resolve(dirs, store)
-    assert store._pending and resolved.specs["llamacpp"].env["LLAMA_API_KEY"]
+    assert store._pending and key_of(resolved)
     assert entries(dirs) == []
 
 
@@ -201,8 +207,10 @@ def test_corrupt_entries_are_ignored(dirs, misses) -> None:
     good = resolve(dirs)
     [entry] = entries(dirs)
     text = entry.read_text()
+    outer = json.loads(text)
+    bad_body = json.dumps({**json.loads(outer["body"]), "resolved": {"specs": 3}})
     for broken in ("", "{not json", text[: len(text) // 2], json.dumps({"format": 1}),
-                   json.dumps({**json.loads(text), "resolved": {"specs": 3}}), "\x00\xff"):
+                   json.dumps({**outer, "body": bad_body}), "\x00\xff"):
         entry.write_text(broken)
         count = len(misses)
         assert resolve(dirs) == good
@@ -262,17 +270,17 @@ def test_entry_is_0600_in_a_0700_directory(dirs) -> None:
 
 def test_only_the_newest_entries_are_kept(dirs) -> None:
     saved_store()
-    for size in range(1000, 1000 + R.KEEP_ENTRIES + 3):
+    for size in range(1000, 1000 + C.KEEP_ENTRIES + 3):
         dirs["user"].write_text(USER.replace("4096", str(size)))
         resolve(dirs)
-    assert len(entries(dirs)) == R.KEEP_ENTRIES
+    assert len(entries(dirs)) == C.KEEP_ENTRIES
 
 
 def test_round_trip_is_exact_for_the_default_config(dirs) -> None:
     saved_store()
     resolved = R.resolve(None, environ=dict(os.environ), secrets=SecretStore())
-    assert R.from_json(R.to_json(resolved)) == resolved
-    assert R.from_dict(json.loads(json.dumps(R.to_dict(resolved)))) == resolved
+    assert C.from_json(C.to_json(resolved)) == resolved
+    assert C.from_dict(json.loads(json.dumps(C.to_dict(resolved)))) == resolved
 
 
 def test_round_trip_is_exact_with_a_gpu(dirs, monkeypatch) -> None:
@@ -283,9 +291,9 @@ def test_round_trip_is_exact_with_a_gpu(dirs, monkeypatch) -> None:
     monkeypatch.setattr(host_module, "detect_host", lambda requested="auto", **kw: facts)
     resolved = R.resolve(dirs["user"], environ=dict(os.environ), secrets=SecretStore())
     spec = resolved.specs["llamacpp"]
-    assert spec.devices and spec.health and spec.secret_env
-    assert R.from_json(R.to_json(resolved)) == resolved
-    assert R.from_json(R.to_json(resolved)).host.gpu == gpu
+    assert spec.devices and spec.health and spec.secret_files
+    assert C.from_json(C.to_json(resolved)) == resolved
+    assert C.from_json(C.to_json(resolved)).host.gpu == gpu
 
 
 # ------------------------------------------------------------------------- choosing services
@@ -322,7 +330,7 @@ def test_warm_dry_run_imports_no_pydantic_jinja_or_tomlkit(dirs, tmp_path) -> No
     assert len(entries(dirs)) == 1
     warm = dry_run("-X", "importtime")
     assert warm.returncode == 0, warm.stderr
-    assert warm.stdout == cold.stdout and "LLAMA_API_KEY=****" in warm.stdout
+    assert warm.stdout == cold.stdout and "--api-key-file /run/secrets/llama-api-key" in warm.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in warm.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "airpods.resolved" in imported and "podman" not in imported  # dry-run: no Podman
@@ -331,3 +339,85 @@ def test_warm_dry_run_imports_no_pydantic_jinja_or_tomlkit(dirs, tmp_path) -> No
     heavy |= imported & {"airpods.config.schema", "airpods.config.loader", "airpods.render",
                          "airpods.config.templates"}
     assert heavy == set()
+
+
+# --------------------------------------------------------------------- untrusted entries
+
+
+def _tamper(entry: Path, change, *, resign: bool) -> None:
+    """Rewrite the entry's first spec with `change`; `resign` signs it with the real key."""
+    from airpods.secrets import local_key
+
+    outer = json.loads(entry.read_text())
+    body = json.loads(outer["body"])
+    change(body["resolved"]["specs"][0])
+    outer["body"] = json.dumps(body, sort_keys=True)
+    if resign:
+        outer["mac"] = C._mac(local_key(), outer["body"])
+    entry.write_text(json.dumps(outer))
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s["mounts"].append({"source": "/", "target": "/host", "mode": "rw",
+                                  "is_bind": True, "relabel": False}),
+    lambda s: s.update(cap_add=["ALL"]),
+    lambda s: s.update(ports=[{**s["ports"][0], "host_ip": "0.0.0.0"}]),
+], ids=["root-bind", "cap-add-all", "publish-everywhere"])
+def test_a_hand_edited_entry_is_a_miss(dirs, misses, change) -> None:
+    saved_store()
+    good = resolve(dirs)
+    [entry] = entries(dirs)
+    _tamper(entry, change, resign=False)
+    count = len(misses)
+    assert resolve(dirs) == good and len(misses) == count + 1
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s.update(cap_drop=[]),
+    lambda s: s.update(security_opt=[]),
+    lambda s: s.update(cap_add=["CAP_ALL"]),
+    lambda s: s["mounts"][0].update(mode="rw"),
+], ids=["no-cap-drop", "new-privileges", "cap-all", "writable-models"])
+def test_even_a_validly_signed_entry_must_keep_the_safety_invariants(dirs, misses, change) -> None:
+    saved_store()
+    good = resolve(dirs)
+    [entry] = entries(dirs)
+    _tamper(entry, change, resign=True)
+    count = len(misses)
+    assert resolve(dirs) == good and len(misses) == count + 1
+
+
+def test_a_fifo_or_a_link_in_place_of_an_entry_is_a_miss_not_a_hang(dirs, misses) -> None:
+    saved_store()
+    good = resolve(dirs)
+    [entry] = entries(dirs)
+    text = entry.read_text()
+    entry.unlink()
+    os.mkfifo(entry, 0o600)
+    count = len(misses)
+    assert resolve(dirs) == good and len(misses) == count + 1  # returns: no blocking open
+    entry.unlink(missing_ok=True)
+    real = dirs["entries"].parent / "elsewhere.json"
+    real.write_text(text)
+    real.chmod(0o600)
+    for stale in entries(dirs):
+        stale.unlink()
+    entry.symlink_to(real)
+    count = len(misses)
+    assert resolve(dirs) == good and len(misses) == count + 1
+
+
+def test_an_entry_in_a_directory_others_can_enter_is_a_miss(dirs, misses) -> None:
+    saved_store()
+    good = resolve(dirs)
+    dirs["entries"].chmod(0o755)
+    count = len(misses)
+    assert resolve(dirs) == good and len(misses) == count + 1
+    assert stat.S_IMODE(dirs["entries"].stat().st_mode) == 0o700  # tightened when stored
+
+
+def test_the_engine_never_imports_the_cache() -> None:
+    engine = Path(R.__file__).parent / "engine"
+    for module in engine.glob("*.py"):
+        text = module.read_text()
+        assert "airpods.cache" not in text and "from airpods import cache" not in text, module

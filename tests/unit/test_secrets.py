@@ -208,17 +208,19 @@ def test_api_key_flag_is_masked_in_the_dry_run_and_given_to_open_webui(tmp_path:
     loaded = load(tmp_path, FLAG_KEY, SecretStore(tmp_path / "secrets"))
     specs = render_all(loaded.config, loaded.host, ["llamacpp", "open-webui"])
     llama, webui = specs
-    assert "flag-key-123" in llama.command  # the container still gets it
+    # The container still gets it, in the mounted secret file rather than its argv.
+    assert [s.value for s in llama.secret_files] == ["flag-key-123\n"]
+    assert "flag-key-123" not in llama.command and "--api-key" not in llama.command
     assert "LLAMA_API_KEY" not in llama.env
     assert webui.env["OPENAI_API_KEYS"] == "flag-key-123"
     text = dry_run_text(specs)
     assert "flag-key-123" not in text
-    assert f"--api-key '{MASK}'" in text  # shell-quoted: '*' is special
+    assert "--api-key-file /run/secrets/llama-api-key" in text
     for spec in specs:
         as_json = spec_as_json(spec)
         assert "flag-key-123" not in json.dumps(as_json)
         assert not any("flag-key-123" in line for line in podman_cli_lines(spec))
-    assert spec_as_json(llama)["command"][-2:] == ["--api-key", MASK]
+    assert spec_as_json(llama)["command"][-2:] == ["--api-key-file", "/run/secrets/llama-api-key"]
 
 
 def test_api_key_flag_wins_over_the_env_key_for_open_webui(tmp_path: Path) -> None:

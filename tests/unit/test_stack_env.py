@@ -129,7 +129,10 @@ def test_secure_defaults_in_every_spec(tmp_path: Path, store: SecretStore) -> No
         assert not any("reachable from other machines" in n for n in spec.notes)
     llama = next(s for s in specs if s.service == "llamacpp")
     assert [m.mode for m in llama.mounts] == ["ro"]  # the model volume is read-only
-    assert "LLAMA_API_KEY" in llama.secret_env
+    # The key is a mounted Podman secret, not an env value `podman inspect` would show.
+    assert "LLAMA_API_KEY" not in llama.env
+    [secret] = llama.secret_files
+    assert secret.target == "/run/secrets/llama-api-key" and secret.value.strip()
 
 
 def test_exposed_port_is_warned_about(tmp_path: Path, store: SecretStore) -> None:
@@ -156,4 +159,5 @@ def test_selinux_relabels_bind_mounts_only_and_shared(tmp_path: Path, store: Sec
     relabel = {m.source: m.relabel for m in spec.mounts}
     assert relabel == {"airpods_llamacpp_models": False, "/srv/prompts": True}
     assert container_kwargs(spec)["volumes"]["/srv/prompts"]["mode"] == "ro,z"
-    assert "/srv/prompts:/prompts:ro,z" in podman_cli_lines(spec)[1]
+    [run] = [line for line in podman_cli_lines(spec) if line.startswith("podman run")]
+    assert "/srv/prompts:/prompts:ro,z" in run

@@ -1,0 +1,448 @@
+"""The resolved-services cache: what `status` and an idempotent `start` reuse instead of loading
+the configuration (TOML parsing, templates, validation cost far more than they do).
+
+An entry is used only when all of these match:
+
+- the cache key: airpods' version and code (a stat of every module), the Python and the
+  template/validation libraries in use, the defaults file's bytes, the user file's path and
+  bytes (or its absence) and the environment overrides (`ENV_OVERRIDES`);
+- the host facts: detection runs on every invocation, and an entry computed for other facts (a
+  GPU plugged in, a CDI spec generated) is stale;
+- the generated secrets the entry used: each file must still hold what it held.
+
+Entries are untrusted input. A hit must be a regular file the user owns, mode 0600, in a
+0700 directory the user owns, opened without following links or blocking (a FIFO is a miss,
+never a hang); it must carry a valid HMAC under a local key only airpods writes (so an entry
+edited by hand or planted is a miss); and every spec it returns is checked against the safety
+invariants `start` relies on (`safety_problems`). Anything wrong is a miss, never an error.
+
+Entries hold secret values (API keys are in the specs): they are written 0600 in a 0700
+directory, and only when every secret they hold was saved. `AIRPODS_NO_CACHE=1` turns the cache
+off. This module imports no pydantic, jinja2 or tomlkit: a cache hit never loads them. The
+engine never imports it: it is the CLI's shortcut to the resolved services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import airpods
+from airpods.config.paths import ENV_OVERRIDES, default_config_path
+from airpods.host import GpuInfo, HostFacts
+from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
+
+if TYPE_CHECKING:
+    from airpods.resolved import Resolved
+    from airpods.secrets import SecretStore
+
+CACHE_FORMAT = 2
+KEEP_ENTRIES = 8
+MAX_ENTRY_BYTES = 4 << 20
+NO_CACHE_ENV = "AIRPODS_NO_CACHE"
+# Libraries whose behaviour shapes the result (parsing, templates, validation).
+_DEPENDENCIES = ("tomlkit", "jinja2", "markupsafe", "pydantic", "pydantic_core")
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_cache_path("airpods") / "resolved"
+
+
+def enabled(environ: Mapping[str, str]) -> bool:
+    return environ.get(NO_CACHE_ENV, "").strip().lower() in ("", "0", "false", "no")
+
+
+# --- the key ----------------------------------------------------------------------------------
+
+
+def cache_key(user_path: Path, environ: Mapping[str, str]) -> str:
+    """Hash of everything the resolved services are computed from, host and secrets aside."""
+    digest = hashlib.sha256()
+
+    def part(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    part("format", str(CACHE_FORMAT).encode())
+    part("version", airpods.__version__.encode())
+    part("python", f"{sys.executable}\0{sys.version}".encode())
+    part("code", _code_fingerprint())
+    part("dependencies", _dependencies_fingerprint())
+    defaults = default_config_path()
+    part("defaults-path", str(defaults).encode())
+    part("defaults", defaults.read_bytes())
+    part("user-path", str(user_path.absolute()).encode())
+    try:
+        part("user", b"present\0" + user_path.read_bytes())
+    except FileNotFoundError:
+        part("user", b"absent")
+    for variable in sorted(ENV_OVERRIDES):
+        value = environ.get(variable)
+        part(f"env:{variable}", b"unset" if value is None else b"set\0" + value.encode())
+    return digest.hexdigest()
+
+
+def _code_fingerprint() -> bytes:
+    """(path, size, mtime) of every module of the airpods package: a stat walk, no reads."""
+    root = Path(airpods.__file__).parent
+    rows: list[str] = []
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        pending.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    st = entry.stat()
+                    rows.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}")
+    return "\n".join(sorted(rows)).encode()
+
+
+def _dependencies_fingerprint() -> bytes:
+    """Where the parsing/template/validation libraries are, and their files' stat (no import)."""
+    from importlib.machinery import PathFinder
+
+    rows = []
+    for name in _DEPENDENCIES:
+        spec = PathFinder.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        if origin is None:
+            rows.append(f"{name}\0missing")
+            continue
+        try:
+            st = os.stat(origin)
+            rows.append(f"{name}\0{origin}\0{st.st_size}\0{st.st_mtime_ns}")
+        except OSError:
+            rows.append(f"{name}\0{origin}\0unreadable")
+    return "\n".join(rows).encode()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _mac(key: bytes, body: str) -> str:
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+# --- lookup -------------------------------------------------------------------------------------
+
+
+def _private_dir(directory: Path) -> bool:
+    try:
+        st = directory.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _read_entry(path: Path) -> bytes | None:
+    """The entry's bytes if it is a regular file we own, 0600 or stricter, and not too big."""
+    if not _private_dir(path.parent):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o177:
+            return None
+        data = handle.read(MAX_ENTRY_BYTES + 1)
+    return data if len(data) <= MAX_ENTRY_BYTES else None
+
+
+def lookup(path: Path, secrets: SecretStore, key: bytes) -> Resolved | None:
+    """The cached services at `path` if the entry is sound and still valid, else None."""
+    data = _read_entry(path)
+    if data is None:
+        return None
+    try:
+        outer = json.loads(data)
+        body = outer["body"]
+        if not hmac.compare_digest(str(outer["mac"]), _mac(key, body)):
+            return None  # not written by airpods with this key: edited or planted
+        entry = json.loads(body)
+        if entry["format"] != CACHE_FORMAT:
+            return None
+        for service, var, expected in entry["secrets"]:
+            try:
+                current = secrets.path(service, var).read_bytes()
+            except OSError:
+                return None
+            if _digest(current) != expected:
+                return None
+        requested = entry["requested_accelerator"]
+        resolved = from_dict(entry["resolved"])
+        if any(safety_problems(spec) for spec in resolved.specs.values()):
+            return None
+    except Exception:  # a corrupt, truncated or foreign entry is a miss, never an error
+        return None
+    from airpods import host as host_module  # looked up at call time: tests replace it
+
+    if host_module.detect_host(requested) != resolved.host:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: pruning keeps it
+    return resolved
+
+
+def safety_problems(spec: ContainerSpec) -> list[str]:
+    """What is wrong with `spec` against the invariants every container airpods runs keeps."""
+    from airpods import kinds
+
+    problems = []
+    if "ALL" not in spec.cap_drop:
+        problems.append("capabilities are not all dropped")
+    if "no-new-privileges" not in spec.security_opt:
+        problems.append("no-new-privileges is off")
+    if any(cap.upper().removeprefix("CAP_") == "ALL" for cap in spec.cap_add):
+        problems.append("every capability is added back")
+    model = kinds.get(spec.kind).model_path(spec)
+    for mount in spec.mounts:
+        holds_model = model is not None and model.startswith(mount.target.rstrip("/") + "/")
+        if holds_model and mount.mode != "ro":
+            problems.append(f"the model mount {mount.target} is writable")
+        if mount.is_bind != mount.source.startswith("/"):
+            problems.append(f"mount {mount.source} is not what it says it is")
+    return problems
+
+
+# --- store --------------------------------------------------------------------------------------
+
+
+def store(
+    directory: Path,
+    cache_key_hex: str,
+    resolved: Resolved,
+    requested: str,
+    used: Mapping[tuple[str, str], str],
+    secrets: SecretStore,
+    key: bytes,
+) -> None:
+    """Write the entry atomically, 0600 in a 0700 directory; a failure only costs the cache."""
+    import tempfile
+
+    try:
+        secret_digests = []
+        for (service, var), value in used.items():
+            data = secrets.path(service, var).read_bytes()
+            if data.decode("utf-8", "replace").strip() != value:
+                return  # the file changed since it was read: this entry would lie
+            secret_digests.append([service, var, _digest(data)])
+        body = json.dumps(
+            {
+                "format": CACHE_FORMAT,
+                "requested_accelerator": requested,
+                "secrets": secret_digests,
+                "resolved": to_dict(resolved),
+            },
+            sort_keys=True,
+        )
+        text = json.dumps({"mac": _mac(key, body), "body": body})
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = directory.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return  # a link or someone else's directory: write nothing there
+        os.chmod(directory, 0o700)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")  # 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, directory / f"{cache_key_hex}.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        prune(directory)
+    except OSError:
+        pass
+
+
+def prune(directory: Path, keep: int = KEEP_ENTRIES) -> None:
+    """Keep the `keep` most recently used entries."""
+    entries = []
+    for path in directory.glob("*.json"):
+        with contextlib.suppress(OSError):
+            entries.append((path.lstat().st_mtime_ns, path))
+    entries.sort(reverse=True)
+    for _, path in entries[keep:]:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+# --- serialization ----------------------------------------------------------------------------
+
+
+def to_json(resolved: Resolved) -> str:
+    return json.dumps(to_dict(resolved), sort_keys=True)
+
+
+def from_json(text: str | bytes) -> Resolved:
+    return from_dict(json.loads(text))
+
+
+def to_dict(resolved: Resolved) -> dict[str, Any]:
+    """Plain JSON values; the order of `services` and `specs` is kept as a list."""
+    return {
+        "settings": _plain(resolved.settings),
+        "services": [_plain(svc) for svc in resolved.services.values()],
+        "specs": [_plain(spec) for spec in resolved.specs.values()],
+        "host": _plain(resolved.host),
+        "user_path": str(resolved.user_path),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses → dicts, tuples → lists, frozensets → sorted lists."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def from_dict(data: Mapping[str, Any]) -> Resolved:
+    from airpods.resolved import Resolved
+
+    services = [_service_from(item) for item in data["services"]]
+    specs = [_spec_from(item) for item in data["specs"]]
+    return Resolved(
+        settings=_settings_from(data["settings"]),
+        services={svc.name: svc for svc in services},
+        specs={spec.service: spec for spec in specs},
+        host=_host_from(data["host"]),
+        user_path=Path(data["user_path"]),
+    )
+
+
+def _settings_from(d: Mapping[str, Any]) -> Any:
+    from airpods.resolved import Settings
+
+    return Settings(
+        network=d["network"],
+        stop_timeout_s=float(d["stop_timeout_s"]),
+        max_concurrent_pulls=d["max_concurrent_pulls"],
+        failure_log_lines=d["failure_log_lines"],
+    )
+
+
+def _service_from(d: Mapping[str, Any]) -> Any:
+    from airpods.resolved import ServiceEntry
+
+    return ServiceEntry(
+        name=d["name"],
+        enabled=d["enabled"],
+        kind=d["kind"],
+        pod=d["pod"],
+        container=d["container"],
+        depends_on=tuple(d["depends_on"]),
+        volumes=tuple((source, is_bind) for source, is_bind in d["volumes"]),
+    )
+
+
+def _gpu_from(d: Mapping[str, Any] | None) -> GpuInfo | None:
+    if d is None:
+        return None
+    return GpuInfo(
+        vendor=d["vendor"],
+        name=d["name"],
+        devices=tuple(d["devices"]),
+        group_add=tuple(d["group_add"]),
+        usable=d["usable"],
+        problem=d["problem"],
+    )
+
+
+def _host_from(d: Mapping[str, Any]) -> HostFacts:
+    return HostFacts(
+        accelerator=d["accelerator"],
+        reason=d["reason"],
+        physical_cores=d["physical_cores"],
+        logical_cores=d["logical_cores"],
+        gpu=_gpu_from(d["gpu"]),
+        selinux_enforcing=d["selinux_enforcing"],
+        notes=tuple(d["notes"]),
+    )
+
+
+def _health_from(d: Mapping[str, Any] | None) -> Health | None:
+    if d is None:
+        return None
+    return Health(
+        path=d["path"],
+        expected_status=d["expected_status"],
+        timeout_s=d["timeout_s"],
+        interval_s=d["interval_s"],
+        host_port=d["host_port"],
+        host_ip=d["host_ip"],
+    )
+
+
+def _spec_from(d: Mapping[str, Any]) -> ContainerSpec:
+    entrypoint = d["entrypoint"]
+    return ContainerSpec(
+        service=d["service"],
+        kind=d["kind"],
+        image=d["image"],
+        image_reason=d["image_reason"],
+        accelerator=d["accelerator"],
+        pod=d["pod"],
+        container=d["container"],
+        network=d["network"],
+        network_aliases=tuple(d["network_aliases"]),
+        ports=tuple(
+            PortMapping(
+                host_ip=p["host_ip"],
+                host_port=p["host_port"],
+                container_port=p["container_port"],
+                protocol=p["protocol"],
+            )
+            for p in d["ports"]
+        ),
+        mounts=tuple(
+            Mount(
+                source=m["source"],
+                target=m["target"],
+                mode=m["mode"],
+                is_bind=m["is_bind"],
+                relabel=m["relabel"],
+            )
+            for m in d["mounts"]
+        ),
+        env=dict(d["env"]),
+        command=tuple(d["command"]),
+        entrypoint=None if entrypoint is None else tuple(entrypoint),
+        secret_env=frozenset(d["secret_env"]),
+        secret_files=tuple(
+            SecretFile(name=f["name"], target=f["target"], value=f["value"])
+            for f in d["secret_files"]
+        ),
+        devices=tuple(d["devices"]),
+        group_add=tuple(d["group_add"]),
+        cap_drop=tuple(d["cap_drop"]),
+        cap_add=tuple(d["cap_add"]),
+        security_opt=tuple(d["security_opt"]),
+        memory=d["memory"],
+        cpus=d["cpus"],
+        health=_health_from(d["health"]),
+        depends_on=tuple(d["depends_on"]),
+        labels=dict(d["labels"]),
+        config_hash=d["config_hash"],
+        notes=tuple(d["notes"]),
+    )

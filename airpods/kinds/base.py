@@ -1,0 +1,103 @@
+"""The Kind interface: what a kind of service may add to the generic behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airpods.spec import ContainerSpec
+
+# Reads a resolved value of the service being wired, by key path relative to the service
+# (("ports", 0, "container")); returns `default` when the key is absent.
+Reader = Callable[[tuple[str | int, ...], Any], Any]
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """Ready only when GET `path` lists one of `model_ids` (any model when empty)."""
+
+    path: str
+    model_ids: tuple[str, ...]
+    api_key: str | None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One entry of a template backend list (`openai_backends`): how Open WebUI reaches it."""
+
+    name: str
+    url: str
+    api_key: str = ""
+
+
+class WiringError(Exception):
+    """A service cannot be wired into another (templates report it at `path`)."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+def instance_defaults(service: str) -> dict[str, Any]:
+    """What every service gets from its name: pod, container and network alias."""
+    return {
+        "pod": f"airpods-{service}",
+        "container": f"airpods-{service}-server",
+        "network_aliases": [service],
+    }
+
+
+class Kind:
+    """A generic service: an image with ports, volumes and a health path. Subclasses add."""
+
+    name = "generic"
+    # Its volumes hold models (GGUF files, Ollama's store): hours of downloads to lose, so
+    # `stop --remove-volumes` deletes them only when the service is named.
+    holds_models = False
+    # HTTP 503 from its health path means "loading a model", not "something is wrong".
+    loading_on_503 = False
+    # The template list this kind's enabled instances join (e.g. "openai_backends"), if any.
+    backend_list: str | None = None
+
+    def defaults(self, service: str) -> dict[str, Any]:
+        return instance_defaults(service)
+
+    def ready_check(self, spec: ContainerSpec) -> ModelCheck | None:
+        return None
+
+    def model_path(self, spec: ContainerSpec) -> str | None:
+        """The model file's path inside the container, when the kind serves one file."""
+        return None
+
+    def model_id(self, spec: ContainerSpec) -> str | None:
+        """The model name clients use, for `status`."""
+        return None
+
+    def api_key(self, spec: ContainerSpec) -> str | None:
+        """The key clients must send (Bearer), or None."""
+        return None
+
+    def backend(self, service: str, read: Reader) -> Backend:
+        """This instance as an entry of `backend_list` (only called when that is set)."""
+        raise NotImplementedError
+
+    def finalize(self, spec: ContainerSpec) -> ContainerSpec:
+        """The last word on a rendered spec (e.g. moving a key out of the environment)."""
+        return spec
+
+
+def service_url(service: str, read: Reader, scheme_path: str = "") -> str:
+    """http://<first network alias or pod>:<ports[0].container><scheme_path> on the network."""
+    host = read(("network_aliases", 0), _ABSENT)
+    if host is _ABSENT:
+        host = read(("pod",), service)
+    port = read(("ports", 0, "container"), _ABSENT)
+    if port is _ABSENT:
+        raise WiringError(
+            "needs a port: other services reach it on ports[0].container", ("ports",)
+        )
+    return f"http://{host}:{port}{scheme_path}"

@@ -1,0 +1,166 @@
+"""llama.cpp's llama-server: one GGUF model from the model volume, an OpenAI API at /v1.
+
+The API key rule, written once: `--api-key` (command_args.api_key) wins over the LLAMA_API_KEY
+variable, as in llama-server itself; either may hold several comma-separated keys, and clients
+(Open WebUI, readiness) use the first. At render time the key moves out of the environment and
+argv into a Podman secret mounted as a file (`--api-key-file`), so `podman inspect` never
+shows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from airpods.kinds.base import Backend, Kind, ModelCheck, Reader, instance_defaults, service_url
+
+if TYPE_CHECKING:
+    from airpods.spec import ContainerSpec
+
+KEY_VARIABLE = "LLAMA_API_KEY"
+KEY_FLAG = "--api-key"
+KEY_FILE_FLAG = "--api-key-file"
+KEY_FILE_TARGET = "/run/secrets/llama-api-key"
+MODEL_FLAGS = ("--model", "-m")
+ALIAS_FLAGS = ("--alias", "-a")
+IMAGES = {
+    "cpu": "ghcr.io/ggml-org/llama.cpp:server",
+    "cuda": "ghcr.io/ggml-org/llama.cpp:server-cuda",
+    "rocm": "ghcr.io/ggml-org/llama.cpp:server-rocm",
+    "vulkan": "ghcr.io/ggml-org/llama.cpp:server-vulkan",
+}
+MODEL_VOLUME = "airpods_llamacpp_models"
+
+
+class LlamaServer(Kind):
+    name = "llama-server"
+    holds_models = True
+    loading_on_503 = True
+    backend_list = "openai_backends"
+
+    def defaults(self, service: str) -> dict[str, Any]:
+        return {
+            **instance_defaults(service),
+            "image": IMAGES["cpu"],
+            "images": dict(IMAGES),
+            "generated_secrets": [KEY_VARIABLE],
+            "ports": [{"host": 8080, "container": 8080}],
+            # Every instance shares the one model volume, read-only: servers never write it.
+            "volumes": {"models": {"source": MODEL_VOLUME, "target": "/models", "mode": "ro"}},
+            "gpu": {"enabled": True, "force_cpu": False},
+            # Big models take minutes to load; a container that exits ends the wait at once.
+            "health": {"path": "/health", "expected_status": 200, "timeout_s": 900,
+                       "interval_s": 1.0},
+            "command_args": {
+                "model": "/models/{{ default_model }}",
+                "alias": "{{ default_model | replace('.gguf', '') }}",
+                "ctx_size": 4096,
+                "host": "0.0.0.0",
+                "port": "{{ ports[0].container }}",
+                "n_gpu_layers": "{{ 'all' if host.accelerator != 'cpu' else 0 }}",
+                "threads": "{{ host.physical_cores }}",
+            },
+        }
+
+    def model_path(self, spec: ContainerSpec) -> str | None:
+        return option_value(spec.command, MODEL_FLAGS) or spec.env.get("LLAMA_ARG_MODEL")
+
+    def model_id(self, spec: ContainerSpec) -> str | None:
+        return next(iter(expected_model_ids(spec)), None)
+
+    def api_key(self, spec: ContainerSpec) -> str | None:
+        for secret in spec.secret_files:
+            if secret.target == KEY_FILE_TARGET:  # one key a line
+                return next(iter(secret.value.split()), None)
+        return first_key(choose_keys(option_value(spec.command, (KEY_FLAG,)),
+                                     spec.env.get(KEY_VARIABLE))) or None
+
+    def ready_check(self, spec: ContainerSpec) -> ModelCheck:
+        return ModelCheck("/v1/models", expected_model_ids(spec), self.api_key(spec))
+
+    def backend(self, service: str, read: Reader) -> Backend:
+        flag = read(("command_args", "api_key"), None)
+        if flag is None:
+            flag = read(("command_args", "api-key"), None)
+        if isinstance(flag, list):  # a repeated flag: llama-server keeps the last
+            flag = flag[-1] if flag else None
+        if isinstance(flag, bool):
+            flag = None
+        keys = choose_keys(flag, read(("env", KEY_VARIABLE), None))
+        return Backend(service, service_url(service, read, "/v1"), first_key(keys))
+
+    def finalize(self, spec: ContainerSpec) -> ContainerSpec:
+        """Move the API key from env/argv into a mounted Podman secret (`--api-key-file`)."""
+        from airpods.spec import SecretFile
+
+        flag_value = option_value(spec.command, (KEY_FLAG,))
+        keys = choose_keys(flag_value, spec.env.get(KEY_VARIABLE))
+        if not keys:
+            return spec
+        lines = "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n"
+        secret = SecretFile(
+            name=f"airpods-{spec.service}-llama-api-key", target=KEY_FILE_TARGET, value=lines
+        )
+        env = {k: v for k, v in spec.env.items() if k != KEY_VARIABLE}
+        command = (*drop_option(spec.command, KEY_FLAG), KEY_FILE_FLAG, KEY_FILE_TARGET)
+        return replace(
+            spec,
+            env=env,
+            command=command,
+            secret_env=spec.secret_env - {KEY_VARIABLE},
+            secret_files=(*spec.secret_files, secret),
+        )
+
+
+def choose_keys(flag_value: Any, env_value: Any) -> str:
+    """The keys llama-server checks: the flag's value over the variable's; "" for none."""
+    for value in (flag_value, env_value):
+        if value is not None and str(value).strip():
+            return str(value)
+    return ""
+
+
+def first_key(keys: str) -> str:
+    return keys.split(",")[0].strip() if keys else ""
+
+
+def option_value(argv: tuple[str, ...], names: tuple[str, ...]) -> str | None:
+    """The value of the last occurrence of any of `names` (`--opt VALUE` or `--opt=VALUE`)."""
+    value = None
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif name.startswith("--") and arg.startswith(name + "="):
+                value = arg[len(name) + 1 :]
+    return value
+
+
+def drop_option(argv: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """`argv` without `name VALUE` / `name=VALUE`."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return tuple(out)
+
+
+def expected_model_ids(spec: ContainerSpec) -> tuple[str, ...]:
+    """Model ids llama-server lists in /v1/models for this spec; () = any model will do.
+
+    Named after `--alias`/`-a` (comma-separated aliases allowed), else after the `--model`
+    path (its basename is accepted too); LLAMA_ARG_ALIAS / LLAMA_ARG_MODEL are the fallbacks.
+    """
+    alias = option_value(spec.command, ALIAS_FLAGS) or spec.env.get("LLAMA_ARG_ALIAS")
+    if alias:
+        return tuple(a.strip() for a in alias.split(",") if a.strip())
+    model = option_value(spec.command, MODEL_FLAGS) or spec.env.get("LLAMA_ARG_MODEL")
+    if model:
+        base = model.rstrip("/").rsplit("/", 1)[-1]
+        return (model,) if base == model else (model, base)
+    return ()
