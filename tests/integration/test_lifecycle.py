@@ -67,39 +67,27 @@ USER_CONFIG = """\
 network = "airpods-it"
 
 [services.llamacpp]
-image = "{image}"
-images = {{ cpu = "{image}" }}
+image = "{image}"  # an image of one's own applies to every accelerator
 default_model = "tiny.gguf"
 ports = [{{ host = {port}, container = 8080 }}]
-
-[services.llamacpp.volumes.models]
-source = "{volume}"
-target = "/models"
-mode = "ro"
+volumes.models.source = "{volume}"
 
 [services.llamacpp.command_args]
 threads = 1
 ctx_size = 256
 
-# A second llama.cpp instance, added in TOML only, serving embeddings.
+# A second llama.cpp instance, added in TOML only: everything else comes from its kind.
 [services.llamacpp-emb]
 kind = "llama-server"
 image = "{image}"
 default_model = "tiny.gguf"
-pod = "airpods-llamacpp-emb"
-container = "airpods-llamacpp-emb-server"
-network_aliases = ["llamacpp-emb"]
-generated_secrets = ["LLAMA_API_KEY"]
 ports = [{{ host = {emb_port}, container = 8080 }}]
-volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
-health = {{ path = "/health", expected_status = 200, timeout_s = 120, interval_s = 1.0 }}
+volumes.models.source = "{volume}"
 
 [services.llamacpp-emb.command_args]
-model = "/models/{{{{ default_model }}}}"
 alias = "tiny-emb"
-host = "0.0.0.0"
-port = 8080
 threads = 1
+ctx_size = 256
 embeddings = true
 pooling = "mean"
 
@@ -146,6 +134,11 @@ def test_start_serves_openai_api_then_is_idempotent(stack: Stack) -> None:
     assert chat.usage.completion_tokens > 0
     completion = client.completions.create(model="tiny", prompt="hello", max_tokens=4)
     assert completion.usage.prompt_tokens > 0
+
+    # The key reaches llama-server as a mounted Podman secret: `podman inspect` never shows it.
+    inspected = stack.podman("inspect", "airpods-llamacpp-server").stdout
+    assert key not in inspected and "--api-key-file" in inspected
+    assert "airpods-llamacpp-llama-api-key" in stack.podman("secret", "ls").stdout
 
     # The port is published on 127.0.0.1 only.
     ports = stack.podman("port", "airpods-llamacpp-server").stdout
@@ -262,6 +255,8 @@ def test_stop_keeps_volume_and_model_then_starts_again(stack: Stack) -> None:
     stopped = stack.airpods("stop", "llamacpp")
     assert stopped.returncode == 0, stopped.stderr
     assert stack.container_id("airpods-llamacpp-server") == ""
+    # The key's Podman secret goes with the service; the kept key file does not.
+    assert "airpods-llamacpp-llama-api-key" not in stack.podman("secret", "ls").stdout
     listed = stack.airpods("models", "list", "--json")
     assert [m["name"] for m in json.loads(listed.stdout)["models"]] == ["tiny.gguf"]
     again = stack.airpods("start", "llamacpp")
