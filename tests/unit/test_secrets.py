@@ -18,9 +18,15 @@ from airpods.cli.output import make_console, podman_cli_lines, print_dry_run, sp
 from airpods.config import load_config
 from airpods.errors import AirpodsError, ConfigError
 from airpods.host import HostFacts
-from airpods.masking import MASK, is_secret_key, mask_argv, mask_tree, secret_env_keys
 from airpods.render import render_all
-from airpods.secrets import SecretStore
+from airpods.secrets import (
+    MASK,
+    SecretStore,
+    is_secret_key,
+    mask_argv,
+    mask_tree,
+    secret_env_keys,
+)
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
 
@@ -54,6 +60,15 @@ def secret_file(tmp_path: Path, service: str, var: str) -> Path:
     return tmp_path / "data" / "airpods" / "secrets" / service / var
 
 
+def keep_secret(path: Path, text: str) -> Path:
+    """A secret file as airpods keeps it: 0600 in 0700 directories."""
+    for directory in (path.parent.parent, path.parent):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
 def load(tmp_path: Path, text: str, store: SecretStore) -> object:
     path = tmp_path / "config.toml"
     path.write_text(text)
@@ -73,9 +88,7 @@ def dry_run_text(specs: list) -> str:
 @pytest.mark.parametrize("content", ["", "\n", "  \n\t\n"])
 def test_empty_secret_file_gets_a_new_value_that_save_keeps(tmp_path: Path, content: str) -> None:
     root = tmp_path / "secrets"
-    (root / "llamacpp").mkdir(parents=True)
-    path = root / "llamacpp" / "LLAMA_API_KEY"
-    path.write_text(content)
+    path = keep_secret(root / "llamacpp" / "LLAMA_API_KEY", content)
     store = SecretStore(root)
     loaded = load(tmp_path, "", store)
     key = loaded.config.services["llamacpp"].env["LLAMA_API_KEY"]
@@ -166,8 +179,7 @@ def test_generated_secret_with_a_plain_name_is_masked_by_config_show(
     user_file(tmp_path, SALT)
     salt = "kept-salt-value-0123456789"
     path = secret_file(tmp_path, "open-webui", "WEBUI_AUTH_SALT")
-    path.parent.mkdir(parents=True)
-    path.write_text(salt + "\n")
+    keep_secret(path, salt + "\n")
     code, out, err = run(capsys, "config", "get", "services.open-webui.env.WEBUI_AUTH_SALT")
     assert (code, out) == (0, salt + "\n"), err  # one key by name: printed, for scripts
     for args in (
@@ -314,8 +326,7 @@ class RecordingStore(SecretStore):
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_generated_secret_name_never_reaches_the_store(tmp_path: Path, name: str) -> None:
     root = tmp_path / "secrets"
-    (root / "llamacpp").mkdir(parents=True)
-    (root / "llamacpp" / "LLAMA_API_KEY").write_text("kept\n")
+    keep_secret(root / "llamacpp" / "LLAMA_API_KEY", "kept\n")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "x").write_text("not a secret\n")
     store = RecordingStore(root)
@@ -333,8 +344,7 @@ def test_bad_generated_secret_name_is_a_config_error(
 ) -> None:
     # A secret already kept for the service: its directory exists ("" named it, once).
     kept = secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY")
-    kept.parent.mkdir(parents=True)
-    kept.write_text("kept\n")
+    keep_secret(kept, "kept\n")
     user_file(tmp_path, f"[services.llamacpp]\ngenerated_secrets = [{json.dumps(name)}]\n")
     for args in (("config", "validate"), ("config", "show"), ("start", "--dry-run")):
         code, out, err = run(capsys, *args)
@@ -366,7 +376,10 @@ generated_secrets = ["TOKEN"]
 def test_unreadable_secret_is_a_config_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY").mkdir(parents=True)  # not a file
+    path = secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY")
+    keep_secret(path, "")
+    path.unlink()
+    path.mkdir(mode=0o700)  # not a file
     code, out, err = run(capsys, "config", "validate")
     assert code == 2 and out == ""
     line = err.strip()
