@@ -403,7 +403,10 @@ def _open_dir(
             raise
         return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        # Linux says ENOTDIR, not ELOOP, for O_NOFOLLOW|O_DIRECTORY on a link to a directory.
+        if exc.errno == errno.ELOOP or (
+            exc.errno == errno.ENOTDIR and stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+        ):
             raise _link_error(path, "directory") from None
         if exc.errno == errno.ENOTDIR:
             raise SecretFileError(
