@@ -293,9 +293,9 @@ def _requested_accelerator(raw: dict[str, Any]) -> str:
 
 
 def _drop_empty_env(resolved: dict[str, Any]) -> None:
-    """Drop env values that are (or rendered to) "", unless a generated secret is one: that
-    would run the service without its key, so it is a problem, as is a key with whitespace."""
-    from airpods.secrets import key_problem, remember, tree_secret_values
+    """Drop env values that are (or rendered to) "". A generated secret set to "" would run the
+    service without its key: that, and a key with whitespace inside, is a problem instead."""
+    from airpods.secrets import remember, tree_secret_values
 
     remember(tree_secret_values(resolved))  # error messages from here on mask these
     problems = []
@@ -306,7 +306,7 @@ def _drop_empty_env(resolved: dict[str, Any]) -> None:
             continue
         generated = svc.get("generated_secrets")
         for var in generated if isinstance(generated, list) else ():
-            problem = _generated_secret_problem(name, var, env.get(var), key_problem)
+            problem = _set_secret_problem(name, var, env.get(var))
             if problem is not None:
                 problems.append(problem)
         for key in [k for k, v in env.items() if v == ""]:
@@ -315,9 +315,10 @@ def _drop_empty_env(resolved: dict[str, Any]) -> None:
         raise _Problems(problems)
 
 
-def _generated_secret_problem(
-    service: str, var: Any, value: Any, key_problem: Any
-) -> Problem | None:
+def _set_secret_problem(service: str, var: Any, value: Any) -> Problem | None:
+    """What is wrong with the value a config gave the generated secret `var`, if anything."""
+    from airpods.secrets import key_problem
+
     if not isinstance(var, str) or not isinstance(value, str):
         return None  # not set here (generated), or validation reports the type
     path = ("services", service, "env", var)
@@ -331,8 +332,11 @@ def _generated_secret_problem(
         )
     problem = key_problem(value)
     if problem:
-        return Problem(path, f"the key {problem}", "write the key as one word, or remove the"
-                       " line to use the generated key")
+        return Problem(
+            path,
+            f"the key {problem}",
+            "write the key as one word, or remove the line to use the generated key",
+        )
     return None
 
 
