@@ -9,7 +9,14 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from airpods.secrets import mask_argv, mask_data, mask_env, mask_text, secret_values
+from airpods.secrets import (
+    mask_argv,
+    mask_data,
+    mask_env,
+    mask_text,
+    secret_values,
+    seen_values,
+)
 from airpods.spec import ContainerSpec
 
 
@@ -141,6 +148,13 @@ class ConsoleReporter:
         self.started = time.monotonic()
         self._last_pull_line: dict[str, float] = {}
 
+    def _print(self, text: Any) -> None:
+        # Every secret this process has seen is masked: a step names images, a readiness
+        # detail quotes a server, and a template may have put a key in either.
+        if isinstance(text, str):
+            text = mask_text(text, seen_values())
+        self.console.print(text)
+
     def _elapsed(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"
 
@@ -156,7 +170,7 @@ class ConsoleReporter:
             "present": "already have image",
         }
         reason = f" ({step.reason})" if step.reason and step.action != "start" else ""
-        self.console.print(
+        self._print(
             f"[dim]{self._elapsed()}[/dim] {labels.get(step.action, step.action)} "
             f"{step.target}{reason}"
         )
@@ -168,18 +182,19 @@ class ConsoleReporter:
             self._last_pull_line[image] = now
             from rich.text import Text
 
-            self.console.print(Text.assemble((self._elapsed(), "dim"), f"   {image}: {line}"))
+            shown = mask_text(f"   {image}: {line}", seen_values())
+            self.console.print(Text.assemble((self._elapsed(), "dim"), shown))
 
     def readiness(self, event: Any) -> None:
         detail = f": {event.detail}" if event.detail else ""
         style = {"ready": "green", "failed": "red", "timeout": "red"}.get(event.state, "yellow")
-        self.console.print(
+        self._print(
             f"[dim]{self._elapsed()}[/dim] {event.service} [{style}]{event.state}[/{style}]"
             f" after {event.elapsed_s:.1f}s{detail}"
         )
 
     def note(self, text: str) -> None:
-        self.console.print(f"[yellow]note:[/yellow] {text}")
+        self._print(f"[yellow]note:[/yellow] {text}")
 
 
 def echo_json(data: Any) -> None:

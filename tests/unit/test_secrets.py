@@ -704,3 +704,20 @@ def test_status_masks_a_copied_key(
         assert code == 1, err  # nothing runs
         assert KEY not in out and KEY not in err
         assert f"m-{MASK}" in out
+
+
+def test_progress_and_error_lines_mask_every_secret_seen(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from airpods.cli.output import ConsoleReporter
+    from airpods.secrets import remember
+
+    remember(["reporter-secret-1234"])
+    console = make_console(stderr=False)
+    console.file = io.StringIO()
+    ConsoleReporter(console).note("a server said reporter-secret-1234")
+    assert console.file.getvalue().strip() == f"note: a server said {MASK}"
+    # The CLI's last-resort handler masks them in error lines too.
+    user_file(tmp_path, '[services.llamacpp]\nimage = "reporter-secret-1234 x"\n')
+    code, out, err = run(capsys, "config", "validate")
+    assert code == 2 and "reporter-secret-1234" not in err and f"'{MASK} x'" in err
