@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import airpods
 from airpods.config.paths import ENV_OVERRIDES, default_config_path
+from airpods.errors import AirpodsError
 from airpods.host import GpuInfo, HostFacts
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
 
@@ -177,17 +178,14 @@ def lookup(path: Path, secrets: SecretStore, key: bytes) -> Resolved | None:
         if entry["format"] != CACHE_FORMAT:
             return None
         for service, var, expected in entry["secrets"]:
-            try:
-                current = secrets.path(service, var).read_bytes()
-            except OSError:
-                return None
-            if _digest(current) != expected:
+            # Read with the secret store's own checks (no links, ours, private).
+            if _digest(secrets.kept(service, var).encode()) != expected:
                 return None
         requested = entry["requested_accelerator"]
         resolved = from_dict(entry["resolved"])
         if any(safety_problems(spec) for spec in resolved.specs.values()):
             return None
-    except Exception:  # a corrupt, truncated or foreign entry is a miss, never an error
+    except Exception:  # a corrupt, truncated or foreign entry (or secret) is a miss, never an error
         return None
     from airpods import host as host_module  # looked up at call time: tests replace it
 
@@ -237,10 +235,9 @@ def store(
     try:
         secret_digests = []
         for (service, var), value in used.items():
-            data = secrets.path(service, var).read_bytes()
-            if data.decode("utf-8", "replace").strip() != value:
+            if secrets.kept(service, var) != value:
                 return  # the file changed since it was read: this entry would lie
-            secret_digests.append([service, var, _digest(data)])
+            secret_digests.append([service, var, _digest(value.encode())])
         body = json.dumps(
             {
                 "format": CACHE_FORMAT,
@@ -266,8 +263,8 @@ def store(
                 os.unlink(tmp)
             raise
         prune(directory)
-    except OSError:
-        pass
+    except (OSError, AirpodsError):
+        pass  # a failure only costs the cache; the secret's own problem is reported elsewhere
 
 
 def prune(directory: Path, keep: int = KEEP_ENTRIES) -> None:

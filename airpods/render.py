@@ -10,7 +10,7 @@ from typing import Any
 
 from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.host import HostFacts
-from airpods.masking import secret_env_keys
+from airpods.secrets import secret_env_keys
 from airpods.spec import (
     LABEL_HASH,
     LABEL_KIND,

@@ -1,24 +1,283 @@
-"""Secrets airpods generates once per service (API keys, session keys) and keeps, 0600.
+"""Secrets, in one place: which values are secret, generating and keeping them, and hiding them.
 
-Values are generated in memory when the config is loaded; only `save()` writes them. `start`
-saves after the config validated (under its lock), and so do `config show` / `config get`, so
-that a key a user reads is the key the next `start` uses. A command that fails, or that only
-plans (`start --dry-run`, `config validate`), leaves no file.
+Light on purpose (no pydantic, no jinja): `status`, `start --dry-run` and `config show` use it.
+
+**Which values are secret.** An env value whose name contains KEY, SECRET, TOKEN, PASSWORD or
+PASSWD; one the service lists in `generated_secrets` (whatever its name); the value after a
+command-line flag whose name matches the same words (`--api-key X`, `--hf-token=X`); and the
+value of a secret handed to a container as a file (`ContainerSpec.secret_files`).
+
+**Masking** goes by name (those values print as "****") and by value: a secret that a template
+copied into another variable (`AUTHORIZATION = "Bearer {{ ...LLAMA_API_KEY }}"`) is replaced
+wherever it appears in printed text. Values shorter than 8 characters are not masked by value
+(masking every "1" would garble output, and such a value protects nothing anyway).
+
+**Keeping.** Generated values (API keys, session keys) are made in memory when the config is
+loaded; only `save()` writes them: 0600 files in 0700 directories, `<root>/<service>/<VAR>`.
+`start` saves after the config validated (under its lock), and so do `config show` /
+`config get`, so that a key a user reads is the key the next `start` uses. A command that fails,
+or that only plans (`start --dry-run`, `config validate`), leaves no file.
 
 A file that is missing, empty or only whitespace holds no secret: a value is generated for it,
 and `save()` replaces the file. A file that holds a value is never overwritten: when two
 processes generate the same secret, the first to save wins (`save()` returns False to the other,
 whose value was never kept).
+
+Files are untrusted: the secrets directory, a service's directory and a secret file are opened
+without following symbolic links (a link is refused: it could point a key at, or let us chmod,
+someone else's file); one owned by another user is refused; one that others can read or write
+is tightened (0600 / 0700, through the open descriptor) with a note; a key with whitespace or
+a control character inside is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
 import secrets
 import stat
+import sys
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airpods.errors import AirpodsError
+
+if TYPE_CHECKING:
+    from airpods.spec import ContainerSpec
+
+# Env keys (and flag names) whose values are never shown (dry-run, status, config show).
+SECRET_KEY_RE = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD)", re.IGNORECASE)
+MASK = "****"
+MIN_MASKED_LEN = 8  # shorter values are masked by name only, never by value
+MAX_SECRET_BYTES = 4096  # a kept key is ~43 bytes; anything this big was not written by airpods
+
+# Parts of a list-valued secret (`--api-key a,b`, OPENAI_API_KEYS "a;b") are secret one by one:
+# a template may copy one of them.
+_PARTS_RE = re.compile(r"[,;\s]+")
+
+
+# --- which values are secret ------------------------------------------------------------------
+
+
+def is_secret_key(key: str, extra: Collection[str] = ()) -> bool:
+    """True for a name matching SECRET_KEY_RE, or one of `extra` (a service's generated_secrets)."""
+    return key in extra or SECRET_KEY_RE.search(key) is not None
+
+
+def secret_env_keys(env: Iterable[str], generated: Iterable[Any] = ()) -> frozenset[str]:
+    """The names in `env` whose values are secret, given the service's `generated_secrets`."""
+    extra = frozenset(name for name in generated if isinstance(name, str))
+    return frozenset(key for key in env if is_secret_key(key, extra))
+
+
+def _secret_flag(item: str) -> bool:
+    """`--api-key`, `--hf-token`, `-hf-token`: a flag whose name says its value is secret.
+
+    A `...-file` flag (`--api-key-file`) names where the secret is, not the secret.
+    """
+    name = item.lstrip("-")
+    return (
+        item.startswith("-")
+        and SECRET_KEY_RE.search(name) is not None
+        and not name.endswith(("-file", "_file"))
+    )
+
+
+def _argv_secrets(argv: Iterable[str]) -> list[str]:
+    """The values of secret flags in `argv` (the item after `--api-key`, or after `--k=`)."""
+    found: list[str] = []
+    take_next = False
+    for item in argv:
+        if take_next:
+            found.append(item)
+            take_next = False
+            continue
+        flag, eq, value = item.partition("=")
+        if eq and _secret_flag(flag):
+            found.append(value)
+        else:
+            take_next = not eq and _secret_flag(item)
+    return found
+
+
+def _with_parts(values: Iterable[Any]) -> set[str]:
+    out: set[str] = set()
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        for candidate in (value, *_PARTS_RE.split(value)):
+            if len(candidate) >= MIN_MASKED_LEN:
+                out.add(candidate)
+    return out
+
+
+def secret_values(*specs: ContainerSpec) -> frozenset[str]:
+    """Every secret value the specs hold, for masking by value (see mask_text)."""
+    found: list[str] = []
+    for spec in specs:
+        found.extend(spec.env[key] for key in spec.secret_env if key in spec.env)
+        found.extend(item.value for item in spec.secret_files)
+        found.extend(_argv_secrets(spec.command))
+        found.extend(_argv_secrets(spec.entrypoint or ()))
+    values = frozenset(_with_parts(found))
+    remember(values)
+    return values
+
+
+def tree_secret_values(tree: Mapping[str, Any]) -> frozenset[str]:
+    """Every secret value in a resolved config tree (`config show`'s data)."""
+    found: list[Any] = []
+    services = tree.get("services")
+    for svc in services.values() if isinstance(services, Mapping) else ():
+        if not isinstance(svc, Mapping):
+            continue
+        env = svc.get("env")
+        if isinstance(env, Mapping):
+            generated = svc.get("generated_secrets")
+            keys = secret_env_keys(env, generated if isinstance(generated, list) else ())
+            found.extend(env[key] for key in keys)
+        args = svc.get("command_args")
+        if isinstance(args, Mapping):
+            for key, value in args.items():
+                if SECRET_KEY_RE.search(str(key)):
+                    found.extend(value if isinstance(value, list) else [value])
+    values = frozenset(_with_parts(found))
+    remember(values)
+    return values
+
+
+# Every secret value this process has read, generated or masked. Error messages are printed by
+# the CLI's last-resort handler, far from any spec or config: it masks with these.
+_SEEN: set[str] = set()
+
+
+def remember(values: Iterable[str]) -> None:
+    _SEEN.update(v for v in values if len(v) >= MIN_MASKED_LEN)
+
+
+def seen_values() -> frozenset[str]:
+    return frozenset(_SEEN)
+
+
+# --- masking ----------------------------------------------------------------------------------
+
+
+def mask_text(text: str, values: Collection[str]) -> str:
+    """`text` with every occurrence of each value in `values` replaced by MASK."""
+    if not text or not values:
+        return text
+    # Longest first: a value that contains another is masked whole.
+    for value in sorted(values, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def mask_data(data: Any, values: Collection[str]) -> Any:
+    """A copy of JSON-like `data` (dicts, lists, tuples) with `values` masked in its strings."""
+    if not values:
+        return data
+    if isinstance(data, str):
+        return mask_text(data, values)
+    if isinstance(data, Mapping):
+        return {key: mask_data(value, values) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [mask_data(value, values) for value in data]
+    return data
+
+
+def _shown(value: Any) -> bool:
+    # An empty (or absent) value hides nothing: showing it says "no secret set".
+    return value is not None and value != ""
+
+
+def mask_env(env: Mapping[str, Any], secret_keys: Collection[str] = frozenset()) -> dict[str, Any]:
+    """A copy of `env` with the (non-empty) values of secret keys replaced by MASK."""
+    return {k: (MASK if is_secret_key(k, secret_keys) and _shown(v) else v) for k, v in env.items()}
+
+
+def mask_tree(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a resolved config tree with every secret value masked, by name and by value.
+
+    By name: `env` values of secret names (each service's `generated_secrets` are secret
+    whatever their names), and `command_args` values of secret flags (`api_key`). By value:
+    any string anywhere in the tree that contains one of those values.
+    """
+    values = tree_secret_values(tree)
+    masked = dict(tree)
+    services = tree.get("services")
+    if isinstance(services, Mapping):
+        masked["services"] = {
+            name: _mask_service(svc) if isinstance(svc, Mapping) else svc
+            for name, svc in services.items()
+        }
+    return mask_data(masked, values)
+
+
+def _mask_service(svc: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(svc)
+    env = svc.get("env")
+    if isinstance(env, Mapping):
+        generated = svc.get("generated_secrets")
+        extra = secret_env_keys(env, generated if isinstance(generated, list) else ())
+        out["env"] = mask_env(env, extra)
+    args = svc.get("command_args")
+    if isinstance(args, Mapping):
+        out["command_args"] = {
+            k: _mask_arg(v) if SECRET_KEY_RE.search(k) else v for k, v in args.items()
+        }
+    return out
+
+
+def _mask_arg(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_mask_arg(v) for v in value]
+    # A boolean is a switch (`--flag` or nothing), not a value.
+    return MASK if _shown(value) and not isinstance(value, bool) else value
+
+
+def mask_argv(argv: Iterable[str]) -> list[str]:
+    """A copy of `argv` with the values of secret flags masked: `--api-key ****`, `--k=****`.
+
+    The item after a secret flag is masked whatever it looks like (a value may start with
+    '-'): a boolean flag with a secret-sounding name costs one hidden item, never a leak.
+    """
+    out: list[str] = []
+    mask_next = False
+    for item in argv:
+        if mask_next:
+            out.append(MASK if item != "" else item)
+            mask_next = False
+            continue
+        flag, eq, value = item.partition("=")
+        if eq and _secret_flag(flag):
+            out.append(f"{flag}={MASK}" if value else item)
+        else:
+            out.append(item)
+            mask_next = not eq and _secret_flag(item)
+    return out
+
+
+def key_problem(value: str) -> str | None:
+    """Why `value` cannot be a key (None if it can): keys are one printable word."""
+    if any(ch.isspace() for ch in value) or not value.isprintable():
+        return "holds whitespace, a newline or a control character"
+    return None
+
+
+# --- keeping ----------------------------------------------------------------------------------
+
+
+class SecretFileError(OSError):
+    """A secret file or directory airpods refuses to use: `strerror` says why, `hint` the fix."""
+
+    def __init__(self, path: Path, reason: str, hint: str) -> None:
+        # The path leads the reason: it may be a directory above the secret being read.
+        super().__init__(errno.EPERM, f"{path} {reason}", str(path))
+        self.hint = hint
 
 
 def default_root() -> Path:
@@ -27,10 +286,17 @@ def default_root() -> Path:
     return platformdirs.user_data_path("airpods") / "secrets"
 
 
+def _note_on_stderr(text: str) -> None:
+    sys.stderr.write(f"note: {text}\n")
+
+
 class SecretStore:
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, *, note: Callable[[str], None] | None = None
+    ) -> None:
         self.root = root if root is not None else default_root()
         self._pending: dict[Path, str] = {}
+        self._note = note if note is not None else _note_on_stderr
 
     def path(self, service: str, var: str) -> Path:
         return self.root / service / var
@@ -38,22 +304,37 @@ class SecretStore:
     def get(self, service: str, var: str) -> str:
         """The kept value, or a new one (pending until `save()`).
 
-        Raises OSError (other than a missing file) and UnicodeDecodeError for a file that
-        cannot be read: the caller knows which setting asked, and reports it.
+        Raises OSError (other than a missing file; SecretFileError for a file or directory
+        airpods refuses) and UnicodeDecodeError for a file that cannot be read: the caller knows
+        which setting asked, and reports it.
         """
         path = self.path(service, var)
         if path in self._pending:
             return self._pending[path]
-        try:
-            value = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            value = ""
-        if value:
-            return value
-        # Missing, empty or blank: an empty key would leave the service unprotected.
-        value = secrets.token_urlsafe(32)
-        self._pending[path] = value
+        value = self.kept(service, var)
+        if not value:
+            # Missing, empty or blank: an empty key would leave the service unprotected.
+            value = secrets.token_urlsafe(32)
+            self._pending[path] = value
+        remember([value])
         return value
+
+    def kept(self, service: str, var: str) -> str:
+        """The value the file holds ("" when there is none), read with every check above."""
+        root_fd = _open_dir(self.root, None, str(self.root), create=False, note=self._note)
+        if root_fd is None:
+            return ""
+        try:
+            path = self.path(service, var)
+            dir_fd = _open_dir(path.parent, root_fd, service, create=False, note=self._note)
+            if dir_fd is None:
+                return ""
+            try:
+                return _read_key(dir_fd, var, path, self._note)
+            finally:
+                os.close(dir_fd)
+        finally:
+            os.close(root_fd)
 
     @property
     def pending(self) -> bool:
@@ -70,7 +351,12 @@ class SecretStore:
         all_ours = True
         for path, value in self._pending.items():
             try:
-                all_ours &= _write_new(self.root, path, value)
+                all_ours &= self._write_new(path, value)
+            except SecretFileError as exc:
+                raise AirpodsError(
+                    f"cannot save the generated secret {path}: {exc.strerror}",
+                    hint=exc.hint,
+                ) from None
             except OSError as exc:
                 raise AirpodsError(
                     f"cannot save the generated secret {path}: {exc.strerror or exc}",
@@ -79,32 +365,156 @@ class SecretStore:
         self._pending.clear()
         return all_ours
 
-
-def _write_new(root: Path, path: Path, value: str) -> bool:
-    """Write `value` to `path` atomically unless `path` already holds a value; True if written."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for directory in (root, path.parent):
-        os.chmod(directory, 0o700)
-    # A name of our own: a concurrent save never writes into this file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(value + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    def _write_new(self, path: Path, value: str) -> bool:
+        """Write `value` to `path` atomically unless it already holds a value; True if written."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        root_fd = _open_dir(self.root, None, str(self.root), create=True, note=self._note)
+        assert root_fd is not None  # created
         try:
-            os.link(tmp, path)  # atomic, and fails if a file is there already
+            dir_fd = _open_dir(path.parent, root_fd, path.parent.name, create=True, note=self._note)
+            assert dir_fd is not None
+            try:
+                return _write_in(dir_fd, path, value, self._note)
+            finally:
+                os.close(dir_fd)
+        finally:
+            os.close(root_fd)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _link_error(path: Path, what: str) -> SecretFileError:
+    return SecretFileError(
+        path,
+        f"is a symbolic link; airpods keeps secrets only in a real {what} of your own",
+        f"remove the link {path}; airpods creates a private {what} in its place",
+    )
+
+
+def _open_dir(
+    path: Path, dir_fd: int | None, name: str, *, create: bool, note: Callable[[str], None]
+) -> int | None:
+    """An fd for the directory `name` (in `dir_fd`), never through a link; None if missing."""
+    created = False
+    if create:
+        try:
+            os.mkdir(name, 0o700, dir_fd=dir_fd)
+            created = True
+        except FileExistsError:
+            pass
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
+    except OSError as exc:
+        # Linux says ENOTDIR, not ELOOP, for O_NOFOLLOW|O_DIRECTORY on a link to a directory.
+        if exc.errno == errno.ELOOP or (
+            exc.errno == errno.ENOTDIR and stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+        ):
+            raise _link_error(path, "directory") from None
+        if exc.errno == errno.ENOTDIR:
+            raise SecretFileError(
+                path, "is not a directory", f"move {path} away; airpods creates a directory there"
+            ) from None
+        raise
+    try:
+        _check_owner_and_mode(fd, path, 0o700, note, quiet=created)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_owner_and_mode(
+    fd: int, path: Path, wanted: int, note: Callable[[str], None], *, quiet: bool = False
+) -> None:
+    """Refuse what another user owns; tighten what others may read or write (through `fd`)."""
+    st = os.fstat(fd)
+    uid = os.getuid() if hasattr(os, "getuid") else st.st_uid
+    if st.st_uid != uid:
+        raise SecretFileError(
+            path,
+            f"is owned by uid {st.st_uid}, not by you (uid {uid})",
+            f"remove {path}, or chown it to yourself if you trust its content",
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        os.fchmod(fd, wanted)
+        if not quiet:
+            note(f"{path} was open to other users (mode {mode:04o}): tightened to {wanted:04o}")
+
+
+def _read_key(dir_fd: int, name: str, path: Path, note: Callable[[str], None]) -> str:
+    """The key in file `name` of `dir_fd` ("" if missing or blank), checked as described above."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_error(path, "file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SecretFileError(
+                path, "is not a regular file", f"remove {path}; airpods writes a new key there"
+            )
+        _check_owner_and_mode(fd, path, 0o600, note)
+        data = b""
+        while len(data) <= MAX_SECRET_BYTES:
+            chunk = os.read(fd, MAX_SECRET_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SECRET_BYTES:
+        raise SecretFileError(
+            path, f"is larger than {MAX_SECRET_BYTES} bytes: not a key",
+            f"delete {path} to generate a new key",
+        )
+    value = data.decode("utf-8").strip()
+    problem = key_problem(value) if value else None
+    if problem:
+        raise SecretFileError(
+            path, f"{problem} inside the key",
+            f"delete {path} to generate a new key, or write the key on one line",
+        )
+    return value
+
+
+def _write_in(dir_fd: int, path: Path, value: str, note: Callable[[str], None]) -> bool:
+    # A name of our own: a concurrent save never writes into this file.
+    tmp = f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            data = (value + "\n").encode("utf-8")
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            # Atomic, and fails if a file (or link) is there already.
+            os.link(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
             return True
         except FileExistsError:
-            if path.read_text(encoding="utf-8", errors="replace").strip():
+            if _read_key(dir_fd, path.name, path, note):
                 return False  # another process saved first: its value stands
         except OSError:
             pass  # no hard links on this file system: replace instead
-        os.replace(tmp, path)
+        os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return True
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
 
 
 def local_key(path: Path | None = None, *, create: bool = True) -> bytes | None:

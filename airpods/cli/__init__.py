@@ -109,9 +109,9 @@ def _run(argv: list[str] | None) -> int:
         tail = getattr(exc, "log_tail", "")
         if tail:
             click.echo("--- last log lines ---", err=True)
-            click.echo(tail, err=True)
+            click.echo(_masked(tail), err=True)
             click.echo("---", err=True)
-        click.echo(f"airpods: {exc.one_line()}", err=True)
+        click.echo(_masked(f"airpods: {exc.one_line()}"), err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -119,9 +119,17 @@ def _run(argv: list[str] | None) -> int:
     except Exception as exc:  # a bug or an unexpected refusal: one line, the traceback on -v
         if _verbose(argv):
             raise
-        click.echo(f"airpods: {_describe(exc)} (run with -v for details)", err=True)
+        click.echo(_masked(f"airpods: {_describe(exc)} (run with -v for details)"), err=True)
         return 1
     return 0
+
+
+def _masked(text: str) -> str:
+    """`text` with every secret value this process read or generated masked (a template may
+    have copied a key into a value that an error message quotes)."""
+    from airpods.secrets import mask_text, seen_values
+
+    return mask_text(text, seen_values())
 
 
 def _verbose(argv: list[str] | None) -> bool:

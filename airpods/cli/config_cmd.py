@@ -2,7 +2,8 @@
 
 Secrets stay hidden: `show` (and `get` of a whole table) print as "****" the env values whose
 name contains KEY, SECRET, TOKEN, PASSWORD or PASSWD, and those the service lists in
-`generated_secrets` (see airpods.masking). `get` of one such key prints it, for scripts.
+`generated_secrets` (see airpods.secrets), and any value that contains one of those secrets
+(a template may copy a key into another variable). `get` of one key prints it, for scripts.
 
 `show` and `get` keep the secrets they generate (see airpods.secrets): the key a user reads is
 the key the next `start` uses.
@@ -21,7 +22,7 @@ import click
 
 from airpods.cli import AppContext
 from airpods.errors import ConfigError, UsageError
-from airpods.masking import mask_tree
+from airpods.secrets import mask_tree
 
 
 def _user_path(app: AppContext) -> Path:

@@ -18,13 +18,16 @@ if TYPE_CHECKING:
 def resolve(app: AppContext, *, cpu: bool = False, secrets: SecretStore | None = None) -> Resolved:
     """The services in effect, from the cache while it is valid (see airpods.cache)."""
     from airpods.resolved import resolve as resolve_services
-    from airpods.secrets import SecretStore
+    from airpods.secrets import SecretStore, secret_values
 
     environ = dict(os.environ)
     if cpu:
         environ["AIRPODS_ACCELERATOR"] = "cpu"
     store = secrets if secrets is not None else SecretStore()
-    return resolve_services(app.config_path, environ=environ, secrets=store)
+    resolved = resolve_services(app.config_path, environ=environ, secrets=store)
+    # Remembered for masking: an error or progress line must not show a key, cache hit or not.
+    secret_values(*resolved.specs.values())
+    return resolved
 
 
 def resolve_and_keep_secrets(app: AppContext, *, cpu: bool = False) -> Resolved:

@@ -46,12 +46,15 @@ def start(
     names = select_services(resolved, services)
     specs = [resolved.specs[n] for n in names]
     if dry_run:
-        if as_json:
-            from airpods.cli.output import spec_as_json
+        from airpods.cli.output import dry_run_json
+        from airpods.secrets import secret_values
 
-            echo_json({"dry_run": True, "services": [spec_as_json(s) for s in specs]})
+        # Every service's secrets: a template may copy one service's key into another's env.
+        values = secret_values(*resolved.specs.values())
+        if as_json:
+            echo_json(dry_run_json(specs, values))
         else:
-            print_dry_run(specs, make_console(stderr=False))
+            print_dry_run(specs, make_console(stderr=False), values)
         return
     console = make_console()
     reporter = ConsoleReporter(console)

@@ -6,9 +6,17 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Collection
 from typing import Any
 
-from airpods.masking import mask_argv, mask_env
+from airpods.secrets import (
+    mask_argv,
+    mask_data,
+    mask_env,
+    mask_text,
+    secret_values,
+    seen_values,
+)
 from airpods.spec import ContainerSpec
 
 
@@ -21,8 +29,14 @@ def make_console(stderr: bool = True) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
-def podman_cli_lines(spec: ContainerSpec) -> list[str]:
-    """The podman CLI commands equivalent to what airpods does for `spec` (secrets masked)."""
+def podman_cli_lines(
+    spec: ContainerSpec, values: Collection[str] | None = None
+) -> list[str]:
+    """The podman CLI commands equivalent to what airpods does for `spec` (secrets masked).
+
+    `values`: the secret values to mask wherever they appear (default: `spec`'s own).
+    """
+    values = secret_values(spec) if values is None else values
     pod = ["podman", "pod", "create", "--name", spec.pod, "--network", spec.network]
     pod += [a for alias in spec.network_aliases for a in ("--network-alias", alias)]
     for p in spec.ports:
@@ -51,11 +65,15 @@ def podman_cli_lines(spec: ContainerSpec) -> list[str]:
         f"printf %s \"$KEY\" | podman secret create {shlex.quote(s.name)} -"
         for s in spec.secret_files
     ]
-    return [*secrets, shlex.join(pod), shlex.join(run)]
+    # Masked item by item before quoting (quoting could split a value), and again after.
+    lines = [mask_text(shlex.join(mask_data(argv, values)), values) for argv in (pod, run)]
+    return [*secrets, *lines]
 
 
-def spec_as_json(spec: ContainerSpec) -> dict[str, Any]:
-    return {
+def spec_as_json(spec: ContainerSpec, values: Collection[str] | None = None) -> dict[str, Any]:
+    """`spec` as `start --dry-run --json` shows it: secrets masked by name and by value."""
+    values = secret_values(spec) if values is None else values
+    data = {
         "service": spec.service,
         "kind": spec.kind,
         "image": spec.image,
@@ -82,33 +100,50 @@ def spec_as_json(spec: ContainerSpec) -> dict[str, Any]:
         "health_url": spec.health.url if spec.health else None,
         "config_hash": spec.config_hash,
         "notes": list(spec.notes),
-        "podman": podman_cli_lines(spec),
+        "podman": podman_cli_lines(spec, values),
     }
+    return mask_data(data, values)
 
 
-def print_dry_run(specs: list[ContainerSpec], console: Any) -> None:
+def dry_run_json(
+    specs: list[ContainerSpec], values: Collection[str] | None = None
+) -> dict[str, Any]:
+    """What `start --dry-run --json` prints. `values` default: every secret of `specs`."""
+    values = secret_values(*specs) if values is None else values
+    return {"dry_run": True, "services": [spec_as_json(s, values) for s in specs]}
+
+
+def print_dry_run(
+    specs: list[ContainerSpec], console: Any, values: Collection[str] | None = None
+) -> None:
+    """`start --dry-run`'s text. `values` default: every secret value of `specs` (a template may
+    copy one service's key into another's env)."""
+    values = secret_values(*specs) if values is None else values
+
+    def say(text: str, markup: bool = True) -> None:
+        console.print(mask_text(text, values), markup=markup)
+
     for spec in specs:
-        console.print(f"[bold]{spec.service}[/bold]  ({spec.kind})")
-        console.print(f"  image:    {spec.image}")
-        console.print(f"            why: {spec.image_reason}")
-        console.print(f"  pod:      {spec.pod}  network: {spec.network} "
-                      f"aliases: {', '.join(spec.network_aliases) or '-'}")
+        say(f"[bold]{spec.service}[/bold]  ({spec.kind})")
+        say(f"  image:    {spec.image}", markup=False)
+        say(f"            why: {spec.image_reason}", markup=False)
+        say(f"  pod:      {spec.pod}  network: {spec.network} "
+            f"aliases: {', '.join(spec.network_aliases) or '-'}", markup=False)
         for p in spec.ports:
-            console.print(
-                f"  port:     {p.host_ip}:{p.host_port} -> {p.container_port}/{p.protocol}"
-            )
+            say(f"  port:     {p.host_ip}:{p.host_port} -> {p.container_port}/{p.protocol}")
         for m in spec.mounts:
             kind = "bind" if m.is_bind else "volume"
-            console.print(f"  {kind}:   {m.source} -> {m.target} ({m.mode})")
+            say(f"  {kind}:   {m.source} -> {m.target} ({m.mode})", markup=False)
         for key, value in mask_env(spec.env, spec.secret_env).items():
-            console.print(f"  env:      {key}={value}", markup=False)
-        console.print(f"  argv:     {shlex.join(mask_argv(spec.command))}", markup=False)
+            say(f"  env:      {key}={value}", markup=False)
+        say(f"  argv:     {shlex.join(mask_data(mask_argv(spec.command), values))}", markup=False)
         if spec.health and spec.health.url:
-            console.print(f"  health:   {spec.health.url} (timeout {spec.health.timeout_s:g}s)")
+            say(f"  health:   {spec.health.url} (timeout {spec.health.timeout_s:g}s)")
         for note in spec.notes:
-            console.print(f"  [yellow]note:[/yellow]     {note}")
-        for line in podman_cli_lines(spec):
-            console.print(f"  $ {line}", markup=False)
+            console.print("  [yellow]note:[/yellow]     ", end="")
+            say(note, markup=False)
+        for line in podman_cli_lines(spec, values):
+            say(f"  $ {line}", markup=False)
         console.print()
 
 
@@ -119,6 +154,13 @@ class ConsoleReporter:
         self.console = console
         self.started = time.monotonic()
         self._last_pull_line: dict[str, float] = {}
+
+    def _print(self, text: Any) -> None:
+        # Every secret this process has seen is masked: a step names images, a readiness
+        # detail quotes a server, and a template may have put a key in either.
+        if isinstance(text, str):
+            text = mask_text(text, seen_values())
+        self.console.print(text)
 
     def _elapsed(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"
@@ -135,7 +177,7 @@ class ConsoleReporter:
             "present": "already have image",
         }
         reason = f" ({step.reason})" if step.reason and step.action != "start" else ""
-        self.console.print(
+        self._print(
             f"[dim]{self._elapsed()}[/dim] {labels.get(step.action, step.action)} "
             f"{step.target}{reason}"
         )
@@ -147,18 +189,19 @@ class ConsoleReporter:
             self._last_pull_line[image] = now
             from rich.text import Text
 
-            self.console.print(Text.assemble((self._elapsed(), "dim"), f"   {image}: {line}"))
+            shown = mask_text(f"   {image}: {line}", seen_values())
+            self.console.print(Text.assemble((self._elapsed(), "dim"), shown))
 
     def readiness(self, event: Any) -> None:
         detail = f": {event.detail}" if event.detail else ""
         style = {"ready": "green", "failed": "red", "timeout": "red"}.get(event.state, "yellow")
-        self.console.print(
+        self._print(
             f"[dim]{self._elapsed()}[/dim] {event.service} [{style}]{event.state}[/{style}]"
             f" after {event.elapsed_s:.1f}s{detail}"
         )
 
     def note(self, text: str) -> None:
-        self.console.print(f"[yellow]note:[/yellow] {text}")
+        self._print(f"[yellow]note:[/yellow] {text}")
 
 
 def echo_json(data: Any) -> None:

@@ -58,6 +58,10 @@ def collect_status(
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
         })
+    from airpods.secrets import mask_data, secret_values
+
+    # A template may have copied a key into an image name or an alias: never print it.
+    rows = mask_data(rows, secret_values(*specs.values()))
     requested = set(services) if services else set(resolved.enabled_services())
     all_ok = all(r["healthy"] for r in rows if r["name"] in requested)
     host = resolved.host

@@ -300,7 +300,8 @@ def _secret_error(
         file=layer.label,
         key_path=format_key_path(key),
         line=find_line(layer.text, key) if layer.text is not None else None,
-        hint=f"fix or remove {path}; airpods writes a new one when it is missing or empty",
+        hint=getattr(exc, "hint", None)
+        or f"fix or remove {path}; airpods writes a new one when it is missing or empty",
     )
 
 
@@ -360,12 +361,51 @@ def _requested_accelerator(raw: dict[str, Any]) -> str:
 
 
 def _drop_empty_env(resolved: dict[str, Any]) -> None:
+    """Drop env values that are (or rendered to) "". A generated secret set to "" would run the
+    service without its key: that, and a key with whitespace inside, is a problem instead."""
+    from airpods.secrets import remember, tree_secret_values
+
+    remember(tree_secret_values(resolved))  # error messages from here on mask these
+    problems = []
     services = resolved.get("services")
-    for svc in services.values() if isinstance(services, dict) else ():
+    for name, svc in services.items() if isinstance(services, dict) else ():
         env = svc.get("env") if isinstance(svc, dict) else None
-        if isinstance(env, dict):
-            for key in [k for k, v in env.items() if v == ""]:
-                del env[key]
+        if not isinstance(env, dict):
+            continue
+        generated = svc.get("generated_secrets")
+        for var in generated if isinstance(generated, list) else ():
+            problem = _set_secret_problem(name, var, env.get(var))
+            if problem is not None:
+                problems.append(problem)
+        for key in [k for k, v in env.items() if v == ""]:
+            del env[key]
+    if problems:
+        raise _Problems(problems)
+
+
+def _set_secret_problem(service: str, var: Any, value: Any) -> Problem | None:
+    """What is wrong with the value a config gave the generated secret `var`, if anything."""
+    from airpods.secrets import key_problem
+
+    if not isinstance(var, str) or not isinstance(value, str):
+        return None  # not set here (generated), or validation reports the type
+    path = ("services", service, "env", var)
+    if value == "":
+        return Problem(
+            path,
+            f"{var} is a generated secret set to an empty string: {service} would run without"
+            " a key",
+            f"remove the line to use the generated key, or set services.{service}."
+            "generated_secrets = [] to run without a key",
+        )
+    problem = key_problem(value)
+    if problem:
+        return Problem(
+            path,
+            f"the key {problem}",
+            "write the key as one word, or remove the line to use the generated key",
+        )
+    return None
 
 
 # --- pydantic errors -> problems --------------------------------------------------------------

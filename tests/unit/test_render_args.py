@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airpods.masking import mask_env
 from airpods.render import flag_name, render_args
+from airpods.secrets import mask_env
 
 
 def test_examples_from_the_service_plan() -> None:
