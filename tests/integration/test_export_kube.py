@@ -2,7 +2,8 @@
 
 The recipe the README gives Podman users: export with `--podman-secrets DIR`, create the Podman
 secrets from DIR, `podman kube play --start=false` (it creates the PVC's volume; it refuses a
-volume that already exists), put the model into that volume, then start the pod. The
+volume that already exists), `podman volume import` the model into that volume, then start the
+pod. The
 llama-server pod must become ready, answer /v1/models with the key and 401 without it.
 
 Two ways for the key, both played: the env secret (`secretKeyRef`, today's LLAMA_API_KEY) from a
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -73,14 +75,21 @@ def _validate(path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _play(podman_env, yaml_path: Path, secrets: list[tuple[str, Path]], volume: str,
-          model_volume, tiny_model: Path, pod: str) -> None:
+def _play(podman_env, yaml_path: Path, secrets: list[tuple[str, Path]], fill, pod: str) -> None:
     for name, path in secrets:
         podman_env.podman("secret", "create", name, str(path), check=True)
     # Created, not started: the PVC's volume exists now and can be filled.
     podman_env.podman("kube", "play", "--start=false", str(yaml_path), check=True, timeout=180)
-    model_volume(volume, tiny_model)
+    fill()
     podman_env.podman("pod", "start", pod, check=True)
+
+
+def _import_model(podman_env, volume: str, model: Path, tmp_path: Path) -> None:
+    """The README's way: `podman volume import VOLUME model.tar`."""
+    archive = tmp_path / "models.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(model, arcname=model.name)
+    podman_env.podman("volume", "import", volume, str(archive), check=True)
 
 
 def _assert_key_guards(port: int, key: str, alias: str) -> None:
@@ -142,8 +151,8 @@ def test_exported_llama_server_plays_under_podman(
     assert key not in podman_yaml.read_text()
     assert key not in full.read_text()  # base64 in the Secret document, never in clear
 
-    _play(podman_env, podman_yaml, [(secret["name"], Path(secret["file"]))], pvc,
-          model_volume, tiny_model, f"{pod}-pod-0")
+    _play(podman_env, podman_yaml, [(secret["name"], Path(secret["file"]))],
+          lambda: _import_model(podman_env, pvc, tiny_model, tmp_path), f"{pod}-pod-0")
     try:
         _assert_key_guards(port, key, "tiny")
     finally:
@@ -184,8 +193,8 @@ def test_secret_file_spec_plays_under_podman(
     payload = tmp_path / "secret.json"
     payload.write_text(podman_secret.payload)
     pvc = f"airpods-it-kfile-{suffix}"
-    _play(podman_env, yaml_path, [(podman_secret.name, payload)], pvc, model_volume,
-          tiny_model, f"{spec.pod}-pod-0")
+    _play(podman_env, yaml_path, [(podman_secret.name, payload)],
+          lambda: model_volume(pvc, tiny_model), f"{spec.pod}-pod-0")
     try:
         _assert_key_guards(port, key, "tiny-file")
         inspect = podman_env.podman("inspect", f"{spec.pod}-pod-0-llamafile", check=True)
