@@ -22,6 +22,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("airpods.cli.config_cmd", "config", "Show, validate and edit the configuration."),
     "models": ("airpods.cli.models", "models", "List and add GGUF models in the model volume."),
     "doctor": ("airpods.cli.doctor", "doctor", "Check Podman, the GPU and the configuration."),
+    "export": ("airpods.cli.export", "export", "Export the stack as Kubernetes YAML or quadlets."),
 }
 
 

@@ -1,68 +1,350 @@
-"""`airpods doctor`: check what airpods depends on and say how to fix what is missing."""
+"""`airpods doctor`: check what `start` depends on; each check says what it found and the fix.
+
+A check is ok, warn (works, but worse than it could) or fail (blocks `start`). The exit code is 1
+when a check fails, 0 otherwise. Podman facts come from the adapter (airpods.engine.podman);
+host facts from airpods.host / airpods.gpu. The checks are small functions over those facts, so
+their logic is tested without Podman (tests/unit/test_doctor.py).
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import resource
 import shutil
-import subprocess
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from airpods.cli import AppContext
 
+if TYPE_CHECKING:
+    from airpods.engine.podman import Podman
+    from airpods.resolved import Resolved
+    from airpods.spec import ContainerSpec
 
-def _check(name: str, fn: Callable[[], tuple[bool, str]]) -> bool:
+OK, WARN, FAIL = "ok", "warn", "fail"
+MIN_PODMAN = (4, 0)
+QUADLET_PODMAN = (4, 7)
+NOFILE_WANTED = 65536
+DISK_WARN_BYTES = 10 * 2**30  # a 7B Q4 model is ~4.5 GB; images add a few GB
+DISK_FAIL_BYTES = 1 * 2**30
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    found: str
+    fix: str = ""
+
+
+def _version(text: str) -> tuple[int, int]:
+    match = re.search(r"(\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+# --- pure checks over gathered facts -------------------------------------------------------------
+
+
+def check_podman(info: Mapping[str, Any]) -> Check:
+    version = str(info.get("version", {}).get("Version", ""))
+    rootless = bool(info.get("host", {}).get("security", {}).get("rootless"))
+    found = f"podman {version}, {'rootless' if rootless else 'rootful'}"
+    if _version(version) < MIN_PODMAN:
+        return Check("podman", FAIL, found, "airpods needs Podman 4.0 or newer: upgrade it")
+    if _version(version) < QUADLET_PODMAN:
+        return Check("podman", WARN, found, "works; `airpods export quadlet` units need Podman "
+                     "4.7+ (quadlet arrived in 4.4, VolumeName= in 4.7)")
+    return Check("podman", OK, found)
+
+
+def check_runtime(info: Mapping[str, Any]) -> Check:
+    host = info.get("host", {})
+    cgroup = host.get("cgroupVersion", "?")
+    runtime = host.get("ociRuntime", {}) or {}
+    name = runtime.get("name", "?")
+    version = (runtime.get("version") or "").splitlines()[0:1]
+    found = f"cgroups {cgroup}, OCI runtime {name}{' (' + version[0] + ')' if version else ''}"
+    rootless = bool(host.get("security", {}).get("rootless"))
+    if cgroup == "v1" and rootless:
+        return Check("cgroups and runtime", WARN, found,
+                     "rootless Podman on cgroups v1 ignores memory/cpu limits: boot with "
+                     "systemd.unified_cgroup_hierarchy=1")
+    if cgroup == "v1" and name == "crun":
+        return Check("cgroups and runtime", WARN, found,
+                     "crun fails on hybrid cgroups: set runtime = \"runc\" in containers.conf")
+    return Check("cgroups and runtime", OK, found)
+
+
+def check_ulimits(soft: int, hard: int, containers_conf: str | None) -> Check:
+    found = f"open files: soft {soft}, hard {hard}"
+    if hard != resource.RLIM_INFINITY and hard < NOFILE_WANTED and not containers_conf:
+        return Check("ulimits", WARN, found,
+                     f"Podman's default container ulimits exceed this hard limit; set "
+                     f"default_ulimits = [\"nofile={hard}:{hard}\"] in containers.conf "
+                     "(CONTAINERS_CONF=containers/containers.conf in the airpods repo does)")
+    return Check("ulimits", OK, found + (f"; CONTAINERS_CONF={containers_conf}"
+                                         if containers_conf else ""))
+
+
+def check_gpu(host: Any) -> Check:
+    gpu = host.gpu
+    if gpu is None:
+        return Check("gpu", OK, f"none used: {host.reason}")
+    if gpu.usable:
+        return Check("gpu", OK, f"{host.accelerator}: {gpu.name} ({host.reason})")
+    fix = gpu.problem or "see the note"
+    # A GPU found but unusable runs on the CPU (warn); a forced accelerator that cannot work
+    # is what `start` would run into (fail).
+    status = FAIL if host.accelerator != "cpu" else WARN
+    return Check("gpu", status, f"{gpu.vendor}: {gpu.name} not usable", fix)
+
+
+def check_rocm_groups(kfd: bool, uid: int, groups: Iterable[int], gids: Mapping[str, int]) -> Check:
+    if not kfd:
+        return Check("rocm groups", OK, "no /dev/kfd (no AMD GPU): nothing to check")
+    if uid == 0:
+        return Check("rocm groups", OK, "root: /dev/kfd and /dev/dri are accessible")
+    mine = set(groups)
+    missing = [name for name, gid in gids.items() if gid not in mine]
+    if missing:
+        return Check("rocm groups", WARN, f"not in group(s) {', '.join(missing)}",
+                     f"sudo usermod -aG {','.join(missing)} $USER, then log in again")
+    return Check("rocm groups", OK, f"in {', '.join(gids)}")
+
+
+def check_selinux(present: bool, enforcing: bool) -> Check:
+    if not present:
+        return Check("selinux", OK, "not present")
+    if enforcing:
+        return Check("selinux", OK, "enforcing: airpods relabels bind mounts (:z); named "
+                     "volumes are labelled by Podman")
+    return Check("selinux", OK, "permissive or disabled")
+
+
+def check_disk(where: Mapping[str, tuple[str, int]], needed: int) -> list[Check]:
+    """`where`: label -> (path, free bytes); `needed`: bytes of models still to fetch."""
+    out = []
+    for label, (path, free) in where.items():
+        found = f"{free / 2**30:.1f} GiB free at {path}"
+        limit_fail = max(DISK_FAIL_BYTES, needed)
+        if free < limit_fail:
+            fix = f"free space at {path}: {needed / 2**30:.1f} GiB of models are still missing" \
+                if needed else f"free space at {path}"
+            out.append(Check(f"disk ({label})", FAIL, found, fix))
+        elif free < DISK_WARN_BYTES + needed:
+            out.append(Check(f"disk ({label})", WARN, found,
+                             "little room for images and models: free some space"))
+        else:
+            out.append(Check(f"disk ({label})", OK, found))
+    return out
+
+
+def check_ports(
+    wanted: Mapping[tuple[str, int], str],
+    free: Callable[[str, int], bool],
+    holders: Mapping[tuple[str, int], str],
+    ours: Mapping[tuple[str, int], str],
+) -> list[Check]:
+    """`wanted`: (ip, port) -> service; `ours`: (ip, port) -> the airpods service holding it."""
+    out = []
+    for (ip, port), service in wanted.items():
+        name = f"port {ip}:{port} ({service})"
+        owner = ours.get((ip, port))
+        if owner is not None:
+            out.append(Check(name, OK, f"held by airpods service {owner}"))
+        elif free(ip, port):
+            out.append(Check(name, OK, "free"))
+        else:
+            who = holders.get((ip, port)) or holders.get(("0.0.0.0", port))
+            by = f"container {who}" if who else "another program"
+            out.append(Check(name, FAIL, f"in use by {by}",
+                             f"stop it, or change services.{service}.ports in your config"))
+    return out
+
+
+def model_fit_hook(spec: ContainerSpec, model_path: Path) -> Check | None:
+    """Where issue 8's fit estimate (airpods.models, RAM/VRAM vs weights + KV cache) plugs in.
+
+    None: no estimate available in this build, so only presence is checked.
+    """
     try:
-        ok, detail = fn()
-    except Exception as exc:  # doctor reports every failure, it never stops at the first
-        ok = False
-        detail = exc.one_line() if hasattr(exc, "one_line") else str(exc)
-    click.echo(f"{'ok  ' if ok else 'FAIL'}  {name}: {detail}")
-    return ok
+        from airpods.models import fit  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    estimate = getattr(fit, "doctor_check", None)
+    return estimate(spec, model_path) if estimate else None
 
 
-def _podman_installed() -> tuple[bool, str]:
-    path = shutil.which("podman")
-    if not path:
-        return False, "not installed (sudo apt-get install podman, or sudo dnf install podman)"
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-    return out.returncode == 0, out.stdout.strip() or out.stderr.strip()
+# --- gathering facts ----------------------------------------------------------------------------
 
 
-def _socket() -> tuple[bool, str]:
-    from airpods.engine.podman import answering_socket
+def _port_free(ip: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return False
+    return True
 
-    url = answering_socket(os.environ)
-    if url:
-        return True, url
-    return True, (
-        "no Podman API socket answers; airpods starts a transient one when needed. "
-        "For faster starts: systemctl --user enable --now podman.socket "
-        "(or sudo systemctl enable --now podman.socket as root)"
-    )
+
+def _free_bytes(path: str) -> int:
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def _model_checks(
+    podman: Podman, resolved: Resolved, names: list[str], sources: Mapping[str, str]
+) -> tuple[list[Check], int]:
+    """Each enabled service's model: present, or with a source, and whether it fits."""
+    from airpods.errors import AirpodsError
+    from airpods.models.store import model_volume
+
+    checks, missing_bytes = [], 0
+    for name in names:
+        spec = resolved.specs[name]
+        try:
+            volume, path = model_volume(spec.command, {m.target: m.source for m in spec.mounts})
+        except AirpodsError:
+            continue  # serves no model file
+        label = f"model ({name})"
+        model = podman.volume_path(volume) / path if podman.volume_exists(volume) else None
+        if model is not None and model.is_file():
+            checks.append(Check(label, OK, f"{path} in volume {volume}, "
+                                f"{model.stat().st_size / 1e9:.2f} GB"))
+            fit = model_fit_hook(spec, model)
+            checks.append(fit or Check(f"fit ({name})", OK, "not estimated in this build"))
+            continue
+        source = sources.get(name)
+        if source:
+            # Its size is known only to the hub: the disk check cannot count it.
+            checks.append(Check(label, WARN, f"{path} not in volume {volume}; "
+                                f"start downloads it from {source}"))
+        else:
+            checks.append(Check(label, FAIL, f"{path} not in volume {volume}",
+                                f"airpods models add FILE --service {name} (or set "
+                                f"services.{name}.model_source)"))
+    return checks, missing_bytes
+
+
+def _model_sources(app: AppContext) -> dict[str, str]:
+    """`model_source` per service, where the config has that key (issue 8 adds it)."""
+    try:
+        loaded = app.load_config()
+    except Exception:  # the config check reports config problems
+        return {}
+    return {name: str(getattr(svc, "model_source", None) or "")
+            for name, svc in loaded.config.services.items()}
+
+
+def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:
+    from airpods.cli.context import resolve
+    from airpods.engine.podman import Podman, answering_socket
+    from airpods.errors import AirpodsError
+
+    checks: list[Check] = []
+    resolved = None
+    try:
+        resolved = resolve(app)
+        checks.append(Check("config", OK, f"valid ({resolved.user_path})"))
+    except AirpodsError as exc:
+        checks.append(Check("config", FAIL, exc.one_line(), "fix the file at the place named"))
+
+    podman = None
+    if shutil.which("podman") is None:
+        checks.append(Check("podman", FAIL, "not installed",
+                            "sudo apt-get install podman (or sudo dnf install podman)"))
+    else:
+        url = answering_socket(os.environ)
+        checks.append(Check("api socket", OK, url) if url else Check(
+            "api socket", WARN, "no Podman API socket answers (airpods starts a transient one)",
+            "systemctl --user enable --now podman.socket (as root: sudo systemctl enable --now "
+            "podman.socket)"))
+        try:
+            podman = Podman.connect(note=note)
+            info = podman.info()
+            checks += [check_podman(info), check_runtime(info)]
+        except AirpodsError as exc:
+            checks.append(Check("podman", FAIL, exc.one_line(), "run `podman info` to see why"))
+            info = {}
+        except Exception as exc:  # podman-py refusals: reported, never a traceback
+            checks.append(Check("podman", FAIL, f"{type(exc).__name__}: {exc}",
+                                "run `podman info` to see why"))
+            info = {}
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    checks.append(check_ulimits(soft, hard, os.environ.get("CONTAINERS_CONF")))
+    checks += _host_checks(resolved)
+    if resolved is not None and podman is not None:
+        names = resolved.enabled_services()
+        models, missing = _model_checks(podman, resolved, names, _model_sources(app))
+        store = info.get("store", {})
+        where = {label: (path, _free_bytes(path)) for label, path in
+                 (("images", store.get("graphRoot")), ("volumes", store.get("volumePath")))
+                 if path}
+        checks += check_disk(where, missing)
+        wanted = {(p.host_ip, p.host_port): n for n in names for p in resolved.specs[n].ports}
+        ours = {(ip, host): service for service, actual in podman.managed().items()
+                for ip, host, _ in actual.ports}
+        checks += check_ports(wanted, _port_free, podman.published_ports(), ours)
+        checks += models
+    return checks
+
+
+def _host_checks(resolved: Resolved | None) -> list[Check]:
+    from airpods import gpu as gpu_module
+    from airpods.host import detect_host
+
+    host = resolved.host if resolved is not None else detect_host()
+    out = [check_gpu(host)]
+    if host.gpu is not None and host.gpu.vendor == "nvidia" and not host.gpu.usable:
+        out.append(Check("cdi spec", WARN, "no CDI spec for nvidia.com/gpu",
+                         gpu_module.CDI_FIX))
+    elif shutil.which("nvidia-smi"):
+        spec = gpu_module.find_cdi_spec()
+        out.append(Check("cdi spec", OK, spec) if spec else Check(
+            "cdi spec", WARN, "nvidia-smi answers but no CDI spec exists", gpu_module.CDI_FIX))
+    gids = {}
+    for name, gid in zip(gpu_module.GPU_GROUPS, gpu_module.group_gids(), strict=False):
+        gids[name] = int(gid)
+    out.append(check_rocm_groups(Path("/dev/kfd").exists(), os.getuid(), os.getgroups(), gids))
+    out.append(check_selinux(Path("/sys/fs/selinux").exists(), host.selinux_enforcing))
+    return out
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
 @click.pass_obj
-def doctor(app: AppContext) -> None:
-    """Check Podman, its API socket, the accelerator and the configuration."""
-    from airpods.cli.context import resolve
+def doctor(app: AppContext, as_json: bool) -> None:
+    """Check Podman, its socket, cgroups, ulimits, the GPU, disk, ports, config and models.
 
-    results = [_check("podman", _podman_installed), _check("api socket", _socket)]
-    resolved = None
+    Exit code 1 when something blocks `start`.
+    """
+    from airpods.cli.output import echo_json
 
-    def config() -> tuple[bool, str]:
-        nonlocal resolved
-        resolved = resolve(app)
-        return True, f"valid ({resolved.user_path})"
-
-    results.append(_check("config", config))
-    if resolved is not None:
-        host = resolved.host
-        results.append(_check("accelerator", lambda: (True, f"{host.accelerator}: {host.reason}")))
-        for note in host.notes:
-            click.echo(f"note  {note}")
-        if host.gpu is not None and not host.gpu.usable:
-            results.append(False)
-    raise SystemExit(0 if all(results) else 1)
+    notes: list[str] = []
+    checks = gather(app, notes.append)
+    blocking = [c.name for c in checks if c.status == FAIL]
+    if as_json:
+        echo_json({"ok": not blocking, "blocking": blocking,
+                   "checks": [asdict(c) for c in checks], "notes": notes})
+    else:
+        for note in notes:
+            click.echo(f"note: {note}")
+        for c in checks:
+            mark = {OK: "ok  ", WARN: "warn", FAIL: "FAIL"}[c.status]
+            click.echo(f"{mark}  {c.name}: {c.found}")
+            if c.fix and c.status != OK:
+                click.echo(f"      fix: {c.fix}")
+        click.echo("start is blocked by: " + ", ".join(blocking) if blocking
+                   else "nothing blocks `airpods start`")
+    raise SystemExit(1 if blocking else 0)

@@ -369,6 +369,23 @@ class Podman:
         except Exception:  # the log is a courtesy on an error path: never mask the real error
             return ""
 
+    # -- read-only facts (doctor) ----------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """`podman info` as data: host (cgroups, OCI runtime, rootless), store paths, version."""
+        return dict(self.client.info())
+
+    def published_ports(self) -> dict[tuple[str, int], str]:
+        """(host ip, host port) -> container name, for every running container's published port
+        (airpods' or not)."""
+        found: dict[tuple[str, int], str] = {}
+        for ctr in self.client.containers.list(all=False):
+            names = ctr.attrs.get("Names") or [ctr.attrs.get("Id", "")[:12]]
+            for p in ctr.attrs.get("Ports") or []:
+                if p.get("host_port"):
+                    found[(p.get("host_ip") or "0.0.0.0", int(p["host_port"]))] = names[0]
+        return found
+
 
 def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
     """podman-py `containers.create` arguments for a spec."""

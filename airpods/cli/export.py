@@ -1,0 +1,239 @@
+"""`airpods export kube` and `airpods export quadlet`: the stack `start` runs, for Kubernetes or
+for systemd, rendered from the same ContainerSpecs.
+
+Everything is rendered and checked before anything is written: bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from airpods.cli import AppContext
+
+if TYPE_CHECKING:
+    from airpods.resolved import Resolved
+    from airpods.spec import ContainerSpec
+
+_URL_HOST = re.compile(r"https?://([A-Za-z0-9._-]+):\d+")
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write atomically with `mode` (a reader never sees half a file, nor a wider mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _secrets_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _selected(app: AppContext, services: tuple[str, ...]) -> tuple[Resolved, list[ContainerSpec]]:
+    """The specs `start SERVICES` would use; generated secrets are saved, so that the exported
+    keys are the ones `start` and clients use."""
+    from airpods.cli.context import resolve_and_keep_secrets
+    from airpods.resolved import select_services
+
+    resolved = resolve_and_keep_secrets(app)
+    names = select_services(resolved, services)
+    return resolved, [resolved.specs[n] for n in names]
+
+
+def _unreached(resolved: Resolved, specs: list[ContainerSpec]) -> list[str]:
+    """Notes for env URLs naming a service's alias that the export leaves out."""
+    chosen = {s.service for s in specs}
+    aliases = {a: name for name, spec in resolved.specs.items() if name not in chosen
+               for a in spec.network_aliases}
+    notes = []
+    for spec in specs:
+        for key, value in spec.env.items():
+            if key in spec.secret_env:
+                continue
+            for host in _URL_HOST.findall(value):
+                if host in aliases:
+                    notes.append(f"{spec.service}: {key} points at {host} "
+                                 f"({aliases[host]}), which this export does not include")
+    return notes
+
+
+def _model_sources(app: AppContext, specs: list[ContainerSpec]) -> dict[str, str]:
+    """`model_source` of each exported service that serves a model file (`--model`)."""
+    from airpods.config import load_config
+    from airpods.errors import AirpodsError, UsageError
+    from airpods.models.store import model_volume
+
+    loaded = load_config(app.config_path)
+    sources: dict[str, str] = {}
+    for spec in specs:
+        try:
+            model_volume(spec.command, {m.target: m.source for m in spec.mounts})
+        except AirpodsError:
+            continue  # no model file to fetch (Open WebUI, Ollama)
+        svc = loaded.config.services[spec.service]
+        source = getattr(svc, "model_source", None)
+        if not source:
+            raise UsageError(
+                f"--model-init: services.{spec.service}.model_source is not set",
+                hint="set it to hf://ORG/REPO/FILE.gguf, or export without --model-init "
+                "and put the model in the volume yourself (see the README)",
+            )
+        sources[spec.service] = str(source)
+    return sources
+
+
+@click.group()
+def export() -> None:
+    """Export the stack as Kubernetes YAML or systemd quadlet units."""
+
+
+@export.command("kube")
+@click.argument("services", nargs=-1)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the YAML to FILE (mode 0600: it holds the Secrets); default stdout.")
+@click.option("--model-init", is_flag=True,
+              help="Add an initContainer that downloads the model from model_source when the "
+              "volume lacks it.")
+@click.option("--podman-secrets", type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR",
+              help="For `podman kube play`: write each Secret as a Podman secret file in DIR "
+              "(0600), leave the Secret documents out, and print the commands.")
+@click.option("--pvc-size", default="20Gi", show_default=True,
+              help="Storage requested by each PersistentVolumeClaim.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+@click.pass_obj
+def kube(
+    app: AppContext,
+    services: tuple[str, ...],
+    output: Path | None,
+    model_init: bool,
+    podman_secrets: Path | None,
+    pvc_size: str,
+    as_json: bool,
+) -> None:
+    """Kubernetes YAML for SERVICES (default: every enabled one), as `start` would run them."""
+    from airpods.cli.output import echo_json
+    from airpods.export.kube import render_kube
+
+    resolved, specs = _selected(app, services)
+    sources = _model_sources(app, specs) if model_init else {}
+    result = render_kube(specs, model_sources=sources, pvc_size=pvc_size,
+                         source=str(resolved.user_path))
+    text = result.text(secrets=podman_secrets is None)
+    secret_files: dict[str, str | None] = {s.name: None for s in result.podman_secrets}
+    commands: list[str] = []
+    if podman_secrets is not None:
+        directory = _secrets_dir(podman_secrets)
+        for secret in result.podman_secrets:
+            path = directory / f"{secret.name}.json"
+            write_private(path, secret.payload)
+            secret_files[secret.name] = str(path)
+            commands.append(shlex.join(["podman", "secret", "create", secret.name, str(path)]))
+        commands.append(shlex.join(["podman", "kube", "play", str(output or "FILE.yaml")]))
+    if output is not None:
+        write_private(output, text)
+    notes = _unreached(resolved, specs)
+    if as_json:
+        data: dict[str, Any] = {
+            "format": "kube",
+            "services": [s.service for s in specs],
+            "output": str(output) if output else None,
+            "documents": [{"kind": d.kind, "name": d.name} for d in result.documents
+                          if podman_secrets is None or d.kind != "Secret"],
+            "secrets": [{"name": s.name, "usage": s.usage, "file": secret_files[s.name]}
+                        for s in result.podman_secrets],
+            "commands": commands,
+            "notes": notes,
+        }
+        if output is None:
+            data["yaml"] = text
+        echo_json(data)
+        return
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {output} ({len(result.documents)} documents)", err=True)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if commands:
+        click.echo("Podman: create the secrets, then play the rest "
+                   "(remove an older secret first: podman secret rm NAME):", err=True)
+        for command in commands:
+            click.echo(f"  {command}", err=True)
+
+
+@export.command("quadlet")
+@click.argument("services", nargs=-1)
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for the units (e.g. ~/.config/containers/systemd).")
+@click.option("--pod", "pods", is_flag=True,
+              help="Put each service in a .pod unit, like `start` does (needs Podman 5.0+).")
+@click.option("--podman-secrets", type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR",
+              help="Where the secret values are written for `podman secret create` "
+              "(default: OUTPUT/airpods-secrets, 0700).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+@click.pass_obj
+def quadlet(
+    app: AppContext,
+    services: tuple[str, ...],
+    output: Path,
+    pods: bool,
+    podman_secrets: Path | None,
+    as_json: bool,
+) -> None:
+    """systemd quadlet units for SERVICES (default: every enabled one), so they start at boot."""
+    from airpods.cli.output import echo_json
+    from airpods.export.quadlet import render_quadlet
+
+    resolved, specs = _selected(app, services)
+    result = render_quadlet(specs, network=resolved.settings.network, pods=pods)
+    for name, text in result.units.items():
+        write_private(output / name, text, mode=0o644)  # no secret in any unit
+    commands: list[str] = []
+    secrets: list[dict[str, Any]] = []
+    if result.secrets:
+        directory = _secrets_dir(podman_secrets or output / "airpods-secrets")
+        seen: set[str] = set()
+        for secret in result.secrets:
+            path = directory / secret.name
+            if secret.name not in seen:
+                write_private(path, secret.value)
+                commands.append(shlex.join(["podman", "secret", "create", secret.name,
+                                            str(path)]))
+                seen.add(secret.name)
+            secrets.append({"name": secret.name, "usage": secret.usage, "file": str(path)})
+    units = [f"{s.container}.service" for s in specs]
+    notes = _unreached(resolved, specs)
+    if as_json:
+        echo_json({"format": "quadlet", "services": [s.service for s in specs],
+                   "output": str(output), "units": sorted(result.units), "secrets": secrets,
+                   "commands": commands, "notes": notes})
+        return
+    click.echo(f"wrote {len(result.units)} units to {output}", err=True)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if commands:
+        click.echo("Create the Podman secrets (once; `podman secret rm NAME` first to replace "
+                   "one), then delete the files:", err=True)
+        for command in commands:
+            click.echo(f"  {command}", err=True)
+    click.echo("Then: systemctl --user daemon-reload && systemctl --user start "
+               + " ".join(units) + "   (as root: systemctl without --user)", err=True)

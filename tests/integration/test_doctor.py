@@ -1,0 +1,72 @@
+"""`airpods doctor --json` against the isolated Podman: the shape, the model check, a port held
+by another program, and the exit code that follows."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.sandbox import free_port
+
+CONFIG = """\
+[runtime]
+network = "airpods-it-doctor"
+
+[services.llamacpp]
+image = "{image}"
+images = {{ cpu = "{image}" }}
+default_model = "{model}"
+ports = [{{ host = {port}, container = 8080 }}]
+volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
+
+[services.open-webui]
+enabled = false
+"""
+
+
+def doctor(podman_env, tmp_path: Path, model: str, port: int, volume: str, image: str):
+    config = tmp_path / f"{model}.toml"
+    config.write_text(CONFIG.format(image=image, model=model, port=port, volume=volume))
+    env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "AIRPODS_ACCELERATOR": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-m", "airpods", "--config", str(config), "doctor", "--json"],
+        env=env, capture_output=True, text=True, timeout=120)
+    data = json.loads(result.stdout)
+    return result.returncode, data, {c["name"]: c for c in data["checks"]}
+
+
+def test_doctor_json_on_real_podman(podman_env, llama_image, tiny_model, model_volume,
+                                    tmp_path: Path) -> None:
+    volume = f"airpods_it_doctor_{tmp_path.name[-6:].replace('-', '_')}"
+    model_volume(volume, tiny_model)
+    port = free_port()
+    code, data, checks = doctor(podman_env, tmp_path, tiny_model.name, port, volume, llama_image)
+    assert set(data) == {"ok", "blocking", "checks", "notes"}
+    for check in data["checks"]:
+        assert set(check) == {"name", "status", "found", "fix"}
+        assert check["status"] in ("ok", "warn", "fail")
+    assert checks["config"]["status"] == "ok"
+    assert checks["podman"]["found"].startswith("podman ")
+    assert checks["api socket"]["found"] == podman_env.socket_url
+    assert checks["cgroups and runtime"]["found"].startswith("cgroups v")
+    assert checks["model (llamacpp)"]["status"] == "ok"
+    assert tiny_model.name in checks["model (llamacpp)"]["found"]
+    assert checks[f"port 127.0.0.1:{port} (llamacpp)"]["found"] == "free"
+    assert {"disk (images)", "disk (volumes)"} <= set(checks)
+    assert code == (1 if data["blocking"] else 0) and data["ok"] == (not data["blocking"])
+
+    # A missing model and a port held by another program both block start.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        code, data, checks = doctor(podman_env, tmp_path, "absent.gguf", port, volume,
+                                    llama_image)
+    assert code == 1
+    assert {"model (llamacpp)", f"port 127.0.0.1:{port} (llamacpp)"} <= set(data["blocking"])
+    assert "airpods models add" in checks["model (llamacpp)"]["fix"]
+    assert checks[f"port 127.0.0.1:{port} (llamacpp)"]["found"] == "in use by another program"

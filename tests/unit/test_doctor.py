@@ -1,0 +1,106 @@
+"""`airpods doctor`: the pure checks over gathered facts (no Podman here; the real run is in
+tests/integration/test_doctor.py)."""
+
+from __future__ import annotations
+
+from airpods.cli import doctor as d
+from airpods.host import GpuInfo, HostFacts
+
+
+def info(version: str = "5.0.0", rootless: bool = True, cgroup: str = "v2",
+         runtime: str = "crun") -> dict:
+    return {"version": {"Version": version},
+            "host": {"security": {"rootless": rootless}, "cgroupVersion": cgroup,
+                     "ociRuntime": {"name": runtime, "version": f"{runtime} 1.2\nmore"}}}
+
+
+def test_podman_version_and_mode() -> None:
+    assert d.check_podman(info("5.0.0")) == d.Check("podman", "ok", "podman 5.0.0, rootless")
+    old = d.check_podman(info("4.3.1", rootless=False))
+    assert (old.status, old.found) == ("warn", "podman 4.3.1, rootful") and "4.7" in old.fix
+    assert d.check_podman(info("3.4.4")).status == "fail"
+
+
+def test_cgroups_and_runtime() -> None:
+    ok = d.check_runtime(info())
+    assert ok.status == "ok" and ok.found == "cgroups v2, OCI runtime crun (crun 1.2)"
+    assert d.check_runtime(info(cgroup="v1", rootless=True)).status == "warn"
+    hybrid = d.check_runtime(info(cgroup="v1", rootless=False, runtime="crun"))
+    assert hybrid.status == "warn" and "runc" in hybrid.fix
+    assert d.check_runtime(info(cgroup="v1", rootless=False, runtime="runc")).status == "ok"
+
+
+def test_ulimits() -> None:
+    low = d.check_ulimits(1024, 20000, None)
+    assert low.status == "warn" and "nofile=20000:20000" in low.fix
+    assert d.check_ulimits(1024, 20000, "/etc/my.conf").status == "ok"
+    assert d.check_ulimits(1024, 1 << 20, None).status == "ok"
+
+
+def host(accelerator: str, gpu: GpuInfo | None) -> HostFacts:
+    return HostFacts(accelerator=accelerator, reason="r", physical_cores=2, logical_cores=4,
+                     gpu=gpu)
+
+
+def test_gpu() -> None:
+    assert d.check_gpu(host("cpu", None)).status == "ok"
+    usable = GpuInfo("nvidia", "RTX", ("nvidia.com/gpu=all",))
+    assert d.check_gpu(host("cuda", usable)).status == "ok"
+    no_cdi = GpuInfo("nvidia", "RTX", usable=False, problem="no CDI spec. Fix: sudo nvidia-ctk")
+    auto = d.check_gpu(host("cpu", no_cdi))
+    assert auto.status == "warn" and "nvidia-ctk" in auto.fix  # runs on the CPU
+    assert d.check_gpu(host("cuda", no_cdi)).status == "fail"  # forced: start would not work
+
+
+def test_rocm_groups() -> None:
+    gids = {"video": 44, "render": 109}
+    assert d.check_rocm_groups(False, 1000, [], gids).status == "ok"
+    assert d.check_rocm_groups(True, 0, [], gids).status == "ok"
+    missing = d.check_rocm_groups(True, 1000, [44], gids)
+    assert missing.status == "warn" and "usermod -aG render" in missing.fix
+    assert d.check_rocm_groups(True, 1000, [44, 109], gids).status == "ok"
+
+
+def test_selinux() -> None:
+    assert "not present" in d.check_selinux(False, False).found
+    assert ":z" in d.check_selinux(True, True).found
+
+
+def test_disk_thresholds() -> None:
+    gib = 2**30
+    [ok] = d.check_disk({"volumes": ("/v", 50 * gib)}, 0)
+    assert ok.status == "ok" and ok.found == "50.0 GiB free at /v"
+    [warn] = d.check_disk({"volumes": ("/v", 5 * gib)}, 0)
+    assert warn.status == "warn"
+    [fail] = d.check_disk({"volumes": ("/v", gib // 2)}, 0)
+    assert fail.status == "fail"
+    [short] = d.check_disk({"volumes": ("/v", 8 * gib)}, 9 * gib)
+    assert short.status == "fail" and "9.0 GiB of models" in short.fix
+
+
+def test_ports() -> None:
+    wanted = {("127.0.0.1", 8080): "llamacpp", ("127.0.0.1", 3000): "open-webui",
+              ("127.0.0.1", 8081): "llamacpp-ui"}
+    busy = {("127.0.0.1", 8080), ("127.0.0.1", 3000), ("127.0.0.1", 8081)}
+    checks = d.check_ports(
+        wanted, lambda ip, port: (ip, port) not in busy,
+        holders={("0.0.0.0", 3000): "someone-else"},
+        ours={("127.0.0.1", 8080): "llamacpp"},
+    )
+    by_name = {c.name: c for c in checks}
+    assert by_name["port 127.0.0.1:8080 (llamacpp)"].found == "held by airpods service llamacpp"
+    webui = by_name["port 127.0.0.1:3000 (open-webui)"]
+    assert (webui.status, webui.found) == ("fail", "in use by container someone-else")
+    assert "services.open-webui.ports" in webui.fix
+    assert by_name["port 127.0.0.1:8081 (llamacpp-ui)"].found == "in use by another program"
+
+
+def test_real_port_probe() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert d._port_free("127.0.0.1", port) is False
+    assert d._port_free("127.0.0.1", port) is True

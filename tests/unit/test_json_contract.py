@@ -1,0 +1,135 @@
+"""The `--json` shapes scripts rely on (docs/json.md): keys pinned, exit codes pinned.
+
+Podman is replaced by a fake adapter only where a command needs one to answer (status, models
+list, doctor's gathering); the shapes come from the real commands. Any key added, removed or
+renamed fails here: update docs/json.md in the same change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from airpods.cli import cli
+
+STATUS_SERVICE_KEYS = {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
+                       "accelerator", "uptime_s", "model", "config_current", "detail"}
+STATUS_HOST_KEYS = {"accelerator", "reason", "notes"}
+DRY_RUN_SERVICE_KEYS = {"service", "kind", "image", "image_reason", "accelerator", "pod",
+                        "container", "network", "network_aliases", "ports", "volumes", "env",
+                        "command", "entrypoint", "devices", "group_add", "health_url",
+                        "config_hash", "notes", "podman"}
+MODELS_LIST_KEYS = {"volume", "configured", "models"}
+DOCTOR_KEYS = {"ok", "blocking", "checks", "notes"}
+DOCTOR_CHECK_KEYS = {"name", "status", "found", "fix"}
+EXPORT_KUBE_KEYS = {"format", "services", "output", "documents", "secrets", "commands", "notes"}
+EXPORT_QUADLET_KEYS = {"format", "services", "output", "units", "secrets", "commands", "notes"}
+EXPORT_SECRET_KEYS = {"name", "usage", "file"}
+
+
+class FakePodman:
+    """Nothing runs, no volume exists."""
+
+    def managed(self) -> dict:
+        return {}
+
+    def volume_exists(self, name: str) -> bool:
+        return False
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
+              "XDG_CACHE_HOME": str(tmp_path / "cache"), "AIRPODS_ACCELERATOR": "cpu"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def run(*args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
+    code, data = run("status", "llamacpp", "--json")
+    assert set(data) == {"services", "host"}
+    [row] = data["services"]
+    assert set(row) == STATUS_SERVICE_KEYS
+    assert set(data["host"]) == STATUS_HOST_KEYS
+    assert (row["state"], row["health"], row["healthy"]) == ("absent", "stopped", False)
+    assert code == 1  # a requested service that is not ready
+
+
+def test_start_dry_run_json(env) -> None:
+    code, data = run("start", "llamacpp", "--dry-run", "--json")
+    assert code == 0
+    assert set(data) == {"dry_run", "services"} and data["dry_run"] is True
+    [svc] = data["services"]
+    assert set(svc) == DRY_RUN_SERVICE_KEYS
+    assert set(svc["ports"][0]) == {"host_ip", "host", "container", "protocol"}
+    assert set(svc["volumes"][0]) == {"source", "target", "mode", "bind"}
+
+
+def test_models_list_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
+    code, data = run("models", "list", "--json")
+    assert code == 0
+    assert set(data) >= MODELS_LIST_KEYS
+    assert data["models"] == []
+    # Issue 8 adds, per model: name, size, architecture, quantization, parameters,
+    # context_length, last_used, used_by; and `models info` (memory, fits). Pinned by its owner.
+
+
+def test_doctor_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airpods.cli import doctor as doctor_module
+
+    checks = [doctor_module.Check("podman", "ok", "podman 5.0.0, rootless"),
+              doctor_module.Check("ulimits", "warn", "low", "raise them"),
+              doctor_module.Check("port 127.0.0.1:8080 (llamacpp)", "fail", "in use", "stop it")]
+    monkeypatch.setattr(doctor_module, "gather", lambda app, note: checks)
+    code, data = run("doctor", "--json")
+    assert set(data) == DOCTOR_KEYS
+    assert all(set(c) == DOCTOR_CHECK_KEYS for c in data["checks"])
+    assert data["ok"] is False and data["blocking"] == ["port 127.0.0.1:8080 (llamacpp)"]
+    assert code == 1
+    monkeypatch.setattr(doctor_module, "gather", lambda app, note: checks[:2])
+    code, data = run("doctor", "--json")
+    assert (code, data["ok"], data["blocking"]) == (0, True, [])
+
+
+def test_export_kube_json(env, tmp_path: Path) -> None:
+    code, data = run("export", "kube", "llamacpp", "--json")
+    assert code == 0
+    assert set(data) == EXPORT_KUBE_KEYS | {"yaml"}  # `yaml` only without --output
+    assert data["format"] == "kube" and data["output"] is None
+    assert all(set(d) == {"kind", "name"} for d in data["documents"])
+    assert all(set(s) == EXPORT_SECRET_KEYS for s in data["secrets"])
+    code, data = run("export", "kube", "llamacpp", "--json", "-o", str(tmp_path / "k.yaml"),
+                     "--podman-secrets", str(tmp_path / "ps"))
+    assert code == 0 and set(data) == EXPORT_KUBE_KEYS
+    assert data["secrets"][0]["file"].startswith(str(tmp_path / "ps"))
+
+
+def test_export_quadlet_json(env, tmp_path: Path) -> None:
+    code, data = run("export", "quadlet", "--json", "-o", str(tmp_path / "units"))
+    assert code == 0
+    assert set(data) == EXPORT_QUADLET_KEYS and data["format"] == "quadlet"
+    assert "airpods-llamacpp-server.container" in data["units"]
+    assert all(set(s) == EXPORT_SECRET_KEYS for s in data["secrets"])
+
+
+def test_usage_errors_exit_2_with_one_line(env) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "airpods", "export", "kube", "nope", "--json"],
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "unknown service 'nope'" in result.stderr
