@@ -207,13 +207,13 @@ def _model_checks(
 ) -> tuple[list[Check], int]:
     """Each enabled service's model: present, or with a source, and whether it fits."""
     from airpods.errors import AirpodsError
-    from airpods.models.store import model_volume
+    from airpods.models.store import model_location
 
     checks, missing_bytes = [], 0
     for name in names:
         spec = resolved.specs[name]
         try:
-            volume, path = model_volume(spec.command, {m.target: m.source for m in spec.mounts})
+            volume, path = model_location(spec)
         except AirpodsError:
             continue  # serves no model file
         label = f"model ({name})"

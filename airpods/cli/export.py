@@ -78,13 +78,13 @@ def _model_sources(app: AppContext, specs: list[ContainerSpec]) -> dict[str, str
     """`model_source` of each exported service that serves a model file (`--model`)."""
     from airpods.config import load_config
     from airpods.errors import AirpodsError, UsageError
-    from airpods.models.store import model_volume
+    from airpods.models.store import model_location
 
     loaded = load_config(app.config_path)
     sources: dict[str, str] = {}
     for spec in specs:
         try:
-            model_volume(spec.command, {m.target: m.source for m in spec.mounts})
+            model_location(spec)
         except AirpodsError:
             continue  # no model file to fetch (Open WebUI, Ollama)
         svc = loaded.config.services[spec.service]

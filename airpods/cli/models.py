@@ -17,7 +17,7 @@ def _model_target(app: AppContext, service: str | None) -> tuple[Any, str, str]:
     from airpods import kinds
     from airpods.cli.context import resolve
     from airpods.errors import UsageError
-    from airpods.models.store import model_volume
+    from airpods.models.store import model_location
     from airpods.resolved import select_services
 
     resolved = resolve(app)
@@ -29,9 +29,7 @@ def _model_target(app: AppContext, service: str | None) -> tuple[Any, str, str]:
         service = servers[0]
     select_services(resolved, (service,))
     spec = resolved.specs[service]
-    volume, model = model_volume(
-        kinds.get(spec.kind).model_path(spec), {m.target: m.source for m in spec.mounts}
-    )
+    volume, model = model_location(spec)
     return resolved, volume, model
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from airpods.errors import UsageError
 from airpods.export.names import MAPPING_NOTE, NameTable, dns_label, service_name
 from airpods.export.yamltext import dump_all
-from airpods.masking import mask_argv
+from airpods.secrets import mask_argv
 from airpods.spec import ContainerSpec, SecretFile
 
 PART_OF = "airpods"
@@ -179,10 +179,9 @@ def hf_url(source: str, endpoint: str = HF_ENDPOINT) -> str:
 def _model_init(
     spec: ContainerSpec, source: str, volumes: Mapping[str, str], security: dict[str, Any]
 ) -> dict[str, Any]:
-    from airpods.models.store import model_volume
+    from airpods.models.store import model_location
 
-    mounts = {m.target: m.source for m in spec.mounts if not m.is_bind}
-    volume, path = model_volume(spec.command, mounts)
+    volume, path = model_location(spec)
     target = next(m.target for m in spec.mounts if m.source == volume and not m.is_bind)
     return {
         "name": "model-init",

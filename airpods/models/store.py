@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airpods.errors import AirpodsError, UsageError
+from airpods.spec import ContainerSpec
 
 PARTIAL_SUFFIX = ".partial"
 GGUF_MAGIC = b"GGUF"
@@ -18,6 +19,14 @@ GGUF_MAGIC = b"GGUF"
 class ModelFile:
     name: str
     size: int
+
+
+def model_location(spec: ContainerSpec) -> tuple[str, str]:
+    """(volume, path inside it) of the model file `spec`'s kind says it serves."""
+    from airpods import kinds
+
+    mounts = {m.target: m.source for m in spec.mounts}
+    return model_volume(kinds.get(spec.kind).model_path(spec), mounts)
 
 
 def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:

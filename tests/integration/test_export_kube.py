@@ -142,7 +142,7 @@ def test_exported_llama_server_plays_under_podman(
     assert exported.returncode == 0, exported.stderr
     summary = json.loads(exported.stdout)
     [secret] = summary["secrets"]
-    assert secret["usage"] == "env"
+    assert secret["usage"] == "file"  # the key is a mounted file, as `start` does it
     assert {d["kind"] for d in summary["documents"]} == {
         "PersistentVolumeClaim", "Service", "Deployment"}
     key = airpods("config", "get", "services.llamacpp.env.LLAMA_API_KEY").stdout.strip()
