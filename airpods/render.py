@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
@@ -94,12 +95,13 @@ def config_hash(spec: ContainerSpec) -> str:
 
 
 def _image_why(why: str, origins: Mapping[str, str]) -> str:
-    """pick_image's reason, plus which layer set the key it used (`images.cuda` -> images)."""
-    key = "images" if why.startswith("images.") or "using images." in why else "image"
+    """pick_image's reason, plus which layer set the key it used (`images.cuda` or `image`)."""
+    used = re.search(r"images\.\w+", why.split("; using ")[-1]) if "using " in why else None
+    key = used.group() if used else ("image" if "using image" in why else why.split(" ")[0])
     origin = origins.get(key)
     if origin is None:
         return why
-    if key == "image" and "images" not in origins:
+    if key == "image" and not any(k.startswith("images.") for k in origins):
         return f"image set in {origin}, for every accelerator"
     return f"{why} (set in {origin})"
 

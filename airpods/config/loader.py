@@ -199,10 +199,11 @@ def _kind_defaults_layer(raw: Mapping[str, Any]) -> Layer:
 def _honour_specific_image(
     raw: dict[str, Any], layers: list[Layer]
 ) -> dict[str, dict[str, str]]:
-    """A layer that sets `image` and no `images` overrides the `images` of the layers below.
+    """An `images.X` set by a less specific layer than `image` no longer applies.
 
     Otherwise a user's `image` would lose to the built-in `images.cpu`: the more specific
-    layer wins, and its image applies to every accelerator. Returns where each was set.
+    layer wins, and a user's `image` with no `images` of their own applies to every
+    accelerator. Returns, per service, where `image` and each `images.X` kept were set.
     """
     origins: dict[str, dict[str, str]] = {}
     services = raw.get("services")
@@ -210,15 +211,17 @@ def _honour_specific_image(
         if not isinstance(svc, dict):
             continue
         image_layer = _setter(("services", name, "image"), layers)
-        images_layer = _setter(("services", name, "images"), layers)
-        if image_layer is not None and (images_layer is None or image_layer > images_layer):
-            svc.pop("images", None)
-            images_layer = None
-        origins[name] = {
-            key: layers[index].label
-            for key, index in (("image", image_layer), ("images", images_layer))
-            if index is not None
-        }
+        found = {"image": layers[image_layer].label} if image_layer is not None else {}
+        images = svc.get("images")
+        for accelerator in list(images) if isinstance(images, dict) else ():
+            layer = _setter(("services", name, "images", accelerator), layers)
+            if layer is None:
+                continue
+            if image_layer is not None and layer < image_layer:
+                del images[accelerator]
+            else:
+                found[f"images.{accelerator}"] = layers[layer].label
+        origins[name] = found
     return origins
 
 
