@@ -27,7 +27,8 @@ def podman_cli_lines(spec: ContainerSpec) -> list[str]:
     pod += [a for alias in spec.network_aliases for a in ("--network-alias", alias)]
     for p in spec.ports:
         proto = "" if p.protocol == "tcp" else f"/{p.protocol}"
-        pod += ["-p", f"{p.host_ip}:{p.host_port}:{p.container_port}{proto}"]
+        ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip  # podman's form for IPv6
+        pod += ["-p", f"{ip}:{p.host_port}:{p.container_port}{proto}"]
     run = ["podman", "run", "-d", "--name", spec.container, "--pod", spec.pod]
     for m in spec.mounts:
         run += ["-v", f"{m.source}:{m.target}:{m.mode}{',z' if m.relabel else ''}"]
