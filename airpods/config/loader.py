@@ -17,7 +17,9 @@ Tables merge key by key; arrays and scalars replace. Then templates are rendered
 `airpods.config.templates`), `env` values that are (or render to) an empty string are dropped
 (so `OLLAMA_BASE_URL` disappears while Ollama is disabled, and a user file can remove a default
 variable with `NAME = ""`), and the result is validated. Every failure is one `ConfigError`
-naming the file, line (when it can be found) and TOML key path that caused it.
+naming the file, line (when it can be found) and TOML key path that caused it. Files are read
+by airpods.config.files: regular files of at most 4 MiB only (/dev/null reads as empty), and a
+leading UTF-8 BOM is ignored.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ Any string anywhere in the config tree may be a template. What a template can se
 Values are resolved on demand, so references may chain across services in any order; a cycle
 is an error naming every key in it. A rendered result is a string and is never rendered again
 (a value cannot smuggle in a template). The sandbox blocks attribute access to internals
-(`''.__class__`), so a template can read config values but not touch files or run code.
+(`''.__class__`), so a template can read config values but not touch files or run code, and
+resource limits (airpods.config.template_limits) keep it small and quick: a rendered value is at
+most 64 KiB, and `{{ 9**(9**9) }}` or `{{ 'a' * 10**9 }}` is a config error before it is computed.
 """
 
 from __future__ import annotations
