@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import airpods
+from airpods.config.files import read_config_bytes
 from airpods.config.paths import ENV_OVERRIDES, default_config_path
 from airpods.errors import AirpodsError
 from airpods.host import GpuInfo, HostFacts
@@ -83,10 +84,9 @@ def cache_key(user_path: Path, environ: Mapping[str, str]) -> str:
     part("defaults-path", str(defaults).encode())
     part("defaults", defaults.read_bytes())
     part("user-path", str(user_path.absolute()).encode())
-    try:
-        part("user", b"present\0" + user_path.read_bytes())
-    except FileNotFoundError:
-        part("user", b"absent")
+    # The loader's own reader: a FIFO or device is refused (ConfigError), never read or waited on.
+    user = read_config_bytes(user_path)
+    part("user", b"absent" if user is None else b"present\0" + user)
     for variable in sorted(ENV_OVERRIDES):
         value = environ.get(variable)
         part(f"env:{variable}", b"unset" if value is None else b"set\0" + value.encode())

@@ -156,10 +156,12 @@ def _key_or_none(
         return None
     if config_path is not None and not user_path.exists():
         return None  # "file not found" comes from the loader
+    from airpods.errors import ConfigError
+
     try:
         return cache.cache_key(user_path, environ)
-    except OSError:
-        return None  # an unreadable file: the loader reports it
+    except (OSError, ConfigError):
+        return None  # an unreadable or special file: the loader reports it
 
 
 def _resolve_uncached(

@@ -60,7 +60,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # the loader refuses a directory in one line
     envvar="AIRPODS_CONFIG",
     help="User config file (default: the platform config dir; env AIRPODS_CONFIG).",
 )

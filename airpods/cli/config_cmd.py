@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,17 @@ def _user_path(app: AppContext) -> Path:
     return app.config_path if app.config_path is not None else user_config_path()
 
 
-def _resolved(app: AppContext) -> dict[str, Any]:
-    """The resolved configuration; secrets generated for it are saved once it validated."""
+def _resolved(
+    app: AppContext, check: Callable[[dict[str, Any]], object] | None = None
+) -> dict[str, Any]:
+    """The resolved configuration; secrets generated for it are saved once it validated (and
+    passed `check`, which raises to save nothing: `get` of a key that does not exist)."""
     from airpods.secrets import SecretStore
 
     store = SecretStore()
     loaded = app.load_config(secrets=store)  # a ConfigError leaves nothing saved
+    if check is not None:
+        check(loaded.config.model_dump(mode="json"))
     if store.pending and not store.save():
         # Another airpods saved some of these first: show the values it kept.
         loaded = app.load_config(secrets=store)
@@ -121,7 +127,7 @@ def get(app: AppContext, key: str, as_json: bool) -> None:
         parts = parse_key_path(key)
     except ValueError as exc:
         raise UsageError(f"bad key {key!r}: {exc}") from None
-    data = _resolved(app)
+    data = _resolved(app, check=lambda tree: _lookup(tree, parts))
     value = _lookup(data, parts)
     if isinstance(value, dict | list):
         value = _lookup(mask_tree(data), parts)  # a table hides its secrets; one key does not
@@ -185,13 +191,16 @@ def init(app: AppContext, force: bool) -> None:
 def edit(app: AppContext) -> None:
     """Open your config file in $VISUAL / $EDITOR, then validate it."""
     from airpods.config.edit import init as write_starter
+    from airpods.config.files import check_replaceable
 
     user = _user_path(app)
-    if not user.exists():
+    exists = check_replaceable(user) is not None  # an editor must not replace a device either
+    argv = _editor_argv()  # checked before the starter file is written
+    if not exists:
         write_starter(user)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    editor = shlex.join(argv)
     try:
-        subprocess.run([*shlex.split(editor), str(user)], check=False)
+        subprocess.run([*argv, str(user)], check=False)
     except OSError as exc:
         raise UsageError(
             f"cannot run editor {editor!r}: {exc.strerror or exc}", hint="set $VISUAL or $EDITOR"
@@ -203,3 +212,22 @@ def edit(app: AppContext) -> None:
         exc.hint = exc.hint or "run `airpods config edit` again to fix it"
         raise
     click.echo(f"ok: {user}")
+
+
+def _editor_argv() -> list[str]:
+    """$VISUAL / $EDITOR (default vi) as argv; UsageError unless its program can be found."""
+    import shutil
+
+    variable = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+    editor = os.environ.get(variable) or "vi"
+    fix = "set $VISUAL or $EDITOR to an installed editor, e.g. EDITOR=nano"
+    try:
+        argv = shlex.split(editor)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse ${variable} {editor!r}: {exc}", hint=fix) from None
+    if not argv:
+        raise UsageError(f"${variable} is blank", hint=fix)
+    if shutil.which(argv[0]) is None:
+        where = f"${variable}" if os.environ.get(variable) else "the default editor"
+        raise UsageError(f"cannot run editor {argv[0]!r} ({where}): not found", hint=fix)
+    return argv

@@ -86,9 +86,22 @@ def start(
         console.print(f"[green]{word}[/green] {spec.service}  {url}")
 
 
+def _check_timeout(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # click's float takes nan and inf; Podman's stop timeout is whole seconds, like
+    # runtime.stop_timeout_s (0 to 3600).
+    import math
+
+    from airpods.errors import UsageError
+
+    if value is not None and not (math.isfinite(value) and 0 <= value <= 3600):
+        raise UsageError(f"--timeout {value}: must be a number of seconds from 0 to 3600")
+    return value
+
+
 @click.command()
 @click.argument("services", nargs=-1)
-@click.option("--timeout", type=float, default=None, help="Seconds to wait before killing.")
+@click.option("--timeout", type=float, default=None, callback=_check_timeout,
+              help="Seconds to wait before killing (0 to 3600).")
 @click.option(
     "--remove-volumes",
     is_flag=True,

@@ -41,7 +41,8 @@ def podman_cli_lines(
     pod += [a for alias in spec.network_aliases for a in ("--network-alias", alias)]
     for p in spec.ports:
         proto = "" if p.protocol == "tcp" else f"/{p.protocol}"
-        pod += ["-p", f"{p.host_ip}:{p.host_port}:{p.container_port}{proto}"]
+        ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip  # podman's form for IPv6
+        pod += ["-p", f"{ip}:{p.host_port}:{p.container_port}{proto}"]
     run = ["podman", "run", "-d", "--name", spec.container, "--pod", spec.pod]
     for m in spec.mounts:
         run += ["-v", f"{m.source}:{m.target}:{m.mode}{',z' if m.relabel else ''}"]
@@ -130,7 +131,8 @@ def print_dry_run(
         say(f"  pod:      {spec.pod}  network: {spec.network} "
             f"aliases: {', '.join(spec.network_aliases) or '-'}", markup=False)
         for p in spec.ports:
-            say(f"  port:     {p.host_ip}:{p.host_port} -> {p.container_port}/{p.protocol}")
+            ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip
+            say(f"  port:     {ip}:{p.host_port} -> {p.container_port}/{p.protocol}")
         for m in spec.mounts:
             kind = "bind" if m.is_bind else "volume"
             say(f"  {kind}:   {m.source} -> {m.target} ({m.mode})", markup=False)

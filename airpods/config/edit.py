@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from airpods.config.schema import KeyPath, format_key_path, parse_key_path
-from airpods.errors import AirpodsError, UsageError
+from airpods.errors import AirpodsError, ConfigError, UsageError
 
 # Receives the user file's path and its proposed new text; raises ConfigError when the merged
 # result (defaults + that text) is invalid.
@@ -38,29 +38,15 @@ STARTER = """\
 # [services.llamacpp.command_args]
 # ctx_size = 8192
 
-# A second llama-server with a bigger model on its own port (Open WebUI picks it up):
+# A second llama-server with a bigger model on its own port (Open WebUI picks it up).
+# Its kind fills in the rest: pod, container, alias, images, model volume, API key.
 # [services.llamacpp-large]
 # kind = "llama-server"
 # default_model = "qwen2.5-7b-instruct-q4_k_m.gguf"
-# image = "ghcr.io/ggml-org/llama.cpp:server"
-# pod = "airpods-llamacpp-large"
-# container = "airpods-llamacpp-large-server"
-# network_aliases = ["llamacpp-large"]
 # ports = [{ host = 8082, container = 8080 }]
-# volumes = { models = { source = "airpods_llamacpp_models", target = "/models", mode = "ro" } }
-# health = { path = "/health", timeout_s = 900 }
-#
-# [services.llamacpp-large.images]
-# cuda = "ghcr.io/ggml-org/llama.cpp:server-cuda"
-# rocm = "ghcr.io/ggml-org/llama.cpp:server-rocm"
-# vulkan = "ghcr.io/ggml-org/llama.cpp:server-vulkan"
 #
 # [services.llamacpp-large.command_args]
-# model = "/models/{{ default_model }}"
 # ctx_size = 8192
-# host = "0.0.0.0"
-# port = "{{ ports[0].container }}"
-# n_gpu_layers = "{{ 'all' if host.accelerator != 'cpu' else 0 }}"
 """
 
 
@@ -94,18 +80,61 @@ def set_value(
     """
     import tomlkit
 
-    from airpods.config.loader import parse_layer, read_text
+    from airpods.config.files import check_replaceable
+    from airpods.config.loader import parse_layer, read_optional_text
 
     parts = _settable_path(key)
     item, value = _cli_item(raw_value)
-    text = read_text(path) if path.exists() else ""
-    parse_layer(path, text)  # a user file with a syntax error gets that error, with its line
-    doc = tomlkit.parse(text)
+    check_replaceable(path)  # before anything: /dev/null reads as empty but is no place to write
+    text = read_optional_text(path) or ""
+    layer = parse_layer(path, text)  # a syntax error in the user file gets its own line
+    _check_shape(path, parts, value, layer.data)
+    doc = tomlkit.parse(layer.text or "")
     _assign(doc, parts, item)
-    new_text = _space_new_headers(text, tomlkit.dumps(doc))
-    (validate or _validate_with_loader)(path, new_text)
+    new_text = _space_new_headers(layer.text or "", tomlkit.dumps(doc))
+    try:
+        (validate or _validate_with_loader)(path, new_text)
+    except ConfigError as exc:
+        raise _blame_the_set(exc, path, parts, raw_value) from None
     atomic_write(path, new_text)
     return parts, value
+
+
+def _check_shape(path: Path, parts: tuple[str, ...], value: Any, user: dict[str, Any]) -> None:
+    """A table (a service, `command_args`) is not replaced by a plain value: that is a typo
+    for one of its keys, and the error belongs to the key the user set."""
+    from airpods.config.loader import deep_merge, parse_layer, read_text
+    from airpods.config.paths import default_config_path
+
+    defaults = default_config_path()
+    current: Any = deep_merge(parse_layer(defaults, read_text(defaults)).data, user)
+    for part in parts:
+        current = current.get(part) if isinstance(current, dict) else None
+    if isinstance(current, dict) and not isinstance(value, dict):
+        key = format_key_path(parts)
+        example = next(iter(current), "KEY")
+        raise ConfigError(
+            f"is a table, so it cannot be set to {value!r}",
+            file=str(path),
+            key_path=key,
+            hint=f"set one of its keys instead, e.g. {format_key_path((*parts, example))}",
+        )
+
+
+def _blame_the_set(exc: ConfigError, path: Path, parts: tuple[str, ...], raw: str) -> ConfigError:
+    """An error the set caused elsewhere (a template in the defaults that read the key) is
+    reported at the key the user set, with the original problem as the reason."""
+    if exc.file is None or exc.file == str(path):
+        return exc
+    key = format_key_path(parts)
+    reason = exc.one_line().removeprefix("config error: ")
+    return ConfigError(
+        f"setting it to {raw.strip()[:60]!r} breaks {reason}",
+        file=str(path),
+        key_path=key,
+        hint=f"{key} is probably a table or another type; `airpods config get {key}` shows "
+        "its current value",
+    )
 
 
 def _settable_path(key: str) -> tuple[str, ...]:
@@ -164,7 +193,9 @@ def _validate_with_loader(path: Path, text: str) -> None:
 
 def init(path: Path, force: bool = False) -> Path:
     """Write the commented starter user file; an existing file is kept unless `force`."""
-    if path.exists() and not force:
+    from airpods.config.files import check_replaceable
+
+    if check_replaceable(path) is not None and not force:
         raise UsageError(
             f"{path} already exists",
             hint="edit it with `airpods config edit`, or overwrite it with `init --force`",
@@ -177,13 +208,18 @@ def atomic_write(path: Path, text: str) -> None:
     """Replace `path` with `text` so that readers see the old file or the new, never a mix.
 
     Temp file in the same directory (so the rename cannot cross filesystems), fsync, rename.
-    Keeps the old file's permissions; a new file is private (0600: it may hold API keys).
-    A symlink is followed, so a dotfiles-managed link keeps pointing at the real file.
+    Keeps the old file's owner and permissions (root editing a user's file leaves it theirs);
+    a new file is private (0600: it may hold API keys). A symlink is followed, so a
+    dotfiles-managed link keeps pointing at the real file. Anything but a regular file (a
+    device, a FIFO, a directory) is refused, never replaced.
     """
-    target = path.resolve() if path.is_symlink() else path
+    from airpods.config.files import check_replaceable
+
+    # realpath, not resolve(): a symlink loop must reach the one-line error below.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    old = check_replaceable(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o600
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -192,7 +228,7 @@ def atomic_write(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), mode)
+            _copy_owner_and_mode(handle.fileno(), old)
         os.replace(tmp_name, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -201,6 +237,19 @@ def atomic_write(path: Path, text: str) -> None:
             raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     _fsync_dir(target.parent)
+
+
+def _copy_owner_and_mode(fd: int, old: os.stat_result | None) -> None:
+    if old is None:
+        os.fchmod(fd, 0o600)
+        return
+    own = os.fstat(fd)
+    if (own.st_uid, own.st_gid) != (old.st_uid, old.st_gid):
+        # Only root may give a file away; a user editing a group-writable file keeps today's
+        # behaviour (the file becomes theirs) rather than failing the edit.
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, old.st_uid, old.st_gid)
+    os.fchmod(fd, old.st_mode & 0o7777)  # after fchown, which clears set-id bits
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -17,7 +17,9 @@ Tables merge key by key; arrays and scalars replace. Then templates are rendered
 `airpods.config.templates`), `env` values that are (or render to) an empty string are dropped
 (so `OLLAMA_BASE_URL` disappears while Ollama is disabled, and a user file can remove a default
 variable with `NAME = ""`), and the result is validated. Every failure is one `ConfigError`
-naming the file, line (when it can be found) and TOML key path that caused it.
+naming the file, line (when it can be found) and TOML key path that caused it. Files are read
+by airpods.config.files: regular files of at most 4 MiB only (/dev/null reads as empty), and a
+leading UTF-8 BOM is ignored.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from typing import Any, Union, get_args, get_origin
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.schema import (
     ENV_KEY_RE,
-    SERVICE_NAME_RE,
     AirpodsConfig,
     KeyPath,
     Problem,
     cross_service_problems,
     format_key_path,
+    is_service_name,
     split_dotted_key,
 )
 from airpods.errors import ConfigError
@@ -93,13 +95,13 @@ def load_config(
     `host` skips detection (tests); `environ` replaces os.environ for the overrides.
     """
     path = user_path if user_path is not None else user_config_path()
-    if user_path is not None and not path.exists():
+    text = read_optional_text(path)
+    if user_path is not None and text is None:
         raise ConfigError(
             "file not found",
             file=str(path),
             hint="create it with `airpods config init`, or fix --config / AIRPODS_CONFIG",
         )
-    text = read_text(path) if path.exists() else None
     return load_config_text(path, text, host=host, environ=environ, secrets=secrets)
 
 
@@ -121,10 +123,18 @@ def load_config_text(
     if text is not None:
         layers.append(parse_layer(user_path, text))
         files.append(user_path)
-    env_layers = _env_layers(os.environ if environ is None else environ)
-    layers.extend(env_layers)
     raw: dict[str, Any] = {}
     for layer in layers:
+        raw = deep_merge(raw, layer.data)
+    env_layers = _env_layers(os.environ if environ is None else environ)
+    if env_layers:
+        # An override must not hide a bad value in a file from `config validate`.
+        try:
+            _requested_accelerator(raw)
+        except _Problems as exc:
+            raise _located(exc.problems, layers) from None
+    layers.extend(env_layers)
+    for layer in env_layers:
         raw = deep_merge(raw, layer.data)
     # Each service starts from its kind's defaults: the least specific layer of all.
     try:
@@ -146,12 +156,32 @@ def load_config_text(
 
 
 def read_text(path: Path) -> str:
+    """A config file's text; a missing file is a ConfigError too (see read_optional_text)."""
+    text = read_optional_text(path)
+    if text is None:
+        raise ConfigError("cannot read: No such file or directory", file=str(path))
+    return text
+
+
+def read_optional_text(path: Path) -> str | None:
+    """A config file's text (a leading UTF-8 BOM dropped), None when there is no file.
+
+    Only a regular file (or /dev/null) of at most 4 MiB is read: see airpods.config.files.
+    """
+    from airpods.config.files import read_config_bytes
+
+    data = read_config_bytes(path)
+    if data is None:
+        return None
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", file=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+        return _drop_bom(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start + 1})", file=str(path)) from None
+
+
+def _drop_bom(text: str) -> str:
+    # Editors on Windows write one; TOML does not allow it, but it means nothing.
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def parse_layer(path: Path, text: str) -> Layer:
@@ -159,6 +189,7 @@ def parse_layer(path: Path, text: str) -> Layer:
     import tomlkit
     from tomlkit.exceptions import ParseError, TOMLKitError
 
+    text = _drop_bom(text)
     try:
         data = tomlkit.parse(text).unwrap()
     except ParseError as exc:
@@ -183,7 +214,7 @@ def _kind_defaults_layer(raw: Mapping[str, Any]) -> Layer:
     services = raw.get("services")
     data: dict[str, Any] = {}
     for name, svc in services.items() if isinstance(services, dict) else ():
-        if not isinstance(svc, dict) or not _is_name(SERVICE_NAME_RE, name):
+        if not isinstance(svc, dict) or not is_service_name(name):
             continue  # validation reports a service that is not a table, or a bad name
         kind = svc.get("kind", kinds.DEFAULT_KIND)
         if kind not in kinds.names():  # before templates: the defaults depend on it
@@ -273,7 +304,7 @@ def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore, layers: lis
         return
     for name, svc in services.items():
         wanted = svc.get("generated_secrets") if isinstance(svc, dict) else None
-        if not isinstance(wanted, list) or not _is_name(SERVICE_NAME_RE, name):
+        if not isinstance(wanted, list) or not is_service_name(name):
             continue  # validation reports the wrong type or name
         env = svc.setdefault("env", {})
         if not isinstance(env, dict):

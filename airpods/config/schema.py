@@ -7,6 +7,7 @@ result, so every error can name the key path the user wrote.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -29,23 +30,30 @@ Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
 Accelerator = Literal[ACCELERATORS]  # type: ignore[valid-type]
 AcceleratorRequest = Literal[REQUESTS]  # type: ignore[valid-type]
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_ALIAS_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+# Every name is checked with fullmatch: `match` with `$` would let a trailing newline through.
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_CONTAINER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_VOLUME_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_ALIAS_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE_RE = re.compile(
-    r"^(?:(?P<registry>[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?)/)?"
+    r"(?:(?P<registry>[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?)/)?"
     rf"{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@sha256:[a-f0-9]{64})?$"
+    r"(?:@sha256:[a-f0-9]{64})?"
 )
-_MEMORY_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?$")
-_ARG_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Public: the loader checks names with these before it uses them as paths (generated secrets).
-SERVICE_NAME_RE = _NAME_RE
+_MEMORY_RE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[bkmgBKMG]?)")
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_ARG_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Public: the loader checks names with this before it uses them as paths (generated secrets).
 ENV_KEY_RE = _ENV_KEY_RE
+# A service's name becomes its pod `airpods-<name>`, container `airpods-<name>-server`, network
+# alias `<name>` and a directory of its generated secrets. 48 keeps `airpods-<name>-server`
+# within 63 characters, the limit of a DNS label and of the hostname a pod gets.
+MAX_SERVICE_NAME = 48
+MAX_DNS_LABEL = 63
 
 Scalar = str | int | float | bool
 _SCALAR_TYPES = (str, int, float, bool)
@@ -76,10 +84,53 @@ def _check_name(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def is_service_name(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and _NAME_RE.fullmatch(value) is not None
+        and len(value) <= MAX_SERVICE_NAME
+    )
+
+
+def _check_service_name(v: str) -> str:
+    if not _NAME_RE.fullmatch(v):
+        raise ValueError(f"{v!r} is not a valid service name (lowercase letters, digits, '_.-')")
+    if len(v) > MAX_SERVICE_NAME:
+        raise ValueError(
+            f"service name is {len(v)} characters long; at most {MAX_SERVICE_NAME} are allowed "
+            f"(its container `airpods-<name>-server` must fit a {MAX_DNS_LABEL}-character "
+            "hostname)"
+        )
+    return v
+
+
+def _not_bool(v: Any) -> Any:
+    # pydantic reads `true` as 1 for an int field: `host = true` would publish port 1.
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number, not a boolean (got {str(v).lower()})")
+    return v
+
+
+def _no_control(v: str) -> str:
+    if _CONTROL_RE.search(v):
+        raise ValueError(f"{v!r} contains a control character (a newline or tab?)")
+    return v
+
+
+def _finite(v: Any) -> Any:
+    _not_bool(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"must be a finite number (got {v})")
+    return v
+
+
+# Numbers that refuse booleans; floats also refuse nan and inf (TOML has both).
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_finite), Field(allow_inf_nan=False)]
+PathText = Annotated[str, AfterValidator(_no_control)]
+
 # Keys checked as keys, so an error's location ends in the offending key (`env.1BAD`).
-ServiceName = Annotated[
-    str, _check_name(_NAME_RE, "service name (lowercase letters, digits, '_.-')")
-]
+ServiceName = Annotated[str, AfterValidator(_check_service_name)]
 EnvKey = Annotated[str, _check_name(_ENV_KEY_RE, "environment variable name")]
 ArgKey = Annotated[str, _check_name(_ARG_KEY_RE, "flag name (letters, digits, '_-')")]
 EnvValue = Annotated[Scalar, BeforeValidator(_check_env_value)]
@@ -93,24 +144,24 @@ class _Strict(BaseModel):
 class RuntimeConfig(_Strict):
     accelerator: AcceleratorRequest = "auto"
     network: str = "airpods"
-    stop_timeout_s: float = Field(default=10, ge=0, le=3600)
+    stop_timeout_s: Float = Field(default=10, ge=0, le=3600)
 
     @field_validator("network")
     @classmethod
     def _network_name(cls, v: str) -> str:
-        if not _VOLUME_NAME_RE.match(v):
+        if not _VOLUME_NAME_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid network name (letters, digits, '_.-')")
         return v
 
 
 class CliConfig(_Strict):
-    max_concurrent_pulls: int = Field(default=3, ge=1, le=16)
-    failure_log_lines: int = Field(default=30, ge=0, le=10000)
+    max_concurrent_pulls: Int = Field(default=3, ge=1, le=16)
+    failure_log_lines: Int = Field(default=30, ge=0, le=10000)
 
 
 class PortSpec(_Strict):
-    host: int = Field(ge=1, le=65535)
-    container: int = Field(ge=1, le=65535)
+    host: Int = Field(ge=1, le=65535)
+    container: Int = Field(ge=1, le=65535)
     host_ip: str = "127.0.0.1"
     protocol: Literal["tcp", "udp"] = "tcp"
 
@@ -118,15 +169,21 @@ class PortSpec(_Strict):
     @classmethod
     def _ip(cls, v: str) -> str:
         try:
-            ipaddress.ip_address(v)
+            ip = ipaddress.ip_address(v)
         except ValueError:
             raise ValueError(f"{v!r} is not an IP address (use 127.0.0.1 or 0.0.0.0)") from None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+            # Podman parses the publish address with Go's net.ParseIP, which has no zones.
+            raise ValueError(
+                f"{v!r} has a zone id (%{ip.scope_id}): Podman cannot publish on a zoned "
+                "address; use the address without it, a global IPv6 address, or ::1"
+            )
         return v
 
 
 class VolumeSpec(_Strict):
-    source: str
-    target: str
+    source: PathText
+    target: PathText
     mode: Literal["ro", "rw"] = "rw"
 
     @field_validator("source")
@@ -134,7 +191,7 @@ class VolumeSpec(_Strict):
     def _source(cls, v: str) -> str:
         if v.startswith("/"):
             return v  # a bind mount of a host directory
-        if not _VOLUME_NAME_RE.match(v):
+        if not _VOLUME_NAME_RE.fullmatch(v):
             raise ValueError(
                 f"{v!r} is neither a volume name (letters, digits, '_.-') nor an absolute path"
             )
@@ -158,10 +215,10 @@ class GpuSpec(_Strict):
 
 
 class HealthSpec(_Strict):
-    path: str = "/"
-    expected_status: int = Field(default=200, ge=100, le=599)
-    timeout_s: float = Field(default=120, gt=0, le=86400)
-    interval_s: float = Field(default=1.0, gt=0, le=60)
+    path: PathText = "/"
+    expected_status: Int = Field(default=200, ge=100, le=599)
+    timeout_s: Float = Field(default=120, gt=0, le=86400)
+    interval_s: Float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("path")
     @classmethod
@@ -173,14 +230,25 @@ class HealthSpec(_Strict):
 
 class ResourcesSpec(_Strict):
     memory: str | None = None
-    cpus: float | None = Field(default=None, gt=0)
+    cpus: Float | None = Field(default=None, gt=0)
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
-        if v is not None and not _MEMORY_RE.match(v):
-            raise ValueError(f"{v!r} is not a memory size (examples: 512m, 16g)")
+        if v is not None and memory_bytes(v) <= 0:
+            raise ValueError(f"{v!r}: a memory limit must be more than 0 (examples: 512m, 16g)")
         return v
+
+
+def memory_bytes(v: str) -> float:
+    """`512m` -> bytes; ValueError unless `v` is a memory size as Podman's --memory takes it."""
+    match = _MEMORY_RE.fullmatch(v)
+    if match is None:
+        raise ValueError(f"{v!r} is not a memory size (examples: 512m, 16g)")
+    size = float(match["number"]) * _MEMORY_UNITS[match["unit"].lower()]
+    if not math.isfinite(size):
+        raise ValueError(f"{v!r} is not a memory size (examples: 512m, 16g)")
+    return size
 
 
 class ServiceConfig(_Strict):
@@ -232,7 +300,7 @@ class ServiceConfig(_Strict):
     @field_validator("pod", "container")
     @classmethod
     def _object_name(cls, v: str) -> str:
-        if not _CONTAINER_NAME_RE.match(v):
+        if not _CONTAINER_NAME_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid name (letters, digits, '_.-')")
         return v
 
@@ -240,8 +308,13 @@ class ServiceConfig(_Strict):
     @classmethod
     def _aliases(cls, v: list[str]) -> list[str]:
         for alias in v:
-            if not _ALIAS_RE.match(alias):
+            if not _ALIAS_RE.fullmatch(alias):
                 raise ValueError(f"{alias!r} is not a valid DNS name (lowercase, digits, '-')")
+            if len(alias) > MAX_DNS_LABEL:
+                raise ValueError(
+                    f"network alias {alias[:20]!r}... is {len(alias)} characters long; a DNS "
+                    f"name may have at most {MAX_DNS_LABEL}"
+                )
         return v
 
     @model_validator(mode="after")
@@ -273,7 +346,7 @@ class AirpodsConfig(_Strict):
 
 def check_image_ref(ref: str) -> None:
     """Raise ValueError unless `ref` is a well-formed image reference."""
-    if not _IMAGE_RE.match(ref):
+    if not _IMAGE_RE.fullmatch(ref):
         raise ValueError(
             f"{ref!r} is not a valid image reference (example: ghcr.io/ggml-org/llama.cpp:server)"
         )

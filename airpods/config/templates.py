@@ -17,13 +17,16 @@ Any string anywhere in the config tree may be a template. What a template can se
 Values are resolved on demand, so references may chain across services in any order; a cycle
 is an error naming every key in it. A rendered result is a string and is never rendered again
 (a value cannot smuggle in a template). The sandbox blocks attribute access to internals
-(`''.__class__`), so a template can read config values but not touch files or run code.
+(`''.__class__`), so a template can read config values but not touch files or run code, and
+resource limits (airpods.config.template_limits) keep it small and quick: a rendered value is at
+most 64 KiB, and `{{ 9**(9**9) }}` or `{{ 'a' * 10**9 }}` is a config error before it is computed.
 """
 
 from __future__ import annotations
 
 import contextvars
 import difflib
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -31,10 +34,15 @@ from typing import Any
 from jinja2 import StrictUndefined, meta
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from airpods.config.schema import KeyPath, format_key_path
+from airpods.config.template_limits import (
+    MAX_VALUE,
+    LimitedSandbox,
+    TemplateLimitError,
+    add_loop_guards,
+)
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
 
@@ -117,11 +125,19 @@ class _TableView(Mapping[str, Any]):
         return repr(dict(self))
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
+def _environment() -> LimitedSandbox:
     # keep_trailing_newline: a value renders exactly as written around its template tags.
-    return ImmutableSandboxedEnvironment(
-        undefined=_Undefined, autoescape=False, keep_trailing_newline=True
-    )
+    return LimitedSandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _jinja_message(exc: Exception, filters: Iterable[str]) -> str:
+    """Jinja's message on one line: str() of a compile error adds a `File "<introspection>"`
+    line; an unknown filter gets a did-you-mean."""
+    message = str(getattr(exc, "message", None) or exc).strip()
+    unknown = re.match(r"No filter named '([^']*)'", message)
+    if unknown:
+        return f"unknown filter {unknown[1]!r}" + _did_you_mean(unknown[1], filters)
+    return message.splitlines()[0] if message else type(exc).__name__
 
 
 class _Resolver:
@@ -194,9 +210,20 @@ class _Resolver:
             # Only the names the template mentions are computed (they may be templates too).
             names = meta.find_undeclared_variables(ast)
             context = {name: scope[name]() for name in names if name in scope}
-            return self._env.from_string(ast).render(context)
+            try:
+                template = self._env.from_string(add_loop_guards(ast))
+            except TemplateSyntaxError as exc:  # an unknown filter or test
+                message = _jinja_message(exc, self._env.filters)
+                raise TemplateError(f"template error: {message}", path=path) from None
+            result = template.render(context)
         except ConfigError:
             raise  # a nested template failed: its own error names its own key
+        except TemplateLimitError as exc:
+            raise TemplateError(
+                f"template too costly: {exc}",
+                path=path,
+                hint="templates are for small values: compute big ones outside airpods",
+            ) from None
         except SecurityError as exc:
             raise TemplateError(
                 f"unsafe template: {exc}", path=path, hint="templates may only read config values"
@@ -204,9 +231,19 @@ class _Resolver:
         except UndefinedError as exc:
             raise TemplateError(str(exc.message), path=path) from None
         except (JinjaError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-            raise TemplateError(f"template failed: {exc}", path=path) from None
+            message = _jinja_message(exc, self._env.filters)
+            raise TemplateError(f"template failed: {message}", path=path) from None
+        except RecursionError:
+            raise TemplateError("template failed: it recurses too deeply", path=path) from None
         finally:
             _SCOPE_NAMES.reset(token)
+        if len(result) > MAX_VALUE:
+            raise TemplateError(
+                f"template renders {len(result)} characters; the limit is {MAX_VALUE}",
+                path=path,
+                hint="templates are for small values: compute big ones outside airpods",
+            )
+        return result
 
     def _service_of(self, path: KeyPath) -> str | None:
         if len(path) >= 2 and path[0] == "services":

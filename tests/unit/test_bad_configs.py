@@ -16,6 +16,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NEW_SERVICE = '[services.extra]\nimage = "docker.io/library/busybox:latest"\ncontainer = "extra"\n'
+LONG_NAME = "s" * 49  # one over MAX_SERVICE_NAME
+
+
+def _llamacpp(line: str) -> str:
+    return f"[services.llamacpp]\n{line}\n"
+
+
+def _template(source: str) -> str:
+    """A user file whose llamacpp.default_model (line 2) is the template `source`."""
+    return _llamacpp(f"default_model = '{source}'")
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,7 @@ class Bad:
     key_path: str  # "" when the error has no key (syntax error, missing file)
     expect: str  # also in the message
     line: int | None = None
+    env: tuple[tuple[str, str], ...] = ()  # environment variables set for the run
 
 
 # fmt: off
@@ -112,6 +123,117 @@ CASES = [
         "services.extra", "no image", 1),
     Bad("services-not-a-table", "services = 5\n", "services", "valid dictionary", 1),
     Bad("missing-file", None, "", "file not found"),
+    # Names are matched whole: a trailing newline is not a valid end of a name.
+    Bad("image-trailing-newline", _llamacpp('image = "ghcr.io/ggml-org/llama.cpp:server\\n"'),
+        "services.llamacpp.image", "not a valid image reference", 2),
+    Bad("images-trailing-newline", '[services.llamacpp.images]\ncpu = "ghcr.io/x/y:z\\n"\n',
+        "services.llamacpp.images", "not a valid image reference", 1),
+    Bad("pod-trailing-newline", _llamacpp('pod = "airpods-llamacpp\\n"'),
+        "services.llamacpp.pod", "not a valid name", 2),
+    Bad("container-trailing-newline", _llamacpp('container = "airpods-llamacpp-server\\n"'),
+        "services.llamacpp.container", "not a valid name", 2),
+    Bad("network-trailing-newline", '[runtime]\nnetwork = "airpods\\n"\n',
+        "runtime.network", "not a valid network name", 2),
+    Bad("alias-trailing-newline", _llamacpp('network_aliases = ["llamacpp\\n"]'),
+        "services.llamacpp.network_aliases", "not a valid DNS name", 2),
+    Bad("volume-source-trailing-newline",
+        '[services.llamacpp.volumes]\n'
+        'models = { source = "airpods_llamacpp_models\\n", target = "/models" }\n',
+        "services.llamacpp.volumes.models.source", "control character", 2),
+    Bad("volume-target-newline",
+        '[services.llamacpp.volumes]\nmodels = { source = "m", target = "/models\\n" }\n',
+        "services.llamacpp.volumes.models.target", "control character", 2),
+    Bad("memory-trailing-newline", '[services.llamacpp.resources]\nmemory = "512m\\n"\n',
+        "services.llamacpp.resources.memory", "not a memory size", 2),
+    Bad("health-path-newline", '[services.llamacpp.health]\npath = "/health\\n"\n',
+        "services.llamacpp.health.path", "control character", 2),
+    Bad("capability-trailing-newline", _llamacpp('cap_add = ["CHOWN\\n"]'),
+        "services.llamacpp.cap_add[0]", "should match pattern", 2),
+    # A boolean is not a number (pydantic would read `true` as 1: port 1).
+    Bad("port-host-bool", _llamacpp("ports = [{ host = true, container = 8080 }]"),
+        "services.llamacpp.ports[0].host", "not a boolean", 2),
+    Bad("port-container-bool", _llamacpp("ports = [{ host = 8080, container = false }]"),
+        "services.llamacpp.ports[0].container", "not a boolean", 2),
+    Bad("expected-status-bool", "[services.llamacpp.health]\nexpected_status = true\n",
+        "services.llamacpp.health.expected_status", "not a boolean", 2),
+    Bad("timeout-bool", "[services.llamacpp.health]\ntimeout_s = true\n",
+        "services.llamacpp.health.timeout_s", "not a boolean", 2),
+    Bad("max-pulls-bool", "[cli]\nmax_concurrent_pulls = true\n",
+        "cli.max_concurrent_pulls", "not a boolean", 2),
+    Bad("cpus-bool", "[services.llamacpp.resources]\ncpus = true\n",
+        "services.llamacpp.resources.cpus", "not a boolean", 2),
+    # Numbers are finite and in range.
+    Bad("cpus-inf", "[services.llamacpp.resources]\ncpus = inf\n",
+        "services.llamacpp.resources.cpus", "finite number", 2),
+    Bad("cpus-nan", "[services.llamacpp.resources]\ncpus = nan\n",
+        "services.llamacpp.resources.cpus", "finite number", 2),
+    Bad("cpus-zero", "[services.llamacpp.resources]\ncpus = 0\n",
+        "services.llamacpp.resources.cpus", "greater than 0", 2),
+    Bad("cpus-negative", "[services.llamacpp.resources]\ncpus = -2.5\n",
+        "services.llamacpp.resources.cpus", "greater than 0", 2),
+    Bad("memory-zero", '[services.llamacpp.resources]\nmemory = "0g"\n',
+        "services.llamacpp.resources.memory", "more than 0", 2),
+    Bad("memory-zero-decimal", '[services.llamacpp.resources]\nmemory = "0.0m"\n',
+        "services.llamacpp.resources.memory", "more than 0", 2),
+    Bad("memory-unit", '[services.llamacpp.resources]\nmemory = "16x"\n',
+        "services.llamacpp.resources.memory", "not a memory size", 2),
+    Bad("stop-timeout-nan", "[runtime]\nstop_timeout_s = nan\n",
+        "runtime.stop_timeout_s", "finite number", 2),
+    Bad("health-timeout-inf", "[services.llamacpp.health]\ntimeout_s = inf\n",
+        "services.llamacpp.health.timeout_s", "finite number", 2),
+    # Podman parses publish addresses with Go's net.ParseIP: no zone ids.
+    Bad("host-ip-zone-id",
+        _llamacpp('ports = [{ host = 8080, container = 8080, host_ip = "fe80::1%eth0" }]'),
+        "services.llamacpp.ports[0].host_ip", "zone id", 2),
+    # Names that become Podman names and hostnames are bounded.
+    Bad("service-name-too-long",
+        f'[services.{LONG_NAME}]\nimage = "docker.io/library/busybox:latest"\n'
+        'pod = "p"\ncontainer = "c"\n',
+        f"services.{LONG_NAME}", "at most 48", 1),
+    Bad("alias-too-long", _llamacpp(f'network_aliases = ["{"a" * 64}"]'),
+        "services.llamacpp.network_aliases", "at most 63", 2),
+    # An override from the environment does not hide a bad value in the file.
+    Bad("accelerator-hidden-by-env", '[runtime]\naccelerator = "tpu"\n',
+        "runtime.accelerator", "unknown accelerator 'tpu'", 2,
+        env=(("AIRPODS_ACCELERATOR", "cpu"),)),
+    # Templates have resource limits and one-line errors.
+    Bad("template-string-repeat", _template('{{ "a" * 10**9 }}'),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-huge-pow", _template("{{ 9**(9**9) }}"),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-list-repeat", _template("{{ ([1] * 10**8)|length }}"),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-big-range", _template("{{ range(10**9)|length }}"),
+        "services.llamacpp.default_model", "Range too big", 2),
+    Bad("template-nested-loops",
+        _template("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}"
+                  "{% endfor %}"),
+        "services.llamacpp.default_model", "too much work", 2),
+    Bad("template-doubling-namespace",
+        _template("{% set ns = namespace(s=\"ab\") %}{% for i in range(64) %}"
+                  "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}"),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-exponential-macro",
+        _template("{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}"
+                  "{{ f(60) }}"),
+        "services.llamacpp.default_model", "too much work", 2),
+    Bad("template-format-width", _template("{{ \"%0999999999d\" % 1 }}"),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-ljust", _template("{{ \"x\".ljust(10**9) }}"),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-replace-growth",
+        _template("{{ (\"a\" * 60000).replace(\"a\", \"bbbbbbbb\") }}"),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-join-growth",
+        _template("{{ range(50000)|map(\"string\")|join(\"----\") }}"),
+        "services.llamacpp.default_model", "template too costly", 2),
+    Bad("template-value-too-long", _template("{{ \"a\" * 65536 }}{{ \"b\" }}"),
+        "services.llamacpp.default_model", "the limit is 65536", 2),
+    Bad("template-unknown-filter", _template("{{ name | uper }}"),
+        "services.llamacpp.default_model", "unknown filter 'uper' (did you mean 'upper'?)", 2),
+    Bad("template-infinite-recursion",
+        _template("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"),
+        "services.llamacpp.default_model", "template failed", 2),
 ]
 # fmt: on
 
@@ -128,6 +250,7 @@ def test_bad_config_is_one_clear_line(case: Bad, tmp_path: Path) -> None:
         config.write_text(case.text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRPODS_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env.update(case.env)
     result = subprocess.run(
         [sys.executable, "-m", "airpods", "--config", str(config), "config", "validate"],
         capture_output=True,
@@ -147,3 +270,4 @@ def test_bad_config_is_one_clear_line(case: Bad, tmp_path: Path) -> None:
     if case.key_path:
         assert f" {case.key_path}: " in err, err
     assert case.expect in err, err
+    assert "<introspection>" not in err, err

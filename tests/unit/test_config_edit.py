@@ -208,3 +208,44 @@ def test_starter_examples_are_valid_when_uncommented(tmp_path: Path) -> None:
     assert loaded.config.services["llamacpp"].command_args["ctx_size"] == 8192
     assert "llamacpp-large" in loaded.config.enabled_services()
     assert loaded.config.runtime.accelerator == "cpu"
+
+
+def test_atomic_write_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"named pipe \(FIFO\), not a regular file"):
+        atomic_write(fifo, "x = 1\n")
+    with pytest.raises(ConfigError, match="a directory, not a regular file"):
+        atomic_write(tmp_path, "x = 1\n")
+    link = tmp_path / "link"
+    link.symlink_to(fifo)  # a symlink is followed to what it names, and that is checked
+    with pytest.raises(ConfigError, match="named pipe"):
+        atomic_write(link, "x = 1\n")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and link.is_symlink()
+    assert leftovers(tmp_path) == []
+
+
+def test_an_error_a_set_causes_elsewhere_is_blamed_on_the_set(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(COMMENTED)
+
+    def breaks_a_default(_path: Path, _text: str) -> None:
+        raise ConfigError("boom", file="/defaults.toml", key_path="services.x.y", line=98)
+
+    with pytest.raises(ConfigError) as err:
+        set_value(path, "cli.failure_log_lines", "3", validate=breaks_a_default)
+    line = err.value.one_line()
+    assert line.startswith(f"config error: {path}: cli.failure_log_lines: setting it to '3' ")
+    assert "breaks /defaults.toml:98: services.x.y: boom" in line
+    assert path.read_text() == COMMENTED
+
+
+def test_setting_a_table_to_a_value_is_refused_at_that_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    with pytest.raises(ConfigError) as err:
+        set_(path, "services.llamacpp.command_args", "5")
+    assert err.value.key_path == "services.llamacpp.command_args"
+    assert err.value.file == str(path) and "is a table" in err.value.message
+    assert not path.exists()
+    set_(path, "services.llamacpp.gpu", "{ enabled = false }")  # a table may replace a table
+    assert "enabled = false" in path.read_text()

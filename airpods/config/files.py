@@ -1,0 +1,129 @@
+"""Config files on disk: read only regular files, size-capped; never replace anything else.
+
+A path given by a careless or hostile hand (`--config /dev/zero`, a FIFO, a directory, a
+symlink loop, a huge file) is one ConfigError, quickly: the file's type is checked before it is
+opened (opening a device can have side effects), the opened descriptor is checked again (the
+path may have been swapped in between), and at most MAX_CONFIG_BYTES are read. `/dev/null`
+reads as an empty file, since "no settings" is what it means.
+
+Imports nothing heavy: the resolved-services cache can use `read_config_bytes` for its key.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from airpods.errors import ConfigError
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+_DEV_NULL = os.makedev(1, 3)  # the same on every Linux system
+_FIX = "point --config / AIRPODS_CONFIG at a regular TOML file"
+
+
+def read_config_bytes(path: Path) -> bytes | None:
+    """The bytes of the config file at `path`, or None when nothing is there.
+
+    Raises ConfigError (naming the file) for a directory, FIFO, socket or device other than
+    /dev/null, a file over MAX_CONFIG_BYTES, a symlink loop or any other read failure.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    if _is_dev_null(st):
+        return b""
+    check_regular(path, st)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC  # a swapped-in FIFO
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    try:
+        st = os.fstat(fd)
+        if _is_dev_null(st):
+            return b""
+        check_regular(path, st)
+        return _read_capped(path, fd)
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def _read_capped(path: Path, fd: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = os.read(fd, min(1 << 20, MAX_CONFIG_BYTES + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_CONFIG_BYTES:
+            raise _too_big(path)
+
+
+def check_regular(path: Path, st: os.stat_result) -> None:
+    """Raise ConfigError unless `st` (of `path`) is a regular file small enough to read."""
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"is {file_kind(st.st_mode)}, not a regular file", file=str(path),
+                          hint=_FIX)
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise _too_big(path, st.st_size)
+
+
+def check_replaceable(path: Path) -> os.stat_result | None:
+    """The stat of the existing file at `path` (symlinks followed), None when there is none.
+
+    Raises ConfigError when something other than a regular file is there: writing a config
+    never replaces a device, FIFO, socket or directory with a file.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(
+            f"is {file_kind(st.st_mode)}, not a regular file: airpods will not replace it",
+            file=str(path),
+            hint=_FIX,
+        )
+    return st
+
+
+def file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def unreadable(path: Path, exc: OSError) -> ConfigError:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ELOOP:
+        reason = "symlink loop (too many levels of symbolic links)"
+    return ConfigError(f"cannot read: {reason}", file=str(path))
+
+
+def _too_big(path: Path, size: int | None = None) -> ConfigError:
+    got = f"{size} bytes" if size is not None else "more than that"
+    return ConfigError(f"too big to be a config file ({got}; the limit is 4 MiB)",
+                       file=str(path), hint=_FIX)
+
+
+def _is_dev_null(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL
+
