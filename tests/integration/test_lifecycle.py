@@ -34,6 +34,9 @@ class Stack:
     port: int
     emb_port: int
     podman: Callable[..., subprocess.CompletedProcess]
+    # Unique per session: aardvark-dns keeps one config per network name in a host-wide dir,
+    # so two test sessions on one host must not share a name.
+    network: str = "airpods-it"
 
     def airpods(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -64,7 +67,7 @@ class Stack:
 USER_CONFIG = """\
 # integration test config: only what differs from the built-in defaults
 [runtime]
-network = "airpods-it"
+network = "{network}"
 
 [services.llamacpp]
 image = "{image}"  # an image of one's own applies to every accelerator
@@ -101,13 +104,15 @@ def stack(podman_env, llama_image, tiny_model, tmp_path) -> Stack:
     volume = f"airpods_it_models_{tmp_path.name[-8:].replace('-', '_')}"
     config = tmp_path / "config.toml"
     port, emb_port = free_port(), free_port()
+    network = f"airpods-it-{podman_env.subnet.split('.')[1]}"
     config.write_text(USER_CONFIG.format(image=llama_image, port=port, emb_port=emb_port,
+                                         network=network,
                                          volume=volume))
     env = dict(podman_env.env)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
-    s = Stack(config, env, port, emb_port, podman_env.podman)
+    s = Stack(config, env, port, emb_port, podman_env.podman, network)
     added = s.airpods("models", "add", str(tiny_model))
     assert added.returncode == 0, added.stderr
     yield s
@@ -318,7 +323,7 @@ def test_services_reach_each_other_by_alias_with_their_keys(stack: Stack, llama_
 
     def call(alias: str, key: str) -> subprocess.CompletedProcess:
         return stack.podman(
-            "run", "--rm", "--network", "airpods-it", "--entrypoint", "/bin/sh", llama_image,
+            "run", "--rm", "--network", stack.network, "--entrypoint", "/bin/sh", llama_image,
             "-c", CLIENT_SCRIPT, "client", alias, "8080", key, timeout=60,
         )
 
@@ -375,7 +380,7 @@ def test_logs_follow_until_ctrl_c(stack: Stack) -> None:
 def test_remove_volumes_never_deletes_models_unless_named(stack: Stack) -> None:
     assert stack.airpods("start", "llamacpp").returncode == 0
     volume = next(line.split('"')[1] for line in stack.config.read_text().splitlines()
-                  if line.startswith("source ="))
+                  if line.startswith("volumes.models.source ="))
     everything = stack.airpods("stop", "--remove-volumes", "--yes")
     assert everything.returncode == 0, everything.stderr
     assert stack.podman("volume", "exists", volume).returncode == 0  # models kept
