@@ -52,6 +52,10 @@ class PodmanError(AirpodsError):
     """Podman is missing, unreachable, or refused an operation."""
 
 
+class NoSuchContainer(PodmanError):
+    """The container asked for does not exist (the adapter's word for podman-py's NotFound)."""
+
+
 class ServiceFailed(AirpodsError):
     """A service did not become ready; `log_tail` holds the container's last lines."""
 

@@ -165,11 +165,9 @@ def parse_since(value: str, now: float | None = None) -> int:
 @click.pass_obj
 def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: str | None) -> None:
     """Print SERVICE's container log."""
-    from podman.errors import NotFound
-
     from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
-    from airpods.errors import AirpodsError
+    from airpods.errors import AirpodsError, NoSuchContainer
     from airpods.resolved import select_services
 
     since_s = parse_since(since) if since else None  # bad input fails before Podman is touched
@@ -180,7 +178,7 @@ def logs(app: AppContext, service: str, follow: bool, lines: int | None, since: 
     try:
         for line in podman.logs(container, tail=lines, follow=follow, since=since_s):
             click.echo(line)
-    except NotFound:
+    except NoSuchContainer:
         raise AirpodsError(
             f"{service} has no container", hint=f"start it: airpods start {service}"
         ) from None

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airpods.errors import PodmanError
+from airpods.errors import NoSuchContainer, PodmanError
 from airpods.spec import (
     LABEL_HASH,
     LABEL_MANAGED,
@@ -348,7 +348,12 @@ class Podman:
         self, name: str, *, tail: int | None = None, follow: bool = False, since: int | None = None
     ) -> Iterator[str]:
         """The container's log lines (stdout and stderr interleaved)."""
-        ctr = self.client.containers.get(name)
+        from podman.errors import NotFound
+
+        try:
+            ctr = self.client.containers.get(name)
+        except NotFound:
+            raise NoSuchContainer(f"no container {name}") from None
         kwargs: dict[str, Any] = {"stream": True, "follow": follow, "stdout": True, "stderr": True}
         if tail is not None:
             kwargs["tail"] = tail

@@ -188,6 +188,10 @@ def test_config_edit_recreates_only_the_changed_service(stack: Stack) -> None:
 
 
 def test_status_json_and_logs(stack: Stack) -> None:
+    absent = stack.airpods("logs", "llamacpp")
+    assert absent.returncode == 1 and absent.stdout == ""
+    assert absent.stderr.strip() == (
+        "airpods: llamacpp has no container (start it: airpods start llamacpp)")
     assert stack.airpods("start", "llamacpp").returncode == 0
     status = stack.airpods("status", "llamacpp", "--json")
     assert status.returncode == 0, status.stderr
