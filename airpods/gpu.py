@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from airpods.errors import UsageError
 
@@ -417,25 +417,30 @@ def service_accelerator(
     return host.accelerator, host.reason
 
 
-def pick_image(image: str | None, images: dict[str, str], accelerator: str) -> tuple[str, str]:
-    """The image for `accelerator`, and why.
+class ImageChoice(NamedTuple):
+    ref: str
+    why: str
+    key: str  # the setting that chose it: "image" or "images.<accelerator>"
+
+
+def pick_image(image: str | None, images: dict[str, str], accelerator: str) -> ImageChoice:
+    """The image for `accelerator`, why, and which setting chose it.
 
     images[accelerator] first; else the generic `image` (which may handle the GPU itself, as
     Ollama's does for CUDA); else images["cpu"], on which a GPU goes unused.
     """
     chosen = images.get(accelerator)
     if chosen:
-        return chosen, f"images.{accelerator} for the {accelerator} accelerator"
+        key = f"images.{accelerator}"
+        return ImageChoice(chosen, f"{key} for the {accelerator} accelerator", key)
     if image:
-        if accelerator == "cpu":
-            return image, "no images.cpu entry; using image"
-        return image, f"no images.{accelerator} entry; using image"
+        return ImageChoice(image, f"no images.{accelerator} entry; using image", "image")
     chosen = images.get("cpu")
     if chosen:
-        return chosen, (
+        return ImageChoice(chosen, (
             f"no images.{accelerator} entry and no image; using images.cpu "
             "(the GPU is not used by this service)"
-        )
+        ), "images.cpu")
     raise ValueError(f"no image for accelerator {accelerator!r}: set `image` or `images.cpu`")
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
 from airpods.config.schema import AirpodsConfig, ServiceConfig
+from airpods.gpu import ImageChoice
 from airpods.host import HostFacts
 from airpods.secrets import secret_env_keys
 from airpods.spec import (
@@ -94,16 +94,14 @@ def config_hash(spec: ContainerSpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _image_why(why: str, origins: Mapping[str, str]) -> str:
-    """pick_image's reason, plus which layer set the key it used (`images.cuda` or `image`)."""
-    used = re.search(r"images\.\w+", why.split("; using ")[-1]) if "using " in why else None
-    key = used.group() if used else ("image" if "using image" in why else why.split(" ")[0])
-    origin = origins.get(key)
+def _image_why(choice: ImageChoice, origins: Mapping[str, str]) -> str:
+    """Why this image, and which layer (file, or the kind's defaults) set the key it used."""
+    origin = origins.get(choice.key)
     if origin is None:
-        return why
-    if key == "image" and not any(k.startswith("images.") for k in origins):
+        return choice.why
+    if choice.key == "image" and not any(k.startswith("images.") for k in origins):
         return f"image set in {origin}, for every accelerator"
-    return f"{why} (set in {origin})"
+    return f"{choice.why} (set in {origin})"
 
 
 def render_service(
@@ -118,8 +116,8 @@ def render_service(
     accelerator, accel_reason = gpu.service_accelerator(
         host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu
     )
-    image, image_why = gpu.pick_image(svc.image, dict(svc.images), accelerator)
-    image_why = _image_why(image_why, image_origins or {})
+    choice = gpu.pick_image(svc.image, dict(svc.images), accelerator)
+    image, image_why = choice.ref, _image_why(choice, image_origins or {})
     devices, group_add = gpu.devices_for(host, accelerator)
     notes = list(host.notes) if svc.gpu.enabled and not svc.gpu.force_cpu else []
     notes.extend(

@@ -457,7 +457,8 @@ LLAMA = {
 
 @pytest.mark.parametrize("accel", ["cpu", "cuda", "rocm", "vulkan"])
 def test_pick_image_per_accelerator(accel: str) -> None:
-    image, why = gpu.pick_image("llama:server", LLAMA, accel)
+    image, why, key = gpu.pick_image("llama:server", LLAMA, accel)
+    assert key == f"images.{accel}"
     assert image == LLAMA[accel]
     assert why == f"images.{accel} for the {accel} accelerator"
 
@@ -468,16 +469,19 @@ def test_pick_image_generic_image_serves_cuda() -> None:
     assert gpu.pick_image("ollama:latest", images, "cuda") == (
         "ollama:latest",
         "no images.cuda entry; using image",
+        "image",
     )
     assert gpu.pick_image("ollama:latest", images, "rocm")[0] == "ollama:rocm"
     assert gpu.pick_image("ollama:latest", images, "cpu") == (
         "ollama:latest",
         "no images.cpu entry; using image",
+        "image",
     )
 
 
 def test_pick_image_falls_back_to_cpu_image() -> None:
-    image, why = gpu.pick_image(None, {"cpu": "x:cpu"}, "rocm")
+    image, why, key = gpu.pick_image(None, {"cpu": "x:cpu"}, "rocm")
+    assert key == "images.cpu"
     assert image == "x:cpu"
     assert "no images.rocm entry" in why and "GPU is not used" in why
 
