@@ -48,7 +48,7 @@ READ_TIMEOUT_S = 60.0
 _SPLIT_RE = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 # A quant tag as it appears in GGUF file names: `-Q4_K_M.gguf`, `.q8_0.gguf`, `-IQ2_XS-00001-`.
 _QUANT_RE = re.compile(
-    r"(?:^|[-_./])((?:I?Q\d|TQ\d)(?:_[A-Z0-9]+)*|MXFP4(?:_MOE)?|BF16|F16|F32)(?=[-.])",
+    r"(?:^|[-_./])((?:I?Q\d|TQ\d)(?:_[A-Z0-9]+)*|MXFP4(?:_MOE)?|BF16|FP?16|FP?32)(?=[-.])",
     re.IGNORECASE,
 )
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
