@@ -576,5 +576,8 @@ def pull(
                                  f"{remote.repo}/{remote.path}",
                                  hint="remove it first (`airpods models rm`) or use --name")
             dest.parent.mkdir(parents=True, exist_ok=True)
+            partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
+            have = partial.stat().st_size if partial.exists() else 0
+            check_space(dest.parent, remote.size - min(have, remote.size), target)  # no file yet
             moved += download(client, remote, dest, progress, hub.token)
     return Pulled(names, moved, skipped)
