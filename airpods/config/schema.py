@@ -220,6 +220,8 @@ class ServiceConfig(_Strict):
     @field_validator("model_source")
     @classmethod
     def _model_source(cls, v: str | None) -> str | None:
+        if v == "":
+            return None  # "" = no source (a template's way to say none)
         if v is not None:
             from airpods.errors import AirpodsError
             from airpods.models.hub import parse_ref

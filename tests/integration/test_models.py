@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from tests.hf_server import FakeHub
 
 CONFIG = """\
 [runtime]
-network = "airpods-it"
+network = "{network}"
 
 [services.llamacpp]
 image = "{image}"
@@ -67,7 +68,10 @@ def cli(podman_env, llama_image, hub: FakeHub, tmp_path: Path):
     volume = f"airpods_it_pull_{tmp_path.name[-8:].replace('-', '_')}"
     config = tmp_path / "config.toml"
     port = free_port()
-    config.write_text(CONFIG.format(image=llama_image, port=port, volume=volume))
+    # A network name of its own: aardvark-dns keeps configs by name host-wide.
+    network = f"airpods-itm-{secrets.token_hex(4)}"
+    config.write_text(CONFIG.format(image=llama_image, port=port, volume=volume,
+                                    network=network))
     env = dict(podman_env.env)
     env.pop("HF_TOKEN", None)
     env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
@@ -77,6 +81,7 @@ def cli(podman_env, llama_image, hub: FakeHub, tmp_path: Path):
     yield c
     c("stop", "--timeout", "1")
     podman_env.podman("volume", "rm", "-f", volume)
+    podman_env.podman("network", "rm", "-f", network)
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
