@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 @click.option("--cpu", is_flag=True, help="Use the CPU images even when a GPU is found.")
 @click.option("--no-wait", is_flag=True, help="Return once started, without waiting for readiness.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.option("--offline", is_flag=True, help="Never download a missing model (model_source).")
 @click.pass_obj
 def start(
     app: AppContext,
@@ -31,6 +32,7 @@ def start(
     cpu: bool,
     no_wait: bool,
     as_json: bool,
+    offline: bool,
 ) -> None:
     """Start SERVICES (default: every enabled service) and wait until they are ready.
 
@@ -55,6 +57,10 @@ def start(
             echo_json(dry_run_json(specs, values))
         else:
             print_dry_run(specs, make_console(stderr=False), values)
+            from airpods.models.services import dry_run_estimates
+
+            for line in dry_run_estimates(resolved, specs):
+                click.echo(line)
         return
     console = make_console()
     reporter = ConsoleReporter(console)
@@ -70,6 +76,11 @@ def start(
         if as_json:
             echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
         return
+    from airpods.cli.pull_progress import PullProgress
+    from airpods.models.services import prepare_models, record_usage
+
+    prepare_models(resolved, specs, podman, config_path=app.config_path, offline=offline,
+                   note=reporter.note, progress=PullProgress())
     with lifecycle.locked(podman, reporter):
         if store.pending:
             # New keys are decided under the lock: a concurrent first start (or `config get`)
@@ -77,6 +88,7 @@ def start(
             resolved = resolve_and_keep_secrets(app, cpu=cpu)
             specs = [resolved.specs[n] for n in names]
         outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait)
+    record_usage(resolved, [o.service for o in outcomes if o.changed], "start")
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})
         return
@@ -146,6 +158,9 @@ def stop(
             err=True,
         )
     stopped = lifecycle.stop(podman, resolved, names, ConsoleReporter(console), timeout_s=timeout)
+    from airpods.models.services import record_usage
+
+    record_usage(resolved, stopped, "stop")
     for volume in volumes:
         if podman.volume_exists(volume):
             podman.remove_volume(volume)

@@ -255,6 +255,9 @@ class ServiceConfig(_Strict):
     enabled: bool = True
     kind: str = kinds.DEFAULT_KIND
     default_model: str | None = None
+    # Where `start` downloads default_model from when the volume lacks it: "hf://ORG/REPO/FILE",
+    # "ORG/REPO/FILE.gguf" or "ORG/REPO:QUANT" (see `airpods models pull`).
+    model_source: str | None = None
     image: str | None = None
     images: dict[Accelerator, str] = Field(default_factory=dict)
     pod: str
@@ -281,6 +284,21 @@ class ServiceConfig(_Strict):
     def _kind(cls, v: str) -> str:
         if v not in kinds.names():
             raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(kinds.names())}")
+        return v
+
+    @field_validator("model_source")
+    @classmethod
+    def _model_source(cls, v: str | None) -> str | None:
+        if v == "":
+            return None  # "" = no source (a template's way to say none)
+        if v is not None:
+            from airpods.errors import AirpodsError
+            from airpods.models.hub import parse_ref
+
+            try:
+                parse_ref(v)
+            except AirpodsError as exc:
+                raise ValueError(exc.one_line()) from None
         return v
 
     @field_validator("image")

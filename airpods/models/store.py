@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from airpods.spec import ContainerSpec
 
 PARTIAL_SUFFIX = ".partial"
 GGUF_MAGIC = b"GGUF"
+MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -47,32 +50,115 @@ def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
     )
 
 
+def ctx_size(command: tuple[str, ...]) -> int | None:
+    """The `--ctx-size` / `-c` a llama-server argv asks for (None: llama-server's default)."""
+    for i, arg in enumerate(command[:-1]):
+        if arg in ("--ctx-size", "-c"):
+            try:
+                return int(command[i + 1])
+            except ValueError:
+                return None
+    return None
+
+
+def check_name(name: str) -> str:
+    """A model's file name in the volume: `*.gguf`, maybe in a sub-folder, never outside it."""
+    fix = "give a file name ending in .gguf, e.g. --name my-model-q4_k_m.gguf"
+    if not name or name.strip() != name:
+        raise UsageError(f"model name {name!r} is empty or has surrounding blanks", hint=fix)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name) or "\\" in name:
+        raise UsageError(f"model name {name!r} contains control characters or '\\'", hint=fix)
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise UsageError(f"model name {name!r} would leave the model volume", hint=fix)
+    if any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
+        raise UsageError(f"model name is too long (over {MAX_NAME_BYTES} bytes in one part)",
+                         hint=fix)
+    if any(p.startswith(".") for p in parts):
+        raise UsageError(f"model name {name!r} starts with a dot (a hidden file)", hint=fix)
+    if not name.endswith(".gguf"):
+        raise UsageError(f"model name {name!r} does not end in .gguf", hint=fix)
+    return name
+
+
+def model_path(root: Path, name: str) -> Path:
+    """`root/name`, refusing a name (or a symlink on the way) that leads outside `root`."""
+    check_name(name)
+    path = root / name
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"{name!r} would be written outside the model volume")
+    return path
+
+
 def check_gguf(path: Path) -> None:
-    with open(path, "rb") as handle:
-        if handle.read(4) != GGUF_MAGIC:
-            raise UsageError(f"{path} is not a GGUF file", hint="llama-server loads .gguf models")
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if magic != GGUF_MAGIC:
+        raise UsageError(f"{path} is not a GGUF file", hint="llama-server loads .gguf models")
 
 
 def list_models(root: Path) -> list[ModelFile]:
-    """GGUF files under `root`; partial copies are not models and are not listed."""
+    """GGUF files under `root`; partial copies and hidden files are not models, not listed."""
     out = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.endswith(PARTIAL_SUFFIX) and path.suffix == ".gguf":
-            out.append(ModelFile(str(path.relative_to(root)), path.stat().st_size))
+    for path in sorted(root.rglob("*.gguf")):
+        rel = path.relative_to(root)
+        if any(p.startswith(".") for p in rel.parts) or not path.is_file():
+            continue
+        out.append(ModelFile(rel.as_posix(), path.stat().st_size))
     return out
+
+
+def free_bytes(root: Path) -> int:
+    st = os.statvfs(root)
+    return st.f_bavail * st.f_frsize
+
+
+def check_space(root: Path, needed: int, what: str) -> None:
+    """Refuse before writing when the volume cannot hold `needed` more bytes."""
+    free = free_bytes(root)
+    if needed > free:
+        raise AirpodsError(
+            f"not enough disk space for {what}: needs {_size(needed)}, {_size(free)} free "
+            f"in {root}",
+            hint="free some space (`airpods models cleanup` lists unused models) and retry",
+        )
+
+
+def disk_full(what: str, root: Path) -> AirpodsError:
+    return AirpodsError(
+        f"disk full while writing {what} in {root}; the partial file was removed",
+        hint="free some space (`airpods models cleanup` lists unused models) and retry",
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def add_model(
     source: Path, root: Path, name: str, progress: Callable[[int, int], None] = lambda d, t: None
 ) -> Path:
     """Copy `source` to `root/name` through a partial file and an atomic rename."""
+    dest = model_path(root, name)
     check_gguf(source)
-    dest = root / name
-    if not dest.resolve().is_relative_to(root.resolve()):
-        raise AirpodsError(f"{name!r} would be written outside the model volume")
+    if dest.exists():
+        raise UsageError(f"{name} is already in the volume",
+                         hint="remove it first (`airpods models rm`) or pick another --name")
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
     total = source.stat().st_size
+    check_space(dest.parent, total, name)
     done = 0
     try:
         with open(source, "rb") as src, open(partial, "wb") as out:
@@ -85,7 +171,22 @@ def add_model(
         shutil.copymode(source, partial)
         os.chmod(partial, 0o644)
         os.replace(partial, dest)
+        fsync_dir(dest.parent)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        if exc.errno in DISK_FULL:
+            raise disk_full(name, root) from None
+        raise
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return dest
+
+
+def remove_model(root: Path, name: str) -> int:
+    """Delete `root/name` (and a partial download of it); its size."""
+    path = model_path(root, name)
+    size = path.stat().st_size
+    path.unlink()
+    path.with_name(path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
+    return size

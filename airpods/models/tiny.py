@@ -16,6 +16,7 @@ runs with ``--embeddings --pooling mean``.
 Usage::
 
     python -m airpods.models.tiny OUT.gguf [--layers 2] [--hidden 64] [--heads 4] [--ffn 128]
+        [--kv-heads 4]
 
 Needs the ``gguf`` and ``numpy`` packages (``pip install 'airpods[models]'``).
 """
@@ -87,10 +88,13 @@ def write_tiny_gguf(
     ffn: int = 128,
     context_length: int = 2048,
     seed: int = 0,
+    kv_heads: int | None = None,
 ) -> Path:
     """Write the tiny model to ``path`` (atomically: temp file in the same folder, then rename).
 
     Returns ``path``. ``hidden`` must be a multiple of ``heads``, with an even head size.
+    ``kv_heads`` (default: ``heads``) below ``heads`` makes a grouped-query-attention model;
+    ``heads`` must be a multiple of it.
     """
     import gguf
     import numpy as np
@@ -99,6 +103,9 @@ def write_tiny_gguf(
         raise ValueError("layers, hidden, heads and ffn must be positive")
     if hidden % heads or (hidden // heads) % 2:
         raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads}), even per head")
+    kv_heads = heads if kv_heads is None else kv_heads
+    if kv_heads < 1 or heads % kv_heads:
+        raise ValueError(f"heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +115,7 @@ def write_tiny_gguf(
     tokens, types, merges = _vocab()
     n_vocab = len(tokens)
     head_dim = hidden // heads
+    kv_width = kv_heads * head_dim
     rng = np.random.default_rng(seed)
 
     def weight(*shape: int) -> np.ndarray:
@@ -127,7 +135,7 @@ def write_tiny_gguf(
         writer.add_block_count(layers)
         writer.add_feed_forward_length(ffn)
         writer.add_head_count(heads)
-        writer.add_head_count_kv(heads)
+        writer.add_head_count_kv(kv_heads)
         writer.add_rope_dimension_count(head_dim)
         writer.add_layer_norm_rms_eps(1e-5)
 
@@ -145,8 +153,8 @@ def write_tiny_gguf(
         for i in range(layers):
             writer.add_tensor(f"blk.{i}.attn_norm.weight", norm())
             writer.add_tensor(f"blk.{i}.attn_q.weight", weight(hidden, hidden))
-            writer.add_tensor(f"blk.{i}.attn_k.weight", weight(hidden, hidden))
-            writer.add_tensor(f"blk.{i}.attn_v.weight", weight(hidden, hidden))
+            writer.add_tensor(f"blk.{i}.attn_k.weight", weight(kv_width, hidden))
+            writer.add_tensor(f"blk.{i}.attn_v.weight", weight(kv_width, hidden))
             writer.add_tensor(f"blk.{i}.attn_output.weight", weight(hidden, hidden))
             writer.add_tensor(f"blk.{i}.ffn_norm.weight", norm())
             writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(ffn, hidden))
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--ffn", type=int, default=128)
+    parser.add_argument("--kv-heads", type=int, default=None)
     parser.add_argument("--context-length", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -191,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             ffn=args.ffn,
             context_length=args.context_length,
             seed=args.seed,
+            kv_heads=args.kv_heads,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

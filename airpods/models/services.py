@@ -1,0 +1,276 @@
+"""Models as services see them: which model a service serves, from which volume, whether it
+fits, who uses it, and the first-use download `start` does. No CLI here: callers print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airpods.errors import AirpodsError, UsageError
+
+if TYPE_CHECKING:
+    from airpods.engine.podman import Podman
+    from airpods.host import HostFacts
+    from airpods.models.fit import Fit, MemoryEstimate
+    from airpods.models.gguf_meta import ModelMeta
+    from airpods.models.usage import Use
+    from airpods.resolved import Resolved
+    from airpods.spec import ContainerSpec
+
+
+def served_model(spec: ContainerSpec) -> tuple[str, str] | None:
+    """(volume or bind path, model file in it) when the service serves a GGUF, else None.
+
+    Where the model is comes from the service's kind (airpods.kinds: llama-server's --model).
+    """
+    from airpods.models.store import model_location
+
+    try:
+        return model_location(spec)
+    except AirpodsError:
+        return None
+
+
+def model_services(resolved: Resolved) -> dict[str, tuple[str, str]]:
+    """service -> (volume, model) for every configured service that serves a GGUF."""
+    found = {}
+    for name in resolved.services:
+        served = served_model(resolved.specs[name])
+        if served is not None:
+            found[name] = served
+    return found
+
+
+def pick_service(resolved: Resolved, service: str | None) -> str:
+    """The named service (it must serve a GGUF), or the first enabled one that does."""
+    from airpods.resolved import select_services
+
+    if service is not None:
+        select_services(resolved, (service,))
+        if served_model(resolved.specs[service]) is None:
+            raise UsageError(f"service {service!r} serves no GGUF model from a volume",
+                             hint="name a llama-server service with --service")
+        return service
+    for name in resolved.enabled_services():
+        if served_model(resolved.specs[name]) is not None:
+            return name
+    raise UsageError("no enabled service serves a GGUF model", hint="name one with --service")
+
+
+def volume_dir(podman: Podman, volume: str) -> Path | None:
+    """The directory behind a named volume (or a bind mount's path); None if it does not exist."""
+    if volume.startswith("/"):
+        return Path(volume) if Path(volume).is_dir() else None
+    return podman.volume_path(volume) if podman.volume_exists(volume) else None
+
+
+def users(resolved: Resolved, volume: str, model: str) -> list[str]:
+    """Services whose configuration names this model in this volume."""
+    return [s for s, vm in model_services(resolved).items() if vm == (volume, model)]
+
+
+def running_models(resolved: Resolved, podman: Podman) -> dict[tuple[str, str], list[str]]:
+    """(volume, model) -> the running services serving it."""
+    running = {n for n, a in podman.managed().items() if a.state == "running"}
+    out: dict[tuple[str, str], list[str]] = {}
+    for name, vm in model_services(resolved).items():
+        if name in running:
+            out.setdefault(vm, []).append(name)
+    return out
+
+
+def uses(resolved: Resolved, names: Iterable[str]) -> list[Use]:
+    from airpods.models.usage import Use
+
+    services = model_services(resolved)
+    return [Use(*services[n], n) for n in names if n in services]
+
+
+# --- metadata and fit -------------------------------------------------------------------------
+
+
+def model_size(directory: Path, name: str) -> int:
+    """Bytes of a model, all parts of a split GGUF included."""
+    from airpods.models.hub import split_parts
+
+    total = 0
+    for part in split_parts(name):
+        path = directory / part
+        total += path.stat().st_size if path.exists() else 0
+    return total
+
+
+def read_meta_or_none(path: Path) -> ModelMeta | None:
+    from airpods.models.gguf_meta import read_meta
+
+    try:
+        return read_meta(path)
+    except UsageError:
+        return None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    ctx: int
+    memory: MemoryEstimate
+    fits: Fit
+
+
+def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights: int,
+                 *, vram: Callable[[HostFacts], int | None] | None = None) -> Estimate:
+    """Memory for this service's ctx_size, and whether it fits this host."""
+    from airpods.models import fit as fitmod
+    from airpods.models.store import ctx_size
+
+    ctx = fitmod.effective_ctx(ctx_size(spec.command), meta)
+    est = fitmod.estimate(meta, weights, ctx)
+    on_gpu = spec.accelerator != "cpu"
+    vram_total = (vram or fitmod.vram_total)(host) if on_gpu else None
+    result = fitmod.fit(meta, est, ctx, ram_total=fitmod.ram_total() or 0,
+                        vram_total=vram_total, on_gpu=on_gpu,
+                        memory_limit=fitmod.parse_memory_limit(spec.memory))
+    return Estimate(ctx, est, result)
+
+
+def describe(directory: Path, name: str, size: int, *, last_used: float | None,
+             used_by: list[str]) -> dict[str, Any]:
+    """One `models list` entry (the JSON contract)."""
+    from airpods.models.usage import iso
+
+    meta = read_meta_or_none(directory / name)
+    return {
+        "name": name,
+        "size": size,
+        "architecture": meta.architecture if meta else None,
+        "quantization": meta.quantization if meta else None,
+        "parameters": meta.parameters if meta else None,
+        "context_length": meta.context_length if meta else None,
+        "last_used": iso(last_used),
+        "used_by": used_by,
+    }
+
+
+# --- start: download on first use, fit warning -----------------------------------------------
+
+
+def model_source(app_config_path: Path | None, host: HostFacts, service: str) -> str | None:
+    """The service's `model_source`, read from the configuration (only when a model is missing:
+    the resolved-services cache does not carry it)."""
+    from airpods.config import load_config
+    from airpods.secrets import SecretStore
+
+    loaded = load_config(app_config_path, host=host, secrets=SecretStore())
+    svc = loaded.config.services.get(service)
+    return getattr(svc, "model_source", None) if svc is not None else None
+
+
+def prepare_models(
+    resolved: Resolved,
+    specs: Iterable[ContainerSpec],
+    podman: Podman,
+    *,
+    config_path: Path | None,
+    offline: bool,
+    note: Callable[[str], None],
+    progress: Any = None,
+) -> None:
+    """Before `start`: pull each missing model that has a source, warn about models that will
+    not fit. With `offline`, a missing model is an error saying what to run.
+
+    A service already running with this very configuration is skipped: `start` leaves it alone.
+    """
+    actual = podman.managed()
+    for spec in specs:
+        served = served_model(spec)
+        current = actual.get(spec.service)
+        if served is None or (current is not None and current.state == "running"
+                              and current.config_hash == spec.config_hash):
+            continue
+        volume, name = served
+        directory = volume_dir(podman, volume)
+        if directory is None or not (directory / name).exists():
+            _first_use(spec, volume, name, podman, config_path, resolved.host, offline, note,
+                       progress)
+            directory = volume_dir(podman, volume)
+        if directory is not None and (directory / name).exists():
+            warn_if_too_big(spec, resolved.host, directory, name, note)
+
+
+def _first_use(spec: ContainerSpec, volume: str, name: str, podman: Podman,
+               config_path: Path | None, host: HostFacts, offline: bool,
+               note: Callable[[str], None], progress: Any) -> None:
+    from airpods.models.hub import pull
+
+    source = model_source(config_path, host, spec.service)
+    if source is None:
+        return  # nothing to pull from: llama-server reports the missing file, as before
+    command = f"airpods models pull {source} --service {spec.service} --name {name}"
+    if offline:
+        raise UsageError(f"{spec.service}: model {name} is not in volume {volume} and --offline "
+                         "forbids downloading it", hint=f"run `{command}` first")
+    if volume.startswith("/"):
+        directory = Path(volume)
+    else:
+        podman.ensure_volume(volume)
+        directory = podman.volume_path(volume)
+    note(f"{spec.service}: {name} is not in volume {volume}; downloading {source}")
+    pull(source, directory, name=name, progress=progress)
+
+
+def warn_if_too_big(spec: ContainerSpec, host: HostFacts, directory: Path, name: str,
+                    note: Callable[[str], None]) -> Estimate | None:
+    meta = read_meta_or_none(directory / name)
+    if meta is None:
+        return None
+    est = estimate_for(spec, host, meta, model_size(directory, name))
+    if est.fits.ram is False or est.fits.vram is False:
+        note(f"{spec.service}: {name} {est.fits.advice}")
+    return est
+
+
+def record_usage(resolved: Resolved, names: Iterable[str], event: str) -> None:
+    """Note in the usage database that these services started or stopped their models."""
+    from airpods.models.usage import UsageDB
+
+    found = uses(resolved, names)
+    if found:
+        UsageDB().record(event, found)
+
+
+def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec]) -> list[str]:
+    """Lines for `start --dry-run`: each model's memory estimate and fit, or why there is none.
+
+    Asks Podman only when its socket already answers: a dry run starts nothing.
+    """
+    import os
+
+    from airpods.engine.podman import Podman, answering_socket
+
+    served = [(s, vm) for s in specs if (vm := served_model(s)) is not None]
+    if not served:
+        return []
+    podman = Podman.connect() if answering_socket(os.environ) else None
+    lines = []
+    for spec, (volume, name) in served:
+        directory = volume_dir(podman, volume) if podman is not None else None
+        if directory is None or not (directory / name).exists():
+            where = "Podman is not running" if podman is None else f"not in volume {volume}"
+            lines.append(f"model:    {spec.service}: {name} ({where}: no memory estimate)")
+            continue
+        meta = read_meta_or_none(directory / name)
+        if meta is None:
+            lines.append(f"model:    {spec.service}: {name} is not a readable GGUF")
+            continue
+        est = estimate_for(spec, resolved.host, meta, model_size(directory, name))
+        mem = est.memory
+        lines.append(f"model:    {spec.service}: {name}: {_gb(mem.total_bytes)} = "
+                     f"{_gb(mem.weights_bytes)} weights + {_gb(mem.kv_cache_bytes)} K/V cache "
+                     f"at ctx {est.ctx}; {est.fits.advice}")
+    return lines
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"

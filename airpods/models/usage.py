@@ -1,0 +1,153 @@
+"""When each model was last used: a small SQLite database in airpods' data dir.
+
+One row per event: a service started or stopped serving a model (volume + file name), and, when
+llama-server's `/metrics` is on, the tokens it had served by the time it stopped. `models list`
+shows the last use, `models cleanup` offers what has not been used for N days.
+
+Recording is best effort: a read-only or locked database never fails `start` or `stop`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    at REAL NOT NULL,
+    volume TEXT NOT NULL,
+    model TEXT NOT NULL,
+    service TEXT NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ('start', 'stop', 'pull', 'import')),
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_model ON events (volume, model, at);
+"""
+# Events that count as "used": pulling or importing a model is not using it.
+USE_EVENTS = ("start", "stop")
+
+
+def default_path() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path("airpods") / "usage.sqlite3"
+
+
+@dataclass(frozen=True)
+class Use:
+    volume: str
+    model: str
+    service: str
+
+
+class UsageDB:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = sqlite3.connect(self.path, timeout=2.0)
+        conn.executescript(SCHEMA)
+        return conn
+
+    def record(self, event: str, uses: Iterable[Use], at: float | None = None,
+               tokens: dict[str, tuple[int, int]] | None = None) -> bool:
+        """Add one event per use; False (and nothing raised) when the database is unusable."""
+        when = time.time() if at is None else at
+        rows = []
+        for use in uses:
+            prompt, completion = (tokens or {}).get(use.service, (None, None))
+            rows.append((when, use.volume, use.model, use.service, event, prompt, completion))
+        if not rows:
+            return True
+        try:
+            with self._connect() as conn:
+                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            return True
+        except (sqlite3.Error, OSError):
+            return False
+
+    def last_used(self, volume: str) -> dict[str, float]:
+        """model -> the time of its last start or stop, for the models of `volume`."""
+        if not self.path.exists():
+            return {}
+        try:
+            with self._connect() as conn:
+                rows = conn.execute(
+                    "SELECT model, MAX(at) FROM events WHERE volume = ? AND event IN (?, ?) "
+                    "GROUP BY model", (volume, *USE_EVENTS)).fetchall()
+        except (sqlite3.Error, OSError):
+            return {}
+        return {model: at for model, at in rows}
+
+    def tokens(self, volume: str, model: str) -> tuple[int, int]:
+        """(prompt, completion) tokens recorded for a model over all its runs."""
+        if not self.path.exists():
+            return 0, 0
+        try:
+            with self._connect() as conn:
+                row = conn.execute(
+                    "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0)"
+                    " FROM events WHERE volume = ? AND model = ? AND event = 'stop'",
+                    (volume, model)).fetchone()
+        except (sqlite3.Error, OSError):
+            return 0, 0
+        return int(row[0]), int(row[1])
+
+    def forget(self, volume: str, model: str) -> None:
+        try:
+            with self._connect() as conn:
+                conn.execute("DELETE FROM events WHERE volume = ? AND model = ?", (volume, model))
+        except (sqlite3.Error, OSError):
+            pass
+
+
+def iso(at: float | None) -> str | None:
+    if at is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    size: int
+    last_used: float | None
+
+
+def unused(models: Iterable[tuple[str, int]], last_used: dict[str, float], days: float,
+           in_use: set[str], now: float | None = None) -> list[Candidate]:
+    """Models not used in the last `days` (never-used ones included), minus those in use."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    out = []
+    for name, size in models:
+        if name in in_use:
+            continue
+        at = last_used.get(name)
+        if at is None or at < cutoff:
+            out.append(Candidate(name, size, at))
+    return out
+
+
+def parse_metrics(text: str) -> tuple[int, int] | None:
+    """(prompt tokens, generated tokens) from llama-server's Prometheus /metrics text."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            continue
+    prompt = values.get("llamacpp:prompt_tokens_total")
+    completion = values.get("llamacpp:tokens_predicted_total")
+    if prompt is None and completion is None:
+        return None
+    return int(prompt or 0), int(completion or 0)
