@@ -24,6 +24,7 @@ from airpods.cli import AppContext
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman
+    from airpods.host import HostFacts
     from airpods.resolved import Resolved
     from airpods.spec import ContainerSpec
 
@@ -168,17 +169,25 @@ def check_ports(
     return out
 
 
-def model_fit_hook(spec: ContainerSpec, model_path: Path) -> Check | None:
-    """Where issue 8's fit estimate (airpods.models, RAM/VRAM vs weights + KV cache) plugs in.
+def fit_check(name: str, spec: ContainerSpec, model_path: Path, host: HostFacts) -> Check:
+    """Weights + K/V cache at the service's ctx_size against RAM (and VRAM on a GPU).
 
-    None: no estimate available in this build, so only presence is checked.
+    A warning, never blocking: `start` warns too, since estimates can be wrong.
     """
+    from airpods.errors import AirpodsError
+    from airpods.models.gguf_meta import read_meta
+    from airpods.models.services import estimate_for, model_size
+
+    label = f"fit ({name})"
     try:
-        from airpods.models import fit  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    estimate = getattr(fit, "doctor_check", None)
-    return estimate(spec, model_path) if estimate else None
+        meta = read_meta(model_path)
+    except AirpodsError as exc:
+        return Check(label, WARN, exc.one_line(), "import a GGUF file")
+    est = estimate_for(spec, host, meta, model_size(model_path.parent, model_path.name))
+    need = f"{est.memory.total_bytes / 2**30:.2f} GiB at ctx {est.ctx}"
+    if est.fits.ram and est.fits.vram is not False:
+        return Check(label, OK, f"{need}: fits")
+    return Check(label, WARN, f"{need}: may not fit", est.fits.advice)
 
 
 # --- gathering facts ----------------------------------------------------------------------------
@@ -221,8 +230,7 @@ def _model_checks(
         if model is not None and model.is_file():
             checks.append(Check(label, OK, f"{path} in volume {volume}, "
                                 f"{model.stat().st_size / 1e9:.2f} GB"))
-            fit = model_fit_hook(spec, model)
-            checks.append(fit or Check(f"fit ({name})", OK, "not estimated in this build"))
+            checks.append(fit_check(name, spec, model, resolved.host))
             continue
         source = sources.get(name)
         if source:

@@ -23,6 +23,11 @@ DRY_RUN_SERVICE_KEYS = {"service", "kind", "image", "image_reason", "accelerator
                         "command", "entrypoint", "devices", "group_add", "health_url",
                         "config_hash", "notes", "podman"}
 MODELS_LIST_KEYS = {"volume", "configured", "models"}
+MODEL_KEYS = {"name", "size", "architecture", "quantization", "parameters", "context_length",
+              "last_used", "used_by"}
+MODEL_INFO_KEYS = MODEL_KEYS | {"memory", "fits"}
+MEMORY_KEYS = {"weights_bytes", "kv_cache_bytes", "total_bytes"}
+FITS_KEYS = {"ram", "vram", "advice"}
 DOCTOR_KEYS = {"ok", "blocking", "checks", "notes"}
 DOCTOR_CHECK_KEYS = {"name", "status", "found", "fix"}
 EXPORT_KUBE_KEYS = {"format", "services", "output", "documents", "secrets", "commands", "notes"}
@@ -81,8 +86,39 @@ def test_models_list_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 0
     assert set(data) >= MODELS_LIST_KEYS
     assert data["models"] == []
-    # Issue 8 adds, per model: name, size, architecture, quantization, parameters,
-    # context_length, last_used, used_by; and `models info` (memory, fits). Pinned by its owner.
+
+
+class VolumePodman(FakePodman):
+    """One model volume, backed by a directory, holding one real (tiny) GGUF."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def volume_exists(self, name: str) -> bool:
+        return True
+
+    def volume_path(self, name: str) -> Path:
+        return self.directory
+
+
+def test_models_list_and_info_json_per_model(env, tmp_path: Path, monkeypatch) -> None:
+    from airpods.models.tiny import write_tiny_gguf
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    write_tiny_gguf(volume / "qwen2.5-0.5b-instruct-q4_k_m.gguf")
+    monkeypatch.setattr("airpods.cli.context.connect", lambda console: VolumePodman(volume))
+    code, data = run("models", "list", "--json")
+    assert code == 0 and set(data) == MODELS_LIST_KEYS
+    [model] = data["models"]
+    assert set(model) == MODEL_KEYS
+    # Every service whose config names it, enabled or not (llamacpp-ui shares the model).
+    assert model["used_by"] == ["llamacpp", "llamacpp-ui"] and model["last_used"] is None
+    code, info = run("models", "info", "qwen2.5-0.5b-instruct-q4_k_m.gguf", "--json")
+    assert code == 0 and set(info) == MODEL_INFO_KEYS
+    assert set(info["memory"]) == MEMORY_KEYS and set(info["fits"]) == FITS_KEYS
+    assert info["memory"]["total_bytes"] == (
+        info["memory"]["weights_bytes"] + info["memory"]["kv_cache_bytes"])
 
 
 def test_doctor_json(env, monkeypatch: pytest.MonkeyPatch) -> None:

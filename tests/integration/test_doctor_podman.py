@@ -56,6 +56,9 @@ def test_doctor_json_on_real_podman(podman_env, llama_image, tiny_model, model_v
     assert checks["cgroups and runtime"]["found"].startswith("cgroups v")
     assert checks["model (llamacpp)"]["status"] == "ok"
     assert tiny_model.name in checks["model (llamacpp)"]["found"]
+    # The tiny model's weights + K/V cache fit any machine that runs this test.
+    fit = checks["fit (llamacpp)"]
+    assert fit["status"] == "ok" and fit["found"].endswith(": fits"), fit
     assert checks[f"port 127.0.0.1:{port} (llamacpp)"]["found"] == "free"
     assert {"disk (images)", "disk (volumes)"} <= set(checks)
     assert code == (1 if data["blocking"] else 0) and data["ok"] == (not data["blocking"])
