@@ -20,7 +20,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("airpods.cli.status", "status", "Show state, health and URL of each service."),
     "logs": ("airpods.cli.status", "logs", "Show or follow a service's container log."),
     "config": ("airpods.cli.config_cmd", "config", "Show, validate and edit the configuration."),
-    "models": ("airpods.cli.models", "models", "List and add GGUF models in the model volume."),
+    "models": ("airpods.cli.models", "models", "Pull, list, inspect and clean up GGUF models."),
     "doctor": ("airpods.cli.doctor", "doctor", "Check Podman, the GPU and the configuration."),
     "export": ("airpods.cli.export", "export", "Export the stack as Kubernetes YAML or quadlets."),
 }

@@ -73,6 +73,10 @@ class Kind:
         """The model file's path inside the container, when the kind serves one file."""
         return None
 
+    def context_size(self, spec: ContainerSpec) -> int | None:
+        """The context length its argv asks for (None: the server's own default)."""
+        return None
+
     def model_id(self, spec: ContainerSpec) -> str | None:
         """The model name clients use, for `status`."""
         return None

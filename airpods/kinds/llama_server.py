@@ -65,6 +65,15 @@ class LlamaServer(Kind):
     def model_path(self, spec: ContainerSpec) -> str | None:
         return option_value(spec.command, MODEL_FLAGS) or spec.env.get("LLAMA_ARG_MODEL")
 
+    def context_size(self, spec: ContainerSpec) -> int | None:
+        value = option_value(spec.command, ("--ctx-size", "-c")) or spec.env.get(
+            "LLAMA_ARG_CTX_SIZE"
+        )
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
     def model_id(self, spec: ContainerSpec) -> str | None:
         return next(iter(expected_model_ids(spec)), None)
 

@@ -122,10 +122,10 @@ class Estimate:
 def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights: int,
                  *, vram: Callable[[HostFacts], int | None] | None = None) -> Estimate:
     """Memory for this service's ctx_size, and whether it fits this host."""
+    from airpods import kinds
     from airpods.models import fit as fitmod
-    from airpods.models.store import ctx_size
 
-    ctx = fitmod.effective_ctx(ctx_size(spec.command), meta)
+    ctx = fitmod.effective_ctx(kinds.get(spec.kind).context_size(spec), meta)
     est = fitmod.estimate(meta, weights, ctx)
     on_gpu = spec.accelerator != "cpu"
     vram_total = (vram or fitmod.vram_total)(host) if on_gpu else None

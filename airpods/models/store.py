@@ -50,17 +50,6 @@ def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
     )
 
 
-def ctx_size(command: tuple[str, ...]) -> int | None:
-    """The `--ctx-size` / `-c` a llama-server argv asks for (None: llama-server's default)."""
-    for i, arg in enumerate(command[:-1]):
-        if arg in ("--ctx-size", "-c"):
-            try:
-                return int(command[i + 1])
-            except ValueError:
-                return None
-    return None
-
-
 def check_name(name: str) -> str:
     """A model's file name in the volume: `*.gguf`, maybe in a sub-folder, never outside it."""
     fix = "give a file name ending in .gguf, e.g. --name my-model-q4_k_m.gguf"
