@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airpods.errors import PodmanError
+from airpods.errors import AirpodsError, PodmanError
 from airpods.spec import LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, Actual, ContainerSpec
 
 if TYPE_CHECKING:
@@ -137,21 +137,21 @@ def find_socket(
 def connection_lost(exc: BaseException) -> bool:
     """True when `exc` means the Podman API service stopped answering, not that it refused.
 
-    podman-py wraps a refused connection in APIError (the requests error is its cause); a stream
-    cut mid-way surfaces from requests or urllib3 directly.
+    podman-py wraps a refused connection in APIError (the requests error is its __cause__); a
+    stream cut mid-way surfaces from urllib3 (ProtocolError: IncompleteRead) directly.
     """
     import requests
     from urllib3.exceptions import ProtocolError
 
     lost = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, ProtocolError,
-            ConnectionError, FileNotFoundError)
+            ConnectionError)
     seen: BaseException | None = exc
     for _ in range(8):  # a cause chain is short; never loop on a cycle
         if seen is None:
             return False
         if isinstance(seen, lost):
             return True
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__
     return False
 
 
@@ -223,14 +223,13 @@ class Podman:
 
         return cls(PodmanClient(base_url=url, timeout=600), url)
 
-    def answers(self) -> bool:
-        """Whether the API service still answers on this connection's socket."""
-        return _socket_answers(self.url.removeprefix("unix://"))
-
     def lost_connection(self) -> PodmanError:
         """The one error for a Podman API service that stopped answering mid-command."""
-        private = f"unix://{_private_socket_path(os.environ)}"
-        if self.url == private:
+        try:
+            transient = self.url == f"unix://{_private_socket_path(os.environ)}"
+        except AirpodsError:  # no private runtime dir: so not ours
+            transient = False
+        if transient:
             hint = "run the command again: airpods starts a fresh Podman API service"
         else:
             hint = "check that this Podman service runs (podman info), then run the command again"
@@ -333,9 +332,7 @@ class Podman:
                 pods[actual.service] = dataclasses.replace(actual, container="")
             else:
                 found[actual.service] = actual
-        if bare_pods:
-            found = {**{k: v for k, v in pods.items() if k not in found}, **found}
-        return found
+        return {**pods, **found} if bare_pods else found
 
     def container_state(self, name: str) -> tuple[bool, int | None, str]:
         """(running, exit code, status) of a container; a missing one counts as exited."""
@@ -427,9 +424,6 @@ class Podman:
                 yield line.decode(errors="replace")
         if pending:
             yield pending.decode(errors="replace")
-        if follow and not self.answers():
-            # A follow cut by a dying service can end like a normal end of stream.
-            raise self.lost_connection()
 
     def log_tail(self, name: str, lines: int) -> str:
         try:

@@ -472,7 +472,7 @@ def test_service_dies_while_following_logs(transient: Transient) -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip()  # following
     old_pid = t.service_pid()
     assert old_pid is not None
-    t.kill_service()
+    t.kill_service()  # a cut stream, not an end of stream: it must not pass for one
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1, stderr
     line = _one_error_line(stderr)
