@@ -240,6 +240,14 @@ def user(podman_env, llama_image, tiny_model, tmp_path) -> Iterator[User]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _diagnose(u: User) -> str:
+    """What Podman and the host firewall show for the service (for a failure message)."""
+    ps = u.podman("ps", "-a", "--pod", "--format", "{{.Names}} {{.State}} {{.PodName}} {{.Ports}}")
+    nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    rules = [ln for ln in nat.splitlines() if str(u.port) in ln]
+    return f"podman ps:\n{ps.stdout}\nnat rules for port {u.port}:\n" + "\n".join(rules)
+
+
 def _lock_is_free(path: Path) -> bool:
     with open(path, "a+") as handle:
         try:
@@ -340,7 +348,10 @@ def test_start_killed_part_way_then_start_converges(user: User, point: str) -> N
     # The same socket URL as the killed start, so the same lock file; nothing held this time.
     proxy = HoldingProxy(user.penv.socket_path, path, [])
     try:
-        again = user.airpods("start", SERVICE, env={**user.env, "CONTAINER_HOST": proxy.url})
+        again = user.airpods("start", SERVICE, env={**user.env, "CONTAINER_HOST": proxy.url},
+                             timeout=60)  # ~2 s when it works
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the start after the kill hung: {exc.stderr!r}\n{_diagnose(user)}")
     finally:
         proxy.close()
         shutil.rmtree(proxy_dir, ignore_errors=True)
@@ -358,6 +369,27 @@ def test_start_killed_part_way_then_start_converges(user: User, point: str) -> N
     assert status.returncode == 0, status.stdout + status.stderr
     row = json.loads(status.stdout)["services"][0]
     assert row["health"] == "ready" and row["config_current"] is True
+
+
+def test_stop_killed_between_container_and_pod_then_stop_removes_the_pod(user: User) -> None:
+    started = user.airpods("start", SERVICE)
+    assert started.returncode == 0, started.stderr
+    proxy_dir = _short_dir("apf-px-")
+    proxy = HoldingProxy(user.penv.socket_path, proxy_dir / "p.sock", [("DELETE", r"/pods/")])
+    try:
+        proc = user.popen("stop", SERVICE, env={**user.env, "CONTAINER_HOST": proxy.url})
+        assert proxy.fired.wait(timeout=60), proxy.seen
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        proxy.close()
+        shutil.rmtree(proxy_dir, ignore_errors=True)
+    _pod_without_container(user)  # the pod still holds the service's port
+
+    stopped = user.airpods("stop", SERVICE)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"stopped {SERVICE}" in stopped.stderr
+    assert user.pods() == [] and user.containers() == []
 
 
 # --------------------------------------------------------------------------------------
