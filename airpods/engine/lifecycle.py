@@ -16,7 +16,7 @@ from airpods.spec import ContainerSpec
 def current_plan(
     podman: Podman, specs: Sequence[ContainerSpec], *, wait: bool = True
 ) -> tuple[Plan, dict]:
-    actual = podman.managed()
+    actual = podman.managed(bare_pods=True)
     images = {s.image for s in specs}
     volumes = {m.source for s in specs for m in s.mounts if not m.is_bind}
     networks = {s.network for s in specs}
@@ -84,17 +84,13 @@ def stop(
     timeout = resolved.settings.stop_timeout_s if timeout_s is None else timeout_s
     stopped = []
     with locked(podman, reporter):
-        actual = podman.managed()
+        # A pod left without its container (an interrupted start) is stopped too.
+        actual = podman.managed(bare_pods=True)
         for name in reversed(list(names)):
-            svc = resolved.services.get(name)
             current = actual.get(name)
-            if current is None and (svc is None or podman.pod_owner(svc.pod) != name):
+            if current is None:
                 continue
             reporter.step(Step("remove", name, "stopping"))
-            podman.remove_service(
-                current.pod if current else svc.pod,  # type: ignore[union-attr]
-                current.container if current else svc.container,  # type: ignore[union-attr]
-                timeout,
-            )
+            podman.remove_service(current.pod, current.container, timeout)
             stopped.append(name)
     return stopped

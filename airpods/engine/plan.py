@@ -57,6 +57,14 @@ def _service_steps(spec: ContainerSpec, current: Actual | None) -> list[Step]:
     name = spec.service
     if current is None:
         return [Step("create", name, "not created yet"), Step("start", name)]
+    if not current.container:
+        # A start or stop interrupted between the pod and its container: the pod may hold the
+        # ports and the name, so it goes first.
+        return [
+            Step("remove", name, f"pod {current.pod} has no container"),
+            Step("create", name, "recreate"),
+            Step("start", name),
+        ]
     if current.config_hash != spec.config_hash:
         return [
             Step("remove", name, "configuration changed"),

@@ -9,6 +9,9 @@ lives (it exits by itself after a few idle minutes).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect
 import os
 import shutil
 import socket
@@ -17,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airpods.errors import NoSuchContainer, PodmanError
+from airpods.errors import AirpodsError, NoSuchContainer, PodmanError
 from airpods.spec import (
     LABEL_HASH,
     LABEL_MANAGED,
@@ -139,6 +142,68 @@ def find_socket(
     return f"unix://{private}"
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """True when `exc` means the Podman API service stopped answering, not that it refused.
+
+    podman-py wraps a refused connection in APIError (the requests error is its __cause__); a
+    stream cut mid-way surfaces from urllib3 (ProtocolError: IncompleteRead) directly.
+    """
+    import requests
+    from urllib3.exceptions import ProtocolError
+
+    lost = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, ProtocolError,
+            ConnectionError)
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, lost):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def _maps_lost_connection(cls: type[Podman]) -> type[Podman]:
+    """Wrap every public method: a lost Podman connection becomes one PodmanError with a hint.
+
+    Done once here so that no command has to know what podman-py, requests or urllib3 raise.
+    """
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, _mapped(member))
+    return cls
+
+
+def _mapped(fn: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def streaming(self: Podman, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(self, *args, **kwargs)
+            except PodmanError:
+                raise
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                raise self.lost_connection() from None
+
+        return streaming
+
+    @functools.wraps(fn)
+    def call(self: Podman, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except PodmanError:
+            raise
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+            raise self.lost_connection() from None
+
+    return call
+
+
 def _podman_errors() -> tuple[type[Exception], ...]:
     from podman.errors import APIError
     from podman.errors import PodmanError as PyPodmanError
@@ -146,8 +211,12 @@ def _podman_errors() -> tuple[type[Exception], ...]:
     return (APIError, PyPodmanError)
 
 
+@_maps_lost_connection
 class Podman:
-    """Podman operations in airpods' terms. Only airpods-labelled objects are changed."""
+    """Podman operations in airpods' terms. Only airpods-labelled objects are changed.
+
+    Every public method turns a lost connection to the API service into one PodmanError.
+    """
 
     def __init__(self, client: PodmanClient, url: str) -> None:
         self.client = client
@@ -161,6 +230,18 @@ class Podman:
         from podman import PodmanClient
 
         return cls(PodmanClient(base_url=url, timeout=600), url)
+
+    def lost_connection(self) -> PodmanError:
+        """The one error for a Podman API service that stopped answering mid-command."""
+        try:
+            transient = self.url == f"unix://{_private_socket_path(os.environ)}"
+        except AirpodsError:  # no private runtime dir: so not ours
+            transient = False
+        if transient:
+            hint = "run the command again: airpods starts a fresh Podman API service"
+        else:
+            hint = "check that this Podman service runs (podman info), then run the command again"
+        return PodmanError(f"lost the connection to Podman at {self.url}", hint=hint)
 
     # -- images ---------------------------------------------------------------------------------
 
@@ -183,6 +264,8 @@ class Podman:
                     if text.strip():
                         progress(text.strip())
         except _podman_errors() as exc:
+            if connection_lost(exc):
+                raise self.lost_connection() from None
             raise PodmanError(
                 f"cannot pull {ref}: {_short(exc)}",
                 hint="check the name and your network, or build it locally "
@@ -238,18 +321,26 @@ class Podman:
 
     # -- what runs -------------------------------------------------------------------------------
 
-    def managed(self) -> dict[str, Actual]:
-        """airpods' containers by service name (one per service)."""
+    def managed(self, *, bare_pods: bool = False) -> dict[str, Actual]:
+        """airpods' containers by service name (one per service).
+
+        With `bare_pods`, a service whose pod exists without its container (left so by an
+        interrupted start or stop) is included too, as an Actual with container "": its pod and
+        the ports that pod publishes.
+        """
         found: dict[str, Actual] = {}
+        pods: dict[str, Actual] = {}
         # Podman 4.3 ignores a bare-key label filter: match key=value.
         listed = self.client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
         for ctr in listed:
-            if ctr.attrs.get("IsInfra"):  # a pod's infra container carries the pod's labels
-                continue
             actual = _actual_from(ctr.attrs)
-            if actual is not None:
+            if actual is None:
+                continue
+            if ctr.attrs.get("IsInfra"):  # a pod's infra container carries the pod's labels
+                pods[actual.service] = dataclasses.replace(actual, container="")
+            else:
                 found[actual.service] = actual
-        return found
+        return {**pods, **found} if bare_pods else found
 
     def container_state(self, name: str) -> tuple[bool, int | None, str]:
         """(running, exit code, status) of a container; a missing one counts as exited."""
@@ -325,23 +416,30 @@ class Podman:
         self.client.containers.get(name).start()
 
     def remove_service(self, pod: str | None, container: str, timeout: float) -> None:
-        """Stop gracefully, then remove the container and its pod. Volumes are never touched."""
+        """Stop gracefully, then remove the container and its pod. Volumes are never touched.
+
+        `container` "" is a pod without its container: only the pod goes.
+        """
         from podman.errors import NotFound
 
-        secrets: list[str] = []
-        try:
-            ctr = self.client.containers.get(container)
-            labels = ctr.attrs.get("Config", {}).get("Labels") or {}
-            secrets = [n for n in (labels.get(LABEL_SECRETS) or "").split(",") if n]
-            if ctr.attrs.get("State", {}).get("Running"):
-                ctr.stop(timeout=int(timeout))
-            ctr.remove(force=True, v=False)
-        except NotFound:
-            pass
+        secrets: set[str] = set()
+        if container:
+            try:
+                ctr = self.client.containers.get(container)
+                secrets |= _secret_names(ctr.attrs.get("Config", {}).get("Labels"))
+                if ctr.attrs.get("State", {}).get("Running"):
+                    ctr.stop(timeout=int(timeout))
+                ctr.remove(force=True, v=False)
+            except NotFound:
+                pass
         if pod:
             with contextlib.suppress(NotFound):
-                self.client.pods.get(pod).remove(force=True)
-        for name in secrets:  # the key goes with the service that used it
+                found = self.client.pods.get(pod)
+                # The pod carries the same labels: a start killed before its container was
+                # created may still have made the secret.
+                secrets |= _secret_names(found.attrs.get("Labels"))
+                found.remove(force=True)
+        for name in sorted(secrets):  # the key goes with the service that used it
             self.remove_secret(name)
 
     def logs(
@@ -390,6 +488,10 @@ class Podman:
                 if p.get("host_port"):
                     found[(p.get("host_ip") or "0.0.0.0", int(p["host_port"]))] = names[0]
         return found
+
+
+def _secret_names(labels: Mapping[str, str] | None) -> set[str]:
+    return {n for n in ((labels or {}).get(LABEL_SECRETS) or "").split(",") if n}
 
 
 def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:

@@ -64,3 +64,46 @@ def test_exited_container_is_recreated_and_bind_mounts_need_no_volume() -> None:
                                  ("start", "llamacpp")]
     assert "exited" in plan.steps[0].reason
     assert not plan.of("create-volume")
+
+
+def bare_pod(name: str = "llamacpp", digest: str = "h1", state: str = "running") -> Actual:
+    """What an interrupted start leaves: the pod (and its infra container), no service container."""
+    return Actual(service=name, container="", pod=f"{name}-pod", state=state, config_hash=digest,
+                  image="localhost/x:1", ports=(("127.0.0.1", 8080, 8080),))
+
+
+def test_pod_without_container_is_removed_then_recreated_even_with_the_same_hash() -> None:
+    # Its infra container is running and carries the service's labels (hash included): keeping
+    # it would leave the service without a server; creating beside it would hit its name.
+    plan = make_plan([spec()], actual={"llamacpp": bare_pod()},
+                     images_present={"localhost/x:1"}, volumes_present={"models"},
+                     network_present=True)
+    assert actions(plan) == [("remove", "llamacpp"), ("create", "llamacpp"),
+                             ("start", "llamacpp"), ("wait", "llamacpp")]
+    assert plan.steps[0].reason == "pod llamacpp-pod has no container"
+
+
+def test_created_but_never_started_container_is_recreated() -> None:
+    plan = make_plan([spec()], actual={"llamacpp": actual(state="created")},
+                     images_present={"localhost/x:1"}, volumes_present={"models"},
+                     network_present=True, wait=False)
+    assert actions(plan) == [("remove", "llamacpp"), ("create", "llamacpp"),
+                             ("start", "llamacpp")]
+    assert "created" in plan.steps[0].reason
+
+
+def test_ports_held_by_the_services_own_bare_pod_do_not_refuse_the_start() -> None:
+    import dataclasses
+    import socket
+
+    from airpods.engine.apply import check_ports
+
+    with socket.socket() as holder:  # the bare pod's conmon holds the port like this
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        wanted = dataclasses.replace(spec(), ports=(PortMapping("127.0.0.1", port, 8080),))
+        left = dataclasses.replace(bare_pod(), ports=(("127.0.0.1", port, 8080),))
+        plan = make_plan([wanted], actual={"llamacpp": left}, images_present={"localhost/x:1"},
+                         volumes_present={"models"}, network_present=True)
+        check_ports(plan, {"llamacpp": left})  # no error: the pod is removed before the create
