@@ -83,3 +83,9 @@ def add_cmd(app: AppContext, file: Path, service: str | None, name: str | None) 
     podman.ensure_volume(volume)
     dest = add_model(file, podman.volume_path(volume), name or file.name)
     click.echo(f"added {dest.name} to volume {volume}")
+
+
+from airpods.cli.router_cmd import load_cmd, unload_cmd  # noqa: E402  (router mode: on demand)
+
+models.add_command(load_cmd)
+models.add_command(unload_cmd)
