@@ -36,6 +36,7 @@ IMAGES = {
     "vulkan": "ghcr.io/ggml-org/llama.cpp:server-vulkan",
 }
 MODEL_VOLUME = "airpods_llamacpp_models"
+_ROUTER = "(mode | default('single')) == 'router'"  # in a template, about the service itself
 
 
 class LlamaServer(Kind):
@@ -59,8 +60,9 @@ class LlamaServer(Kind):
             "health": {"path": "/health", "expected_status": 200, "timeout_s": 900,
                        "interval_s": 1.0},
             "command_args": {
-                "model": "/models/{{ default_model }}",
-                "alias": "{{ default_model | replace('.gguf', '') }}",
+                # A router (mode = "router") serves many models and needs no default_model.
+                "model": f"{{{{ '' if {_ROUTER} else '/models/' ~ default_model }}}}",
+                "alias": f"{{{{ '' if {_ROUTER} else default_model | replace('.gguf', '') }}}}",
                 "ctx_size": 4096,
                 "host": "0.0.0.0",
                 "port": "{{ ports[0].container }}",
