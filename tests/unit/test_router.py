@@ -252,3 +252,25 @@ def test_router_readiness_is_ready_loading_or_failed(tmp_path: Path) -> None:
     assert probe_with(spec, PAYLOAD, ("fast", "bad")) == (
         FAILED, "model 'bad' failed to load (exit code 1)")
     assert probe_with(spec, PAYLOAD, ()) == (READY, "5 models listed")
+
+
+def test_a_failed_preload_ends_the_wait_at_once(tmp_path: Path) -> None:
+    from airpods.engine.readiness import ContainerState, wait_ready
+
+    spec = spec_of(ROUTER, tmp_path)
+    failed = {"data": [{"id": "fast", "status": {"value": "unloaded", "failed": True,
+                                                 "exit_code": 1}}]}
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path == "/health":
+            return httpx.Response(200, json={"status": "ok"})
+        return httpx.Response(200, json=failed)
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        result = wait_ready(spec, container_state=lambda: ContainerState(running=True),
+                            client=client, sleep=lambda s: None)
+    assert (result.ready, result.state) == (False, "failed")
+    assert result.detail == "model 'fast' failed to load (exit code 1)"
+    assert calls == ["/health", "/models"]  # the first answer that says so ends it
