@@ -73,13 +73,20 @@ def first_token(http: httpx.Client, base: str, key: str, model: str) -> float:
                      headers={"Authorization": f"Bearer {key}"}) as resp:
         if resp.status_code != 200:
             raise RuntimeError(f"{model}: HTTP {resp.status_code}: {resp.read()[:300]!r}")
+        last = ""
         for line in resp.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            choices = json.loads(line[6:]).get("choices") or [{}]
-            if isinstance(choices[0].get("delta", {}).get("content"), str):
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(f"{model}: {chunk['error']}")
+            choice = (chunk.get("choices") or [{}])[0]
+            # The first generated token: text, or (random weights) an end token straight away.
+            if isinstance(choice.get("delta", {}).get("content"), str) or choice.get(
+                    "finish_reason"):
                 return time.perf_counter()
-    raise RuntimeError(f"{model}: the stream ended without a token")
+            last = line
+    raise RuntimeError(f"{model}: the stream ended without a token (last: {last[:300]})")
 
 
 def router_states(http: httpx.Client, base: str, key: str) -> dict[str, str]:
