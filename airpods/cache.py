@@ -40,7 +40,7 @@ from airpods.config.files import read_config_bytes
 from airpods.config.paths import ENV_OVERRIDES, default_config_path
 from airpods.errors import AirpodsError
 from airpods.host import GpuInfo, HostFacts
-from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
+from airpods.spec import ConfigFile, ContainerSpec, Health, Mount, PortMapping, SecretFile
 
 if TYPE_CHECKING:
     from airpods.resolved import Resolved
@@ -429,6 +429,10 @@ def _spec_from(d: Mapping[str, Any]) -> ContainerSpec:
         secret_files=tuple(
             SecretFile(name=f["name"], target=f["target"], value=f["value"])
             for f in d["secret_files"]
+        ),
+        config_files=tuple(
+            ConfigFile(name=f["name"], target=f["target"], value=f["value"])
+            for f in d["config_files"]
         ),
         devices=tuple(d["devices"]),
         group_add=tuple(d["group_add"]),

@@ -156,7 +156,8 @@ def render_service(
         depends_on=tuple(svc.depends_on),
         notes=tuple(notes),
     )
-    spec = kinds.get(svc.kind).finalize(spec)
+    kind = kinds.get(svc.kind)
+    spec = kind.finalize(kind.configure(spec, svc, host))
     digest = config_hash(spec)
     labels = {
         LABEL_MANAGED: "true",
@@ -164,8 +165,9 @@ def render_service(
         LABEL_KIND: svc.kind,
         LABEL_HASH: digest,
     }
-    if spec.secret_files:
-        labels[LABEL_SECRETS] = ",".join(secret.name for secret in spec.secret_files)
+    if spec.secret_files or spec.config_files:
+        files = (*spec.secret_files, *spec.config_files)
+        labels[LABEL_SECRETS] = ",".join(file.name for file in files)
     return replace(spec, labels=labels, config_hash=digest)
 
 

@@ -55,6 +55,19 @@ class SecretFile:
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """A configuration file handed to the container read-only (a Podman secret, type=mount).
+
+    Delivered like a SecretFile (atomic, read-only, its content in the config hash) but not
+    secret: it is printed by `--dry-run` and never used for masking.
+    """
+
+    name: str  # the Podman secret's name (airpods-<service>-<what>)
+    target: str  # absolute path of the file inside the container
+    value: str
+
+
+@dataclass(frozen=True)
 class Health:
     path: str
     expected_status: int
@@ -90,6 +103,7 @@ class ContainerSpec:
     entrypoint: tuple[str, ...] | None = None
     secret_env: frozenset[str] = frozenset()
     secret_files: tuple[SecretFile, ...] = ()
+    config_files: tuple[ConfigFile, ...] = ()
     devices: tuple[str, ...] = ()
     group_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()

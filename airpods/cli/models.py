@@ -282,3 +282,9 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
         remove_model(directory, cand.name)
         db.forget(volume, cand.name)
         click.echo(f"deleted {volume}/{cand.name}")
+
+
+from airpods.cli.router_cmd import load_cmd, unload_cmd  # noqa: E402  (router mode: on demand)
+
+models.add_command(load_cmd)
+models.add_command(unload_cmd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 import sys
 import time
@@ -53,7 +54,7 @@ def podman_cli_lines(
     run += [a for c in spec.cap_drop for a in ("--cap-drop", c)]
     run += [a for c in spec.cap_add for a in ("--cap-add", c)]
     run += [a for s in spec.security_opt for a in ("--security-opt", s)]
-    for secret in spec.secret_files:
+    for secret in (*spec.secret_files, *spec.config_files):
         run += ["--secret", f"{secret.name},type=mount,target={secret.target},mode=0400"]
     if spec.memory:
         run += ["--memory", spec.memory]
@@ -65,6 +66,10 @@ def podman_cli_lines(
     secrets = [
         f"printf %s \"$KEY\" | podman secret create {shlex.quote(s.name)} -"
         for s in spec.secret_files
+    ]
+    secrets += [
+        f"podman secret create {shlex.quote(f.name)} {shlex.quote(posixpath.basename(f.target))}"
+        for f in spec.config_files  # the file's content is printed by --dry-run
     ]
     # Masked item by item before quoting (quoting could split a value), and again after.
     lines = [mask_text(shlex.join(mask_data(argv, values)), values) for argv in (pod, run)]
@@ -103,6 +108,9 @@ def spec_as_json(spec: ContainerSpec, values: Collection[str] | None = None) -> 
         "notes": list(spec.notes),
         "podman": podman_cli_lines(spec, values),
     }
+    if spec.config_files:  # e.g. a router's preset INI (not secret: shown in full)
+        data["files"] = [{"target": f.target, "secret": f.name, "content": f.value}
+                         for f in spec.config_files]
     return mask_data(data, values)
 
 
@@ -139,6 +147,10 @@ def print_dry_run(
         for key, value in mask_env(spec.env, spec.secret_env).items():
             say(f"  env:      {key}={value}", markup=False)
         say(f"  argv:     {shlex.join(mask_data(mask_argv(spec.command), values))}", markup=False)
+        for f in spec.config_files:
+            say(f"  file:     {f.target} (read-only, podman secret {f.name}):", markup=False)
+            for line in f.value.splitlines():
+                say(f"            {line}", markup=False)
         if spec.health and spec.health.url:
             say(f"  health:   {spec.health.url} (timeout {spec.health.timeout_s:g}s)")
         for note in spec.notes:

@@ -4,6 +4,8 @@
 {"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
 "accelerator", "uptime_s", "model", "config_current", "detail"}],
  "host": {"accelerator", "reason", "notes"}}
+A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
+unloaded or failed).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def collect_status(
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
         })
+    for row in rows:
+        spec = specs[row["name"]]
+        router = kinds.get(spec.kind).router(spec)
+        if router is not None:
+            row["models"] = _router_models(router, running=row["state"] == "running")
     from airpods.secrets import mask_data, secret_values
 
     # A template may have copied a key into an image name or an alias: never print it.
@@ -67,6 +74,23 @@ def collect_status(
     host = resolved.host
     return rows, all_ok, {"accelerator": host.accelerator, "reason": host.reason,
                           "notes": list(host.notes)}
+
+
+def _router_models(router: Any, running: bool) -> list[dict]:
+    """[{"id", "state", "file"}] of a router service: asked from it, or its presets if stopped."""
+    from airpods.errors import AirpodsError
+
+    if running:
+        try:
+            return [{"id": m.id, "state": m.state, "file": m.file}
+                    for m in router.models(timeout_s=1.0)]
+        except AirpodsError:
+            return []  # not answering yet: `health` says why
+    from airpods.kinds.llama_router import preset_files
+
+    prefix = router.directory.rstrip("/") + "/"
+    return [{"id": i, "state": "unloaded", "file": path.removeprefix(prefix)}
+            for i, path in preset_files(router.spec).items()]
 
 
 def _epoch(value: str) -> float | None:
@@ -93,6 +117,14 @@ def _print_table(rows: list[dict], console: Any) -> None:
             r["model"] or "-", _uptime(r["uptime_s"]), r["accelerator"], r["image"],
         )
     console.print(table)
+    for r in rows:
+        if r.get("models"):
+            console.print(f"{r['name']} models: " + ", ".join(
+                f"{m['id']} [{_MODEL_COLORS.get(m['state'], 'dim')}]{m['state']}[/] ({m['file']})"
+                for m in r["models"]))
+
+
+_MODEL_COLORS = {"loaded": "green", "loading": "yellow", "failed": "red"}
 
 
 def _uptime(seconds: float | None) -> str:

@@ -251,6 +251,51 @@ def memory_bytes(v: str) -> float:
     return size
 
 
+_MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ModelId = Annotated[str, _check_name(_MODEL_ID_RE, "model id (letters, digits, '_.-')")]
+
+
+def _check_models_max(v: Any) -> Any:
+    # One clear sentence instead of pydantic's error for each member of the union.
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return v
+    raise ValueError(f'must be a whole number of at least 1, or "auto" (got {v!r})')
+
+
+class RouterSpec(_Strict):
+    """`mode = "router"`: how many models may be loaded at once, and which at start."""
+
+    models_max: Annotated[int | Literal["auto"], BeforeValidator(_check_models_max)] = "auto"
+    idle_unload_s: int = Field(default=0, ge=0, le=10**7)  # 0 = never
+    preload: list[ModelId] = Field(default_factory=list)
+
+    @field_validator("preload")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        twice = sorted({i for i in v if v.count(i) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]!r} is listed twice")
+        return v
+
+
+class ModelPreset(_Strict):
+    """One model a router serves: its file in the model volume and its own flags."""
+
+    file: str
+    command_args: dict[ArgKey, ArgValue] = Field(default_factory=dict)
+
+    @field_validator("file")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        parts = v.split("/")
+        if not v or v.startswith("/") or ".." in parts or "" in parts or "\n" in v:
+            raise ValueError(
+                f"{v!r} must be a file name relative to the model volume (no '/' at the "
+                "start, no '..')"
+            )
+        return v
+
+
 class ServiceConfig(_Strict):
     enabled: bool = True
     kind: str = kinds.DEFAULT_KIND
@@ -278,6 +323,12 @@ class ServiceConfig(_Strict):
     cap_add: list[Capability] = Field(default_factory=list)
     # Free-form values for templates, e.g. `vars = { quant = "Q4_K_M" }` → `{{ quant }}`.
     vars: dict[str, Any] = Field(default_factory=dict)
+    # "single": one model (today's behaviour); "router": many models behind one endpoint,
+    # loaded on demand (kinds that support it: see `Kind.modes`).
+    mode: Literal["single", "router"] = "single"
+    router: RouterSpec = Field(default_factory=RouterSpec)
+    # Router mode: one preset per model id (without any, every GGUF in the volume is served).
+    models: dict[ModelId, ModelPreset] = Field(default_factory=dict)
 
     @field_validator("kind")
     @classmethod
@@ -464,7 +515,32 @@ class Problem:
 
 def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
     """What no single service can check alone: clashing ports and names, broken depends_on."""
-    return [*_port_clashes(cfg), *_name_clashes(cfg), *_dependency_problems(cfg)]
+    return [
+        *_port_clashes(cfg),
+        *_name_clashes(cfg),
+        *_dependency_problems(cfg),
+        *_mode_problems(cfg),
+    ]
+
+
+def _mode_problems(cfg: AirpodsConfig) -> list[Problem]:
+    """`mode` a kind does not offer, and what the kind finds wrong in its own mode's keys."""
+    problems: list[Problem] = []
+    for name, svc in cfg.services.items():
+        kind = kinds.get(svc.kind)
+        if svc.mode not in kind.modes:
+            offered = [k for k in kinds.names() if svc.mode in kinds.get(k).modes]
+            problems.append(Problem(
+                ("services", name, "mode"),
+                f"kind {svc.kind!r} has no {svc.mode!r} mode",
+                f"kinds with it: {', '.join(offered)}" if offered else None,
+            ))
+            continue
+        problems.extend(
+            Problem(("services", name, *path), message, hint)
+            for path, message, hint in kind.config_problems(svc)
+        )
+    return problems
 
 
 def _ips_overlap(a: str, b: str) -> bool:

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from airpods.engine.plan import Plan, Step
@@ -92,6 +93,35 @@ def check_names(plan: Plan, podman: Podman) -> None:
                 )
 
 
+def check_required_files(plan: Plan, podman: Podman) -> None:
+    """Fail before any change if a file a service needs is not in its volume (router presets)."""
+    from airpods import kinds
+    from airpods.models.store import model_volume
+
+    for spec in plan.specs:
+        required = kinds.get(spec.kind).required_files(spec)
+        if not required or not plan_creates(plan, spec.service):
+            continue
+        mounts = {m.target: m.source for m in spec.mounts}
+        missing: list[str] = []
+        for what, path in required:
+            volume, inside = model_volume(path, mounts)
+            if volume.startswith("/"):  # a bind mount of a host directory
+                present = Path(volume, inside).is_file()
+            else:
+                present = podman.volume_exists(volume) and (
+                    podman.volume_path(volume) / inside).is_file()
+            if not present:
+                missing.append(f"{what} ({inside} in {volume})")
+        if missing:
+            raise AirpodsError(
+                f"{spec.service}: missing {'; '.join(missing)}",
+                hint=f"copy it in with `airpods models add FILE --service {spec.service}` "
+                "(or `airpods models pull`), or fix services."
+                f"{spec.service}.models.<id>.file",
+            )
+
+
 def plan_creates(plan: Plan, service: str) -> bool:
     return any(s.action == "create" and s.target == service for s in plan.steps)
 
@@ -124,6 +154,7 @@ def apply_plan(
 ) -> list[Outcome]:
     check_ports(plan, actual)
     check_names(plan, podman)
+    check_required_files(plan, podman)
     pulls = plan.of("pull")
     for step in pulls:
         reporter.step(step)

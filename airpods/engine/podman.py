@@ -27,6 +27,7 @@ from airpods.spec import (
     LABEL_SECRETS,
     LABEL_SERVICE,
     Actual,
+    ConfigFile,
     ContainerSpec,
     SecretFile,
 )
@@ -390,13 +391,13 @@ class Podman:
                 for p in spec.ports
             ],
         )
-        for secret in spec.secret_files:
+        for secret in (*spec.secret_files, *spec.config_files):
             self.put_secret(secret)
         self.client.containers.create(**container_kwargs(spec))
 
     # -- secrets ---------------------------------------------------------------------------------
 
-    def put_secret(self, secret: SecretFile) -> None:
+    def put_secret(self, secret: SecretFile | ConfigFile) -> None:
         """Create the Podman secret anew with `secret.value` (Podman cannot update one)."""
         self.remove_secret(secret.name)
         self.client.secrets.create(secret.name, secret.value.encode())
@@ -515,7 +516,8 @@ def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
         "group_add": list(spec.group_add),
         # Mounted files (type=mount): unlike env, `podman inspect` does not show their content.
         "secrets": [
-            {"source": s.name, "target": s.target, "mode": 0o400} for s in spec.secret_files
+            {"source": s.name, "target": s.target, "mode": 0o400}
+            for s in (*spec.secret_files, *spec.config_files)
         ],
     }
     if spec.entrypoint:

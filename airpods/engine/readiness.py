@@ -10,7 +10,8 @@ States while waiting:
 - ``loading model``: HTTP 503 from a model server (llama-server says "Loading model"), or, for
   llama-server, /health is fine but the model is not listed in ``/v1/models`` yet.
 - ``ready``: the health path answered ``expected_status`` and the kind's extra check passed.
-- ``failed``: the container stopped while we waited (noticed within ``WATCH_EVERY_S``).
+- ``failed``: the container stopped while we waited (noticed within ``WATCH_EVERY_S``), or a
+  model the kind's check waits for (a router's preload) reports that it failed to load.
 - ``timeout``: ``health.timeout_s`` (or the ``timeout_s`` override) ran out.
 
 Polling is adaptive: polls start ~20 ms apart (measured start to start) and the gap grows by
@@ -128,6 +129,36 @@ def _model_listed(
     return False, f"waiting for {want_text} in {check.path} (listed: {listed})"
 
 
+def _models_loaded(
+    client: httpx.Client, health_url: str, check: ModelCheck, timeout: float | None
+) -> tuple[str, str]:
+    """A router's check: READY once every `check.model_ids` is loaded, FAILED if one failed."""
+    assert check.states is not None
+    url = str(httpx.URL(health_url).join(check.path))
+    headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
+    try:
+        resp = client.get(url, headers=headers, timeout=_timeout_arg(timeout))
+    except httpx.TransportError as exc:
+        return LOADING, f"{check.path}: {_transport_detail(exc, timeout)}"
+    if resp.status_code != 200:
+        return LOADING, f"{check.path}: HTTP {resp.status_code}: {_error_message(resp)}"
+    try:
+        states = check.states(resp.json())
+    except ValueError:
+        return LOADING, f"{check.path}: response is not JSON"
+    waiting = []
+    for model_id in check.model_ids:
+        state, detail = states.get(model_id, ("absent", ""))
+        if state == "failed":
+            return FAILED, f"model {model_id!r} failed to load" + (f" ({detail})" if detail else "")
+        if state != "loaded":
+            waiting.append(f"{model_id!r} ({state})")
+    if waiting:
+        return LOADING, f"waiting for {', '.join(waiting)} in {check.path}"
+    loaded = ", ".join(repr(m) for m in check.model_ids)
+    return READY, f"model {loaded} loaded" if loaded else f"{len(states)} models listed"
+
+
 # --------------------------------------------------------------------------------------------
 # One probe
 # --------------------------------------------------------------------------------------------
@@ -166,8 +197,14 @@ def _error_message(resp: httpx.Response) -> str:
     return text or resp.reason_phrase or f"HTTP {resp.status_code}"
 
 
-def _probe(spec: ContainerSpec, client: httpx.Client, timeout: float | None) -> tuple[str, str]:
-    """(state, detail) with state in ready / loading model / starting / unhealthy / unknown."""
+def _probe(
+    spec: ContainerSpec,
+    client: httpx.Client,
+    timeout: float | None,
+    check: ModelCheck | None = None,
+) -> tuple[str, str]:
+    """(state, detail) with state in ready / loading model / starting / unhealthy / unknown, or
+    failed (a model the check waits for failed to load). `check` replaces the kind's."""
     health = spec.health
     url = health.url if health is not None else None
     if health is None or url is None:
@@ -178,9 +215,11 @@ def _probe(spec: ContainerSpec, client: httpx.Client, timeout: float | None) -> 
         return STARTING, _transport_detail(exc, timeout)
     kind = kinds.get(spec.kind)
     if resp.status_code == health.expected_status:
-        check = kind.ready_check(spec)
+        check = kind.ready_check(spec) if check is None else check
         if check is None:
             return READY, f"HTTP {resp.status_code}"
+        if check.states is not None:
+            return _models_loaded(client, url, check, timeout)
         ok, detail = _model_listed(client, url, check, timeout)
         return (READY if ok else LOADING), detail
     if resp.status_code == 503:
@@ -207,7 +246,12 @@ def probe_once(
     with an unexpected status) | "unknown" (no health check or no published port).
     `timeout_s` is per request (None = the client's default).
     """
-    return _probe(spec, client, timeout_s)
+    return _for_status(_probe(spec, client, timeout_s))
+
+
+def _for_status(result: tuple[str, str]) -> tuple[str, str]:
+    # A model that failed to load: the service answers, but not as it should.
+    return (UNHEALTHY, result[1]) if result[0] == FAILED else result
 
 
 def probe_many(
@@ -226,7 +270,7 @@ def probe_many(
         ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="probe") as pool,
     ):
         futures = {s.service: pool.submit(_probe, s, client, timeout_s) for s in specs}
-        return {service: fut.result() for service, fut in futures.items()}
+        return {service: _for_status(fut.result()) for service, fut in futures.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,6 +334,7 @@ def wait_ready(
     sleep: Callable[[float], None] = time.sleep,
     client: httpx.Client | None = None,
     heartbeat_s: float | None = None,
+    check: ModelCheck | None = None,
 ) -> ReadinessResult:
     """Block until `spec`'s service is ready, its container stops, or the timeout runs out.
 
@@ -298,7 +343,9 @@ def wait_ready(
     - Calls `container_state()` before the first poll, then WATCH_EVERY_S after each answer
       (between polls, whatever the poll gap; a blocked health request delays it by at most
       MAX_REQUEST_TIMEOUT_S); once it reports not running, returns "failed" with the exit code.
-    - `timeout_s` overrides `spec.health.timeout_s`.
+    - `timeout_s` overrides `spec.health.timeout_s`; `check` the kind's ready_check (e.g. to
+      wait for one model a router was asked to load). A model the check reports failed ends
+      the wait at once ("failed").
     - `on_event` gets a ReadinessEvent on every state change, on the final state, and every
       `heartbeat_s` seconds if given (for elapsed-time progress lines).
     - Never raises for a slow or dead service; KeyboardInterrupt (and exceptions raised by the
@@ -327,9 +374,9 @@ def wait_ready(
             poll_start = clock()
             remaining = deadline - poll_start
             request_timeout = max(MIN_REQUEST_TIMEOUT_S, min(MAX_REQUEST_TIMEOUT_S, remaining))
-            state, detail = _probe(spec, http, request_timeout)
-            if state == READY:
-                return progress.finish(READY, detail)
+            state, detail = _probe(spec, http, request_timeout, check)
+            if state in (READY, FAILED):
+                return progress.finish(state, detail)
             if state in (UNHEALTHY, UNKNOWN):
                 state = STARTING
             progress.update(state, detail)

@@ -32,7 +32,7 @@ from airpods.errors import UsageError
 from airpods.export.names import MAPPING_NOTE, NameTable, dns_label, service_name
 from airpods.export.yamltext import dump_all
 from airpods.secrets import mask_argv
-from airpods.spec import ContainerSpec, SecretFile
+from airpods.spec import ConfigFile, ContainerSpec, SecretFile
 
 PART_OF = "airpods"
 DEFAULT_PVC_SIZE = "20Gi"
@@ -140,7 +140,8 @@ class _Secrets:
         return {"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": var}}}
 
     def add_files(
-        self, spec: ContainerSpec, directory: str, files: Sequence[SecretFile], index: int
+        self, spec: ContainerSpec, directory: str, files: Sequence[SecretFile | ConfigFile],
+        index: int,
     ) -> str:
         raw = files[0].name if len(files) == 1 else f"airpods-{spec.service}-secrets-{index}"
         name = self.names(raw)
@@ -261,7 +262,9 @@ class _Renderer:
                 volumes.append({"name": vol_name,
                                 "persistentVolumeClaim": {"claimName": vol_name}})
             mounts.append({"name": vol_name, "mountPath": m.target, "readOnly": m.mode == "ro"})
-        for index, (directory, files) in enumerate(_by_directory(spec.secret_files).items()):
+        for index, (directory, files) in enumerate(
+            _by_directory((*spec.secret_files, *spec.config_files)).items()
+        ):
             secret = self.secrets.add_files(spec, directory, files, index)
             # `optional` is set: Podman 4.3.1 dereferences it without a nil check.
             volumes.append({"name": secret, "secret": {"secretName": secret, "optional": False}})
@@ -369,8 +372,10 @@ class _Renderer:
         return docs
 
 
-def _by_directory(files: Sequence[SecretFile]) -> dict[str, list[SecretFile]]:
-    groups: dict[str, list[SecretFile]] = {}
+def _by_directory(
+    files: Sequence[SecretFile | ConfigFile],
+) -> dict[str, list[SecretFile | ConfigFile]]:
+    groups: dict[str, list[SecretFile | ConfigFile]] = {}
     for f in files:
         groups.setdefault(posixpath.dirname(f.target) or "/", []).append(f)
     return groups

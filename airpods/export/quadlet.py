@@ -143,7 +143,7 @@ class _Renderer:
                 c.append(("Secret", f"{name},type=env,target={key}"))
             else:
                 c.append(("Environment", quote_word(f"{key}={value}")))
-        for f in spec.secret_files:
+        for f in (*spec.secret_files, *spec.config_files):  # a config file travels the same way
             self.secrets.append(QuadletSecret(f.name, f.value, "mount", spec.service))
             c.append(("Secret", f"{f.name},type=mount,target={f.target}"))
         c += [("AddDevice", d) for d in spec.devices]

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airpods.config.schema import ServiceConfig
+    from airpods.host import HostFacts
+    from airpods.kinds.llama_router import Router
     from airpods.spec import ContainerSpec
 
 # Reads a resolved value of the service being wired, by key path relative to the service
@@ -17,11 +20,17 @@ _ABSENT = object()
 
 @dataclass(frozen=True)
 class ModelCheck:
-    """Ready only when GET `path` lists one of `model_ids` (any model when empty)."""
+    """Ready only when GET `path` lists one of `model_ids` (any model when empty).
+
+    With `states` (a router serving many models): `states(body of GET path)` gives
+    {id: (state, detail)} with state loaded / loading / unloaded / failed; ready once every one
+    of `model_ids` is loaded (none: the list answering is enough); a failed one ends the wait.
+    """
 
     path: str
     model_ids: tuple[str, ...]
     api_key: str | None
+    states: Callable[[Any], dict[str, tuple[str, str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class Kind:
     loading_on_503 = False
     # The template list this kind's enabled instances join (e.g. "openai_backends"), if any.
     backend_list: str | None = None
+    # The values its `mode` key may take ("router": many models behind one endpoint).
+    modes: tuple[str, ...] = ("single",)
 
     def defaults(self, service: str) -> dict[str, Any]:
         return instance_defaults(service)
@@ -89,9 +100,27 @@ class Kind:
         """This instance as an entry of `backend_list` (only called when that is set)."""
         raise NotImplementedError
 
+    def configure(self, spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
+        """What the kind renders from its own config keys (`mode`, `router`, `models`)."""
+        return spec
+
+    def config_problems(
+        self, svc: ServiceConfig
+    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+        """(key path within the service, message, hint) for what its mode cannot use."""
+        return []
+
     def finalize(self, spec: ContainerSpec) -> ContainerSpec:
         """The last word on a rendered spec (e.g. moving a key out of the environment)."""
         return spec
+
+    def required_files(self, spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
+        """(what, path inside the container) of files that must exist before it is created."""
+        return ()
+
+    def router(self, spec: ContainerSpec) -> Router | None:
+        """The model router's API when the service serves many models (router mode)."""
+        return None
 
 
 def service_url(service: str, read: Reader, scheme_path: str = "") -> str:

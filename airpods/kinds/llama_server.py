@@ -1,5 +1,8 @@
 """llama.cpp's llama-server: one GGUF model from the model volume, an OpenAI API at /v1.
 
+`mode = "router"` serves every model of the volume (or the `models` presets) from one endpoint,
+loading them on demand: airpods/kinds/llama_router.py.
+
 The API key rule, written once: `--api-key` (command_args.api_key) wins over the LLAMA_API_KEY
 variable, as in llama-server itself; either may hold several comma-separated keys, and clients
 (Open WebUI, readiness) use the first. At render time the key moves out of the environment and
@@ -12,9 +15,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from airpods.kinds import llama_router
 from airpods.kinds.base import Backend, Kind, ModelCheck, Reader, instance_defaults, service_url
 
 if TYPE_CHECKING:
+    from airpods.config.schema import ServiceConfig
+    from airpods.host import HostFacts
     from airpods.spec import ContainerSpec
 
 KEY_VARIABLE = "LLAMA_API_KEY"
@@ -30,6 +36,7 @@ IMAGES = {
     "vulkan": "ghcr.io/ggml-org/llama.cpp:server-vulkan",
 }
 MODEL_VOLUME = "airpods_llamacpp_models"
+_ROUTER = "(mode | default('single')) == 'router'"  # in a template, about the service itself
 
 
 class LlamaServer(Kind):
@@ -37,6 +44,7 @@ class LlamaServer(Kind):
     holds_models = True
     loading_on_503 = True
     backend_list = "openai_backends"
+    modes = ("single", "router")
 
     def defaults(self, service: str) -> dict[str, Any]:
         return {
@@ -52,8 +60,9 @@ class LlamaServer(Kind):
             "health": {"path": "/health", "expected_status": 200, "timeout_s": 900,
                        "interval_s": 1.0},
             "command_args": {
-                "model": "/models/{{ default_model }}",
-                "alias": "{{ default_model | replace('.gguf', '') }}",
+                # A router (mode = "router") serves many models and needs no default_model.
+                "model": f"{{{{ '' if {_ROUTER} else '/models/' ~ default_model }}}}",
+                "alias": f"{{{{ '' if {_ROUTER} else default_model | replace('.gguf', '') }}}}",
                 "ctx_size": 4096,
                 "host": "0.0.0.0",
                 "port": "{{ ports[0].container }}",
@@ -63,6 +72,8 @@ class LlamaServer(Kind):
         }
 
     def model_path(self, spec: ContainerSpec) -> str | None:
+        if llama_router.is_router(spec):  # many models: the first preset's file, if any
+            return next(iter(llama_router.preset_files(spec).values()), None)
         return option_value(spec.command, MODEL_FLAGS) or spec.env.get("LLAMA_ARG_MODEL")
 
     def context_size(self, spec: ContainerSpec) -> int | None:
@@ -75,6 +86,8 @@ class LlamaServer(Kind):
             return None
 
     def model_id(self, spec: ContainerSpec) -> str | None:
+        if llama_router.is_router(spec):
+            return None  # `status` lists its models instead
         return next(iter(expected_model_ids(spec)), None)
 
     def api_key(self, spec: ContainerSpec) -> str | None:
@@ -85,7 +98,28 @@ class LlamaServer(Kind):
                                      spec.env.get(KEY_VARIABLE))) or None
 
     def ready_check(self, spec: ContainerSpec) -> ModelCheck:
+        if llama_router.is_router(spec):
+            return ModelCheck("/models", llama_router.preload_ids(spec), self.api_key(spec),
+                              states=llama_router.load_states)
         return ModelCheck("/v1/models", expected_model_ids(spec), self.api_key(spec))
+
+    def configure(self, spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
+        return llama_router.configure(spec, svc, host)
+
+    def config_problems(
+        self, svc: ServiceConfig
+    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+        return llama_router.config_problems(svc)
+
+    def required_files(self, spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
+        """Router mode: each preset's file (a missing one would only fail at its first use)."""
+        return tuple((f"the file of model {model_id!r}", path)
+                     for model_id, path in llama_router.preset_files(spec).items())
+
+    def router(self, spec: ContainerSpec) -> llama_router.Router | None:
+        if not llama_router.is_router(spec) or not spec.ports:
+            return None
+        return llama_router.Router(spec, spec.ports[0].url, self.api_key(spec))
 
     def backend(self, service: str, read: Reader) -> Backend:
         flag = read(("command_args", "api_key"), None)

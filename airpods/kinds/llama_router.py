@@ -1,0 +1,360 @@
+"""llama-server's router mode: many GGUF models behind one endpoint, loaded on demand.
+
+The router (llama-server without `--model`) lists models from `--models-dir` (each GGUF by its
+file stem) and/or a preset INI (`--models-preset`), and runs each loaded model as a child
+llama-server; `--models-max` evicts the least recently used one. Checked against the binary
+built from the llama-cpp-python 0.3.36 source:
+
+- the router's own argv is merged over EVERY model's preset (its `--ctx-size` would beat a
+  preset's), so the router gets only what is its own (host, port, key, router flags) and the
+  service's other `command_args` go into the INI's `[*]` section, which presets override;
+- INI keys are flag names without dashes (`ctx-size`, `c`); one value a key (no repeats);
+  `load-on-startup = true` loads a model when the router starts (at most `--models-max` of
+  them, or the router refuses to start);
+- GET /models: `{"data": [{"id", "status": {"value": unloaded|loading|loaded|sleeping,
+  "args": [...], "failed": true, "exit_code": N}}]}`; POST /models/load and /models/unload
+  take `{"model": ID}`; a failed load leaves `value` "unloaded" with `failed`.
+
+Rendering is pure (no files, no Podman). The INI reaches the container as a mounted Podman
+secret (ConfigFile): written atomically by Podman, read-only, and its content is part of the
+config hash, so an edit recreates the container. HTTP (`Router`) imports httpx lazily.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airpods.config.schema import ServiceConfig
+    from airpods.host import HostFacts
+    from airpods.spec import ContainerSpec
+
+PRESET_TARGET = "/run/secrets/models-preset.ini"
+DEFAULT_MODELS_DIR = "/models"
+MODEL_FLAGS = ("--model", "-m")
+ALIAS_FLAGS = ("--alias", "-a")
+# Flags that stay on the router's own command line; everything else goes to `[*]`.
+ROUTER_FLAGS = frozenset({
+    "--host", "--port", "--api-key", "--api-key-file", "--models-dir", "--models-preset",
+    "--models-max", "--models-autoload", "--no-models-autoload", "--sleep-idle-seconds",
+})
+STATES = ("loaded", "loading", "unloaded", "failed")
+Path = tuple[str | int, ...]
+
+
+# --- config checks ------------------------------------------------------------------------------
+
+
+def ini_value_problem(value: Any) -> str | None:
+    """Why `value` cannot be written as one INI value, or None."""
+    if isinstance(value, list):
+        return "a list cannot go into the preset INI (one value per key); give one value"
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        return "a value in the preset INI cannot span lines"
+    if text != text.strip():
+        return "a value in the preset INI cannot start or end with spaces"
+    if any(f"{ws}{ch}" in text for ws in " \t" for ch in "#;"):
+        return "' #' or ' ;' would start a comment in the preset INI"
+    return None
+
+
+def config_problems(svc: ServiceConfig) -> list[tuple[Path, str, str | None]]:
+    """What router mode cannot use: (key path in the service, message, hint)."""
+    if svc.mode != "router":
+        return []
+    from airpods.render import flag_name
+
+    problems: list[tuple[Path, str, str | None]] = []
+    tables: list[tuple[Path, Mapping[str, Any]]] = [(("command_args",), svc.command_args)]
+    tables += [(("models", mid, "command_args"), m.command_args) for mid, m in svc.models.items()]
+    for path, args in tables:
+        for key, value in args.items():
+            if path == ("command_args",) and flag_name(key) in ROUTER_FLAGS:
+                continue  # on the router's own argv, where lists are fine
+            problem = ini_value_problem(value)
+            if problem:
+                problems.append(((*path, key), problem, None))
+    preload = svc.router.preload
+    if svc.models:
+        known = list(svc.models)
+        for i, model_id in enumerate(preload):
+            if model_id not in known:
+                problems.append(((("router", "preload", i)), f"unknown model {model_id!r}",
+                                 f"models with a [models.ID] table: {', '.join(known)}"))
+    limit = svc.router.models_max
+    if isinstance(limit, int) and len(preload) > limit:
+        problems.append((("router", "preload"),
+                         f"{len(preload)} models to preload but models_max = {limit}",
+                         "preload at most models_max models, or raise models_max"))
+    return problems
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def models_dir(svc: ServiceConfig) -> str:
+    """Where the model volume is mounted: the `models` volume, else where `--model` points."""
+    volume = svc.volumes.get("models")
+    if volume is not None:
+        return volume.target.rstrip("/") or "/"
+    for key in ("model", "m"):
+        model = svc.command_args.get(key)
+        if isinstance(model, str) and "/" in model:
+            return posixpath.dirname(model) or "/"
+    return DEFAULT_MODELS_DIR
+
+
+def ini_key(key: str) -> str:
+    """`ctx_size` -> `ctx-size` (the long flag without dashes, as llama-server's INI reads)."""
+    from airpods.render import flag_name
+
+    return flag_name(key).lstrip("-")
+
+
+def ini_lines(args: Mapping[str, Any]) -> list[str]:
+    """`key = value` lines under the flag rules: true -> "true", false/None omitted."""
+    lines = []
+    for key, value in args.items():
+        if value is False or value is None:
+            continue
+        lines.append(f"{ini_key(key)} = {'true' if value is True else value}")
+    return lines
+
+
+def _global_args(svc: ServiceConfig) -> dict[str, Any]:
+    """The service's own command_args for `[*]`: without model, alias and router flags."""
+    from airpods.render import flag_name
+
+    dropped = ROUTER_FLAGS | set(MODEL_FLAGS) | set(ALIAS_FLAGS)
+    return {k: v for k, v in svc.command_args.items() if flag_name(k) not in dropped}
+
+
+def render_ini(svc: ServiceConfig, directory: str) -> str:
+    """The preset INI: `[*]`, then one section per model (and per preloaded file stem)."""
+    out = ["; written by airpods from its config: edit the TOML, not this file", "[*]"]
+    out += ini_lines(_global_args(svc))
+    preload = set(svc.router.preload)
+    for model_id, preset in svc.models.items():
+        out += ["", f"[{model_id}]", f"model = {posixpath.join(directory, preset.file)}"]
+        out += ini_lines(preset.command_args)
+        if model_id in preload:
+            out.append("load-on-startup = true")
+    if not svc.models:  # --models-dir names each file by its stem: mark the preloaded ones
+        for model_id in svc.router.preload:
+            out += ["", f"[{model_id}]", "load-on-startup = true"]
+    return "\n".join(out) + "\n"
+
+
+def auto_models_max(svc: ServiceConfig, host: HostFacts) -> tuple[int, str]:
+    """`models_max = "auto"`: (value, why).
+
+    The memory estimate needs each model's GGUF header, which lives in the model volume: not
+    readable while rendering (pure, no Podman). Until an estimate is wired in, "auto" is 1.
+    """
+    preload = len(svc.router.preload)
+    if preload > 1:
+        return preload, f"auto = {preload}: no memory estimate available; {preload} preloaded"
+    return 1, "auto = 1: no memory estimate available"
+
+
+def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
+    """Router mode: the router's argv and the preset INI; single mode: `spec` unchanged."""
+    if svc.mode != "router":
+        return spec
+    from airpods.render import flag_name, render_args
+    from airpods.spec import ConfigFile
+
+    directory = models_dir(svc)
+    own = {k: v for k, v in svc.command_args.items() if flag_name(k) in ROUTER_FLAGS}
+    argv = render_args(own)
+    if not svc.models:
+        argv += ["--models-dir", directory]
+    argv += ["--models-preset", PRESET_TARGET]
+    notes = list(spec.notes)
+    limit = svc.router.models_max
+    if limit == "auto":
+        limit, why = auto_models_max(svc, host)
+        notes.append(f"{spec.service}: router models_max: {why}")
+    argv += ["--models-max", str(limit)]
+    if svc.router.idle_unload_s > 0:
+        argv += ["--sleep-idle-seconds", str(svc.router.idle_unload_s)]
+    preset = ConfigFile(
+        name=f"airpods-{spec.service}-models-preset",
+        target=PRESET_TARGET,
+        value=render_ini(svc, directory),
+    )
+    return replace(
+        spec,
+        command=tuple(argv),
+        config_files=(*spec.config_files, preset),
+        notes=tuple(notes),
+    )
+
+
+# --- reading a rendered spec ---------------------------------------------------------------------
+
+
+def is_router(spec: ContainerSpec) -> bool:
+    return any(f.target == PRESET_TARGET for f in spec.config_files)
+
+
+def parse_ini(text: str) -> dict[str, dict[str, str]]:
+    """Sections of an INI that `render_ini` wrote: {section: {key: value}}."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith((";", "#")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1].strip(), {})
+        elif "=" in line and current is not None:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    return sections
+
+
+def presets(spec: ContainerSpec) -> dict[str, dict[str, str]]:
+    """The spec's preset INI sections, `[*]` included ({} when not a router)."""
+    for f in spec.config_files:
+        if f.target == PRESET_TARGET:
+            return parse_ini(f.value)
+    return {}
+
+
+def preload_ids(spec: ContainerSpec) -> tuple[str, ...]:
+    return tuple(
+        name for name, keys in presets(spec).items()
+        if name != "*" and keys.get("load-on-startup") == "true"
+    )
+
+
+def preset_files(spec: ContainerSpec) -> dict[str, str]:
+    """{model id: its model path inside the container} for the presets that name a file."""
+    return {name: keys["model"] for name, keys in presets(spec).items()
+            if name != "*" and "model" in keys}
+
+
+def spec_models_dir(spec: ContainerSpec) -> str:
+    from airpods.kinds.llama_server import option_value
+
+    directory = option_value(spec.command, ("--models-dir",))
+    if directory:
+        return directory
+    files = list(preset_files(spec).values())
+    return posixpath.dirname(files[0]) if files else DEFAULT_MODELS_DIR
+
+
+# --- the router's API ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouterModel:
+    id: str
+    state: str  # loaded | loading | unloaded | failed
+    file: str  # relative to the models dir when it lies there, else the router's path
+    args: tuple[str, ...]
+    exit_code: int | None = None
+    raw: str = ""  # the router's own status value (e.g. "sleeping")
+
+
+def _arg(args: list[Any], names: tuple[str, ...]) -> str:
+    for i, item in enumerate(args):
+        if item in names and i + 1 < len(args):
+            return str(args[i + 1])
+    return ""
+
+
+def parse_models(payload: Any, directory: str = DEFAULT_MODELS_DIR) -> list[RouterModel]:
+    """GET /models's body -> RouterModel per listed model (anything unexpected is skipped)."""
+    out: list[RouterModel] = []
+    data = payload.get("data") if isinstance(payload, dict) else None
+    prefix = directory.rstrip("/") + "/"
+    for entry in data if isinstance(data, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+        raw = str(status.get("value", ""))
+        args = status.get("args") if isinstance(status.get("args"), list) else []
+        code = status.get("exit_code")
+        failed = bool(status.get("failed")) or (raw == "unloaded" and code not in (None, 0))
+        state = "failed" if failed else {
+            "loaded": "loaded", "sleeping": "unloaded", "loading": "loading",
+            "downloading": "loading",
+        }.get(raw, "unloaded")
+        path = _arg(args, MODEL_FLAGS)
+        out.append(RouterModel(
+            id=entry["id"], state=state, file=path.removeprefix(prefix), args=tuple(args),
+            exit_code=code if isinstance(code, int) else None, raw=raw,
+        ))
+    return out
+
+
+def load_states(payload: Any) -> dict[str, tuple[str, str]]:
+    """For readiness: {id: (loaded | loading | unloaded | failed, detail)}.
+
+    A sleeping model has loaded (it unloads its weights when idle and wakes on a request).
+    """
+    out = {}
+    for m in parse_models(payload):
+        state = "loaded" if m.raw == "sleeping" else m.state
+        detail = f"exit code {m.exit_code}" if state == "failed" and m.exit_code else ""
+        out[m.id] = (state, detail)
+    return out
+
+
+class Router:
+    """A running router's API: list, load and unload models, with the service's key."""
+
+    def __init__(self, spec: ContainerSpec, base_url: str, api_key: str | None) -> None:
+        self.spec = spec
+        self.service = spec.service
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.directory = spec_models_dir(spec)
+
+    def _request(self, method: str, path: str, body: Any = None, timeout_s: float = 5.0) -> Any:
+        import httpx
+
+        from airpods.errors import AirpodsError
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        url = self.base_url + path
+        try:
+            # trust_env=False: a proxy in the environment must not capture 127.0.0.1.
+            with httpx.Client(trust_env=False, timeout=timeout_s) as client:
+                resp = client.request(method, url, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise AirpodsError(
+                f"{self.service}: its router does not answer at {url} ({type(exc).__name__})",
+                hint=f"is it running? airpods status {self.service}",
+            ) from None
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if resp.status_code != 200:
+            message = _error_text(data) or f"HTTP {resp.status_code}"
+            raise AirpodsError(f"{self.service}: {method} {path}: {message}")
+        return data
+
+    def models(self, timeout_s: float = 5.0) -> list[RouterModel]:
+        return parse_models(self._request("GET", "/models", timeout_s=timeout_s), self.directory)
+
+    def load(self, model_id: str) -> None:
+        self._request("POST", "/models/load", {"model": model_id})
+
+    def unload(self, model_id: str) -> None:
+        self._request("POST", "/models/unload", {"model": model_id})
+
+
+def _error_text(data: Any) -> str:
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"]
+    return ""
