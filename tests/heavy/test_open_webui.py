@@ -209,8 +209,11 @@ def _airpods(args: list[str], env: dict[str, str]) -> str:
     return res.stdout
 
 
-def rendered_open_webui_env(tmp: Path, llama_key: str, secret_key: str) -> dict[str, str]:
-    """The env `airpods start open-webui --dry-run --json` renders, secrets unmasked."""
+def rendered_open_webui_env(
+    tmp: Path, llama_key: str, secret_key: str, extra_toml: str = ""
+) -> tuple[dict[str, str], dict[str, dict]]:
+    """The env `airpods start open-webui --dry-run --json` renders, secrets unmasked, and every
+    service's dry-run entry."""
     xdg = {
         k: str(tmp / "xdg" / k.lower())
         for k in (
@@ -228,22 +231,24 @@ def rendered_open_webui_env(tmp: Path, llama_key: str, secret_key: str) -> dict[
     cfg.write_text(
         "[services.llamacpp]\n"
         'default_model = "tiny.gguf"\n'
-        "[services.llamacpp.env]\n"
+        + extra_toml
+        + "[services.llamacpp.env]\n"
         f'LLAMA_API_KEY = "{llama_key}"\n'
         "[services.open-webui.env]\n"
         f'WEBUI_SECRET_KEY = "{secret_key}"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRPODS_", "XDG_"))}
     env.update(xdg)
-    plan = json.loads(_airpods(["start", "open-webui", "--dry-run", "--json"], env))
-    (svc,) = [s for s in plan["services"] if s["service"] == "open-webui"]
+    plan = json.loads(_airpods(["start", "--dry-run", "--json"], env))
+    services = {s["service"]: s for s in plan["services"]}
+    svc = services["open-webui"]
     rendered = dict(svc["env"])
     for name, value in rendered.items():
         if value == "****":
             rendered[name] = _airpods(
                 ["config", "get", f"services.open-webui.env.{name}"], env
             ).strip()
-    return rendered
+    return rendered, services
 
 
 # --------------------------------------------------------------------------- the test
@@ -256,7 +261,7 @@ def test_open_webui_lists_and_relays_to_llama_server(tmp_path: Path) -> None:
     llama_key = "llama-" + secrets.token_urlsafe(16)
     secret_key = secrets.token_urlsafe(32)
 
-    rendered = rendered_open_webui_env(tmp_path, llama_key, secret_key)
+    rendered, _ = rendered_open_webui_env(tmp_path, llama_key, secret_key)
     # What airpods wires: one llama-server by its network alias, its key, and the rest.
     assert rendered["OPENAI_API_BASE_URLS"] == "http://llamacpp:8080/v1"
     assert rendered["OPENAI_API_KEYS"] == llama_key
@@ -265,29 +270,26 @@ def test_open_webui_lists_and_relays_to_llama_server(tmp_path: Path) -> None:
     assert rendered["ENABLE_OLLAMA_API"] == "False"
     assert rendered["ENABLE_PERSISTENT_CONFIG"] == "False"
 
-    llama_port, webui_port = free_port(), free_port()
+    llama_port = free_port()
+    llama_argv = [
+        str(binary), "--model", str(model), "--alias", "tiny", "--host", "127.0.0.1",
+        "--port", str(llama_port), "--api-key", llama_key, "--threads", "1", "-c", "512",
+    ]
+    _chat_through_open_webui(venv, tmp_path, rendered, secret_key, llama_argv, llama_port,
+                             ["tiny"])
+
+
+def _chat_through_open_webui(
+    venv: Path, tmp_path: Path, rendered: dict[str, str], secret_key: str,
+    llama_argv: list[str], llama_port: int, model_ids: list[str],
+) -> None:
+    """Run llama-server and Open WebUI with the rendered env; each model must be listed and
+    answer a chat relayed by Open WebUI."""
+    webui_port = free_port()
     while webui_port == llama_port:
         webui_port = free_port()
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-
     llama_log = tmp_path / "llama-server.log"
-    llama_argv = [
-        str(binary),
-        "--model",
-        str(model),
-        "--alias",
-        "tiny",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(llama_port),
-        "--api-key",
-        llama_key,
-        "--threads",
-        "1",
-        "-c",
-        "512",
-    ]
     home = tmp_path / "home"
     home.mkdir()
     webui_env = {
@@ -342,24 +344,60 @@ def test_open_webui_lists_and_relays_to_llama_server(tmp_path: Path) -> None:
                 r = client.get("/api/models")
                 assert r.status_code == 200, r.text
                 models = {m["id"]: m for m in r.json()["data"]}
-                assert "tiny" in models, f"{list(models)}\n{webui_log.read_text()[-3000:]}"
-                assert models["tiny"].get("owned_by") == "openai"
+                for model_id in model_ids:
+                    assert model_id in models, (
+                        f"{list(models)}\n{webui_log.read_text()[-3000:]}")
+                    assert models[model_id].get("owned_by") == "openai"
+                for model_id in model_ids:
+                    _chat(client, model_id)
 
-                r = client.post(
-                    "/api/chat/completions",
-                    json={
-                        "model": "tiny",
-                        "messages": [{"role": "user", "content": "Say hi"}],
-                        "max_tokens": 8,
-                        "stream": False,
-                    },
-                )
-                assert r.status_code == 200, r.text
-                body = r.json()
-                choice = body["choices"][0]
-                assert choice["message"]["role"] == "assistant"
-                assert isinstance(choice["message"]["content"], str)
-                assert choice["finish_reason"] in ("length", "stop")
-                assert body["model"] == "tiny"
-                # llama-server's own fields: the answer really came from it.
-                assert "timings" in body and body["usage"]["completion_tokens"] > 0
+
+def _chat(client: httpx.Client, model_id: str) -> None:
+    """A chat relayed by Open WebUI: the answer must come from llama-server itself."""
+    r = client.post(
+        "/api/chat/completions",
+        json={
+            "model": model_id,
+            "messages": [{"role": "user", "content": "Say hi"}],
+            "max_tokens": 8,
+            "stream": False,
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    choice = body["choices"][0]
+    assert choice["message"]["role"] == "assistant"
+    assert isinstance(choice["message"]["content"], str)
+    assert choice["finish_reason"] in ("length", "stop")
+    assert body["model"] == model_id
+    # llama-server's own fields: the answer really came from it.
+    assert "timings" in body and body["usage"]["completion_tokens"] > 0
+
+
+def test_open_webui_lists_and_chats_with_every_model_of_a_router(tmp_path: Path) -> None:
+    """Router mode: the argv airpods renders (`mode = "router"`, no presets: every GGUF in the
+    volume), run on the host with the volume's path swapped in; Open WebUI lists both models
+    and chats with each, the router loading (and, with models_max = 1, evicting) them."""
+    venv = ensure_open_webui_venv()
+    binary = _llama_server_binary()
+    models_dir = tmp_path / "models"
+    write_tiny_model(models_dir, "alpha.gguf")
+    write_tiny_model(models_dir, "beta.gguf")
+    llama_key = "llama-" + secrets.token_urlsafe(16)
+    secret_key = secrets.token_urlsafe(32)
+    router = 'mode = "router"\n[services.llamacpp.router]\nmodels_max = 1\n'
+    rendered, services = rendered_open_webui_env(tmp_path, llama_key, secret_key, router)
+    assert rendered["OPENAI_API_BASE_URLS"] == "http://llamacpp:8080/v1"  # no wiring change
+    assert rendered["OPENAI_API_KEYS"] == llama_key
+
+    argv = list(services["llamacpp"]["command"])
+    assert "--models-dir" in argv and "--model" not in argv, argv
+    assert argv[argv.index("--models-max") + 1] == "1"
+    key_file = tmp_path / "llama-api-key"
+    key_file.write_text(llama_key + "\n")
+    llama_port = free_port()
+    swap = {"/models": str(models_dir), "/run/secrets/llama-api-key": str(key_file),
+            "0.0.0.0": "127.0.0.1", "8080": str(llama_port)}
+    llama_argv = [str(binary), *(swap.get(a, a) for a in argv)]
+    _chat_through_open_webui(venv, tmp_path, rendered, secret_key, llama_argv, llama_port,
+                             ["alpha", "beta"])
