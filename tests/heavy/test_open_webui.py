@@ -398,6 +398,10 @@ def test_open_webui_lists_and_chats_with_every_model_of_a_router(tmp_path: Path)
     llama_port = free_port()
     swap = {"/models": str(models_dir), "/run/secrets/llama-api-key": str(key_file),
             "0.0.0.0": "127.0.0.1", "8080": str(llama_port)}
+    for index, file in enumerate(services["llamacpp"].get("files", [])):  # the preset INI
+        host_file = tmp_path / f"file-{index}"
+        host_file.write_text(file["content"])
+        swap[file["target"]] = str(host_file)
     llama_argv = [str(binary), *(swap.get(a, a) for a in argv)]
     _chat_through_open_webui(venv, tmp_path, rendered, secret_key, llama_argv, llama_port,
                              ["alpha", "beta"])
