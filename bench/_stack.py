@@ -208,7 +208,8 @@ def wait_http(client, url: str, *, ok: Callable[[object], bool] | None = None,
         time.sleep(every_s)
 
 
-def run_checked(argv: Sequence[str], env: dict[str, str]) -> None:
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+def run_checked(argv: Sequence[str], env: dict[str, str], stdin: str | None = None) -> None:
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                          input=stdin)
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}\n{proc.stderr[-2000:]}")

@@ -35,20 +35,33 @@ GOAL_S = 0.4
 FLOOR = "floor: podman CLI (local) create+run+/health"
 REMOTE = "floor: podman --remote create+run+/health"
 AIRPODS = "airpods start llamacpp"
+FLOOR_SECRET = "bench-floor-key"
 
 
-def floor_commands(st: BenchStack, key: str, pod: str, ctr: str, port: int) -> list[list[str]]:
-    """The podman commands airpods' dry-run prints, with our names, port and the real key."""
+Command = tuple[list[str], "str | None"]  # podman arguments, and what goes to its stdin
+
+
+def floor_commands(st: BenchStack, key: str, pod: str, ctr: str, port: int) -> list[Command]:
+    """The podman commands airpods' dry-run prints, with our names, port and the real key.
+
+    The API key goes in as airpods does it: a Podman secret (created from stdin, as the dry-run
+    prints it) mounted into the container, so the floor does the same work.
+    """
     spec = st.dry_run("llamacpp")
+    secret = f"airpods-{spec['service']}-llama-api-key"
     subst = {
         spec["pod"]: pod,
         spec["container"]: ctr,
         f"127.0.0.1:{st.port}:8080": f"127.0.0.1:{port}:8080",
-        "LLAMA_API_KEY=****": f"LLAMA_API_KEY={key}",
     }
-    cmds, seen = [], set()
+    cmds: list[Command] = []
+    seen: set[str] = set()
     for line in spec["podman"]:
         words = shlex.split(line)
+        if words[:2] == ["printf", "%s"]:  # printf %s "$KEY" | podman secret create NAME -
+            assert words[3:] == ["|", "podman", "secret", "create", secret, "-"], line
+            cmds.append((["secret", "create", FLOOR_SECRET, "-"], key))
+            continue
         assert words[0] == "podman", line
         out = []
         for w in words[1:]:
@@ -56,8 +69,8 @@ def floor_commands(st: BenchStack, key: str, pod: str, ctr: str, port: int) -> l
                 seen.add(w)
                 out.append(subst[w])
             else:
-                out.append(w)
-        cmds.append(out)
+                out.append(w.replace(f"{secret},", f"{FLOOR_SECRET},"))
+        cmds.append((out, None))
     missing = set(subst) - seen
     if missing:
         raise RuntimeError(f"dry-run commands lack {missing}: {spec['podman']}")
@@ -76,15 +89,16 @@ def main() -> None:
         health = f"http://127.0.0.1:{port}/health"
         env = st.cli_env
         print("floor commands (podman GLOBAL-FLAGS ...):")
-        for c in cmds:
-            print("  $ podman " + shlex.join(c).replace(key, "****"))
+        for c, stdin in cmds:
+            print("  $ podman " + shlex.join(c) + (" < KEY" if stdin else ""))
 
         def floor(argv_of) -> float:
             t0 = time.perf_counter()
-            for c in cmds:
-                run_checked(argv_of(*c), env)
+            for c, stdin in cmds:
+                run_checked(argv_of(*c), env, stdin)
             t1 = wait_http(http, health, every_s=0.01)
             run_checked(st.podman_cli("pod", "rm", "-f", "-t", "0", pod), env)  # not timed
+            run_checked(st.podman_cli("secret", "rm", FLOOR_SECRET), env)  # not timed
             return t1 - t0
 
         def airpods() -> float:

@@ -11,6 +11,7 @@ from airpods.cli.context import connect, resolve, resolve_and_keep_secrets
 
 if TYPE_CHECKING:
     from airpods.resolved import Resolved
+    from airpods.spec import ContainerSpec
 
 
 @click.command()
@@ -79,15 +80,19 @@ def start(
     from airpods.cli.pull_progress import PullProgress
     from airpods.models.services import prepare_models, record_usage
 
-    prepare_models(resolved, specs, podman, config_path=app.config_path, offline=offline,
-                   note=reporter.note, progress=PullProgress())
+    def fetch_models(creating: list[ContainerSpec]) -> None:
+        # Only what the plan (re)creates: a service left running as it is costs nothing.
+        prepare_models(resolved, creating, podman, config_path=app.config_path,
+                       offline=offline, note=reporter.note, progress=PullProgress())
+
     with lifecycle.locked(podman, reporter):
         if store.pending:
             # New keys are decided under the lock: a concurrent first start (or `config get`)
             # may have saved some.
             resolved = resolve_and_keep_secrets(app, cpu=cpu)
             specs = [resolved.specs[n] for n in names]
-        outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait)
+        outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait,
+                                   before_create=fetch_models)
     record_usage(resolved, [o.service for o in outcomes if o.changed], "start")
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from airpods.engine.apply import Outcome, Reporter, apply_plan, pull_images
+from airpods.engine.apply import Outcome, Reporter, apply_plan, plan_creates, pull_images
 from airpods.engine.lock import lock_path, state_lock
 from airpods.engine.plan import Plan, Step, make_plan
 from airpods.engine.podman import Podman
@@ -47,9 +47,17 @@ def start(
     reporter: Reporter,
     *,
     wait: bool = True,
+    before_create: Callable[[list[ContainerSpec]], None] | None = None,
 ) -> list[Outcome]:
-    """Converge `specs` and wait for readiness. Call inside `locked()`."""
+    """Converge `specs` and wait for readiness. Call inside `locked()`.
+
+    `before_create` gets the specs the plan (re)creates, before anything changes (the models
+    they need are fetched there); a service left running as it is costs nothing.
+    """
     plan, actual = current_plan(podman, specs, wait=wait)
+    creating = [spec for spec in plan.specs if plan_creates(plan, spec.service)]
+    if before_create is not None and creating:
+        before_create(creating)
     return apply_plan(
         plan,
         podman,

@@ -177,17 +177,12 @@ def prepare_models(
     note: Callable[[str], None],
     progress: Any = None,
 ) -> None:
-    """Before `start`: pull each missing model that has a source, warn about models that will
-    not fit. With `offline`, a missing model is an error saying what to run.
-
-    A service already running with this very configuration is skipped: `start` leaves it alone.
+    """Before `start` (re)creates `specs`: pull each missing model that has a source, warn about
+    models that will not fit. With `offline`, a missing model is an error saying what to run.
     """
-    actual = podman.managed()
     for spec in specs:
         served = served_model(spec)
-        current = actual.get(spec.service)
-        if served is None or (current is not None and current.state == "running"
-                              and current.config_hash == spec.config_hash):
+        if served is None:
             continue
         volume, name = served
         directory = volume_dir(podman, volume)
