@@ -1,7 +1,7 @@
 """Router mode, the pure parts: the TOML -> router argv + preset INI, validation, /models parsing.
 
 The behaviour of the real router (loading, eviction, preload, failures) is asserted in
-tests/integration/test_router.py against the real llama-server.
+tests/integration/test_router_podman.py against the real llama-server.
 """
 
 from __future__ import annotations
