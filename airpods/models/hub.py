@@ -15,6 +15,7 @@ tenacity, each retry resuming where the last one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -430,7 +431,7 @@ def _stream(client: Any, remote: RemoteFile, part: _Partial, hasher: Any,
             hasher = new_hasher(remote)
             progress.begin(part.dest.name, remote.size, 0)
         first = part.size == 0
-        background = _BackgroundHash(hasher)
+        background = _BackgroundHash(hasher, part.fd)
         try:
             for chunk in resp.iter_raw():
                 if first:
@@ -449,15 +450,18 @@ def _stream(client: Any, remote: RemoteFile, part: _Partial, hasher: Any,
 class _BackgroundHash:
     """sha256 on a second thread, fed 1 MiB at a time: hashlib releases the GIL while it
     hashes, so hashing overlaps receiving and writing (per 64 KiB chunk, the hand-off cost
-    more than it saved)."""
+    more than it saved). The same thread flushes what is written to disk every SYNC_EVERY
+    bytes, so the fsync before the rename waits for the tail only, not the whole file."""
 
     BATCH = 1 << 20
+    SYNC_EVERY = 64 << 20
 
-    def __init__(self, hasher: Any) -> None:
+    def __init__(self, hasher: Any, fd: int) -> None:
         import queue
         import threading
 
         self.hasher = hasher
+        self.fd = fd
         self.queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.pending: list[bytes] = []
         self.size = 0
@@ -465,8 +469,14 @@ class _BackgroundHash:
         self.thread.start()
 
     def _run(self) -> None:
+        unsynced = 0
         while (data := self.queue.get()) is not None:
             self.hasher.update(data)
+            unsynced += len(data)
+            if unsynced >= self.SYNC_EVERY:
+                unsynced = 0
+                with contextlib.suppress(OSError):  # only an early start: finish() fsyncs
+                    os.fdatasync(self.fd)
 
     def update(self, chunk: bytes) -> None:
         self.pending.append(chunk)
@@ -573,9 +583,26 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+SOCKET_READ_BYTES = 1 << 20
+
+
+def _bigger_socket_reads() -> None:
+    """httpcore reads 64 KiB per socket read: a multi-GB body then costs tens of thousands of
+    trips through h11 and Python. 1 MiB reads about double the throughput on loopback
+    (bench/bench_pull.py). A class constant of httpcore's, so set where it exists; a
+    version without it keeps its own reads."""
+    try:
+        from httpcore._sync.http11 import HTTP11Connection
+    except ImportError:
+        return
+    if getattr(HTTP11Connection, "READ_NUM_BYTES", SOCKET_READ_BYTES) < SOCKET_READ_BYTES:
+        HTTP11Connection.READ_NUM_BYTES = SOCKET_READ_BYTES
+
+
 def http_client() -> Any:
     import httpx
 
+    _bigger_socket_reads()
     return httpx.Client(
         follow_redirects=True,
         timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
