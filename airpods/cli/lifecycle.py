@@ -162,10 +162,11 @@ def stop(
             f"Delete volumes {', '.join(volumes)}? Their data cannot be recovered", abort=True,
             err=True,
         )
-    stopped = lifecycle.stop(podman, resolved, names, ConsoleReporter(console), timeout_s=timeout)
-    from airpods.models.services import record_usage
+    from airpods.models.services import record_usage, served_tokens
 
-    record_usage(resolved, stopped, "stop")
+    tokens = served_tokens(resolved, names)  # before the servers go, with their counters
+    stopped = lifecycle.stop(podman, resolved, names, ConsoleReporter(console), timeout_s=timeout)
+    record_usage(resolved, stopped, "stop", tokens)
     for volume in volumes:
         if podman.volume_exists(volume):
             podman.remove_volume(volume)

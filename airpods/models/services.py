@@ -226,13 +226,42 @@ def warn_if_too_big(spec: ContainerSpec, host: HostFacts, directory: Path, name:
     return est
 
 
-def record_usage(resolved: Resolved, names: Iterable[str], event: str) -> None:
-    """Note in the usage database that these services started or stopped their models."""
+def record_usage(resolved: Resolved, names: Iterable[str], event: str,
+                 tokens: dict[str, tuple[int, int]] | None = None) -> None:
+    """Note in the usage database that these services started or stopped their models (with
+    the tokens each had served, where known)."""
     from airpods.models.usage import UsageDB
 
     found = uses(resolved, names)
     if found:
-        UsageDB().record(event, found)
+        UsageDB().record(event, found, tokens=tokens)
+
+
+def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """service -> (prompt, generated) tokens its llama-server has served, read from `/metrics`
+    just before it stops. Only servers started with `--metrics`; one that does not answer
+    within a second is skipped: a stop is never held up by bookkeeping."""
+    import httpx
+
+    from airpods import kinds
+    from airpods.models.usage import parse_metrics
+
+    found: dict[str, tuple[int, int]] = {}
+    for name in names:
+        spec = resolved.specs.get(name)
+        if spec is None or "--metrics" not in spec.command or not spec.ports:
+            continue
+        key = kinds.get(spec.kind).api_key(spec)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            resp = httpx.get(f"{spec.ports[0].url}/metrics", headers=headers, timeout=1.0,
+                             trust_env=False)
+        except httpx.HTTPError:
+            continue
+        counts = parse_metrics(resp.text) if resp.status_code == 200 else None
+        if counts is not None:
+            found[name] = counts
+    return found
 
 
 def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec]) -> list[str]:

@@ -420,3 +420,26 @@ def test_remove_volumes_never_deletes_a_volume_airpods_did_not_create(stack: Sta
     assert stopped.returncode == 0, stopped.stderr
     assert "keeping volume someone_elses_data: airpods did not create it" in stopped.stderr
     assert stack.podman("volume", "exists", "someone_elses_data").returncode == 0
+
+
+def test_stop_records_the_tokens_a_server_served(stack: Stack) -> None:
+    """With `metrics = true`, `stop` reads llama-server's counters into the usage database."""
+    from openai import OpenAI
+
+    from airpods.models.usage import UsageDB
+
+    text = stack.config.read_text().replace(
+        "[services.llamacpp.command_args]\n", "[services.llamacpp.command_args]\nmetrics = true\n")
+    stack.config.write_text(text)
+    started = stack.airpods("start", "llamacpp")
+    assert started.returncode == 0, started.stderr
+    client = OpenAI(base_url=f"{stack.base}/v1", api_key=stack.api_key())
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=8)
+    stopped = stack.airpods("stop", "llamacpp")
+    assert stopped.returncode == 0, stopped.stderr
+    volume = next(line.split('"')[1] for line in text.splitlines()
+                  if line.startswith("volumes.models.source ="))
+    db = UsageDB(Path(stack.env["XDG_DATA_HOME"]) / "airpods" / "usage.sqlite3")
+    prompt, completion = db.tokens(volume, "tiny.gguf")
+    assert prompt >= chat.usage.prompt_tokens and completion >= chat.usage.completion_tokens > 0
