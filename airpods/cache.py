@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from airpods.resolved import Resolved
     from airpods.secrets import SecretStore
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 KEEP_ENTRIES = 8
 MAX_ENTRY_BYTES = 4 << 20
 NO_CACHE_ENV = "AIRPODS_NO_CACHE"
@@ -446,4 +446,5 @@ def _spec_from(d: Mapping[str, Any]) -> ContainerSpec:
         labels=dict(d["labels"]),
         config_hash=d["config_hash"],
         notes=tuple(d["notes"]),
+        deferred=tuple(d["deferred"]),
     )

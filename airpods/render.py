@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
 from typing import Any
 
 from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.gpu import ImageChoice
 from airpods.host import HostFacts
 from airpods.secrets import secret_env_keys
-from airpods.spec import (
-    LABEL_HASH,
-    LABEL_KIND,
-    LABEL_MANAGED,
-    LABEL_SECRETS,
-    LABEL_SERVICE,
-    ContainerSpec,
-    Health,
-    Mount,
-    PortMapping,
-)
+from airpods.spec import ContainerSpec, Health, Mount, PortMapping, sealed
 
 
 def flag_name(key: str) -> str:
@@ -83,15 +70,6 @@ def _health(svc: ServiceConfig) -> Health | None:
         host_port=port.host if port else None,
         host_ip=port.host_ip if port else "127.0.0.1",
     )
-
-
-def config_hash(spec: ContainerSpec) -> str:
-    """Hash of everything that shapes the container; a change means it must be recreated."""
-    data = asdict(spec)
-    for key in ("labels", "config_hash", "notes", "image_reason", "health", "depends_on"):
-        data.pop(key, None)
-    blob = json.dumps(data, sort_keys=True, default=sorted)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _image_why(choice: ImageChoice, origins: Mapping[str, str]) -> str:
@@ -157,18 +135,7 @@ def render_service(
         notes=tuple(notes),
     )
     kind = kinds.get(svc.kind)
-    spec = kind.finalize(kind.configure(spec, svc, host))
-    digest = config_hash(spec)
-    labels = {
-        LABEL_MANAGED: "true",
-        LABEL_SERVICE: name,
-        LABEL_KIND: svc.kind,
-        LABEL_HASH: digest,
-    }
-    if spec.secret_files or spec.config_files:
-        files = (*spec.secret_files, *spec.config_files)
-        labels[LABEL_SECRETS] = ",".join(file.name for file in files)
-    return replace(spec, labels=labels, config_hash=digest)
+    return sealed(kind.finalize(kind.configure(spec, svc, host)))
 
 
 def render_all(

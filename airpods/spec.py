@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
 
 LABEL_MANAGED = "io.airpods.managed"
 LABEL_SERVICE = "io.airpods.service"
@@ -116,6 +118,9 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""
     notes: tuple[str, ...] = ()  # one-line explanations/warnings shown by start/dry-run
+    # Settings its kind decides only once the model files can be read (through Podman), e.g. a
+    # router's models_max = "auto": `kinds.Kind.settle` fills them in at start and status.
+    deferred: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,3 +136,27 @@ class Actual:
     started_at: str = ""
     exit_code: int | None = None
     ports: tuple[tuple[str, int, int], ...] = field(default=())  # (host_ip, host, container)
+
+
+def config_hash(spec: ContainerSpec) -> str:
+    """Hash of everything that shapes the container; a change means it must be recreated."""
+    data = asdict(spec)
+    for key in ("labels", "config_hash", "notes", "image_reason", "health", "depends_on"):
+        data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, default=sorted)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def sealed(spec: ContainerSpec) -> ContainerSpec:
+    """`spec` with its config hash and labels computed: after any change to what it runs."""
+    digest = config_hash(spec)
+    labels = {
+        LABEL_MANAGED: "true",
+        LABEL_SERVICE: spec.service,
+        LABEL_KIND: spec.kind,
+        LABEL_HASH: digest,
+    }
+    if spec.secret_files or spec.config_files:
+        files = (*spec.secret_files, *spec.config_files)
+        labels[LABEL_SECRETS] = ",".join(file.name for file in files)
+    return replace(spec, labels=labels, config_hash=digest)

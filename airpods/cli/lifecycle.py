@@ -50,7 +50,11 @@ def start(
     specs = [resolved.specs[n] for n in names]
     if dry_run:
         from airpods.cli.output import dry_run_json
+        from airpods.models.services import answering_podman, settle_specs
         from airpods.secrets import secret_values
+
+        if any(spec.deferred for spec in specs):
+            specs = settle_specs(specs, answering_podman(), resolved.host)
 
         # Every service's secrets: a template may copy one service's key into another's env.
         values = secret_values(*resolved.specs.values())
@@ -65,11 +69,14 @@ def start(
         return
     console = make_console()
     reporter = ConsoleReporter(console)
+    podman = connect(console)
+    from airpods.models.services import settle_specs
+
+    specs = settle_specs(specs, podman, resolved.host)
     for spec in specs:
         console.print(f"[dim]{spec.service}: {spec.image} ({spec.image_reason})[/dim]")
     for note in dict.fromkeys(n for s in specs for n in s.notes):
         reporter.note(note)
-    podman = connect(console)
     from airpods.engine import lifecycle
 
     if pre_fetch:
@@ -90,7 +97,7 @@ def start(
             # New keys are decided under the lock: a concurrent first start (or `config get`)
             # may have saved some.
             resolved = resolve_and_keep_secrets(app, cpu=cpu)
-            specs = [resolved.specs[n] for n in names]
+            specs = settle_specs([resolved.specs[n] for n in names], podman, resolved.host)
         outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait,
                                    before_create=fetch_models)
     record_usage(resolved, [o.service for o in outcomes if o.changed], "start")

@@ -35,7 +35,13 @@ def collect_status(
     names = select_services(resolved, services)
     if not services:
         names += [n for n in actual if n in resolved.services and n not in names]
-    specs = resolved.specs
+    specs = dict(resolved.specs)
+    if any(specs[n].deferred for n in names):
+        from airpods.models.services import settle_specs
+
+        # What start decided from the model files: else a router's hash would never match.
+        specs.update((s.service, s) for s in settle_specs(
+            [specs[n] for n in names], podman, resolved.host))
     running = [specs[n] for n in names if n in actual and actual[n].state == "running"]
     probes = probe_many(running, timeout_s=1.0) if running else {}
     rows = []

@@ -13,7 +13,7 @@ are light (no HTTP client, no pydantic): the schema and the cache-hit path impor
 
 from __future__ import annotations
 
-from airpods.kinds.base import Backend, Kind, ModelCheck, WiringError
+from airpods.kinds.base import Backend, HostPath, Kind, Memory, ModelCheck, WiringError
 from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
 from airpods.kinds.ollama import Ollama
@@ -25,7 +25,10 @@ _REGISTRY: dict[str, Kind] = {
     kind.name: kind for kind in (Generic(), LlamaServer(), Ollama(), OpenWebUI())
 }
 
-__all__ = ["DEFAULT_KIND", "Backend", "Kind", "ModelCheck", "WiringError", "get", "names"]
+__all__ = [
+    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "WiringError", "get",
+    "names",
+]
 
 
 def names() -> tuple[str, ...]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airpods.config.schema import ServiceConfig
     from airpods.host import HostFacts
     from airpods.kinds.llama_router import Router
@@ -16,6 +18,19 @@ if TYPE_CHECKING:
 # (("ports", 0, "container")); returns `default` when the key is absent.
 Reader = Callable[[tuple[str | int, ...], Any], Any]
 _ABSENT = object()
+
+
+# A path inside the service's container -> where that file or directory is on this host
+# (through the volume mounted there), or None when it is not there.
+HostPath = Callable[[str], "Path | None"]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What models may take: total RAM, and the GPU's memory when the service uses one."""
+
+    ram_total: int | None
+    vram_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,10 @@ class Kind:
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
         """(key path within the service, message, hint) for what its mode cannot use."""
         return []
+
+    def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
+        """`spec` with its `deferred` settings decided from the model files (start, status)."""
+        return spec
 
     def finalize(self, spec: ContainerSpec) -> ContainerSpec:
         """The last word on a rendered spec (e.g. moving a key out of the environment)."""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig
     from airpods.host import HostFacts
+    from airpods.kinds.base import HostPath, Memory
     from airpods.spec import ContainerSpec
 
 PRESET_TARGET = "/run/secrets/models-preset.ini"
@@ -149,16 +150,86 @@ def render_ini(svc: ServiceConfig, directory: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def auto_models_max(svc: ServiceConfig, host: HostFacts) -> tuple[int, str]:
-    """`models_max = "auto"`: (value, why).
+AUTO_NOTE = "router models_max: auto"
 
-    The memory estimate needs each model's GGUF header, which lives in the model volume: not
-    readable while rendering (pure, no Podman). Until an estimate is wired in, "auto" is 1.
-    """
-    preload = len(svc.router.preload)
-    if preload > 1:
-        return preload, f"auto = {preload}: no memory estimate available; {preload} preloaded"
-    return 1, "auto = 1: no memory estimate available"
+
+def auto_placeholder(svc: ServiceConfig) -> int:
+    """What `models_max = "auto"` renders until `settle_models_max` reads the model files."""
+    return max(1, len(svc.router.preload))
+
+
+def settle_models_max(spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
+    """`models_max = "auto"`: as many of the largest models as fit together in memory (weights
+    + f16 K/V cache at each preset's ctx_size), at least 1 and at least the preloads."""
+    from airpods.models.fit import RAM_HEADROOM, VRAM_HEADROOM, gb
+    from airpods.spec import sealed
+
+    needs = _model_needs(spec, host_path)
+    floor = max(1, len(preload_ids(spec)))
+    on_gpu = spec.accelerator != "cpu" and memory.vram_total
+    total = memory.vram_total if on_gpu else memory.ram_total
+    if not needs or not total:
+        why = "no model file to estimate" if not needs else "the memory size is unknown"
+        count = floor
+    else:
+        budget = int(total * (1 - (VRAM_HEADROOM if on_gpu else RAM_HEADROOM)))
+        count, used = 0, 0
+        for need in sorted(needs, reverse=True):
+            if used + need > budget:
+                break
+            count, used = count + 1, used + need
+        where = "VRAM" if on_gpu else "RAM"
+        why = (f"the {count} largest of {len(needs)} models need {gb(used)} of {gb(budget)} "
+               f"({where} less headroom)")
+        count = max(count, floor)
+    argv = list(spec.command)
+    argv[argv.index("--models-max") + 1] = str(count)
+    notes = [n for n in spec.notes if AUTO_NOTE not in n]
+    notes.append(f"{spec.service}: {AUTO_NOTE} = {count}: {why}")
+    return sealed(replace(spec, command=tuple(argv), notes=tuple(notes),
+                          deferred=tuple(d for d in spec.deferred if d != "models_max")))
+
+
+def _model_needs(spec: ContainerSpec, host_path: HostPath) -> list[int]:
+    """Bytes each model of the router needs when loaded (those whose header reads)."""
+    from airpods.errors import AirpodsError
+    from airpods.models.fit import effective_ctx, estimate
+    from airpods.models.gguf_meta import read_meta
+
+    sections = presets(spec)
+    common = sections.get("*", {})
+    files = {name: (keys["model"], keys) for name, keys in sections.items()
+             if name != "*" and "model" in keys}
+    if not files:  # every GGUF of the models dir
+        directory = host_path(spec_models_dir(spec))
+        found = sorted(directory.glob("*.gguf")) if directory is not None else []
+        files = {path.stem: (f"{spec_models_dir(spec)}/{path.name}", {}) for path in found}
+    needs = []
+    for model, keys in files.values():
+        path = host_path(model)
+        if path is None or not path.is_file():
+            continue
+        try:
+            meta = read_meta(path)
+        except (AirpodsError, OSError):
+            continue
+        ctx = _ini_int(keys, common, ("ctx-size", "c"))
+        needs.append(estimate(meta, path.stat().st_size, effective_ctx(ctx, meta)).total_bytes)
+    return needs
+
+
+def _ini_int(
+    keys: Mapping[str, str], common: Mapping[str, str], names: tuple[str, ...]
+) -> int | None:
+    """A preset's own value of one of `names`, else the `[*]` section's."""
+    for table in (keys, common):
+        for name in names:
+            if name in table:
+                try:
+                    return int(table[name])
+                except ValueError:
+                    return None
+    return None
 
 
 def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
@@ -176,9 +247,12 @@ def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> Conta
     argv += ["--models-preset", PRESET_TARGET]
     notes = list(spec.notes)
     limit = svc.router.models_max
-    if limit == "auto":
-        limit, why = auto_models_max(svc, host)
-        notes.append(f"{spec.service}: router models_max: {why}")
+    deferred = spec.deferred
+    if limit == "auto":  # decided from the model files, once Podman shows them: start, status
+        limit = auto_placeholder(svc)
+        deferred = (*deferred, "models_max")
+        notes.append(f"{spec.service}: {AUTO_NOTE}: decided at start from the model files' "
+                     f"memory estimate ({limit} until then)")
     argv += ["--models-max", str(limit)]
     if svc.router.idle_unload_s > 0:
         argv += ["--sleep-idle-seconds", str(svc.router.idle_unload_s)]
@@ -192,6 +266,7 @@ def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> Conta
         command=tuple(argv),
         config_files=(*spec.config_files, preset),
         notes=tuple(notes),
+        deferred=deferred,
     )
 
 

@@ -16,7 +16,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds import llama_router
-from airpods.kinds.base import Backend, Kind, ModelCheck, Reader, instance_defaults, service_url
+from airpods.kinds.base import (
+    Backend,
+    HostPath,
+    Kind,
+    Memory,
+    ModelCheck,
+    Reader,
+    instance_defaults,
+    service_url,
+)
 
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig
@@ -131,6 +140,11 @@ class LlamaServer(Kind):
             flag = None
         keys = choose_keys(flag, read(("env", KEY_VARIABLE), None))
         return Backend(service, service_url(service, read, "/v1"), first_key(keys))
+
+    def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
+        if "models_max" in spec.deferred:
+            return llama_router.settle_models_max(spec, host_path, memory)
+        return spec
 
     def finalize(self, spec: ContainerSpec) -> ContainerSpec:
         """Move the API key from env/argv into a mounted Podman secret (`--api-key-file`)."""

@@ -269,14 +269,10 @@ def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec]) -> lis
 
     Asks Podman only when its socket already answers: a dry run starts nothing.
     """
-    import os
-
-    from airpods.engine.podman import Podman, answering_socket
-
     served = [(s, vm) for s in specs if (vm := served_model(s)) is not None]
     if not served:
         return []
-    podman = Podman.connect() if answering_socket(os.environ) else None
+    podman = answering_podman()
     lines = []
     for spec, (volume, name) in served:
         directory = volume_dir(podman, volume) if podman is not None else None
@@ -298,3 +294,52 @@ def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec]) -> lis
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def answering_podman() -> Podman | None:
+    """The Podman adapter when an API socket already answers, else None (a dry run starts no
+    service just to look at the model files)."""
+    import os
+
+    from airpods.engine.podman import Podman, answering_socket
+
+    return Podman.connect() if answering_socket(os.environ) else None
+
+
+def settle_specs(
+    specs: Iterable[ContainerSpec], podman: Podman | None, host: HostFacts
+) -> list[ContainerSpec]:
+    """`specs` with their `deferred` settings decided from the model files (`Kind.settle`: a
+    router's models_max = "auto"). Without Podman they keep their placeholders."""
+    specs = list(specs)
+    if podman is None or not any(spec.deferred for spec in specs):
+        return specs
+    from functools import partial
+
+    from airpods import kinds
+    from airpods.models import fit
+
+    settled = []
+    for spec in specs:
+        if spec.deferred:
+            on_gpu = spec.accelerator != "cpu"
+            memory = kinds.Memory(fit.ram_total(), fit.vram_total(host) if on_gpu else None)
+            spec = kinds.get(spec.kind).settle(spec, partial(_host_path, podman, spec), memory)
+        settled.append(spec)
+    return settled
+
+
+def _host_path(podman: Podman, spec: ContainerSpec, path: str) -> Path | None:
+    """Where `path` inside `spec`'s container is on this host, through the volume mounted
+    there; None when nothing is mounted there or it would leave the volume."""
+    for mount in sorted(spec.mounts, key=lambda m: -len(m.target)):
+        target = mount.target.rstrip("/")
+        if path != target and not path.startswith(target + "/"):
+            continue
+        directory = volume_dir(podman, mount.source)
+        if directory is None:
+            return None
+        found = directory / path[len(target):].lstrip("/")
+        inside = found.resolve().is_relative_to(directory.resolve())
+        return found if inside else None
+    return None

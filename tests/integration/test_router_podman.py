@@ -242,3 +242,23 @@ def test_without_presets_every_gguf_in_the_volume_is_served(make_stack) -> None:
     assert states(stack) == {"alpha": "loaded", "beta": "unloaded"}
     args = router_args(stack, "alpha")
     assert args[args.index("--ctx-size") + 1] == "256"  # the service's own command_args
+
+
+def test_auto_models_max_is_decided_from_the_model_files(make_stack) -> None:
+    """models_max = "auto": start reads both GGUF headers from the volume, both fit this
+    machine's RAM together, so the router may hold both; status agrees with what runs."""
+    stack = make_stack()
+    stack.config.write_text(
+        stack.config.read_text().replace("models_max = 1", 'models_max = "auto"'))
+    err = start(stack)
+    assert "router models_max: auto = 2: the 2 largest of 2 models need" in err, err
+    args = json.loads(stack.podman("inspect", "airpods-llamacpp-server", "--format",
+                                   "{{json .Args}}").stdout)
+    assert args[args.index("--models-max") + 1] == "2"
+    status = json.loads(stack.airpods("status", "llamacpp", "--json").stdout)
+    assert status["services"][0]["config_current"] is True
+    again = stack.airpods("start", "llamacpp")
+    assert again.returncode == 0 and "already running" in again.stderr, again.stderr
+    chat(stack, "alpha")
+    chat(stack, "beta")
+    assert wait_for(lambda: states(stack) == {"alpha": "loaded", "beta": "loaded"}), states(stack)

@@ -117,11 +117,92 @@ def test_without_presets_every_gguf_of_the_volume_is_served(tmp_path: Path) -> N
     assert kind.model_path(spec) is None and kind.model_id(spec) is None
 
 
-def test_auto_models_max_is_one_and_says_why(tmp_path: Path) -> None:
+AUTO = """
+[services.llamacpp]
+mode = "router"
+[services.llamacpp.command_args]
+ctx_size = 256
+[services.llamacpp.models.alpha]
+file = "alpha.gguf"
+[services.llamacpp.models.beta]
+file = "beta.gguf"
+command_args = { ctx_size = 1024 }
+"""
+
+
+def test_auto_models_max_waits_for_the_model_files_and_says_so(tmp_path: Path) -> None:
     spec = spec_of('[services.llamacpp]\nmode = "router"\n', tmp_path)
     assert spec.command[spec.command.index("--models-max") + 1] == "1"
-    assert "llamacpp: router models_max: auto = 1: no memory estimate available" in spec.notes
+    assert spec.deferred == ("models_max",)
+    assert ("llamacpp: router models_max: auto: decided at start from the model files' memory "
+            "estimate (1 until then)") in spec.notes
     assert "--sleep-idle-seconds" not in spec.command  # idle_unload_s = 0: never
+
+
+def _volume(tmp_path: Path) -> tuple[Path, kinds.HostPath]:
+    from airpods.models.tiny import write_tiny_gguf
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    write_tiny_gguf(volume / "alpha.gguf")
+    write_tiny_gguf(volume / "beta.gguf")
+
+    def host_path(path: str) -> Path | None:
+        if path == "/models" or path.startswith("/models/"):
+            return volume / path.removeprefix("/models").lstrip("/")
+        return None
+
+    return volume, host_path
+
+
+def _need(path: Path, ctx: int) -> int:
+    from airpods.models.fit import estimate
+    from airpods.models.gguf_meta import read_meta
+
+    return estimate(read_meta(path), path.stat().st_size, ctx).total_bytes
+
+
+@pytest.mark.parametrize("text", [AUTO, '[services.llamacpp]\nmode = "router"\n'
+                                  '[services.llamacpp.command_args]\nctx_size = 256\n'],
+                         ids=["presets", "models-dir"])
+def test_auto_models_max_takes_the_largest_models_that_fit_together(
+    tmp_path: Path, text: str
+) -> None:
+    spec = spec_of(text, tmp_path)
+    volume, host_path = _volume(tmp_path)
+    presets = "alpha" in LR.presets(spec)
+    needs = sorted([_need(volume / "alpha.gguf", 256),
+                    _need(volume / "beta.gguf", 1024 if presets else 256)], reverse=True)
+    llama = kinds.get("llama-server")
+
+    def settled(ram: int | None) -> ContainerSpec:
+        return llama.settle(spec, host_path, kinds.Memory(ram_total=ram))
+
+    def models_max(s: ContainerSpec) -> str:
+        return s.command[s.command.index("--models-max") + 1]
+
+    both = settled(int(sum(needs) / 0.8) + 1)  # RAM less the 20 % headroom holds both
+    assert models_max(both) == "2" and both.deferred == ()
+    assert any("auto = 2: the 2 largest of 2 models need" in n for n in both.notes)
+    one = settled(int(needs[0] / 0.8) + 1)  # only the largest
+    assert models_max(one) == "1" and any("auto = 1: the 1 largest" in n for n in one.notes)
+    none = settled(int(needs[1] / 0.8))  # not even the smallest: at least 1 all the same
+    assert models_max(none) == "1"
+    unknown = settled(None)
+    assert models_max(unknown) == "1"
+    assert any("the memory size is unknown" in n for n in unknown.notes)
+    # Sealed again: the hash follows what runs, and the same files give the same hash.
+    assert both.config_hash != one.config_hash == none.config_hash
+    assert settled(int(sum(needs) / 0.8) + 1).config_hash == both.config_hash
+    assert both.labels["io.airpods.config-hash"] == both.config_hash
+
+
+def test_auto_models_max_counts_preloads_at_least(tmp_path: Path) -> None:
+    spec = spec_of(AUTO + '[services.llamacpp.router]\npreload = ["alpha", "beta"]\n', tmp_path)
+    assert spec.command[spec.command.index("--models-max") + 1] == "2"  # the placeholder
+    _, host_path = _volume(tmp_path)
+    settled = kinds.get("llama-server").settle(spec, host_path, kinds.Memory(ram_total=1))
+    assert settled.command[settled.command.index("--models-max") + 1] == "2"
 
 
 def test_single_mode_renders_as_before(tmp_path: Path) -> None:
