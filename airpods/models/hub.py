@@ -454,7 +454,7 @@ class _BackgroundHash:
     bytes, so the fsync before the rename waits for the tail only, not the whole file."""
 
     BATCH = 1 << 20
-    SYNC_EVERY = 64 << 20
+    SYNC_EVERY = 16 << 20
 
     def __init__(self, hasher: Any, fd: int) -> None:
         import queue
@@ -479,6 +479,9 @@ class _BackgroundHash:
                     os.fdatasync(self.fd)
 
     def update(self, chunk: bytes) -> None:
+        if not self.pending and len(chunk) >= self.BATCH:
+            self.queue.put(chunk)  # a whole read already: no copy
+            return
         self.pending.append(chunk)
         self.size += len(chunk)
         if self.size >= self.BATCH:
