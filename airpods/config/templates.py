@@ -313,7 +313,8 @@ class _Resolver:
                 raise TemplateError(
                     f"a {kind.name} {exc.message}", path=(*base, *exc.path)
                 ) from None
-            backends.append({"name": backend.name, "url": backend.url, "api_key": backend.api_key})
+            backends.append({"name": backend.name, "url": backend.url,
+                             "api_key": backend.api_key, "provider": backend.provider})
         return backends
 
     def _read_in(self, base: KeyPath, path: KeyPath, default: Any) -> Any:

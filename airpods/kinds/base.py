@@ -55,6 +55,9 @@ class Backend:
     name: str
     url: str
     api_key: str = ""
+    # What Open WebUI calls the server's kind ("llama.cpp": it then shows load states and can
+    # unload a router's models); "" for a plain OpenAI-compatible server.
+    provider: str = ""
 
 
 class WiringError(Exception):

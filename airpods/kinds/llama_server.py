@@ -139,7 +139,7 @@ class LlamaServer(Kind):
         if isinstance(flag, bool):
             flag = None
         keys = choose_keys(flag, read(("env", KEY_VARIABLE), None))
-        return Backend(service, service_url(service, read, "/v1"), first_key(keys))
+        return Backend(service, service_url(service, read, "/v1"), first_key(keys), "llama.cpp")
 
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
         if "models_max" in spec.deferred:

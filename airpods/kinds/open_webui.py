@@ -30,6 +30,13 @@ class OpenWebUI(Kind):
             "env": {
                 "OPENAI_API_BASE_URLS": "{{ openai_backends | map(attribute='url') | join(';') }}",
                 "OPENAI_API_KEYS": "{{ openai_backends | map(attribute='api_key') | join(';') }}",
+                # Per connection, by index: llama-server is "llama.cpp" to Open WebUI, which then
+                # shows each model's load state and can unload a router's models.
+                "OPENAI_API_CONFIGS": (
+                    "{% for b in openai_backends %}{{ '{' if loop.first }}"
+                    "\"{{ loop.index0 }}\": {\"provider\": \"{{ b.provider }}\"}"
+                    "{{ '}' if loop.last else ', ' }}{% endfor %}"
+                ),
                 "ENABLE_OPENAI_API": "True",
                 "ENABLE_OLLAMA_API": "{{ 'True' if ollama_backends else 'False' }}",
                 "OLLAMA_BASE_URL": "{{ ollama_backends[0].url if ollama_backends else '' }}",

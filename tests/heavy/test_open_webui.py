@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -282,9 +282,10 @@ def test_open_webui_lists_and_relays_to_llama_server(tmp_path: Path) -> None:
 def _chat_through_open_webui(
     venv: Path, tmp_path: Path, rendered: dict[str, str], secret_key: str,
     llama_argv: list[str], llama_port: int, model_ids: list[str],
+    then: Callable[[httpx.Client], None] | None = None,
 ) -> None:
     """Run llama-server and Open WebUI with the rendered env; each model must be listed and
-    answer a chat relayed by Open WebUI."""
+    answer a chat relayed by Open WebUI; then `then(client)`, the admin's client."""
     webui_port = free_port()
     while webui_port == llama_port:
         webui_port = free_port()
@@ -350,6 +351,8 @@ def _chat_through_open_webui(
                     assert models[model_id].get("owned_by") == "openai"
                 for model_id in model_ids:
                     _chat(client, model_id)
+                if then is not None:
+                    then(client)
 
 
 def _chat(client: httpx.Client, model_id: str) -> None:
@@ -403,5 +406,25 @@ def test_open_webui_lists_and_chats_with_every_model_of_a_router(tmp_path: Path)
         host_file.write_text(file["content"])
         swap[file["target"]] = str(host_file)
     llama_argv = [str(binary), *(swap.get(a, a) for a in argv)]
+    # Each connection is marked "llama.cpp", so Open WebUI shows load states and can unload.
+    assert json.loads(rendered["OPENAI_API_CONFIGS"]) == {"0": {"provider": "llama.cpp"}}
+
+    def router_states() -> dict[str, str]:
+        resp = httpx.get(f"http://127.0.0.1:{llama_port}/models", timeout=10,
+                         headers={"Authorization": f"Bearer {llama_key}"})
+        return {m["id"]: m["status"]["value"] for m in resp.json()["data"]}
+
+    def load_state_and_eject(client: httpx.Client) -> None:
+        # models_max = 1: the last model chatted with (beta) is loaded, alpha was evicted.
+        models = {m["id"]: m for m in client.get("/api/models?refresh=true").json()["data"]}
+        assert (models["alpha"].get("loaded"), models["beta"].get("loaded")) == (False, True), {
+            i: m.get("loaded") for i, m in models.items()}
+        ejected = client.post("/api/models/unload", json={"model": "beta"})
+        assert ejected.status_code == 200, ejected.text
+        deadline = time.monotonic() + 20
+        while router_states()["beta"] != "unloaded" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert router_states() == {"alpha": "unloaded", "beta": "unloaded"}
+
     _chat_through_open_webui(venv, tmp_path, rendered, secret_key, llama_argv, llama_port,
-                             ["alpha", "beta"])
+                             ["alpha", "beta"], then=load_state_and_eject)

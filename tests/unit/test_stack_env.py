@@ -59,6 +59,7 @@ def test_webui_wired_to_llamacpp_only(tmp_path: Path, store: SecretStore) -> Non
     assert webui_env(tmp_path, store, "") == {
         "OPENAI_API_BASE_URLS": "http://llamacpp:8080/v1",
         "OPENAI_API_KEYS": "key-main",
+        "OPENAI_API_CONFIGS": '{"0": {"provider": "llama.cpp"}}',
         "ENABLE_OPENAI_API": "True",
         "ENABLE_OLLAMA_API": "False",
         "ENABLE_PERSISTENT_CONFIG": "False",
@@ -70,6 +71,7 @@ def test_webui_wired_to_two_llama_servers(tmp_path: Path, store: SecretStore) ->
     assert webui_env(tmp_path, store, SECOND_INSTANCE) == {
         "OPENAI_API_BASE_URLS": "http://llamacpp:8080/v1;http://llamacpp-large:9000/v1",
         "OPENAI_API_KEYS": "key-main;key-large",
+        "OPENAI_API_CONFIGS": '{"0": {"provider": "llama.cpp"}, "1": {"provider": "llama.cpp"}}',
         "ENABLE_OPENAI_API": "True",
         "ENABLE_OLLAMA_API": "False",
         "ENABLE_PERSISTENT_CONFIG": "False",
@@ -82,6 +84,7 @@ def test_webui_wired_to_llama_servers_and_ollama(tmp_path: Path, store: SecretSt
     assert env == {
         "OPENAI_API_BASE_URLS": "http://llamacpp:8080/v1;http://llamacpp-large:9000/v1",
         "OPENAI_API_KEYS": "key-main;key-large",
+        "OPENAI_API_CONFIGS": '{"0": {"provider": "llama.cpp"}, "1": {"provider": "llama.cpp"}}',
         "ENABLE_OPENAI_API": "True",
         "ENABLE_OLLAMA_API": "True",
         "OLLAMA_BASE_URL": "http://ollama:11434",
