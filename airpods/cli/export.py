@@ -26,22 +26,62 @@ _URL_HOST = re.compile(r"https?://([A-Za-z0-9._-]+):\d+")
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write atomically with `mode` (a reader never sees half a file, nor a wider mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write atomically with `mode` (a reader never sees half a file, nor a wider mode).
+
+    Only ever replaces a regular file: a device, FIFO, socket or directory in the way is one
+    clear error, never swapped for a file (`-o /dev/full` must not replace the device).
+    """
+    from airpods.errors import AirpodsError
+
+    target = Path(os.path.realpath(path))
+    _refuse_special(target, want_dir=False)
+    try:
+        _ensure_dir(target.parent)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, target)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 
+def _refuse_special(path: Path, *, want_dir: bool) -> None:
+    """One line when `path` exists and is not what is written there (a file, or a folder)."""
+    import stat
+
+    from airpods.config.files import file_kind
+    from airpods.errors import UsageError
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"cannot use {path}: {exc.strerror or exc}") from None
+    if want_dir and not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is not a directory", hint="give a directory for the units")
+    if not want_dir and not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is {file_kind(st.st_mode)}, not a regular file: airpods "
+                         "only replaces regular files", hint="choose another --output")
+
+
+def _ensure_dir(path: Path, mode: int = 0o777) -> None:
+    _refuse_special(path, want_dir=True)
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+
+
 def _secrets_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _ensure_dir(path, 0o700)
     os.chmod(path, 0o700)
     return path
 
@@ -132,6 +172,8 @@ def kube(
     from airpods.cli.output import echo_json
     from airpods.export.kube import render_kube
 
+    if output is not None:  # before anything is written or saved
+        _refuse_special(Path(os.path.realpath(output)), want_dir=False)
     resolved, specs = _selected(app, services)
     sources = _model_sources(app, specs) if model_init else {}
     result = render_kube(specs, model_sources=sources, pvc_size=pvc_size,
@@ -203,6 +245,7 @@ def quadlet(
     from airpods.cli.output import echo_json
     from airpods.export.quadlet import render_quadlet
 
+    _refuse_special(output, want_dir=True)  # before anything is written or saved
     resolved, specs = _selected(app, services)
     result = render_quadlet(specs, network=resolved.settings.network, pods=pods)
     for name, text in result.units.items():

@@ -121,6 +121,14 @@ def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
         click.echo(f"the configured model {current} is not in volume {volume}", err=True)
 
 
+def _finite_days(value: float) -> float:
+    import math
+
+    if not math.isfinite(value):  # click's FloatRange lets nan through
+        raise click.BadParameter(f"{value} is not a number of days", param_hint="'--days'")
+    return value
+
+
 def _params(n: int | None) -> str:
     if not n:
         return ""
@@ -237,7 +245,8 @@ models.add_command(import_cmd, "add")  # today's name, kept as an alias
 
 
 @models.command("cleanup")
-@click.option("--days", type=click.FloatRange(min=0), default=30, show_default=True,
+@click.option("--days", type=click.FloatRange(min=0, max=100_000), default=30, show_default=True,
+              callback=lambda ctx, param, value: _finite_days(value),
               help="Models not used for this many days are offered for deletion.")
 @click.option("--yes", is_flag=True, help="Delete without asking.")
 @click.pass_obj

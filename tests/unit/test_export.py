@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import replace
@@ -517,3 +519,48 @@ def test_quadlet_generator_dry_run(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "airpods-llamacpp-server.service" in run.stdout
+
+
+# --- where exports are written ------------------------------------------------------------------
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "c"),
+           "XDG_DATA_HOME": str(tmp_path / "d"), "XDG_CACHE_HOME": str(tmp_path / "k"),
+           "AIRPODS_ACCELERATOR": "cpu"}
+    return subprocess.run([sys.executable, "-m", "airpods", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _special(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:  # a copy of /dev/full: never the real one
+        os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 7))
+    return path
+
+
+@pytest.mark.parametrize("kind", [
+    "fifo",
+    pytest.param("device", marks=pytest.mark.skipif(
+        os.geteuid() != 0, reason="mknod of a device needs root")),
+])
+def test_export_never_replaces_a_special_file(tmp_path: Path, kind: str) -> None:
+    path = _special(tmp_path, kind)
+    before = path.lstat()
+    for args in (("export", "kube", "-o", str(path)), ("export", "quadlet", "--output", str(path))):
+        result = _cli(tmp_path, *args)
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(f"airpods: {path} is "), line
+        after = path.lstat()
+        assert (after.st_mode, after.st_rdev, after.st_ino) == (
+            before.st_mode, before.st_rdev, before.st_ino)
+    assert not (tmp_path / "d").exists()  # refused before any secret was generated
+
+
+def test_cleanup_days_must_be_a_number(tmp_path: Path) -> None:
+    for value in ("nan", "inf", "-1"):
+        result = _cli(tmp_path, "models", "cleanup", "--days", value)
+        assert result.returncode == 2 and "--days" in result.stderr, result.stderr
