@@ -525,7 +525,8 @@ def test_quadlet_generator_dry_run(tmp_path: Path) -> None:
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "c"),
+    env = {**{k: v for k, v in os.environ.items() if k != "HF_ENDPOINT"},
+           "XDG_CONFIG_HOME": str(tmp_path / "c"),
            "XDG_DATA_HOME": str(tmp_path / "d"), "XDG_CACHE_HOME": str(tmp_path / "k"),
            "AIRPODS_ACCELERATOR": "cpu"}
     return subprocess.run([sys.executable, "-m", "airpods", *args], env=env,
@@ -564,3 +565,22 @@ def test_cleanup_days_must_be_a_number(tmp_path: Path) -> None:
     for value in ("nan", "inf", "-1"):
         result = _cli(tmp_path, "models", "cleanup", "--days", value)
         assert result.returncode == 2 and "--days" in result.stderr, result.stderr
+
+
+def test_model_init_through_the_cli(tmp_path: Path) -> None:
+    """`export kube --model-init` reads the service's model_source from the config."""
+    user = tmp_path / "user.toml"
+    user.write_text('[services.llamacpp]\ndefault_model = "m.gguf"\n'
+                    'model_source = "hf://org/repo/m.gguf"\n')
+    result = _cli(tmp_path, "--config", str(user), "export", "kube", "llamacpp", "--model-init")
+    assert result.returncode == 0, result.stderr
+    pod = by_kind(docs_of(result.stdout), "Deployment")["airpods-llamacpp"]["spec"]["template"]
+    [init] = pod["spec"]["initContainers"]
+    env = {e["name"]: e["value"] for e in init["env"]}
+    assert env == {"MODEL_URL": "https://huggingface.co/org/repo/resolve/main/m.gguf",
+                   "MODEL_PATH": "/models/m.gguf"}
+    # The built-in source names a quant, not a file: one line, nothing written.
+    plain = _cli(tmp_path, "export", "kube", "llamacpp", "--model-init")
+    assert plain.returncode == 2 and plain.stdout == ""
+    [line] = plain.stderr.strip().splitlines()
+    assert "names no file" in line, line
