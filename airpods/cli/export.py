@@ -6,11 +6,9 @@ Everything is rendered and checked before anything is written: bad input changes
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,28 +29,15 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     Only ever replaces a regular file: a device, FIFO, socket or directory in the way is one
     clear error, never swapped for a file (`-o /dev/full` must not replace the device).
     """
-    from airpods.errors import AirpodsError
+    from airpods.config.files import atomic_write
 
-    target = Path(os.path.realpath(path))
-    _refuse_special(target, want_dir=False)
-    try:
-        _ensure_dir(target.parent)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
+    _ensure_dir(Path(os.path.realpath(path)).parent)
+    atomic_write(path, text, mode=mode, check=_regular_or_refuse)
+
+
+def _regular_or_refuse(path: Path) -> os.stat_result | None:
+    _refuse_special(path, want_dir=False)
+    return None
 
 
 def _refuse_special(path: Path, *, want_dir: bool) -> None:

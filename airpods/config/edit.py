@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from airpods.config.files import atomic_write
 from airpods.config.schema import KeyPath, format_key_path, parse_key_path
-from airpods.errors import AirpodsError, ConfigError, UsageError
+from airpods.errors import ConfigError, UsageError
 
 # Receives the user file's path and its proposed new text; raises ConfigError when the merged
 # result (defaults + that text) is invalid.
@@ -202,61 +200,3 @@ def init(path: Path, force: bool = False) -> Path:
         )
     atomic_write(path, STARTER)
     return path
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that readers see the old file or the new, never a mix.
-
-    Temp file in the same directory (so the rename cannot cross filesystems), fsync, rename.
-    Keeps the old file's owner and permissions (root editing a user's file leaves it theirs);
-    a new file is private (0600: it may hold API keys). A symlink is followed, so a
-    dotfiles-managed link keeps pointing at the real file. Anything but a regular file (a
-    device, a FIFO, a directory) is refused, never replaced.
-    """
-    from airpods.config.files import check_replaceable
-
-    # realpath, not resolve(): a symlink loop must reach the one-line error below.
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    old = check_replaceable(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-            _copy_owner_and_mode(handle.fileno(), old)
-        os.replace(tmp_name, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    _fsync_dir(target.parent)
-
-
-def _copy_owner_and_mode(fd: int, old: os.stat_result | None) -> None:
-    if old is None:
-        os.fchmod(fd, 0o600)
-        return
-    own = os.fstat(fd)
-    if (own.st_uid, own.st_gid) != (old.st_uid, old.st_gid):
-        # Only root may give a file away; a user editing a group-writable file keeps today's
-        # behaviour (the file becomes theirs) rather than failing the edit.
-        with contextlib.suppress(PermissionError):
-            os.fchown(fd, old.st_uid, old.st_gid)
-    os.fchmod(fd, old.st_mode & 0o7777)  # after fchown, which clears set-id bits
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every filesystem allows it, and that is fine.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

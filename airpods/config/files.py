@@ -1,4 +1,5 @@
-"""Config files on disk: read only regular files, size-capped; never replace anything else.
+"""Files airpods reads and writes: read only regular files, size-capped; write atomically,
+never replacing anything but a regular file.
 
 A path given by a careless or hostile hand (`--config /dev/zero`, a FIFO, a directory, a
 symlink loop, a huge file) is one ConfigError, quickly: the file's type is checked before it is
@@ -11,12 +12,15 @@ Imports nothing heavy: the resolved-services cache can use `read_config_bytes` f
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from airpods.errors import ConfigError
+from airpods.errors import AirpodsError, ConfigError
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _DEV_NULL = os.makedev(1, 3)  # the same on every Linux system
@@ -127,3 +131,67 @@ def _too_big(path: Path, size: int | None = None) -> ConfigError:
 def _is_dev_null(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL
 
+
+def atomic_write(
+    path: Path,
+    text: str,
+    *,
+    mode: int | None = None,
+    check: Callable[[Path], os.stat_result | None] = check_replaceable,
+) -> None:
+    """Replace `path` with `text` so that readers see the old file or the new, never a mix.
+
+    Temp file in the same directory (so the rename cannot cross filesystems), fsync, rename.
+    Without `mode`, keeps the old file's owner and permissions (root editing a user's file
+    leaves it theirs) and makes a new file private (0600: it may hold API keys). A symlink is
+    followed, so a dotfiles-managed link keeps pointing at the real file. `check` refuses
+    anything but a regular file (a device, a FIFO, a directory), which is never replaced.
+    """
+    # realpath, not resolve(): a symlink loop must reach the one-line error below.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    old = check(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+            if mode is None:
+                _copy_owner_and_mode(handle.fileno(), old)
+            else:
+                os.fchmod(handle.fileno(), mode)
+        os.replace(tmp_name, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    _fsync_dir(target.parent)
+
+
+def _copy_owner_and_mode(fd: int, old: os.stat_result | None) -> None:
+    if old is None:
+        os.fchmod(fd, 0o600)
+        return
+    own = os.fstat(fd)
+    if (own.st_uid, own.st_gid) != (old.st_uid, old.st_gid):
+        # Only root may give a file away; a user editing a group-writable file keeps today's
+        # behaviour (the file becomes theirs) rather than failing the edit.
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, old.st_uid, old.st_gid)
+    os.fchmod(fd, old.st_mode & 0o7777)  # after fchown, which clears set-id bits
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every filesystem allows it, and that is fine.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
