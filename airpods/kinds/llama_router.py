@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS, option_value
+
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig
     from airpods.host import HostFacts
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
 
 PRESET_TARGET = "/run/secrets/models-preset.ini"
 DEFAULT_MODELS_DIR = "/models"
-MODEL_FLAGS = ("--model", "-m")
-ALIAS_FLAGS = ("--alias", "-a")
 # Flags that stay on the router's own command line; everything else goes to `[*]`.
 ROUTER_FLAGS = frozenset({
     "--host", "--port", "--api-key", "--api-key-file", "--models-dir", "--models-preset",
@@ -315,8 +315,6 @@ def preset_files(spec: ContainerSpec) -> dict[str, str]:
 
 
 def spec_models_dir(spec: ContainerSpec) -> str:
-    from airpods.kinds.llama_server import option_value
-
     directory = option_value(spec.command, ("--models-dir",))
     if directory:
         return directory
@@ -337,13 +335,6 @@ class RouterModel:
     raw: str = ""  # the router's own status value (e.g. "sleeping")
 
 
-def _arg(args: list[Any], names: tuple[str, ...]) -> str:
-    for i, item in enumerate(args):
-        if item in names and i + 1 < len(args):
-            return str(args[i + 1])
-    return ""
-
-
 def parse_models(payload: Any, directory: str = DEFAULT_MODELS_DIR) -> list[RouterModel]:
     """GET /models's body -> RouterModel per listed model (anything unexpected is skipped)."""
     out: list[RouterModel] = []
@@ -361,7 +352,7 @@ def parse_models(payload: Any, directory: str = DEFAULT_MODELS_DIR) -> list[Rout
             "loaded": "loaded", "sleeping": "unloaded", "loading": "loading",
             "downloading": "loading",
         }.get(raw, "unloaded")
-        path = _arg(args, MODEL_FLAGS)
+        path = option_value(tuple(str(a) for a in args), MODEL_FLAGS) or ""
         out.append(RouterModel(
             id=entry["id"], state=state, file=path.removeprefix(prefix), args=tuple(args),
             exit_code=code if isinstance(code, int) else None, raw=raw,

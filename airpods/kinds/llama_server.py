@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds import llama_router
+from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS, drop_option, option_value
 from airpods.kinds.base import (
     Backend,
     HostPath,
@@ -36,8 +37,6 @@ KEY_VARIABLE = "LLAMA_API_KEY"
 KEY_FLAG = "--api-key"
 KEY_FILE_FLAG = "--api-key-file"
 KEY_FILE_TARGET = "/run/secrets/llama-api-key"
-MODEL_FLAGS = ("--model", "-m")
-ALIAS_FLAGS = ("--alias", "-a")
 IMAGES = {
     "cpu": "ghcr.io/ggml-org/llama.cpp:server",
     "cuda": "ghcr.io/ggml-org/llama.cpp:server-cuda",
@@ -179,32 +178,6 @@ def choose_keys(flag_value: Any, env_value: Any) -> str:
 
 def first_key(keys: str) -> str:
     return keys.split(",")[0].strip() if keys else ""
-
-
-def option_value(argv: tuple[str, ...], names: tuple[str, ...]) -> str | None:
-    """The value of the last occurrence of any of `names` (`--opt VALUE` or `--opt=VALUE`)."""
-    value = None
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                value = argv[i + 1]
-            elif name.startswith("--") and arg.startswith(name + "="):
-                value = arg[len(name) + 1 :]
-    return value
-
-
-def drop_option(argv: tuple[str, ...], name: str) -> tuple[str, ...]:
-    """`argv` without `name VALUE` / `name=VALUE`."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == name:
-            skip = True
-        elif not arg.startswith(name + "="):
-            out.append(arg)
-    return tuple(out)
 
 
 def expected_model_ids(spec: ContainerSpec) -> tuple[str, ...]:
