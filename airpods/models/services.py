@@ -332,14 +332,11 @@ def settle_specs(
 def _host_path(podman: Podman, spec: ContainerSpec, path: str) -> Path | None:
     """Where `path` inside `spec`'s container is on this host, through the volume mounted
     there; None when nothing is mounted there or it would leave the volume."""
-    for mount in sorted(spec.mounts, key=lambda m: -len(m.target)):
-        target = mount.target.rstrip("/")
-        if path != target and not path.startswith(target + "/"):
-            continue
-        directory = volume_dir(podman, mount.source)
-        if directory is None:
-            return None
-        found = directory / path[len(target):].lstrip("/")
-        inside = found.resolve().is_relative_to(directory.resolve())
-        return found if inside else None
-    return None
+    from airpods.models.store import mount_for
+
+    found = mount_for(path, {m.target: m.source for m in spec.mounts})
+    directory = volume_dir(podman, found[0]) if found is not None else None
+    if found is None or directory is None:
+        return None
+    inside = directory / found[1]
+    return inside if inside.resolve().is_relative_to(directory.resolve()) else None

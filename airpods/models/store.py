@@ -32,6 +32,16 @@ def model_location(spec: ContainerSpec) -> tuple[str, str]:
     return model_volume(kinds.get(spec.kind).model_path(spec), mounts)
 
 
+def mount_for(path: str, mounts: dict[str, str]) -> tuple[str, str] | None:
+    """(volume source, path inside it) of the deepest mount holding `path`; "" for the mount
+    point itself. `mounts` maps container target → volume source."""
+    for target, source in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
+        root = target.rstrip("/")
+        if path == root or path.startswith(root + "/"):
+            return source, path[len(root):].lstrip("/")
+    return None
+
+
 def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
     """(volume, path inside it) for the service's model file: the mount that holds it.
 
@@ -40,10 +50,9 @@ def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
     """
     if model is None:
         raise AirpodsError("the service has no --model argument", hint="set command_args.model")
-    for target, source in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
-        prefix = target.rstrip("/") + "/"
-        if model.startswith(prefix):
-            return source, model[len(prefix):]
+    found = mount_for(model, mounts)
+    if found is not None and found[1]:
+        return found
     raise AirpodsError(
         f"no volume is mounted where the model {model} lives",
         hint="add a volume whose target contains the model path",
