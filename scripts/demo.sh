@@ -64,7 +64,13 @@ fi
 
 phase "model"
 "$PY" -m airpods.models.tiny "$REPO/.demo/tiny.gguf"
-"${AIRPODS[@]}" models add "$REPO/.demo/tiny.gguf"
+# Models outlive every run (the volume is kept): a second run finds it there already.
+if "${AIRPODS[@]}" models list --json | "$PY" -c \
+    'import json, sys; sys.exit(0 if any(m["name"] == "tiny.gguf" for m in json.load(sys.stdin)["models"]) else 1)'; then
+  echo "tiny.gguf is already in the model volume"
+else
+  "${AIRPODS[@]}" models import "$REPO/.demo/tiny.gguf"
+fi
 "${AIRPODS[@]}" models list
 
 phase "airpods start llamacpp"
