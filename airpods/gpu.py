@@ -17,7 +17,6 @@ each service.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from airpods.errors import UsageError
+from airpods.gpu_probe import (
+    AMD_DEVICES,
+    CDI_FIX,
+    KFD_NODES,
+    NVIDIA_DEVICE,
+    NVIDIA_SMI_TIMEOUT_S,
+    NvidiaGpu,
+    amd_gpu_nodes,
+    find_cdi_spec,
+    group_gids,
+    probe_nvidia,
+    render_nodes,
+)
 
 if TYPE_CHECKING:  # host.py imports this module, never the other way round at run time
     from airpods.host import HostFacts
@@ -43,174 +55,14 @@ class GpuInfo:
     usable: bool = True
     problem: str | None = None  # why it cannot be used, with the command that fixes it
 
-CDI_DIRS = ("etc/cdi", "var/run/cdi")
-CDI_SUFFIXES = (".yaml", ".yml", ".json")
-CDI_KIND = "nvidia.com/gpu"
-NVIDIA_DEVICE = "nvidia.com/gpu=all"
-CDI_FIX = "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
-NVIDIA_SMI_QUERY = (
-    "--query-gpu=name,driver_version,memory.total",
-    "--format=csv,noheader",
-)
-NVIDIA_SMI_TIMEOUT_S = 5.0
-
-AMD_DEVICES = ("/dev/kfd", "/dev/dri")
-GPU_GROUPS = ("video", "render")
-KFD_NODES = "sys/class/kfd/kfd/topology/nodes"
-
 Result = tuple[str, str, GpuInfo | None, list[str]]
 
-
-# --------------------------------------------------------------------------------------------
-# Probes
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NvidiaGpu:
-    name: str
-    driver: str = ""
-    memory: str = ""
-
-
-def _host_path(root: Path, path: Path) -> str:
-    """`path` (under `root`) as the user would see it on the host."""
-    try:
-        return "/" + path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def probe_nvidia(
-    *,
-    run: Callable[..., subprocess.CompletedProcess] | None = None,
-    which: Callable[[str], str | None] | None = None,
-    timeout: float = NVIDIA_SMI_TIMEOUT_S,
-) -> tuple[list[NvidiaGpu], str | None]:
-    """The GPUs `nvidia-smi` reports, and a note when it is there but does not answer."""
-    which = which or shutil.which
-    run = run or subprocess.run
-    exe = which("nvidia-smi")
-    if not exe:
-        return [], None
-    try:
-        proc = run(
-            [exe, *NVIDIA_SMI_QUERY],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return [], f"nvidia-smi did not answer within {timeout:g} s: NVIDIA GPU not used"
-    except OSError as exc:
-        return [], f"nvidia-smi could not run ({exc}): NVIDIA GPU not used"
-    if proc.returncode != 0:
-        detail = _first_line(proc.stderr) or _first_line(proc.stdout)
-        detail = f": {detail}" if detail else ""
-        return [], f"nvidia-smi failed (exit {proc.returncode}{detail}): NVIDIA GPU not used"
-    gpus = []
-    for line in (proc.stdout or "").splitlines():
-        fields = [f.strip() for f in line.split(",")]
-        if fields and fields[0]:
-            fields += [""] * (3 - len(fields))
-            gpus.append(NvidiaGpu(fields[0], fields[1], fields[2]))
-    if not gpus:
-        return [], "nvidia-smi answered but listed no GPU: NVIDIA GPU not used"
-    return gpus, None
-
-
-def _first_line(text: str | None) -> str:
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-def find_cdi_spec(root: Path = Path("/")) -> str | None:
-    """The host path of the first CDI spec that declares `nvidia.com/gpu` devices, if any."""
-    for rel in CDI_DIRS:
-        directory = root / rel
-        try:
-            candidates = sorted(p for p in directory.iterdir() if p.suffix in CDI_SUFFIXES)
-        except OSError:
-            continue
-        for path in candidates:
-            try:
-                text = path.read_text(errors="replace")
-            except OSError:
-                # Unreadable (permissions): trust the name nvidia-ctk gives it.
-                if "nvidia" in path.name:
-                    return _host_path(root, path)
-                continue
-            if CDI_KIND in text:
-                return _host_path(root, path)
-    return None
-
-
-def _gfx_name(version: int) -> str:
-    """KFD gfx_target_version (major*10000 + minor*100 + stepping) → "gfx1100", "gfx90a"."""
-    major, rest = divmod(version, 10000)
-    minor, stepping = divmod(rest, 100)
-    return f"gfx{major}{minor}{stepping:x}"
-
-
-def amd_gpu_nodes(root: Path = Path("/")) -> list[str]:
-    """Names of the GPU nodes in the KFD topology (CPU nodes have simd_count 0)."""
-    names = []
-    try:
-        nodes = sorted((root / KFD_NODES).iterdir(), key=lambda p: p.name)
-    except OSError:
-        return []
-    for node in nodes:
-        try:
-            lines = (node / "properties").read_text().splitlines()
-        except OSError:
-            continue
-        props: dict[str, str] = {}
-        for line in lines:
-            key, _, value = line.strip().partition(" ")
-            props[key] = value.strip()
-        try:
-            if int(props.get("simd_count", "0")) <= 0:
-                continue
-        except ValueError:
-            continue
-        version = props.get("gfx_target_version", "")
-        if version.isdigit() and int(version):
-            name = _gfx_name(int(version))
-        else:
-            name = _read_text(node / "name")
-        names.append(name or "AMD GPU")
-    return names
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
-
-
-def render_nodes(root: Path = Path("/")) -> list[str]:
-    try:
-        return sorted(p.name for p in (root / "dev/dri").glob("renderD*"))
-    except OSError:
-        return []
-
-
-def group_gids(root: Path = Path("/"), names: tuple[str, ...] = GPU_GROUPS) -> tuple[str, ...]:
-    """Numeric gids (as strings) of the named groups in root/etc/group, in `names` order."""
-    found: dict[str, str] = {}
-    try:
-        lines = (root / "etc/group").read_text().splitlines()
-    except OSError:
-        return ()
-    for line in lines:
-        parts = line.split(":")
-        if len(parts) >= 3 and parts[0] in names and parts[2].strip().isdigit():
-            found.setdefault(parts[0], parts[2].strip())
-    return tuple(found[n] for n in names if n in found)
+# The probes live in airpods.gpu_probe; these names stay importable from here.
+__all__ = [
+    "ACCELERATORS", "AMD_DEVICES", "KFD_NODES", "NVIDIA_DEVICE", "NVIDIA_SMI_TIMEOUT_S", "REQUESTS",
+    "GpuInfo", "ImageChoice", "amd_gpu_nodes", "choose_accelerator", "devices_for",
+    "group_gids", "pick_image", "probe_nvidia", "service_accelerator",
+]
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ bottleneck) serving a generated file: a tiny GGUF header, then random bytes. Eac
 turns so noise hits both alike:
 
 * curl:     `curl -s -o OUT URL` of the resolve URL (no checksum, no fsync);
-* airpods:  `airpods.models.hub.pull` in a fresh interpreter (what `models pull` runs after it
+* airpods:  `airpods.models.pull.pull` in a fresh interpreter (what `models pull` runs after it
             found the volume): the HEAD for size/sha256/commit through huggingface_hub, the
             GET streamed with httpx into `<name>.partial`, sha256 over every byte, fsync,
             atomic rename. Interpreter start and imports are inside the timing.
@@ -45,7 +45,9 @@ GOAL = 0.9
 PULL = """
 import sys, time
 from pathlib import Path
-from airpods.models.hub import Hub, NoProgress, pull
+from airpods.models.hub import Hub
+from airpods.models.pull import pull
+from airpods.models.transfer import NoProgress
 
 class Clock(NoProgress):
     first = None

@@ -57,7 +57,8 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None) -
     Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M). HF_ENDPOINT selects a mirror, HF_TOKEN a token.
     """
     from airpods.cli.pull_progress import PullProgress
-    from airpods.models.hub import parse_ref, pull
+    from airpods.models.pull import pull
+    from airpods.models.refs import parse_ref
     from airpods.models.store import check_name
     from airpods.models.usage import UsageDB, Use
 
@@ -194,7 +195,7 @@ def _unknown_model(name: str, volume: str) -> Exception:
 def rm_cmd(app: AppContext, name: str, service: str | None, yes: bool) -> None:
     """Delete model NAME from the volume (never one a running service uses)."""
     from airpods.errors import UsageError
-    from airpods.models.hub import split_parts
+    from airpods.models.refs import split_parts
     from airpods.models.services import running_models
     from airpods.models.store import check_name, remove_model
     from airpods.models.usage import UsageDB

@@ -344,7 +344,7 @@ class ServiceConfig(_Strict):
             return None  # "" = no source (a template's way to say none)
         if v is not None:
             from airpods.errors import AirpodsError
-            from airpods.models.hub import parse_ref
+            from airpods.models.refs import parse_ref
 
             try:
                 parse_ref(v)

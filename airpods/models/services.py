@@ -94,7 +94,7 @@ def uses(resolved: Resolved, names: Iterable[str]) -> list[Use]:
 
 def model_size(directory: Path, name: str) -> int:
     """Bytes of a model, all parts of a split GGUF included."""
-    from airpods.models.hub import split_parts
+    from airpods.models.refs import split_parts
 
     total = 0
     for part in split_parts(name):
@@ -197,7 +197,7 @@ def prepare_models(
 def _first_use(spec: ContainerSpec, volume: str, name: str, podman: Podman,
                config_path: Path | None, host: HostFacts, offline: bool,
                note: Callable[[str], None], progress: Any) -> None:
-    from airpods.models.hub import pull
+    from airpods.models.pull import pull
 
     source = model_source(config_path, host, spec.service)
     if source is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods import gpu
+from airpods import gpu, gpu_probe
 from airpods.errors import UsageError
 from airpods.host import GpuInfo, HostFacts
 
@@ -283,7 +283,7 @@ def test_kfd_node_name_used_without_gfx_version(root: Path, bin_dir: Path) -> No
     [(110000, "gfx1100"), (90010, "gfx90a"), (90008, "gfx908"), (100300, "gfx1030")],
 )
 def test_gfx_names(version: int, name: str) -> None:
-    assert gpu._gfx_name(version) == name
+    assert gpu_probe._gfx_name(version) == name
 
 
 def test_group_gids(root: Path) -> None:

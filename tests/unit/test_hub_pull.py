@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import AirpodsError, UsageError
-from airpods.models import hub as hubmod
-from airpods.models.hub import Hub, parse_ref, pick_quant, pull, quant_of, split_parts
+from airpods.models import refs, retry, transfer
+from airpods.models.hub import Hub
+from airpods.models.pull import pull
+from airpods.models.refs import parse_ref, pick_quant, quant_of, split_parts
 from airpods.models.store import list_models
 from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub, write_gguf_blob
@@ -23,7 +25,7 @@ REPO = "acme/Tiny-GGUF"
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hubmod, "RETRY_WAIT_S", 0.01)
+    monkeypatch.setattr(retry, "RETRY_WAIT_S", 0.01)
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +57,10 @@ def client(fake: FakeHub) -> Hub:
 
 
 def test_parse_ref_forms() -> None:
-    assert parse_ref("acme/Tiny-GGUF/tiny-Q4_K_M.gguf") == hubmod.Ref(REPO, "tiny-Q4_K_M.gguf")
-    assert parse_ref("hf://acme/Tiny-GGUF/sub/x.gguf") == hubmod.Ref(REPO, "sub/x.gguf")
-    assert parse_ref("acme/Tiny-GGUF:q4_k_m") == hubmod.Ref(REPO, quant="q4_k_m")
-    assert parse_ref("hf://acme/Tiny-GGUF:Q8_0") == hubmod.Ref(REPO, quant="Q8_0")
+    assert parse_ref("acme/Tiny-GGUF/tiny-Q4_K_M.gguf") == refs.Ref(REPO, "tiny-Q4_K_M.gguf")
+    assert parse_ref("hf://acme/Tiny-GGUF/sub/x.gguf") == refs.Ref(REPO, "sub/x.gguf")
+    assert parse_ref("acme/Tiny-GGUF:q4_k_m") == refs.Ref(REPO, quant="q4_k_m")
+    assert parse_ref("hf://acme/Tiny-GGUF:Q8_0") == refs.Ref(REPO, quant="Q8_0")
     for bad in ("acme", "acme/repo", "acme/repo/README.md", "acme/repo/../x.gguf",
                 "acme/repo:", "a/b/c:d/e.gguf", "hf://"):
         with pytest.raises(UsageError):
@@ -76,13 +78,13 @@ def test_quant_tags_and_parts() -> None:
         "a/M-Q4-00001-of-00003.gguf", "a/M-Q4-00002-of-00003.gguf", "a/M-Q4-00003-of-00003.gguf"]
     files = ["m-Q4_K_M.gguf", "m-Q4_K_S.gguf", "m-Q8_0-00001-of-00002.gguf",
              "m-Q8_0-00002-of-00002.gguf"]
-    ref = hubmod.Ref("o/r", quant="q8_0")
+    ref = refs.Ref("o/r", quant="q8_0")
     assert pick_quant(ref, files) == "m-Q8_0-00001-of-00002.gguf"
     with pytest.raises(UsageError, match=r"no Q4_K file in o/r; quants available: "
                                          r"Q4_K_M, Q4_K_S, Q8_0"):
-        pick_quant(hubmod.Ref("o/r", quant="Q4_K"), files)
+        pick_quant(refs.Ref("o/r", quant="Q4_K"), files)
     with pytest.raises(UsageError, match="2 files in o/r carry F16"):
-        pick_quant(hubmod.Ref("o/r", quant="F16"), ["a-F16.gguf", "mmproj-F16.gguf"])
+        pick_quant(refs.Ref("o/r", quant="F16"), ["a-F16.gguf", "mmproj-F16.gguf"])
 
 
 @pytest.mark.parametrize("ref,name", [
@@ -191,7 +193,7 @@ def test_changed_upstream_restarts_instead_of_splicing(fake: FakeHub, tmp_path: 
     # A partial downloaded for another version (its xattr names another ETag): start over.
     partial = tmp_path / "big-Q8_0.gguf.partial"
     partial.write_bytes(b"GGUF" + b"\0" * 1000)
-    os.setxattr(partial, hubmod.ETAG_XATTR, b"0" * 64)
+    os.setxattr(partial, transfer.ETAG_XATTR, b"0" * 64)
     pull("acme/Big-GGUF/big-Q8_0.gguf", tmp_path, hub=client(fake))
     assert (tmp_path / "big-Q8_0.gguf").read_bytes() == ggufs["big"].read_bytes()
     assert [g.range for g in fake.gets("big-Q8_0.gguf")] == [None]
@@ -200,7 +202,8 @@ def test_changed_upstream_restarts_instead_of_splicing(fake: FakeHub, tmp_path: 
 PULL_SCRIPT = """
 import sys
 from pathlib import Path
-from airpods.models.hub import Hub, pull
+from airpods.models.hub import Hub
+from airpods.models.pull import pull
 got = pull(sys.argv[2], Path(sys.argv[3]), hub=Hub(endpoint=sys.argv[1], token=""))
 print(got.bytes_moved)
 """

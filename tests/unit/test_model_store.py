@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import AirpodsError, UsageError
-from airpods.models import hub as hubmod
 from airpods.models import store
+from airpods.models.hub import Hub
+from airpods.models.pull import pull
 from airpods.models.store import add_model, check_name, list_models, model_path
 from airpods.models.tiny import write_tiny_gguf
 from airpods.models.usage import UsageDB, Use, iso, parse_metrics, unused
@@ -117,7 +118,7 @@ def test_pull_disk_full_mid_file_leaves_nothing(tmpfs: Path, tmp_path: Path,
     with FakeHub() as hub:
         hub.add("o/r", "big-Q8_0.gguf", big)
         with pytest.raises(AirpodsError, match="disk full while writing big-Q8_0.gguf"):
-            hubmod.pull("o/r:Q8_0", tmpfs, hub=hubmod.Hub(endpoint=hub.url, token=""))
+            pull("o/r:Q8_0", tmpfs, hub=Hub(endpoint=hub.url, token=""))
     assert list(tmpfs.iterdir()) == []
 
 
@@ -128,7 +129,7 @@ def test_pull_refused_up_front_when_space_is_short(tmpfs: Path, tmp_path: Path) 
     with FakeHub() as hub:
         hub.add("o/r", "big-Q8_0.gguf", big)
         with pytest.raises(AirpodsError, match="not enough disk space"):
-            hubmod.pull("o/r:Q8_0", tmpfs, hub=hubmod.Hub(endpoint=hub.url, token=""))
+            pull("o/r:Q8_0", tmpfs, hub=Hub(endpoint=hub.url, token=""))
         assert hub.gets("big-Q8_0.gguf") == []  # not a byte was asked for
     assert list(tmpfs.iterdir()) == []
 

@@ -1,0 +1,76 @@
+"""Retries for talking to the hub: which errors are worth another try, and a tenacity policy
+that gives up after RETRIES attempts in a row that moved no byte (so a download that keeps
+making progress keeps going, and one that does not stops)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+RETRIES = 5  # attempts in a row that make no progress before giving up
+RETRY_WAIT_S = 0.5  # first wait; doubles up to RETRY_MAX_WAIT_S
+RETRY_MAX_WAIT_S = 8.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: connection trouble, timeouts, 5xx and 429 answers."""
+    import httpx
+
+    if isinstance(exc, RetryableStatus):
+        return True
+    if isinstance(exc, (httpx.TransportError,)):
+        return True
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int) and (status >= 500 or status == 429):
+        return True
+    # huggingface_hub's own HTTP client raises its own transport errors
+    return type(exc).__name__ in ("ConnectError", "ReadError", "ReadTimeout", "ConnectTimeout",
+                                  "RemoteProtocolError", "WriteError", "PoolTimeout")
+
+
+class RetryableStatus(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class NoProgressStop:
+    """tenacity stop: give up after RETRIES attempts in a row that moved no byte."""
+
+    def __init__(self, progress: Callable[[], int], attempts: int) -> None:
+        self.progress, self.attempts = progress, attempts
+        self.last, self.failures = progress(), 0
+
+    def __call__(self, state: Any) -> bool:
+        now = self.progress()
+        self.failures = 0 if now > self.last else self.failures + 1
+        self.last = now
+        return self.failures >= self.attempts
+
+
+def retrying(progress: Callable[[], int] = lambda: 0, *, attempts: int = RETRIES,
+              on_retry: Callable[[BaseException], None] = lambda e: None) -> Any:
+    from tenacity import Retrying, retry_if_exception, wait_exponential
+
+    def before_sleep(state: Any) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None:
+            on_retry(exc)
+
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential(multiplier=RETRY_WAIT_S, max=RETRY_MAX_WAIT_S),
+        stop=NoProgressStop(progress, attempts),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, RetryableStatus):
+        return "the connection ended early" if exc.status == 0 else f"HTTP {exc.status}"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
