@@ -12,7 +12,7 @@ from typing import Any
 
 from airpods.errors import AirpodsError, UsageError
 from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
-from airpods.models.retry import retrying
+from airpods.models.retry import is_transient, retrying
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -50,8 +50,51 @@ def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
     if "Offline" in name:
         return AirpodsError(f"{what}: HF_HUB_OFFLINE is set", hint="unset it to download")
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    filename = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and filename:
+        # A file huggingface_hub reads (its token, its caches), not the network.
+        return AirpodsError(f"{what}: huggingface_hub could not use {filename} ({detail})",
+                            hint="fix or remove that file")
+    if not is_transient(exc):
+        return AirpodsError(f"{what}: {endpoint} gave an answer airpods cannot use "
+                            f"({name}: {detail})",
+                            hint="check HF_ENDPOINT points at a Hugging Face hub or mirror")
     return AirpodsError(f"{what}: cannot reach {endpoint} ({detail})",
                         hint="check the network, or HF_ENDPOINT for a mirror")
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot go in an Authorization header, or None."""
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        return "it holds characters a token cannot (non-ASCII, control or space)"
+    return None
+
+
+def _token() -> str | None:
+    """HF_TOKEN, then `hf auth login`'s file; a token that cannot be sent is named where it
+    came from, instead of failing later as if the network were down."""
+    env_token = token_from_env()
+    if env_token is not None:
+        where = "HF_TOKEN" if os.environ.get("HF_TOKEN") else "HUGGING_FACE_HUB_TOKEN"
+        token = env_token
+    else:
+        from huggingface_hub import constants, get_token
+
+        where = str(constants.HF_TOKEN_PATH)
+        try:
+            token = get_token()
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise AirpodsError(f"cannot read the Hugging Face token ({exc})",
+                               hint=f"fix or remove {where}") from None
+    problem = token_problem(token) if token else None
+    if problem:
+        raise UsageError(f"the Hugging Face token in {where} cannot be used: {problem}",
+                         hint=f"fix or remove {where} (`hf auth login` writes a good one)")
+    return token
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 
@@ -60,13 +103,20 @@ class Hub:
 
     def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
         self.endpoint = (endpoint or endpoint_from_env()).rstrip("/")
-        if token is None:
-            from huggingface_hub import get_token
+        self.token = _token() if token is None else token
+        self.reached = False
 
-            token = token_from_env() or get_token()  # HF_TOKEN, then `hf auth login`'s file
-        self.token = token
+    def reach(self) -> None:
+        """Once per Hub: fail in seconds, in one line, when nothing answers at the endpoint
+        (airpods.models.reach), instead of after a minute of retries."""
+        if not self.reached and not offline():
+            from airpods.models.reach import check_reachable
+
+            check_reachable(self.endpoint)
+        self.reached = True
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        self.reach()
         try:
             return retrying(attempts=3)(fn)
         except AirpodsError:
@@ -79,6 +129,19 @@ class Hub:
 
         api = HfApi(endpoint=self.endpoint, token=self.token or False)
         return self._call(str(ref), lambda: api.list_repo_files(ref.repo, revision=ref.revision))
+
+    def sizes(self, ref: Ref) -> dict[str, int]:
+        """Every file in the repository and its size, from the hub's listing."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=self.endpoint, token=self.token or False)
+
+        def listing() -> dict[str, int]:
+            tree = api.list_repo_tree(ref.repo, revision=ref.revision, recursive=True)
+            return {e.path: int(getattr(e, "size", 0) or 0) for e in tree
+                    if type(e).__name__ == "RepoFile"}
+
+        return self._call(str(ref), listing)
 
     def file(self, repo: str, path: str, revision: str = "main") -> RemoteFile:
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
