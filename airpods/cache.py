@@ -363,6 +363,7 @@ def _gpu_from(d: Mapping[str, Any] | None) -> GpuInfo | None:
         group_add=tuple(d["group_add"]),
         usable=d["usable"],
         problem=d["problem"],
+        vram_bytes=d.get("vram_bytes"),
     )
 
 
@@ -375,6 +376,9 @@ def _host_from(d: Mapping[str, Any]) -> HostFacts:
         gpu=_gpu_from(d["gpu"]),
         selinux_enforcing=d["selinux_enforcing"],
         notes=tuple(d["notes"]),
+        memory_bytes=d.get("memory_bytes", 0),
+        vram_bytes=d.get("vram_bytes"),
+        gpu_name=d.get("gpu_name"),
     )
 
 

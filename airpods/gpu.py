@@ -32,8 +32,10 @@ from airpods.gpu_probe import (
     NVIDIA_SMI_TIMEOUT_S,
     NvidiaGpu,
     amd_gpu_nodes,
+    amd_vram,
     find_cdi_spec,
     group_gids,
+    nvidia_vram,
     probe_nvidia,
     render_nodes,
 )
@@ -54,6 +56,7 @@ class GpuInfo:
     group_add: tuple[str, ...] = ()  # numeric gids
     usable: bool = True
     problem: str | None = None  # why it cannot be used, with the command that fixes it
+    vram_bytes: int | None = None  # total memory of the GPU(s), where the probe says
 
 Result = tuple[str, str, GpuInfo | None, list[str]]
 
@@ -140,7 +143,8 @@ def choose_accelerator(
     # auto
     if nvidia and cdi:
         desc = _describe_nvidia(nvidia)
-        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,))
+        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,),
+                       vram_bytes=nvidia_vram(nvidia))
         return "cuda", f"{desc} with CDI spec {cdi}", info, notes
     nvidia_problem: GpuInfo | None = None
     if nvidia:
@@ -155,6 +159,7 @@ def choose_accelerator(
             name=", ".join(amd_nodes),
             devices=AMD_DEVICES,
             group_add=group_gids(root),
+            vram_bytes=amd_vram(root),
         )
         return "rocm", desc, info, notes
     if kfd and not amd_nodes:
@@ -178,7 +183,8 @@ def _forced_cuda(nvidia: list[NvidiaGpu], cdi: str | None, notes: list[str]) -> 
     reason = "runtime.accelerator = 'cuda'"
     if nvidia and cdi:
         desc = _describe_nvidia(nvidia)
-        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,))
+        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,),
+                       vram_bytes=nvidia_vram(nvidia))
         return "cuda", f"{reason}: {desc} with CDI spec {cdi}", info, notes
     if nvidia:
         desc = _describe_nvidia(nvidia)
@@ -206,7 +212,8 @@ def _forced_rocm(
     gids = group_gids(root)
     if kfd and renders and amd_nodes:
         desc = _describe_amd(amd_nodes)
-        info = GpuInfo(vendor="amd", name=", ".join(amd_nodes), devices=AMD_DEVICES, group_add=gids)
+        info = GpuInfo(vendor="amd", name=", ".join(amd_nodes), devices=AMD_DEVICES, group_add=gids,
+                       vram_bytes=amd_vram(root))
         return "rocm", f"{reason}: {desc}", info, notes
     if not kfd:
         missing = "/dev/kfd does not exist"
@@ -235,7 +242,8 @@ def _vulkan(root: Path, nvidia: list[NvidiaGpu], cdi: str | None, notes: list[st
     if nvidia and cdi:
         # The CDI spec injects the NVIDIA device nodes and the driver's Vulkan ICD.
         desc = _describe_nvidia(nvidia)
-        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,))
+        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,),
+                       vram_bytes=nvidia_vram(nvidia))
         return "vulkan", f"{reason}: {desc} with CDI spec {cdi}", info, notes
     if nvidia:
         notes.append(_no_cdi_problem(_describe_nvidia(nvidia)))

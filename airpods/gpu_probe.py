@@ -6,6 +6,7 @@ the accelerator choice.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -173,3 +174,24 @@ def group_gids(root: Path = Path("/"), names: tuple[str, ...] = GPU_GROUPS) -> t
         if len(parts) >= 3 and parts[0] in names and parts[2].strip().isdigit():
             found.setdefault(parts[0], parts[2].strip())
     return tuple(found[n] for n in names if n in found)
+
+
+_MIB = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MiB\s*$")
+
+
+def nvidia_vram(gpus: list[NvidiaGpu]) -> int | None:
+    """Total memory of the GPUs nvidia-smi listed (its memory.total, "24576 MiB"), in bytes."""
+    sizes = [_MIB.match(g.memory) for g in gpus]
+    total = sum(float(m.group(1)) for m in sizes if m)
+    return int(total * (1 << 20)) or None
+
+
+def amd_vram(root: Path = Path("/")) -> int | None:
+    """Total VRAM of the amdgpu cards (sysfs mem_info_vram_total), in bytes."""
+    total = 0
+    for path in sorted((root / "sys/class/drm").glob("card*/device/mem_info_vram_total")):
+        try:
+            total += int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return total or None

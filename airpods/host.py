@@ -1,4 +1,4 @@
-"""Facts about the host that shape what runs: accelerator, cores, SELinux.
+"""Facts about the host that shape what runs: accelerator, cores, memory, VRAM, SELinux.
 
 Detection reads from an injectable root so tests can use a fake /sys, /dev and /etc tree; it
 runs once per invocation, when a command asks, never at import.
@@ -27,6 +27,9 @@ class HostFacts:
     gpu: GpuInfo | None = None
     selinux_enforcing: bool = False
     notes: tuple[str, ...] = field(default=())
+    memory_bytes: int = 0  # MemTotal; 0 when /proc/meminfo does not say
+    vram_bytes: int | None = None  # the usable GPU's total memory; None without one or unknown
+    gpu_name: str | None = None  # the usable GPU's name; None on the CPU
 
     def for_service(self, use_gpu: bool) -> HostFacts:
         """The facts as one service sees them: a service that may not use the GPU gets the CPU."""
@@ -141,9 +144,12 @@ def detect_host(
 
     `run` / `which` replace subprocess.run / shutil.which for the nvidia-smi probe (tests).
     """
+    from airpods.models.fit import ram_total
+
     accelerator, reason, info, notes = gpu.choose_accelerator(
         requested, root=root, run=run, which=which
     )
+    usable = info if info is not None and info.usable and accelerator != "cpu" else None
     return HostFacts(
         accelerator=accelerator,
         reason=reason,
@@ -152,4 +158,7 @@ def detect_host(
         gpu=info,
         selinux_enforcing=selinux_enforcing(root),
         notes=tuple(notes),
+        memory_bytes=ram_total(root) or 0,
+        vram_bytes=usable.vram_bytes if usable else None,
+        gpu_name=usable.name if usable else None,
     )

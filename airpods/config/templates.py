@@ -3,7 +3,8 @@
 Any string anywhere in the config tree may be a template. What a template can see:
 
 - `services`, `runtime`, `cli`: the whole config, itself template-resolved;
-- `host`: the detected host (`host.accelerator`, `host.physical_cores`, `host.gpu`). Inside a
+- `host`: the detected host (`host.accelerator`, `host.physical_cores`, `host.gpu`,
+  `host.memory_bytes`, `host.vram_bytes`, `host.gpu_name`). Inside a
   service it is that service's view: a service with `gpu.enabled = false` or `gpu.force_cpu =
   true` sees `host.accelerator == "cpu"`;
 - `openai_backends`, `ollama_backends`: lists of `{name, url, api_key}`, one for every enabled

@@ -183,9 +183,6 @@ def ram_total(root: Path = Path("/")) -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
-_MIB = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MiB\s*$")
-
-
 def vram_total(
     host: HostFacts,
     *,
@@ -200,21 +197,17 @@ def vram_total(
     gpu = host.gpu
     if gpu is None or not gpu.usable or host.accelerator == "cpu":
         return None
+    if gpu.vram_bytes:  # read by the accelerator probe already
+        return gpu.vram_bytes
     if gpu.vendor == "nvidia":
-        from airpods.gpu import probe_nvidia
+        from airpods.gpu_probe import nvidia_vram, probe_nvidia
 
         gpus, _ = probe_nvidia(run=run, which=which)
-        sizes = [_MIB.match(g.memory) for g in gpus]
-        total = sum(float(m.group(1)) for m in sizes if m)
-        return int(total * (1 << 20)) or None
+        return nvidia_vram(gpus)
     if gpu.vendor == "amd":
-        total = 0
-        for path in sorted((root / "sys/class/drm").glob("card*/device/mem_info_vram_total")):
-            try:
-                total += int(path.read_text().strip())
-            except (OSError, ValueError):
-                continue
-        return total or None
+        from airpods.gpu_probe import amd_vram
+
+        return amd_vram(root)
     return None
 
 

@@ -120,6 +120,7 @@ def test_nvidia_with_cdi_is_cuda(root: Path, bin_dir: Path) -> None:
         vendor="nvidia",
         name="NVIDIA GeForce RTX 4090 (driver 550.54.14)",
         devices=("nvidia.com/gpu=all",),
+        vram_bytes=24564 << 20,  # nvidia-smi's memory.total
     )
     assert notes == []
 
@@ -247,6 +248,14 @@ def test_amd_is_rocm_with_devices_and_numeric_gids(root: Path, bin_dir: Path) ->
         group_add=("44", "109"),
     )
     assert notes == []
+
+
+def test_amd_vram_is_read_from_sysfs(root: Path, bin_dir: Path) -> None:
+    amd_tree(root)
+    write(root / "sys/class/drm/card0/device/mem_info_vram_total", f"{16 << 30}\n")
+    write(root / "sys/class/drm/card1/device/mem_info_vram_total", "garbage\n")
+    _, _, info, _ = choose("auto", root)
+    assert info is not None and info.vram_bytes == 16 << 30
 
 
 def test_amd_one_node_and_only_render_group(root: Path, bin_dir: Path) -> None:

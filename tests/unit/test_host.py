@@ -145,6 +145,27 @@ def test_detect_host_on_a_fake_root_with_nvidia(root: Path) -> None:
     assert ctx["gpu"]["vendor"] == "nvidia"
 
 
+def test_detect_host_memory_vram_and_gpu_name_for_templates(root: Path) -> None:
+    write(root / "proc/meminfo", "MemTotal:       32768000 kB\nMemFree: 1 kB\n")
+    write(root / "etc/cdi/nvidia.yaml", "kind: nvidia.com/gpu\n")
+    facts = detect_host("auto", root=root, run=fake_run, which=lambda n: f"/usr/bin/{n}")
+    ctx = facts.as_context()
+    assert ctx["memory_bytes"] == 32768000 * 1024
+    assert ctx["vram_bytes"] == 24564 << 20
+    assert ctx["gpu_name"] == "NVIDIA GeForce RTX 4090 (driver 550.54.14)"
+
+
+def test_detect_host_unusable_gpu_has_no_vram_or_name(root: Path) -> None:
+    write(root / "proc/meminfo", "MemTotal: 1024 kB\n")
+    facts = detect_host(root=root, run=fake_run, which=lambda n: f"/usr/bin/{n}")  # no CDI
+    assert (facts.memory_bytes, facts.vram_bytes, facts.gpu_name) == (1 << 20, None, None)
+
+
+def test_detect_host_without_meminfo_says_zero(root: Path) -> None:
+    facts = detect_host("cpu", root=root)
+    assert facts.memory_bytes == 0 and facts.vram_bytes is None
+
+
 def test_detect_host_nvidia_without_cdi_explains_itself(root: Path) -> None:
     write(root / "proc/cpuinfo", cpuinfo(1, 4, 2))
     facts = detect_host(root=root, run=fake_run, which=lambda n: f"/usr/bin/{n}")

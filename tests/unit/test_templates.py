@@ -232,3 +232,16 @@ def test_odd_shapes_do_not_crash_resolution() -> None:
     assert out["services"]["a"] == 5
     assert out["services"]["b"]["x"] == "cpu"
     assert resolve_tree({"services": 5, "x": "{{ services }}"}, CPU)["x"] == "5"
+
+
+def test_host_memory_vram_and_gpu_name_are_in_scope() -> None:
+    host = HostFacts(accelerator="cuda", reason="t", physical_cores=8, logical_cores=16,
+                     memory_bytes=64 << 30, vram_bytes=24 << 30, gpu_name="RTX 4090")
+    out = resolve({"a": svc(vars={
+        "ctx": "{{ 32768 if host.vram_bytes and host.vram_bytes >= 16 * 2**30 else 4096 }}",
+        "ram_gb": "{{ host.memory_bytes // 2**30 }}",
+        "gpu": "{{ host.gpu_name or 'none' }}"})}, host)
+    assert out["services"]["a"]["vars"] == {"ctx": "32768", "ram_gb": "64", "gpu": "RTX 4090"}
+    cpu = resolve({"a": svc(vars={"gpu": "{{ host.gpu_name or 'none' }}",
+                                  "v": "{{ host.vram_bytes }}"})})
+    assert cpu["services"]["a"]["vars"] == {"gpu": "none", "v": "None"}
