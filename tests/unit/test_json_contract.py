@@ -33,6 +33,11 @@ DOCTOR_CHECK_KEYS = {"name", "status", "found", "fix"}
 EXPORT_KUBE_KEYS = {"format", "services", "output", "documents", "secrets", "commands", "notes"}
 EXPORT_QUADLET_KEYS = {"format", "services", "output", "units", "secrets", "commands", "notes"}
 EXPORT_SECRET_KEYS = {"name", "usage", "file"}
+RECOMMEND_KEYS = {"host", "usable", "ctx", "tiers", "auto"}
+RECOMMEND_HOST_KEYS = {"memory_bytes", "vram_bytes", "gpu_name", "accelerator", "physical_cores"}
+RECOMMEND_USABLE_KEYS = {"where", "total_bytes", "usable_bytes", "headroom"}
+RECOMMEND_TIER_KEYS = {"tier", "repo", "file", "quant", "parameters", "estimate_bytes",
+                       "headroom_bytes", "fast_enough", "auto"}
 
 
 class FakePodman:
@@ -169,3 +174,13 @@ def test_usage_errors_exit_2_with_one_line(env) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "unknown service 'nope'" in result.stderr
+
+
+def test_models_recommend_json(env) -> None:
+    code, data = run("models", "recommend", "--ctx", "2048", "--json")
+    assert code == 0 and set(data) == RECOMMEND_KEYS and data["ctx"] == 2048
+    assert set(data["host"]) == RECOMMEND_HOST_KEYS
+    assert set(data["usable"]) == RECOMMEND_USABLE_KEYS
+    assert all(set(t) == RECOMMEND_TIER_KEYS for t in data["tiers"])
+    assert [t["tier"] for t in data["tiers"] if t["auto"]] == ([data["auto"]] if data["auto"]
+                                                              else [])

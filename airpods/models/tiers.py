@@ -1,0 +1,215 @@
+"""Capability tiers that fit this machine: the catalogue (config/models.toml, extended by a user
+file), the memory budget, and the choices built on them (`models recommend`, `model_source =
+"auto"`, `models pull ORG/REPO` without a quant).
+
+The budget is the fit check's (airpods.models.fit): VRAM less 10% when the model goes on a GPU
+whose memory is known, else total RAM less 20%. A tier's estimate is its file size plus the f16
+K/V cache at ctx (layers x kv_heads x head_dim x 2 (K and V) x 2 bytes a token), as for a
+downloaded model, so `recommend`, `start` and `models info` agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airpods.errors import ConfigError
+from airpods.models.fit import KV_BYTES, LLAMA_DEFAULT_CTX, RAM_HEADROOM, VRAM_HEADROOM, gb
+
+if TYPE_CHECKING:
+    from airpods.host import HostFacts
+
+CATALOGUE_FILE = "models.toml"
+TIER_KEYS = {"repo": str, "file": str, "quant": str, "parameters": int, "size_bytes": int,
+             "layers": int, "kv_heads": int, "head_dim": int, "cpu_min_cores": int}
+# Without a header to read, a quant picked from the hub's listing is estimated as its size plus
+# this share for the K/V cache and buffers (Qwen2.5-7B Q4_K_M at ctx 4096: 0.23 GB over 4.7 GB).
+LISTING_OVERHEAD = 0.10
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    repo: str
+    file: str
+    quant: str
+    parameters: int
+    size_bytes: int
+    layers: int
+    kv_heads: int
+    head_dim: int
+    cpu_min_cores: int = 1
+
+    def kv_bytes(self, ctx: int) -> int:
+        return self.layers * self.kv_heads * self.head_dim * 2 * KV_BYTES * ctx
+
+    def estimate(self, ctx: int) -> int:
+        return self.size_bytes + self.kv_bytes(ctx)
+
+    @property
+    def source(self) -> str:
+        return f"{self.repo}/{self.file}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    total_bytes: int
+    usable_bytes: int
+    where: str  # "VRAM" | "RAM"
+    headroom: float
+
+    def describe(self) -> str:
+        return (f"{gb(self.usable_bytes)} usable ({self.where} {gb(self.total_bytes)} less "
+                f"{self.headroom:.0%} headroom)")
+
+
+def budget(host: HostFacts, *, on_gpu: bool | None = None) -> Budget:
+    """What a model may use on `host`: VRAM when it goes on a GPU whose memory is known."""
+    gpu = host.accelerator != "cpu" if on_gpu is None else on_gpu
+    if gpu and host.vram_bytes:
+        usable = int(host.vram_bytes * (1 - VRAM_HEADROOM))
+        return Budget(host.vram_bytes, usable, "VRAM", VRAM_HEADROOM)
+    usable = int(host.memory_bytes * (1 - RAM_HEADROOM))
+    return Budget(host.memory_bytes, usable, "RAM", RAM_HEADROOM)
+
+
+# --- the catalogue ----------------------------------------------------------------------------
+
+
+def builtin_catalogue_path() -> Path:
+    """Packaged in the wheel, else the source checkout's config/models.toml."""
+    import airpods
+
+    package = Path(airpods.__file__).parent
+    packaged = package / "defaults" / CATALOGUE_FILE
+    return packaged if packaged.exists() else package.parent / "config" / CATALOGUE_FILE
+
+
+def user_catalogue_path() -> Path:
+    from airpods.config.paths import user_config_path
+
+    return user_config_path().parent / CATALOGUE_FILE
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomlkit
+
+        return tomlkit.parse(path.read_text()).unwrap()
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def _tiers_in(path: Path) -> dict[str, Tier]:
+    try:
+        data = _read_toml(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the model catalogue: {exc.strerror or exc}",
+                          file=str(path)) from None
+    except Exception as exc:  # tomllib / tomlkit parse errors carry the line in their text
+        raise ConfigError(f"not valid TOML: {str(exc).splitlines()[0]}", file=str(path),
+                          hint="fix the file or remove it") from None
+    tiers = data.get("tiers", {})
+    unknown = sorted(set(data) - {"tiers"})
+    if unknown or not isinstance(tiers, dict):
+        raise ConfigError(f"unknown table {unknown[0] if unknown else 'tiers'!r}",
+                          file=str(path), hint="a catalogue holds only [tiers.NAME] tables")
+    return {name: _tier(path, name, body) for name, body in tiers.items()}
+
+
+def _tier(path: Path, name: str, body: Any) -> Tier:
+    where = f"tiers.{name}"
+    if not isinstance(body, dict):
+        raise ConfigError("must be a table", file=str(path), key_path=where)
+    for key, value in body.items():
+        want = TIER_KEYS.get(key)
+        if want is None:
+            raise ConfigError(f"unknown key {key!r}", file=str(path), key_path=f"{where}.{key}",
+                              hint=f"known keys: {', '.join(TIER_KEYS)}")
+        ok = isinstance(value, want) and not isinstance(value, bool)
+        if not ok or (want is int and value <= 0) or (want is str and not value.strip()):
+            kind = "a positive integer" if want is int else "a non-empty string"
+            raise ConfigError(f"must be {kind}, not {value!r}", file=str(path),
+                              key_path=f"{where}.{key}")
+    missing = [k for k in TIER_KEYS if k not in body and k != "cpu_min_cores"]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}", file=str(path), key_path=where)
+    if not body["file"].endswith(".gguf") or "/" in body["file"]:
+        raise ConfigError(f"{body['file']!r} is not a GGUF file name in the repository root",
+                          file=str(path), key_path=f"{where}.file")
+    return Tier(name=name, **body)
+
+
+def load_catalogue(user: Path | None = None) -> list[Tier]:
+    """The built-in tiers, with the user file's added or replaced by name; smallest first."""
+    tiers = _tiers_in(builtin_catalogue_path())
+    user = user_catalogue_path() if user is None else user
+    if user.exists():
+        tiers.update(_tiers_in(user))
+    return sorted(tiers.values(), key=lambda t: (t.estimate(LLAMA_DEFAULT_CTX), t.name))
+
+
+# --- choices ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fitting:
+    tier: Tier
+    estimate_bytes: int
+    headroom_bytes: int
+    fast_enough: bool  # on a GPU, or enough physical cores for the tier on the CPU
+
+
+def fitting(host: HostFacts, ctx: int, tiers: list[Tier], *,
+            on_gpu: bool | None = None) -> list[Fitting]:
+    """The tiers whose estimate at `ctx` fits the budget, smallest first."""
+    room = budget(host, on_gpu=on_gpu)
+    gpu = room.where == "VRAM"
+    out = []
+    for tier in tiers:
+        need = tier.estimate(ctx)
+        if need <= room.usable_bytes:
+            fast = gpu or host.physical_cores >= tier.cpu_min_cores
+            out.append(Fitting(tier, need, room.usable_bytes - need, fast))
+    return out
+
+
+def auto_pick(host: HostFacts, ctx: int, tiers: list[Tier], *,
+              on_gpu: bool | None = None) -> Fitting | None:
+    """The largest fitting tier that is fast enough here; else the smallest that fits."""
+    fits = fitting(host, ctx, tiers, on_gpu=on_gpu)
+    fast = [f for f in fits if f.fast_enough]
+    if fast:
+        return fast[-1]
+    return fits[0] if fits else None
+
+
+def tier_for_file(name: str, tiers: list[Tier]) -> Tier | None:
+    return next((t for t in tiers if t.file == name), None)
+
+
+@dataclass(frozen=True)
+class QuantChoice:
+    path: str | None  # None: nothing fits
+    why: str
+
+
+def pick_fitting_quant(repo: str, quants: dict[str, tuple[str, int]], room: Budget) -> QuantChoice:
+    """From {quant: (first file, total bytes of its parts)}: the largest whose size plus
+    LISTING_OVERHEAD fits `room`, and one line saying why."""
+    ranked = sorted(quants.items(), key=lambda kv: kv[1][1], reverse=True)
+    for quant, (path, size) in ranked:
+        need = int(size * (1 + LISTING_OVERHEAD))
+        if need <= room.usable_bytes:
+            bigger = [q for q, (_, s) in ranked if s > size]
+            skipped = f"; {', '.join(bigger)} would not fit" if bigger else ""
+            return QuantChoice(path, (
+                f"{repo}: picked {quant} ({gb(size)}, about {gb(need)} with K/V cache and "
+                f"buffers), the largest quant that fits {room.describe()}{skipped}"))
+    smallest = ranked[-1] if ranked else None
+    detail = (f"the smallest, {smallest[0]}, needs about "
+              f"{gb(int(smallest[1][1] * (1 + LISTING_OVERHEAD)))}") if smallest else "none listed"
+    return QuantChoice(None, f"{repo}: no quant fits {room.describe()}: {detail}")
