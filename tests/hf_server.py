@@ -100,6 +100,15 @@ class FakeHub:
         entry.files[path] = HubFile(path, source, source.stat().st_size, sha256, blob)
         return entry.files[path]
 
+    def listed(self, repo: str, path: str, size: int) -> HubFile:
+        """A file the listing shows with `size` bytes but that has no bytes behind it: a 40 GB
+        quant for the fit choice without 40 GB on disk. Fetching it is a test failure (500)."""
+        entry = self.repos.setdefault(repo, Repo(hashlib.sha1(repo.encode()).hexdigest()))
+        digest = hashlib.sha256(path.encode()).hexdigest()
+        entry.files[path] = HubFile(path, Path("/nonexistent/listed-only"), size, digest,
+                                    digest[:40])
+        return entry.files[path]
+
     def fault(self, path: str, **kwargs: Any) -> Faults:
         faults = self.faults.setdefault(path, Faults())
         for key, value in kwargs.items():

@@ -48,28 +48,36 @@ def models() -> None:
 @click.argument("ref")
 @click.option("--service", default=None, help=SERVICE_HELP)
 @click.option("--name", default=None, help="File name in the volume (default: the hub's).")
+@click.option("--force", is_flag=True,
+              help="For a bare ORG/REPO: pull the smallest quant even when none fits.")
 @click.pass_obj
-def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None) -> None:
+def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
+             force: bool) -> None:
     """Download REF from Hugging Face into the model volume, resuming an interrupted pull.
 
     \b
-    REF is ORG/REPO/FILE.gguf, hf://ORG/REPO/FILE.gguf, or ORG/REPO:QUANT (e.g.
-    Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M). HF_ENDPOINT selects a mirror, HF_TOKEN a token.
+    REF is ORG/REPO/FILE.gguf, hf://ORG/REPO/FILE.gguf, ORG/REPO:QUANT (e.g.
+    Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M), or ORG/REPO: the largest quant whose size fits
+    this machine's memory (as `models recommend` counts it), refused when none fits.
+    HF_ENDPOINT selects a mirror, HF_TOKEN a token.
     """
     from airpods.cli.pull_progress import PullProgress
     from airpods.models.pull import pull
     from airpods.models.refs import parse_ref
     from airpods.models.store import check_name
+    from airpods.models.tiers import budget
     from airpods.models.usage import UsageDB, Use
 
     parsed = parse_ref(ref)  # bad input fails before anything is touched
     if name is not None:
         check_name(name)
-    _, _, volume, _ = _target(app, service)
+    resolved, chosen, volume, _ = _target(app, service)
+    room = budget(resolved.host, on_gpu=resolved.specs[chosen].accelerator != "cpu")
     podman = _podman()
     directory = _ensure_dir(podman, volume)
     try:
-        got = pull(parsed, directory, name=name, progress=PullProgress())
+        got = pull(parsed, directory, name=name, progress=PullProgress(), room=room,
+                   force=force)
     except KeyboardInterrupt:
         click.echo(f"interrupted: run `airpods models pull {ref}` again to resume", err=True)
         raise SystemExit(130) from None

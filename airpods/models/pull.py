@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
 from airpods.models.hub import Hub
-from airpods.models.refs import Ref, parse_ref
+from airpods.models.refs import Ref, parse_ref, quant_sizes
 from airpods.models.store import PARTIAL_SUFFIX, check_name, check_space, model_path
 from airpods.models.transfer import NoProgress, Progress, dest_names, download, http_client
+
+if TYPE_CHECKING:
+    from airpods.models.tiers import Budget
 
 
 @dataclass(frozen=True)
@@ -26,13 +31,19 @@ def pull(
     name: str | None = None,
     progress: Progress | None = None,
     hub: Hub | None = None,
+    room: Budget | None = None,
+    force: bool = False,
 ) -> Pulled:
-    """Download `ref` into the directory `root` (a model volume). Returns what landed."""
+    """Download `ref` into the directory `root` (a model volume). Returns what landed.
+
+    A bare `ORG/REPO` gets the largest quant that fits `room` (default: this host's budget).
+    """
     parsed = parse_ref(ref) if isinstance(ref, str) else ref
     if name is not None:
         check_name(name)
     hub = hub or Hub()
     progress = progress or NoProgress()
+    parsed = choose_quant(parsed, hub, room, force=force, note=progress.note)
     # Building an httpx client loads the CA bundle (0.1-0.2 s): do it while the hub answers.
     from concurrent.futures import ThreadPoolExecutor
 
@@ -61,3 +72,31 @@ def pull(
             check_space(dest.parent, remote.size - min(have, remote.size), target)  # no file yet
             moved += download(client, remote, dest, progress, hub.token)
     return Pulled(names, moved, skipped)
+
+
+def choose_quant(ref: Ref, hub: Hub, room: Budget | None, *, force: bool,
+                 note: Callable[[str], None]) -> Ref:
+    """`ref` itself when it names a file or quant; for a bare repository, the file of the
+    largest quant whose size (from the hub's listing) fits `room`, with a note saying why.
+    Nothing fits: refused before a byte moves, unless `force` (then the smallest)."""
+    if ref.path is not None or ref.quant is not None:
+        return ref
+    from airpods.models.tiers import budget, pick_fitting_quant
+
+    quants = quant_sizes(hub.sizes(ref))
+    if not quants:
+        raise UsageError(f"{ref.repo} has no GGUF model files", hint="pick a GGUF repository")
+    if room is None:
+        from airpods.host import detect_host
+
+        room = budget(detect_host())
+    choice = pick_fitting_quant(ref.repo, quants, room)
+    path, why = choice.path, choice.why
+    if path is None:
+        if not force:
+            raise UsageError(f"{why}; nothing was downloaded",
+                             hint=f"name a quant ({ref.repo}:QUANT) or pass --force")
+        quant, (path, _) = min(quants.items(), key=lambda kv: kv[1][1])
+        why = f"{why}; --force: pulling the smallest, {quant}"
+    note(why)
+    return Ref(ref.repo, path=path, revision=ref.revision)

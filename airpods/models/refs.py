@@ -19,7 +19,8 @@ _QUANT_RE = re.compile(
     re.IGNORECASE,
 )
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-REF_HELP = "use ORG/REPO/FILE.gguf, hf://ORG/REPO/FILE.gguf or ORG/REPO:QUANT (e.g. :Q4_K_M)"
+REF_HELP = ("use ORG/REPO (the largest quant that fits), ORG/REPO:QUANT (e.g. :Q4_K_M), "
+            "ORG/REPO/FILE.gguf or hf://ORG/REPO/FILE.gguf")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class Ref:
     revision: str = "main"
 
     def __str__(self) -> str:
-        return f"{self.repo}:{self.quant}" if self.quant else f"{self.repo}/{self.path}"
+        if self.quant:
+            return f"{self.repo}:{self.quant}"
+        return f"{self.repo}/{self.path}" if self.path else self.repo
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,12 @@ class RemoteFile:
 
 
 def parse_ref(text: str) -> Ref:
-    """`ORG/REPO/PATH.gguf`, `hf://ORG/REPO/PATH.gguf` or `[hf://]ORG/REPO:QUANT`."""
+    """`ORG/REPO/PATH.gguf`, `hf://ORG/REPO/PATH.gguf`, `[hf://]ORG/REPO:QUANT` or
+    `[hf://]ORG/REPO` (the quant is picked by what fits: airpods.models.pull)."""
     raw = text.strip()
     body = raw[len("hf://"):] if raw.startswith("hf://") else raw
+    if _REPO_RE.fullmatch(body):
+        return Ref(repo=body)
     if ":" in body:
         repo, _, quant = body.rpartition(":")
         if _REPO_RE.fullmatch(repo) and re.fullmatch(r"[A-Za-z0-9_]+", quant):
@@ -102,3 +108,19 @@ def pick_quant(ref: Ref, files: list[str]) -> str:
         hint=f"name the file: airpods models pull {ref.repo}/{matches[0]}",
     )
 
+
+
+def quant_sizes(sizes: dict[str, int]) -> dict[str, tuple[str, int]]:
+    """{quant: (first file, bytes of all its parts)} for the model GGUFs in a repo listing
+    (vision projectors, `mmproj-*`, are not models)."""
+    out: dict[str, tuple[str, int]] = {}
+    for path in sorted(sizes):
+        base = path.rsplit("/", 1)[-1]
+        if not path.endswith(".gguf") or base.lower().startswith("mmproj"):
+            continue
+        parts = split_parts(path)
+        quant = quant_of(path)
+        if path != parts[0] or quant is None or quant in out:
+            continue
+        out[quant] = (path, sum(sizes.get(p, 0) for p in parts))
+    return out

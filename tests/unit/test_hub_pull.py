@@ -61,7 +61,9 @@ def test_parse_ref_forms() -> None:
     assert parse_ref("hf://acme/Tiny-GGUF/sub/x.gguf") == refs.Ref(REPO, "sub/x.gguf")
     assert parse_ref("acme/Tiny-GGUF:q4_k_m") == refs.Ref(REPO, quant="q4_k_m")
     assert parse_ref("hf://acme/Tiny-GGUF:Q8_0") == refs.Ref(REPO, quant="Q8_0")
-    for bad in ("acme", "acme/repo", "acme/repo/README.md", "acme/repo/../x.gguf",
+    assert parse_ref("acme/Tiny-GGUF") == refs.Ref(REPO)  # the quant is picked by fit
+    assert parse_ref("hf://acme/Tiny-GGUF") == refs.Ref(REPO)
+    for bad in ("acme", "acme/repo/README.md", "acme/repo/../x.gguf",
                 "acme/repo:", "a/b/c:d/e.gguf", "hf://"):
         with pytest.raises(UsageError):
             parse_ref(bad)
