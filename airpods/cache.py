@@ -379,6 +379,7 @@ def _host_from(d: Mapping[str, Any]) -> HostFacts:
         memory_bytes=d.get("memory_bytes", 0),
         vram_bytes=d.get("vram_bytes"),
         gpu_name=d.get("gpu_name"),
+        auto_model=d.get("auto_model", ""),
     )
 
 

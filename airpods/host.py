@@ -30,6 +30,9 @@ class HostFacts:
     memory_bytes: int = 0  # MemTotal; 0 when /proc/meminfo does not say
     vram_bytes: int | None = None  # the usable GPU's total memory; None without one or unknown
     gpu_name: str | None = None  # the usable GPU's name; None on the CPU
+    # The file of the capability tier `model_source = "auto"` picks here ("" when none fits or
+    # the catalogue cannot be read). A host fact, so the resolved cache sees a change of pick.
+    auto_model: str = ""
 
     def for_service(self, use_gpu: bool) -> HostFacts:
         """The facts as one service sees them: a service that may not use the GPU gets the CPU."""
@@ -150,7 +153,7 @@ def detect_host(
         requested, root=root, run=run, which=which
     )
     usable = info if info is not None and info.usable and accelerator != "cpu" else None
-    return HostFacts(
+    facts = HostFacts(
         accelerator=accelerator,
         reason=reason,
         physical_cores=physical_cores(root),
@@ -162,3 +165,17 @@ def detect_host(
         vram_bytes=usable.vram_bytes if usable else None,
         gpu_name=usable.name if usable else None,
     )
+    return replace(facts, auto_model=_auto_model(facts))
+
+
+def _auto_model(facts: HostFacts) -> str:
+    """The auto tier's file at llama-server's default context; "" when none or unreadable."""
+    from airpods.errors import AirpodsError
+    from airpods.models.fit import LLAMA_DEFAULT_CTX
+    from airpods.models.tiers import auto_pick, load_catalogue
+
+    try:
+        pick = auto_pick(facts, LLAMA_DEFAULT_CTX, load_catalogue())
+    except AirpodsError:
+        return ""  # a broken user catalogue is reported by `models recommend` and `doctor`
+    return pick.tier.file if pick else ""

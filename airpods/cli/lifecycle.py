@@ -64,7 +64,7 @@ def start(
             print_dry_run(specs, make_console(stderr=False), values)
             from airpods.models.services import dry_run_estimates
 
-            for line in dry_run_estimates(resolved, specs):
+            for line in dry_run_estimates(resolved, specs, app.config_path):
                 click.echo(line)
         return
     console = make_console()

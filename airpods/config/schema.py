@@ -301,7 +301,8 @@ class ServiceConfig(_Strict):
     kind: str = kinds.DEFAULT_KIND
     default_model: str | None = None
     # Where `start` downloads default_model from when the volume lacks it: "hf://ORG/REPO/FILE",
-    # "ORG/REPO/FILE.gguf" or "ORG/REPO:QUANT" (see `airpods models pull`).
+    # "ORG/REPO/FILE.gguf", "ORG/REPO:QUANT" (see `airpods models pull`) or "auto" (the
+    # capability tier whose file is served: config/models.toml).
     model_source: str | None = None
     image: str | None = None
     images: dict[Accelerator, str] = Field(default_factory=dict)
@@ -342,7 +343,7 @@ class ServiceConfig(_Strict):
     def _model_source(cls, v: str | None) -> str | None:
         if v == "":
             return None  # "" = no source (a template's way to say none)
-        if v is not None:
+        if v is not None and v != "auto":  # auto: the catalogue tier (airpods.models.tiers)
             from airpods.errors import AirpodsError
             from airpods.models.refs import parse_ref
 

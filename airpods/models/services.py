@@ -156,63 +156,11 @@ def describe(directory: Path, name: str, size: int, *, last_used: float | None,
 # --- start: download on first use, fit warning -----------------------------------------------
 
 
-def model_source(app_config_path: Path | None, host: HostFacts, service: str) -> str | None:
-    """The service's `model_source`, read from the configuration (only when a model is missing:
-    the resolved-services cache does not carry it)."""
-    from airpods.config import load_config
-    from airpods.secrets import SecretStore
+def prepare_models(*args: Any, **kwargs: Any) -> None:
+    """Before `start` (re)creates specs: the first-use download (airpods.models.first_use)."""
+    from airpods.models.first_use import prepare_models as prepare
 
-    loaded = load_config(app_config_path, host=host, secrets=SecretStore())
-    svc = loaded.config.services.get(service)
-    return getattr(svc, "model_source", None) if svc is not None else None
-
-
-def prepare_models(
-    resolved: Resolved,
-    specs: Iterable[ContainerSpec],
-    podman: Podman,
-    *,
-    config_path: Path | None,
-    offline: bool,
-    note: Callable[[str], None],
-    progress: Any = None,
-) -> None:
-    """Before `start` (re)creates `specs`: pull each missing model that has a source, warn about
-    models that will not fit. With `offline`, a missing model is an error saying what to run.
-    """
-    for spec in specs:
-        served = served_model(spec)
-        if served is None:
-            continue
-        volume, name = served
-        directory = volume_dir(podman, volume)
-        if directory is None or not (directory / name).exists():
-            _first_use(spec, volume, name, podman, config_path, resolved.host, offline, note,
-                       progress)
-            directory = volume_dir(podman, volume)
-        if directory is not None and (directory / name).exists():
-            warn_if_too_big(spec, resolved.host, directory, name, note)
-
-
-def _first_use(spec: ContainerSpec, volume: str, name: str, podman: Podman,
-               config_path: Path | None, host: HostFacts, offline: bool,
-               note: Callable[[str], None], progress: Any) -> None:
-    from airpods.models.pull import pull
-
-    source = model_source(config_path, host, spec.service)
-    if source is None:
-        return  # nothing to pull from: llama-server reports the missing file, as before
-    command = f"airpods models pull {source} --service {spec.service} --name {name}"
-    if offline:
-        raise UsageError(f"{spec.service}: model {name} is not in volume {volume} and --offline "
-                         "forbids downloading it", hint=f"run `{command}` first")
-    if volume.startswith("/"):
-        directory = Path(volume)
-    else:
-        podman.ensure_volume(volume)
-        directory = podman.volume_path(volume)
-    note(f"{spec.service}: {name} is not in volume {volume}; downloading {source}")
-    pull(source, directory, name=name, progress=progress)
+    prepare(*args, **kwargs)
 
 
 def warn_if_too_big(spec: ContainerSpec, host: HostFacts, directory: Path, name: str,
@@ -264,7 +212,8 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
     return found
 
 
-def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec]) -> list[str]:
+def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
+                      config_path: Path | None = None) -> list[str]:
     """Lines for `start --dry-run`: each model's memory estimate and fit, or why there is none.
 
     Asks Podman only when its socket already answers: a dry run starts nothing.
@@ -279,6 +228,11 @@ def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec]) -> lis
         if directory is None or not (directory / name).exists():
             where = "Podman is not running" if podman is None else f"not in volume {volume}"
             lines.append(f"model:    {spec.service}: {name} ({where}: no memory estimate)")
+            if podman is not None:  # known missing: say what start would download (reads config)
+                from airpods.models.first_use import dry_run_line
+
+                planned = dry_run_line(spec, volume, name, config_path, resolved.host)
+                lines += [planned] if planned else []
             continue
         meta = read_meta_or_none(directory / name)
         if meta is None:
