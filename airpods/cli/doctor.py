@@ -250,8 +250,9 @@ def _model_sources(app: AppContext) -> dict[str, str]:
         loaded = app.load_config()
     except Exception:  # the config check reports config problems
         return {}
-    return {name: str(getattr(svc, "model_source", None) or "")
-            for name, svc in loaded.config.services.items()}
+    from airpods.models.first_use import configured_source
+
+    return {name: configured_source(svc) for name, svc in loaded.config.services.items()}
 
 
 def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:

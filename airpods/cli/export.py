@@ -113,7 +113,9 @@ def _model_sources(app: AppContext, specs: list[ContainerSpec]) -> dict[str, str
         except AirpodsError:
             continue  # no model file to fetch (Open WebUI, Ollama)
         svc = loaded.config.services[spec.service]
-        source = getattr(svc, "model_source", None)
+        from airpods.models.first_use import configured_source
+
+        source = configured_source(svc)
         if not source:
             raise UsageError(
                 f"--model-init: services.{spec.service}.model_source is not set",

@@ -71,6 +71,15 @@ def source_for(source: str | None, default_model: str | None, file: str) -> str 
     return None
 
 
+def configured_source(svc: Any) -> str:
+    """The reference `start` downloads the service's default_model from ("" for none), with
+    "auto" resolved to its tier's file (doctor and `export kube --model-init` name it)."""
+    default = getattr(svc, "default_model", None)
+    if not default:
+        return ""
+    return source_for(getattr(svc, "model_source", None), default, default) or ""
+
+
 def service_config(config_path: Path | None, host: HostFacts, service: str) -> Any:
     """The service's configuration (only when a model is missing: the resolved-services cache
     does not carry model_source)."""

@@ -579,8 +579,14 @@ def test_model_init_through_the_cli(tmp_path: Path) -> None:
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env == {"MODEL_URL": "https://huggingface.co/org/repo/resolve/main/m.gguf",
                    "MODEL_PATH": "/models/m.gguf"}
-    # The built-in source names a quant, not a file: one line, nothing written.
-    plain = _cli(tmp_path, "export", "kube", "llamacpp", "--model-init")
+    # The built-in model_source = "auto" is the tier's file (config/models.toml).
+    auto = _cli(tmp_path, "export", "kube", "llamacpp", "--model-init")
+    assert auto.returncode == 0, auto.stderr
+    assert "https://huggingface.co/Qwen/" in auto.stdout
+    # A source that names a quant, not a file: one line, nothing written.
+    user.write_text('[services.llamacpp]\ndefault_model = "m.gguf"\n'
+                    'model_source = "org/repo:Q4_K_M"\n')
+    plain = _cli(tmp_path, "--config", str(user), "export", "kube", "llamacpp", "--model-init")
     assert plain.returncode == 2 and plain.stdout == ""
     [line] = plain.stderr.strip().splitlines()
     assert "names no file" in line, line
