@@ -66,11 +66,16 @@ def collect_status(
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
         })
+    from airpods.models.services import status_memory
+
     for row in rows:
         spec = specs[row["name"]]
         router = kinds.get(spec.kind).router(spec)
         if router is not None:
             row["models"] = _router_models(router, running=row["state"] == "running")
+        memory = status_memory(spec, podman, resolved.host)
+        if memory is not None:  # services that serve a GGUF (docs/json.md)
+            row["memory"] = memory
     from airpods.secrets import mask_data, secret_values
 
     # A template may have copied a key into an image name or an alias: never print it.

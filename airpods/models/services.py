@@ -135,6 +135,24 @@ def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights:
     return Estimate(ctx, est, result)
 
 
+def status_memory(spec: ContainerSpec, podman: Podman, host: HostFacts) -> dict[str, Any] | None:
+    """`status --json`'s `memory` of a service that serves a GGUF: the estimate at its ctx_size
+    and whether it fits (both null while the file is not in the volume); None for others.
+    Cheap: one header read (mmap), no heavy import."""
+    served = served_model(spec)
+    if served is None:
+        return None
+    volume, name = served
+    directory = volume_dir(podman, volume)
+    path = directory / name if directory is not None else None
+    meta = read_meta_or_none(path) if path is not None and path.is_file() else None
+    if meta is None or directory is None:
+        return {"estimate_bytes": None, "fits": None}
+    est = estimate_for(spec, host, meta, model_size(directory, name))
+    return {"estimate_bytes": est.memory.total_bytes,
+            "fits": bool(est.fits.ram and est.fits.vram is not False)}
+
+
 def describe(directory: Path, name: str, size: int, *, last_used: float | None,
              used_by: list[str]) -> dict[str, Any]:
     """One `models list` entry (the JSON contract)."""

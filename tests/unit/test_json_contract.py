@@ -69,7 +69,8 @@ def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
     code, data = run("status", "llamacpp", "--json")
     assert set(data) == {"services", "host"}
     [row] = data["services"]
-    assert set(row) == STATUS_SERVICE_KEYS
+    assert set(row) == STATUS_SERVICE_KEYS | {"memory"}  # llama-server: memory
+    assert row["memory"] == {"estimate_bytes": None, "fits": None}  # no volume yet
     assert set(data["host"]) == STATUS_HOST_KEYS
     assert (row["state"], row["health"], row["healthy"]) == ("absent", "stopped", False)
     assert code == 1  # a requested service that is not ready
@@ -184,3 +185,16 @@ def test_models_recommend_json(env) -> None:
     assert all(set(t) == RECOMMEND_TIER_KEYS for t in data["tiers"])
     assert [t["tier"] for t in data["tiers"] if t["auto"]] == ([data["auto"]] if data["auto"]
                                                               else [])
+
+
+def test_status_json_memory_of_a_model_in_the_volume(env, tmp_path: Path, monkeypatch) -> None:
+    from airpods.models.tiny import write_tiny_gguf
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    write_tiny_gguf(volume / "qwen2.5-0.5b-instruct-q4_k_m.gguf")
+    monkeypatch.setattr("airpods.cli.context.connect", lambda console: VolumePodman(volume))
+    code, data = run("status", "llamacpp", "--json")
+    memory = data["services"][0]["memory"]
+    assert set(memory) == {"estimate_bytes", "fits"}
+    assert memory["fits"] is True and memory["estimate_bytes"] > 0
