@@ -170,6 +170,11 @@ def info_cmd(app: AppContext, name: str, service: str | None, as_json: bool) -> 
     est = estimate_for(resolved.specs[svc], resolved.host, meta, size)
     entry["memory"] = est.memory.as_dict()
     entry["fits"] = est.fits.as_dict()
+    from airpods.models.tiers import tool_calling_warning
+
+    warning = tool_calling_warning(meta.parameters)
+    if warning:  # stderr, so --json stays one object
+        click.echo(f"warning: {name}: {warning}", err=True)
     if as_json:
         echo_json(entry)
         return

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 CATALOGUE_FILE = "models.toml"
 TIER_KEYS = {"repo": str, "file": str, "quant": str, "parameters": int, "size_bytes": int,
              "layers": int, "kv_heads": int, "head_dim": int, "cpu_min_cores": int}
+# Below about 3B parameters a model is likely to call tools unreliably: the issue's threshold,
+# borne out in public reports, e.g. modelcontextprotocol/modelcontextprotocol#2470 (qwen2.5
+# 1.5B picks the right tool 50% of the time among 80, a 9B model 80%) and
+# huggingface/smolagents#71 (Llama 3.2 1B/3B fail to call the tool in its tool-calling example).
+TOOL_CALLING_MIN_PARAMS = 3_000_000_000
 # Without a header to read, a quant picked from the hub's listing is estimated as its size plus
 # this share for the K/V cache and buffers (Qwen2.5-7B Q4_K_M at ctx 4096: 0.23 GB over 4.7 GB).
 LISTING_OVERHEAD = 0.10
@@ -213,3 +218,12 @@ def pick_fitting_quant(repo: str, quants: dict[str, tuple[str, int]], room: Budg
     detail = (f"the smallest, {smallest[0]}, needs about "
               f"{gb(int(smallest[1][1] * (1 + LISTING_OVERHEAD)))}") if smallest else "none listed"
     return QuantChoice(None, f"{repo}: no quant fits {room.describe()}: {detail}")
+
+
+def tool_calling_warning(parameters: int | None) -> str | None:
+    """A line when a model is likely too small to call tools reliably, else None."""
+    if not parameters or parameters >= TOOL_CALLING_MIN_PARAMS * 0.95:  # "3B" models: 3.09B..
+        return None
+    return (f"{parameters / 1e9:.1f}B parameters: likely too small to call tools reliably "
+            f"(under about {TOOL_CALLING_MIN_PARAMS / 1e9:.0f}B); use a larger tier for agents "
+            "and function calling (`airpods models recommend`)")

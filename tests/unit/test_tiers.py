@@ -166,3 +166,30 @@ def test_tier_for_file(no_user_catalogue) -> None:
     tiers = load_catalogue()
     assert tiermod.tier_for_file("qwen2.5-1.5b-instruct-q4_k_m.gguf", tiers).name == "small"
     assert tiermod.tier_for_file("other.gguf", tiers) is None
+
+
+def test_tool_calling_warning_below_about_3b() -> None:
+    assert "too small to call tools" in tiermod.tool_calling_warning(1_540_000_000)
+    assert tiermod.tool_calling_warning(3_090_000_000) is None  # Qwen2.5-3B
+    assert tiermod.tool_calling_warning(None) is None  # unknown: no claim
+
+
+def test_models_info_warns_on_stderr_and_keeps_json_clean(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from airpods.cli import cli
+    from airpods.models.tiny import write_tiny_gguf
+    from tests.unit.test_json_contract import VolumePodman
+
+    for key, sub in (("XDG_CONFIG_HOME", "cfg"), ("XDG_DATA_HOME", "data"),
+                     ("XDG_CACHE_HOME", "cache")):
+        monkeypatch.setenv(key, str(tmp_path / sub))
+    monkeypatch.setenv("AIRPODS_ACCELERATOR", "cpu")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    write_tiny_gguf(volume / "m.gguf")
+    monkeypatch.setattr("airpods.cli.context.connect", lambda console: VolumePodman(volume))
+    result = CliRunner().invoke(cli, ["models", "info", "m.gguf", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["name"] == "m.gguf"
+    assert "too small to call tools reliably" in result.stderr
