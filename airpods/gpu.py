@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, NamedTuple
 from airpods.errors import UsageError
 from airpods.gpu_probe import (
     AMD_DEVICES,
+    CDI_DIRS,
     CDI_FIX,
+    CDI_KIND,
+    GPU_GROUPS,
     KFD_NODES,
     NVIDIA_DEVICE,
     NVIDIA_SMI_TIMEOUT_S,
@@ -62,7 +65,8 @@ Result = tuple[str, str, GpuInfo | None, list[str]]
 
 # The probes live in airpods.gpu_probe; these names stay importable from here.
 __all__ = [
-    "ACCELERATORS", "AMD_DEVICES", "KFD_NODES", "NVIDIA_DEVICE", "NVIDIA_SMI_TIMEOUT_S", "REQUESTS",
+    "ACCELERATORS", "AMD_DEVICES", "CDI_DIRS", "CDI_FIX", "CDI_KIND", "GPU_GROUPS",
+    "KFD_NODES", "NVIDIA_DEVICE", "NVIDIA_SMI_TIMEOUT_S", "REQUESTS",
     "GpuInfo", "ImageChoice", "amd_gpu_nodes", "choose_accelerator", "devices_for",
     "group_gids", "pick_image", "probe_nvidia", "service_accelerator",
 ]

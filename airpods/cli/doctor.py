@@ -306,7 +306,35 @@ def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:
                 for ip, host, _ in actual.ports}
         checks += check_ports(wanted, _port_free, podman.published_ports(), ours)
         checks += models
+    if resolved is not None:
+        checks += release_checks(resolved)
     return checks
+
+
+def release_checks(resolved: Resolved) -> list[Check]:
+    """Which llama.cpp release each enabled llama-server image is: the pinned built-in one, a
+    pinned tag of the user's, or a floating tag that can change under a working setup."""
+    import re
+
+    from airpods.kinds.llama_server import IMAGES, LLAMA_CPP_RELEASE
+
+    out = []
+    for name in resolved.enabled_services():
+        image = resolved.specs[name].image
+        if not image.startswith("ghcr.io/ggml-org/llama.cpp:"):
+            continue
+        tag = image.rsplit(":", 1)[-1]
+        release = re.search(r"-(b\d+)$", tag)
+        if image in IMAGES.values():
+            out.append(Check(f"llama.cpp ({name})", OK, f"release {LLAMA_CPP_RELEASE}, pinned "
+                             f"by airpods ({image})"))
+        elif release:
+            out.append(Check(f"llama.cpp ({name})", OK, f"release {release.group(1)} ({image})"))
+        else:
+            out.append(Check(f"llama.cpp ({name})", WARN, f"{image} is a floating tag: the "
+                             "release can change on the next pull",
+                             f"pin a release, e.g. {IMAGES['cpu']}"))
+    return out
 
 
 def _host_checks(resolved: Resolved | None) -> list[Check]:

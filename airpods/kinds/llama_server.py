@@ -37,11 +37,15 @@ KEY_VARIABLE = "LLAMA_API_KEY"
 KEY_FLAG = "--api-key"
 KEY_FILE_FLAG = "--api-key-file"
 KEY_FILE_TARGET = "/run/secrets/llama-api-key"
+# A known-good llama.cpp release, pinned: the floating `server` tags change under a running
+# setup (flags, router mode). ggml-org publishes server-<accel>-b<N> for every release; b11206
+# serves the router mode, `--api-key-file` and `--models-preset` airpods renders. `doctor` names it.
+LLAMA_CPP_RELEASE = "b11206"
 IMAGES = {
-    "cpu": "ghcr.io/ggml-org/llama.cpp:server",
-    "cuda": "ghcr.io/ggml-org/llama.cpp:server-cuda",
-    "rocm": "ghcr.io/ggml-org/llama.cpp:server-rocm",
-    "vulkan": "ghcr.io/ggml-org/llama.cpp:server-vulkan",
+    "cpu": f"ghcr.io/ggml-org/llama.cpp:server-{LLAMA_CPP_RELEASE}",
+    "cuda": f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_CPP_RELEASE}",
+    "rocm": f"ghcr.io/ggml-org/llama.cpp:server-rocm-{LLAMA_CPP_RELEASE}",
+    "vulkan": f"ghcr.io/ggml-org/llama.cpp:server-vulkan-{LLAMA_CPP_RELEASE}",
 }
 MODEL_VOLUME = "airpods_llamacpp_models"
 _ROUTER = "(mode | default('single')) == 'router'"  # in a template, about the service itself

@@ -519,3 +519,10 @@ def test_devices_for() -> None:
     assert gpu.devices_for(cpu, "cuda") == (("nvidia.com/gpu=all",), ())
     assert gpu.devices_for(cpu, "rocm") == (("/dev/kfd", "/dev/dri"), ())
     assert gpu.devices_for(cpu, "vulkan") == (("/dev/dri",), ())
+
+
+def test_names_callers_use_stay_importable_from_gpu_after_the_split() -> None:
+    # doctor reads these as gpu.<name>; they live in airpods.gpu_probe now
+    for name in ("GPU_GROUPS", "CDI_FIX", "find_cdi_spec", "group_gids", "probe_nvidia",
+                 "AMD_DEVICES", "KFD_NODES", "NVIDIA_SMI_TIMEOUT_S", "amd_gpu_nodes"):
+        assert getattr(gpu, name) is getattr(gpu_probe, name), name
