@@ -6,6 +6,7 @@
 
 It speaks, over real HTTP on 127.0.0.1:
 
+* `GET /api/models?search=Q&filter=gguf&sort=downloads&limit=N`: a search of the GGUF repos;
 * `GET /api/models/{repo}[/revision/{rev}]`: model info with `sha` and `siblings`;
 * `GET /api/models/{repo}/tree/{rev}[/{path}]`: the file list (`size`, `oid`, `lfs`);
 * `HEAD`/`GET /{repo}/resolve/{rev}/{path}`: `X-Repo-Commit`, `ETag` (quoted), `X-Linked-Etag`
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 SEND_CHUNK = 1 << 20
 
@@ -83,6 +84,7 @@ def _digests(path: Path) -> tuple[str, str]:
 class FakeHub:
     def __init__(self, *, redirect: bool = False) -> None:
         self.repos: dict[str, Repo] = {}
+        self.downloads: dict[str, int] = {}  # repo -> downloads, for the search ranking
         self.requests: list[Request] = []
         self.faults: dict[str, Faults] = {}
         self.redirect = redirect
@@ -213,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         path = unquote(urlsplit(self.path).path)
+        if path == "/api/models":
+            return self._search(parse_qs(urlsplit(self.path).query))
         if match := _API_RE.match(path):
             return self._api(match.group("repo"), match.group("rest") or "")
         if match := _RESOLVE_RE.match(path):
@@ -224,6 +228,17 @@ class _Handler(BaseHTTPRequestHandler):
                     if hub_file.sha256 == sha:
                         return self._send_file(repo, hub_file)
         self._finish(404, b"no route")
+
+    def _search(self, query: dict[str, list[str]]) -> None:
+        """`GET /api/models?search=&filter=gguf&sort=downloads&limit=`: the repos whose name
+        holds `search` and that hold a .gguf, most downloaded first (`FakeHub.downloads`)."""
+        words = query.get("search", [""])[0].lower()
+        limit = int(query.get("limit", ["1000"])[0])
+        hits = [name for name, repo in self.owner.repos.items()
+                if words in name.lower() and any(p.endswith(".gguf") for p in repo.files)]
+        hits.sort(key=lambda n: -self.owner.downloads.get(n, 0))
+        self._json([{"id": n, "modelId": n, "downloads": self.owner.downloads.get(n, 0),
+                     "tags": ["gguf"]} for n in hits[:limit]])
 
     def _api(self, name: str, rest: str) -> None:
         repo = self.owner.repos.get(name)

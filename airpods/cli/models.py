@@ -312,6 +312,7 @@ from airpods.cli.router_cmd import load_cmd, unload_cmd  # noqa: E402  (router m
 models.add_command(load_cmd)
 models.add_command(unload_cmd)
 
-from airpods.cli.models_recommend import recommend  # noqa: E402  (by hardware: its own module)
+from airpods.cli.models_recommend import recommend, search  # noqa: E402  (by hardware)
 
 models.add_command(recommend)
+models.add_command(search)

@@ -78,3 +78,35 @@ def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
         click.echo(f"  {row['tier']:<7} {row['repo']}:{row['quant']}  needs "
                    f"{gb(row['estimate_bytes'])}, headroom {gb(row['headroom_bytes'])}"
                    f"{slow}{mark}")
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(min=1, max=100), default=10, show_default=True,
+              help="How many repositories to show.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.pass_obj
+def search(app: AppContext, query: str, limit: int, as_json: bool) -> None:
+    """GGUF repositories on the hub matching QUERY, most downloaded first, each with the
+    largest quant that fits this machine. Answers are cached on disk for a day."""
+    from airpods.cli.output import echo_json
+    from airpods.errors import UsageError
+    from airpods.models.fit import gb
+    from airpods.models.hub import Hub
+    from airpods.models.search import search as run_search
+    from airpods.models.tiers import budget
+
+    if not query.strip() or any(ord(c) < 32 for c in query):
+        raise UsageError(f"bad search {query!r}", hint="give words, e.g. `qwen2.5 7b instruct`")
+    room = budget(_host(app))
+    doc = run_search(query.strip(), Hub(), room, limit=limit)
+    if as_json:
+        echo_json(doc)
+        return
+    if not doc["hits"]:
+        click.echo(f"no GGUF repository matches {query!r}")
+        return
+    for hit in doc["hits"]:
+        best = (f"{hit['quant']} ({gb(hit['size_bytes'])})" if hit["quant"]
+                else f"nothing fits {gb(room.usable_bytes)}")
+        click.echo(f"{hit['repo']}  {hit['downloads']} downloads  best fit: {best}")

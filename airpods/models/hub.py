@@ -143,6 +143,15 @@ class Hub:
 
         return self._call(str(ref), listing)
 
+    def search(self, query: str, limit: int) -> list[tuple[str, int]]:
+        """(repo, downloads) of GGUF repositories matching `query`, most downloaded first."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=self.endpoint, token=self.token or False)
+        return self._call(f"search {query!r}", lambda: [
+            (m.id, int(m.downloads or 0)) for m in api.list_models(
+                search=query, filter="gguf", sort="downloads", limit=limit)])
+
     def file(self, repo: str, path: str, revision: str = "main") -> RemoteFile:
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
