@@ -132,3 +132,23 @@ def test_default_model_follows_the_host(tmp_path: Path, env) -> None:
     loaded = load_config_text(tmp_path / "u.toml", "", host=plain, environ={},
                               secrets=SecretStore(root=tmp_path / "s"))
     assert loaded.config.services["llamacpp"].default_model == TINY
+
+
+def test_first_use_with_no_route_to_the_hub_is_one_line(env, tmp_path, monkeypatch) -> None:
+    import socket
+    import time
+
+    from airpods.errors import AirpodsError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    config, volume, resolved = stack(tmp_path, f'default_model = "{TINY}"')
+    began = time.monotonic()
+    with pytest.raises(AirpodsError) as err:
+        first_use(config, resolved, [])
+    assert time.monotonic() - began < 60  # a hang guard: the bench times it
+    line = err.value.one_line()
+    assert "\n" not in line and endpoint in line and "refused" in line
+    assert list(volume.iterdir()) == []
