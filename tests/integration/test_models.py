@@ -36,6 +36,9 @@ enabled = false
 """
 
 
+AUTO_FILE = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -60,6 +63,9 @@ def hub(tiny_model: Path, tmp_path: Path):
     with FakeHub(redirect=True) as fake:
         fake.add("acme/Tiny-GGUF", "tiny-Q4_K_M.gguf", tiny_model)
         fake.add("acme/Tiny-GGUF", "tiny-Q8_0.gguf", q8)
+        # the tiny tier of config/models.toml, played by the tiny model (model_source = auto)
+        fake.add("Qwen/Qwen2.5-0.5B-Instruct-GGUF", AUTO_FILE,
+                 write_tiny_gguf(tmp_path / "auto.gguf", seed=7))  # its own sha256
         yield fake
 
 
@@ -184,3 +190,35 @@ def test_first_use_download_offline_and_serving(cli: Cli, hub: FakeHub) -> None:
     swept = cli("models", "cleanup", "--days", "0", "--yes")
     assert "deleted" in swept.stdout and "first-use.gguf" in swept.stdout
     assert json.loads(cli("models", "list", "--json").stdout)["models"] == []
+
+
+def test_pull_without_a_quant_takes_the_largest_that_fits(cli: Cli, hub: FakeHub) -> None:
+    pulled = cli("models", "pull", "acme/Tiny-GGUF")
+    assert pulled.returncode == 0, pulled.stderr
+    assert "picked Q8_0" in pulled.stderr  # both fit; Q8_0 (3 layers) is the larger
+    assert f"pulled: tiny-Q8_0.gguf in volume {cli.volume}" in pulled.stdout
+    assert hub.gets("tiny-Q4_K_M.gguf") == []
+
+
+def test_model_source_auto_downloads_the_tier_and_serves_it(cli: Cli, hub: FakeHub) -> None:
+    from openai import OpenAI
+
+    for key, value in (("default_model", AUTO_FILE), ("model_source", "auto")):
+        done = cli("config", "set", f"services.llamacpp.{key}", value)
+        assert done.returncode == 0, done.stderr
+    dry = cli("start", "llamacpp", "--dry-run")
+    assert "tier tiny" in dry.stdout and "nothing downloaded" in dry.stdout, dry.stdout
+    assert hub.gets(AUTO_FILE) == []
+    started = cli("start", "llamacpp", timeout=300)
+    assert started.returncode == 0, started.stderr
+    [line] = [t for t in started.stderr.splitlines() if "model_source = auto" in t]
+    assert "tier tiny" in line and f"downloading {AUTO_FILE}" in line
+    assert len(hub.gets(AUTO_FILE)) == 1
+    key = cli("config", "get", "services.llamacpp.env.LLAMA_API_KEY").stdout.strip()
+    client = OpenAI(base_url=f"http://127.0.0.1:{cli.port}/v1", api_key=key)
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    assert chat.choices[0].message is not None
+    status = json.loads(cli("status", "llamacpp", "--json").stdout)
+    memory = status["services"][0]["memory"]
+    assert memory["fits"] is True and memory["estimate_bytes"] > 0
