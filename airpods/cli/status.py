@@ -19,7 +19,7 @@ from airpods.cli import AppContext
 
 
 def collect_status(
-    app: AppContext, services: tuple[str, ...]
+    app: AppContext, services: tuple[str, ...], *, memory: bool = False
 ) -> tuple[list[dict], bool, dict[str, Any]]:
     """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
     from airpods import kinds
@@ -73,9 +73,10 @@ def collect_status(
         router = kinds.get(spec.kind).router(spec)
         if router is not None:
             row["models"] = _router_models(router, running=row["state"] == "running")
-        memory = status_memory(spec, podman, resolved.host)
-        if memory is not None:  # services that serve a GGUF (docs/json.md)
-            row["memory"] = memory
+        # --json only (the table does not show it): a header read and two volume lookups
+        estimate = status_memory(spec, podman, resolved.host) if memory else None
+        if estimate is not None:  # services that serve a GGUF (docs/json.md)
+            row["memory"] = estimate
     from airpods.secrets import mask_data, secret_values
 
     # A template may have copied a key into an image name or an alias: never print it.
@@ -158,7 +159,7 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
     console = make_console(stderr=False)
     try:
         while True:
-            rows, all_ok, host = collect_status(app, services)
+            rows, all_ok, host = collect_status(app, services, memory=as_json)
             if as_json:
                 echo_json({"services": rows, "host": host})
             else:
