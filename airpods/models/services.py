@@ -143,7 +143,10 @@ def status_memory(spec: ContainerSpec, podman: Podman, host: HostFacts) -> dict[
     if served is None:
         return None
     volume, name = served
-    directory = volume_dir(podman, volume)
+    try:
+        directory = volume_dir(podman, volume)
+    except Exception:  # an estimate never breaks status: Podman's own errors show elsewhere
+        directory = None
     path = directory / name if directory is not None else None
     meta = read_meta_or_none(path) if path is not None and path.is_file() else None
     if meta is None or directory is None:
