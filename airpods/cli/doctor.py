@@ -182,7 +182,9 @@ def fit_check(name: str, spec: ContainerSpec, model_path: Path, host: HostFacts)
     try:
         meta = read_meta(model_path)
     except AirpodsError as exc:
-        return Check(label, WARN, exc.one_line(), "import a GGUF file")
+        # A damaged header is this model's problem: the other checks carry on.
+        return Check(label, WARN, f"damaged: {exc.message}",
+                     "replace it with a good GGUF (airpods models rm, then pull or import)")
     est = estimate_for(spec, host, meta, model_size(model_path.parent, model_path.name))
     need = f"{est.memory.total_bytes / 2**30:.2f} GiB at ctx {est.ctx}"
     if est.fits.ram and est.fits.vram is not False:

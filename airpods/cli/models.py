@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,8 @@ from airpods.cli import AppContext
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman
+    from airpods.models.gguf_meta import ModelMeta
+    from airpods.models.services import Estimate
     from airpods.resolved import Resolved
 
 SERVICE_HELP = "The service whose model volume to use (default: the first enabled llama-server)."
@@ -63,7 +65,7 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None) -
 
     parsed = parse_ref(ref)  # bad input fails before anything is touched
     if name is not None:
-        check_name(name)
+        check_name(name, flat=True)
     _, _, volume, _ = _target(app, service)
     podman = _podman()
     directory = _ensure_dir(podman, volume)
@@ -85,10 +87,13 @@ def _ensure_dir(podman: Podman, volume: str) -> Path:
     return podman.volume_path(volume)
 
 
-def _existing_dir(podman: Podman, volume: str) -> Path | None:
+def _existing_dir(podman: Podman | None, volume: str) -> Path | None:
+    """The volume's directory, if it exists; a bind mount's path needs no Podman at all."""
     from airpods.models.services import volume_dir
 
-    return volume_dir(podman, volume)
+    if volume.startswith("/"):
+        return Path(volume) if Path(volume).is_dir() else None
+    return volume_dir(podman or _podman(), volume)
 
 
 @models.command("list")
@@ -98,12 +103,13 @@ def _existing_dir(podman: Podman, volume: str) -> Path | None:
 def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
     """List the models in the service's model volume; the configured one is marked."""
     from airpods.cli.output import echo_json
+    from airpods.models.gguf_meta import escape
     from airpods.models.services import describe, users
     from airpods.models.store import list_models
     from airpods.models.usage import UsageDB
 
     resolved, _, volume, current = _target(app, service)
-    directory = _existing_dir(_podman(), volume)  # a missing volume is empty, not created
+    directory = _existing_dir(None, volume)  # a missing volume is empty, not created
     found = list_models(directory) if directory is not None else []
     last = UsageDB().last_used(volume) if found else {}
     entries = [describe(directory, m.name, m.size, last_used=last.get(m.name),  # type: ignore
@@ -113,10 +119,12 @@ def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
         return
     for e in entries:
         mark = "*" if e["name"] == current else " "
-        facts = ", ".join(str(x) for x in (e["architecture"], e["quantization"],
-                                          _params(e["parameters"])) if x)
+        facts = ", ".join(escape(str(x)) for x in (e["architecture"], e["quantization"],
+                                                  _params(e["parameters"])) if x)
+        if e["damaged"]:
+            facts = f"damaged: {e['damaged']}"
         used = f"last used {e['last_used']}" if e["last_used"] else "never used"
-        click.echo(f"{mark} {e['name']}  {_gb(e['size'])}  {facts}  {used}")
+        click.echo(f"{mark} {escape(e['name'])}  {_gb(e['size'])}  {facts or '-'}  {used}")
     if not any(e["name"] == current for e in entries):
         click.echo(f"the configured model {current} is not in volume {volume}", err=True)
 
@@ -143,34 +151,53 @@ def _params(n: int | None) -> str:
 def info_cmd(app: AppContext, name: str, service: str | None, as_json: bool) -> None:
     """Show a model's metadata, its memory estimate at the service's ctx_size, and the fit."""
     from airpods.cli.output import echo_json
-    from airpods.models.gguf_meta import read_meta
-    from airpods.models.services import describe, estimate_for, model_size, users
-    from airpods.models.store import check_name
+    from airpods.models.services import describe, estimate_for, model_size, read_meta_or_why, users
+    from airpods.models.store import check_name, model_path
     from airpods.models.usage import UsageDB
 
     check_name(name)
     resolved, svc, volume, _ = _target(app, service)
-    directory = _existing_dir(_podman(), volume)
+    directory = _existing_dir(None, volume)
     if directory is None or not (directory / name).is_file():
         raise _unknown_model(name, volume)
-    meta = read_meta(directory / name)  # a non-GGUF file is one line
-    size = model_size(directory, name)
-    entry = describe(directory, name, (directory / name).stat().st_size,
+    path = model_path(directory, name)  # a symlink out of the volume is refused, as `rm` does
+    entry = describe(directory, name, path.stat().st_size,
                      last_used=UsageDB().last_used(volume).get(name),
                      used_by=users(resolved, volume, name))
-    est = estimate_for(resolved.specs[svc], resolved.host, meta, size)
-    entry["memory"] = est.memory.as_dict()
-    entry["fits"] = est.fits.as_dict()
+    meta, _ = read_meta_or_why(path)
+    est = None
+    if meta is not None:
+        est = estimate_for(resolved.specs[svc], resolved.host, meta, model_size(directory, name))
+    entry["memory"] = est.memory.as_dict() if est else None
+    entry["fits"] = est.fits.as_dict() if est else None
     if as_json:
         echo_json(entry)
-        return
+    else:
+        _print_info(entry, meta, est, svc)
+    if entry["damaged"]:
+        raise SystemExit(1)
+
+
+def _print_info(entry: dict[str, Any], meta: ModelMeta | None, est: Estimate | None,
+                svc: str) -> None:
+    from airpods.models.gguf_meta import escape
+
+    def show(value: Any) -> str:
+        return escape(str(value)) if value is not None else "-"
+
     for key in ("name", "architecture", "quantization", "context_length", "last_used"):
-        click.echo(f"{key + ':':<16}{entry[key] if entry[key] is not None else '-'}")
+        click.echo(f"{key + ':':<16}{show(entry[key])}")
     click.echo(f"{'size:':<16}{_gb(entry['size'])}")
+    if entry["damaged"]:
+        click.echo(f"{'damaged:':<16}{entry['damaged']}")
     click.echo(f"{'parameters:':<16}{_params(entry['parameters']) or '-'}")
-    click.echo(f"{'layers:':<16}{meta.layers}  heads {meta.heads}, K/V heads {meta.kv_heads}, "
-               f"head dim {meta.head_dim}")
+    if meta is not None:
+        click.echo(f"{'layers:':<16}{meta.layers}  heads {meta.heads}, K/V heads "
+                   f"{meta.kv_heads}, head dim {meta.head_dim}")
     click.echo(f"{'used by:':<16}{', '.join(entry['used_by']) or '-'}")
+    if est is None:
+        click.echo(f"{'memory:':<16}- (the header cannot be read)")
+        return
     mem = est.memory
     click.echo(f"{'memory:':<16}{_gb(mem.total_bytes)} = {_gb(mem.weights_bytes)} weights + "
                f"{_gb(mem.kv_cache_bytes)} K/V cache (f16, ctx {est.ctx}, service {svc})")
@@ -232,8 +259,9 @@ def import_cmd(app: AppContext, file: Path, service: str | None, name: str | Non
     from airpods.models.store import add_model, check_gguf, check_name
     from airpods.models.usage import UsageDB, Use
 
-    check_gguf(file)  # bad input fails before anything is touched
-    target = check_name(name if name is not None else file.name)
+    # Bad input fails before anything is touched: the name, then the whole header.
+    target = check_name(name if name is not None else file.name, flat=True)
+    check_gguf(file)
     _, _, volume, _ = _target(app, service)
     podman = _podman()
     dest = add_model(file, _ensure_dir(podman, volume), target)
