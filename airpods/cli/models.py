@@ -80,9 +80,10 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None) -
         click.echo(f"{state}: {n} in volume {volume}")
 
 
-def _ensure_dir(podman: Podman, volume: str) -> Path:
+def _ensure_dir(podman: Podman | None, volume: str) -> Path:
     if volume.startswith("/"):
-        return Path(volume)
+        return Path(volume)  # a bind mount: no Podman needed
+    podman = podman or _podman()
     podman.ensure_volume(volume)
     return podman.volume_path(volume)
 
@@ -263,8 +264,7 @@ def import_cmd(app: AppContext, file: Path, service: str | None, name: str | Non
     target = check_name(name if name is not None else file.name, flat=True)
     check_gguf(file)
     _, _, volume, _ = _target(app, service)
-    podman = _podman()
-    dest = add_model(file, _ensure_dir(podman, volume), target)
+    dest = add_model(file, _ensure_dir(None, volume), target)
     UsageDB().record("import", [Use(volume, target, "")])
     click.echo(f"added {dest.name} to volume {volume}")
 
@@ -284,29 +284,24 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     Models a running service uses are never deleted.
     """
     from airpods.cli.context import resolve
-    from airpods.models.services import model_services, running_models
-    from airpods.models.store import list_models, remove_model
-    from airpods.models.usage import UsageDB, iso, unused
+    from airpods.models.gguf_meta import escape
+    from airpods.models.services import running_models
+    from airpods.models.store import PARTIAL_SUFFIX
+    from airpods.models.usage import UsageDB, iso
 
     resolved = resolve(app)
     podman = _podman()
-    running = running_models(resolved, podman)
     db = UsageDB()
-    found = []
-    for volume in dict.fromkeys(v for v, _ in model_services(resolved).values()):
-        directory = _existing_dir(podman, volume)
-        if directory is None:
-            continue
-        in_use = {m for (v, m) in running if v == volume}
-        models_here = [(m.name, m.size) for m in list_models(directory)]
-        for cand in unused(models_here, db.last_used(volume), days, in_use):
-            found.append((volume, directory, cand))
+    found, notes = _cleanup_candidates(resolved, podman, db, days,
+                                       running_models(resolved, podman))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     if not found:
         click.echo(f"no model unused for {days:g} days")
         return
     for volume, _, cand in found:
         when = f"last used {iso(cand.last_used)}" if cand.last_used else "never used"
-        click.echo(f"{volume}/{cand.name}  {_gb(cand.size)}  {when}")
+        click.echo(f"{volume}/{escape(cand.name)}  {_gb(cand.size)}  {when}")
     total = sum(c.size for _, _, c in found)
     click.echo(f"{len(found)} model(s), {_gb(total)} to reclaim")
     if not yes and not sys.stdin.isatty():
@@ -315,10 +310,45 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     if not yes and not click.confirm("Delete them?", default=False, err=True):
         click.echo("nothing deleted")
         return
-    for volume, directory, cand in found:
-        remove_model(directory, cand.name)
+    for volume, path, cand in found:
+        path.unlink(missing_ok=True)  # each one checked above, before the first deletion
+        path.with_name(path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
         db.forget(volume, cand.name)
-        click.echo(f"deleted {volume}/{cand.name}")
+        click.echo(f"deleted {volume}/{escape(cand.name)}")
+
+
+def _cleanup_candidates(
+    resolved: Resolved, podman: Podman, db: Any, days: float,
+    running: dict[tuple[str, str], list[str]],
+) -> tuple[list[tuple[str, Path, Any]], list[str]]:
+    """(volume, checked path, candidate) for every model to offer, and notes on the skipped.
+
+    Every entry is checked here, before anything is deleted: a symlink that leads out of the
+    volume is skipped with a note, never a failure halfway through the deletions.
+    """
+    from airpods.errors import UsageError
+    from airpods.models.gguf_meta import escape
+    from airpods.models.services import model_services
+    from airpods.models.store import list_models, model_path
+    from airpods.models.usage import unused
+
+    found: list[tuple[str, Path, Any]] = []
+    notes: list[str] = []
+    for volume in dict.fromkeys(v for v, _ in model_services(resolved).values()):
+        directory = _existing_dir(podman, volume)
+        if directory is None:
+            continue
+        in_use = {m for (v, m) in running if v == volume}
+        models_here = [(m.name, m.size) for m in list_models(directory)]
+        for cand in unused(models_here, db.last_used(volume), days, in_use):
+            try:
+                path = model_path(directory, cand.name)
+            except UsageError:
+                notes.append(f"skipped {volume}/{escape(cand.name)}: a symlink out of the "
+                             "volume (airpods deletes only files inside it)")
+                continue
+            found.append((volume, path, cand))
+    return found, notes
 
 
 from airpods.cli.router_cmd import load_cmd, unload_cmd  # noqa: E402  (router mode: on demand)
