@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.params import DAYS
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman
@@ -128,14 +129,6 @@ def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
         click.echo(f"{mark} {escape(e['name'])}  {_gb(e['size'])}  {facts or '-'}  {used}")
     if not any(e["name"] == current for e in entries):
         click.echo(f"the configured model {current} is not in volume {volume}", err=True)
-
-
-def _finite_days(value: float) -> float:
-    import math
-
-    if not math.isfinite(value):  # click's FloatRange lets nan through
-        raise click.BadParameter(f"{value} is not a number of days", param_hint="'--days'")
-    return value
 
 
 def _params(n: int | None) -> str:
@@ -273,8 +266,7 @@ models.add_command(import_cmd, "add")  # today's name, kept as an alias
 
 
 @models.command("cleanup")
-@click.option("--days", type=click.FloatRange(min=0, max=100_000), default=30, show_default=True,
-              callback=lambda ctx, param, value: _finite_days(value),
+@click.option("--days", type=DAYS, default=30, show_default=True,
               help="Models not used for this many days are offered for deletion.")
 @click.option("--yes", is_flag=True, help="Delete without asking.")
 @click.pass_obj
