@@ -44,6 +44,12 @@ ROUTER_FLAGS = frozenset({
 })
 STATES = ("loaded", "loading", "unloaded", "failed")
 Path = tuple[str | int, ...]
+# What a model's preset may not set: the router sets them for every child (model from `file`,
+# the alias from the id, host/port/key are the router's own, and a key in the INI would leak).
+PRESET_FORBIDDEN = frozenset({*MODEL_FLAGS, *ALIAS_FLAGS, "--host", "--port", "--api-key",
+                              "--api-key-file"})
+CTX_FLAGS = ("--ctx-size", "-c")
+MAX_CTX = 1 << 28  # the largest plausible context (gguf_meta.LIMITS); real models: up to 10M
 
 
 # --- config checks ------------------------------------------------------------------------------
@@ -64,21 +70,85 @@ def ini_value_problem(value: Any) -> str | None:
 
 
 def config_problems(svc: ServiceConfig) -> list[tuple[Path, str, str | None]]:
-    """What router mode cannot use: (key path in the service, message, hint)."""
+    """What the service's mode cannot use: (key path in the service, message, hint)."""
+    from airpods.kinds.base import unused_router_tables
+
+    tables: list[tuple[Path, Mapping[str, Any]]] = [(("command_args",), svc.command_args)]
     if svc.mode != "router":
-        return []
+        return [*unused_router_tables(svc), *value_problems(tables)]
+    tables += [(("models", mid, "command_args"), m.command_args) for mid, m in svc.models.items()]
+    return [*value_problems(tables), *_ini_problems(tables), *_preset_problems(svc)]
+
+
+Problems = list[tuple[Path, str, str | None]]
+
+
+def value_problems(tables: list[tuple[Path, Mapping[str, Any]]]) -> Problems:
+    """Numbers llama-server would take and misbehave on: ctx_size <= 0 or beyond any model,
+    and nan or inf anywhere (`temp = nan` samples garbage)."""
+    import math
+
     from airpods.render import flag_name
 
     problems: list[tuple[Path, str, str | None]] = []
-    tables: list[tuple[Path, Mapping[str, Any]]] = [(("command_args",), svc.command_args)]
-    tables += [(("models", mid, "command_args"), m.command_args) for mid, m in svc.models.items()]
     for path, args in tables:
         for key, value in args.items():
-            if path == ("command_args",) and flag_name(key) in ROUTER_FLAGS:
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(((*path, key), f"{value} is not a number llama-server can use",
+                                 "give a finite number"))
+            elif flag_name(key) in CTX_FLAGS:
+                ctx = _as_int(value)
+                if ctx is not None and not 0 < ctx <= MAX_CTX:
+                    problems.append(((*path, key), f"ctx_size {ctx} is not a context size (1 to "
+                                     f"{MAX_CTX})", "leave ctx_size out for the default"))
+    return problems
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if isinstance(value, (int, str)) else None
+    except ValueError:
+        return None
+
+
+def _ini_problems(tables: list[tuple[Path, Mapping[str, Any]]]) -> Problems:
+    from airpods.render import flag_name
+
+    problems: list[tuple[Path, str, str | None]] = []
+    for path, args in tables:
+        for key, value in args.items():
+            flag = flag_name(key)
+            if path == ("command_args",) and flag in ROUTER_FLAGS:
                 continue  # on the router's own argv, where lists are fine
+            if path != ("command_args",) and flag in PRESET_FORBIDDEN:
+                problems.append(((*path, key), f"a model's preset cannot set {key}: the router "
+                                 "sets it for every model", _forbidden_hint(flag)))
+                continue
             problem = ini_value_problem(value)
             if problem:
                 problems.append(((*path, key), problem, None))
+    return problems
+
+
+def _forbidden_hint(flag: str) -> str:
+    if flag in MODEL_FLAGS:
+        return "name the model's file with `file = ...`"
+    if flag in ALIAS_FLAGS:
+        return "the model's id (its [models.ID] table name) is its name"
+    return "set it in the service's own command_args"
+
+
+def _preset_problems(svc: ServiceConfig) -> list[tuple[Path, str, str | None]]:
+    problems: list[tuple[Path, str, str | None]] = []
+    seen: dict[str, str] = {}
+    for model_id in svc.models:
+        other = seen.setdefault(model_id.lower(), model_id)
+        if other != model_id:
+            problems.append((("models", model_id), f"model ids {other!r} and {model_id!r} "
+                             "differ only by case",
+                             "clients and file systems may mix them up: rename one"))
     preload = svc.router.preload
     if svc.models:
         known = list(svc.models)
@@ -312,6 +382,18 @@ def preset_files(spec: ContainerSpec) -> dict[str, str]:
     """{model id: its model path inside the container} for the presets that name a file."""
     return {name: keys["model"] for name, keys in presets(spec).items()
             if name != "*" and "model" in keys}
+
+
+def required_files(spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
+    """(what, path inside the container) of the files the router cannot start without."""
+    files = preset_files(spec)
+    found = [(f"the file of model {model_id!r}", path) for model_id, path in files.items()]
+    if is_router(spec) and option_value(spec.command, ("--models-dir",)):
+        directory = spec_models_dir(spec)
+        found += [(f"the file of preloaded model {model_id!r}",
+                   posixpath.join(directory, f"{model_id}.gguf"))
+                  for model_id in preload_ids(spec) if model_id not in files]
+    return tuple(found)
 
 
 def spec_models_dir(spec: ContainerSpec) -> str:
