@@ -99,8 +99,13 @@ def start(
             # may have saved some.
             resolved = resolve_and_keep_secrets(app, cpu=cpu)
             specs = settle_specs([resolved.specs[n] for n in names], podman, resolved.host)
-        outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait,
-                                   before_create=fetch_models)
+        from airpods.engine.ports import retry_after_podman_leak
+
+        # A port left held by airpods' own transient Podman service: restarted once, retried.
+        outcomes = retry_after_podman_leak(
+            lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
+                                    wait=not no_wait, before_create=fetch_models),
+            reporter.note)
     record_usage(resolved, [o.service for o in outcomes if o.changed], "start")
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})
