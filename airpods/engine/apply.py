@@ -65,26 +65,39 @@ def port_in_use(spec: ContainerSpec, index: int, ip: str, port: int,
 
     holder = port_holder(ip, port, protocol, transient_service_pid(os.environ))
     by = f" by {holder.describe()}" if holder else ""
+    hint = f"stop what uses it or change services.{spec.service}.ports[{index}].host"
+    if holder is not None and holder.name == "podman" and not holder.transient:
+        hint = ("a Podman API service keeps a port after a failed start (Podman 4.3): restart "
+                "it (systemctl restart podman.service), or " + hint)
     return PortInUse(
         f"port {port} on {ip} is already in use{by}, so {spec.service} cannot publish it",
-        port=port, holder=holder,
-        hint=f"stop what uses it or change services.{spec.service}.ports[{index}].host",
+        port=port, holder=holder, hint=hint,
     )
 
 
 def _start(podman: Podman, spec: ContainerSpec) -> None:
-    """Start the container; a port Podman finds taken becomes PortInUse, naming the holder."""
-    from airpods.engine.ports import in_use_error
+    """Start the container; a port Podman finds taken becomes PortInUse, naming the holder.
+
+    Podman 4.3 may say only "internal libpod error": a port of the spec that airpods' own
+    transient Podman service holds is recognised from /proc whatever the message says."""
+    import os
+
+    from airpods.engine.ports import in_use_error, port_holder, transient_service_pid
 
     try:
         podman.start(spec.container)
     except Exception as exc:
         taken = in_use_error(exc)
-        if taken is None:
-            raise
-        ip, port = taken
-        index = next((i for i, p in enumerate(spec.ports) if p.host_port == port), 0)
-        raise port_in_use(spec, index, ip, port) from None
+        if taken is not None:
+            ip, port = taken
+            index = next((i for i, p in enumerate(spec.ports) if p.host_port == port), 0)
+            raise port_in_use(spec, index, ip, port) from None
+        service = transient_service_pid(os.environ)
+        for i, p in enumerate(spec.ports):
+            holder = port_holder(p.host_ip, p.host_port, p.protocol, service)
+            if holder is not None and holder.transient:
+                raise port_in_use(spec, i, p.host_ip, p.host_port, p.protocol) from None
+        raise
 
 
 def _port_free(host_ip: str, port: int, protocol: str) -> bool:

@@ -36,3 +36,35 @@ def test_podman_refusal_is_parsed() -> None:
     assert in_use_error(Exception("listen tcp6 [::1]:8080: bind: address already in use")) == (
         "::1", 8080)
     assert in_use_error(Exception("no such image")) is None
+
+
+class RefusingPodman:
+    """Podman 4.3's refusal after the leak can be only "internal libpod error"."""
+
+    def start(self, name: str) -> None:
+        raise RuntimeError("internal libpod error")
+
+
+def test_a_vague_start_failure_is_recognised_by_the_ports_holder(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from airpods.engine import apply, ports
+    from tests.unit.test_router import spec_of
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        spec = spec_of("[services.llamacpp]\n", tmp_path)
+        spec = replace(spec, ports=(replace(spec.ports[0], host_port=port),))
+        monkeypatch.setattr(ports, "transient_service_pid", lambda environ: os.getpid())
+        with pytest.raises(ports.PortInUse) as err:
+            apply._start(RefusingPodman(), spec)  # type: ignore[arg-type]
+        assert err.value.holder is not None and err.value.holder.transient
+        assert f"port {port} on 127.0.0.1 is already in use by airpods' transient" in (
+            err.value.message)
+        monkeypatch.setattr(ports, "transient_service_pid", lambda environ: None)
+        with pytest.raises(RuntimeError, match="internal libpod error"):  # not ours: as it was
+            apply._start(RefusingPodman(), spec)  # type: ignore[arg-type]
