@@ -29,6 +29,7 @@ VERSIONS = (2, 3)  # what llama.cpp reads; 1 is gone, a later one may change the
 MAX_COUNT = 1 << 24  # more tensors or keys than this is a corrupt header, not a model
 SMALL_ARRAY = 4096  # arrays up to this length are kept (per-layer head counts); longer ones skipped
 MAX_DEPTH = 4  # arrays of arrays: real files nest at most 2 deep (llama.cpp reads only 1)
+MAX_KEPT = 1 << 20  # values kept from short arrays, all keys together: memory stays bounded
 MAX_STRING = 1 << 24  # chat templates are tens of KB; 16 MiB of one string is not a model
 MAX_NAME = 1 << 16  # a key or tensor name (llama.cpp's tensor names are at most 64 bytes)
 MAX_DIMS = 4  # GGML_MAX_DIMS
@@ -132,6 +133,7 @@ class _Reader:
     def __init__(self, buf: Any, order: str) -> None:
         self.buf, self.order, self.pos = buf, order, 0
         self.size = len(buf)
+        self.kept = 0  # values kept from short arrays so far (MAX_KEPT)
 
     def take(self, fmt: str) -> Any:
         st = struct.Struct(self.order + fmt)
@@ -190,6 +192,9 @@ class _Reader:
             else:
                 raise ValueError(f"unsupported array item type {item_type}")
             return count  # only its length is kept
+        self.kept += count
+        if self.kept > MAX_KEPT:
+            raise ValueError(f"more than {MAX_KEPT} metadata values in short arrays")
         return [self.value(item_type, depth) for _ in range(count)]
 
 

@@ -77,6 +77,9 @@ HOSTILE = {
     "context-2^64": gguf(*LLAMA, u64("llama.context_length", (1 << 64) - 2)),
     "heads-2^63": gguf(*LLAMA, u64("llama.attention.head_count", 1 << 63)),
     "split-count-0": gguf(*LLAMA, kv("split.count", 2, struct.pack("<H", 0))),
+    # 300 keys of 4096 one-byte values: small on disk, 1.2 M Python objects if all were kept.
+    "many-short-arrays": gguf(*LLAMA, *(kv(f"k{i}", ARRAY, struct.pack("<IQ", 0, 4096)
+                                           + b"\0" * 4096) for i in range(300))),
 }
 
 
