@@ -117,7 +117,9 @@ class LlamaServer(Kind):
     def config_problems(
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
-        return llama_router.config_problems(svc)
+        from airpods.kinds import llama_checks
+
+        return llama_checks.config_problems(svc)
 
     def required_files(self, spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
         """Router mode: each preset's file (a missing one would only fail at its first use),

@@ -33,6 +33,7 @@ def test_a_preset_cannot_set_what_the_router_sets(tmp_path: Path, key: str) -> N
     ("threads = 2", "threads = 2\ntemp = nan"),
     ("threads = 2", "threads = 2\nctx_size = 0"),
     ("threads = 2", "threads = 2\ntop_p = inf"),
+    ("threads = 2", 'threads = 2\ntemp = "NaN"'),
 ])
 def test_impossible_numbers_are_config_errors(tmp_path: Path, replace: str, expected: str) -> None:
     line = config_error(ROUTER.replace(replace, expected), tmp_path)
