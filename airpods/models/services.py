@@ -115,7 +115,8 @@ def read_meta_or_why(path: Path) -> tuple[ModelMeta | None, str | None]:
     try:
         return read_meta(path), None
     except AirpodsError as exc:
-        return None, exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ")
+        why = exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ")
+        return None, why.removeprefix("is ")
 
 
 @dataclass(frozen=True)
