@@ -239,6 +239,18 @@ def _mask_arg(value: Any) -> Any:
     return MASK if _shown(value) and not isinstance(value, bool) else value
 
 
+def mask_ini(text: str) -> str:
+    """`text` (an INI file, e.g. a router's presets) with the value of every key whose name
+    says it is secret (`api-key = ...`, `hf-token = ...`) masked, however short the value."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        key, eq, value = line.partition("=")
+        if eq and value.strip() and _secret_flag("--" + key.strip()):
+            line = f"{key}{eq} {MASK}" + ("\n" if line.endswith("\n") else "")
+        out.append(line)
+    return "".join(out)
+
+
 def mask_argv(argv: Iterable[str]) -> list[str]:
     """A copy of `argv` with the values of secret flags masked: `--api-key ****`, `--k=****`.
 

@@ -182,7 +182,9 @@ def fit_check(name: str, spec: ContainerSpec, model_path: Path, host: HostFacts)
     try:
         meta = read_meta(model_path)
     except AirpodsError as exc:
-        return Check(label, WARN, exc.one_line(), "import a GGUF file")
+        # A damaged header is this model's problem: the other checks carry on.
+        return Check(label, WARN, f"damaged: {exc.message}",
+                     "replace it with a good GGUF (airpods models rm, then pull or import)")
     est = estimate_for(spec, host, meta, model_size(model_path.parent, model_path.name))
     need = f"{est.memory.total_bytes / 2**30:.2f} GiB at ctx {est.ctx}"
     if est.fits.ram and est.fits.vram is not False:
@@ -215,12 +217,17 @@ def _model_checks(
     podman: Podman, resolved: Resolved, names: list[str], sources: Mapping[str, str]
 ) -> tuple[list[Check], int]:
     """Each enabled service's model: present, or with a source, and whether it fits."""
+    from airpods import kinds
     from airpods.errors import AirpodsError
     from airpods.models.store import model_location
 
     checks, missing_bytes = [], 0
     for name in names:
         spec = resolved.specs[name]
+        required = kinds.get(spec.kind).required_files(spec)
+        if required:  # a router's presets: `start` refuses without them, whatever the source
+            checks += _required_file_checks(podman, spec, required)
+            continue
         try:
             volume, path = model_location(spec)
         except AirpodsError:
@@ -242,6 +249,36 @@ def _model_checks(
                                 f"airpods models add FILE --service {name} (or set "
                                 f"services.{name}.model_source)"))
     return checks, missing_bytes
+
+
+def _required_file_checks(
+    podman: Podman, spec: ContainerSpec, required: tuple[tuple[str, str], ...]
+) -> list[Check]:
+    """One check per file the service cannot start without (start's check_required_files)."""
+    from airpods.errors import AirpodsError
+    from airpods.models.store import model_volume
+
+    mounts = {m.target: m.source for m in spec.mounts}
+    checks = []
+    for what, path in required:
+        label = f"model ({spec.service}: {what})"
+        try:
+            volume, inside = model_volume(path, mounts)
+        except AirpodsError as exc:
+            checks.append(Check(label, FAIL, exc.one_line(), exc.hint or ""))
+            continue
+        if volume.startswith("/"):
+            present = Path(volume, inside).is_file()
+        else:
+            present = podman.volume_exists(volume) and (
+                podman.volume_path(volume) / inside).is_file()
+        if present:
+            checks.append(Check(label, OK, f"{inside} in volume {volume}"))
+        else:
+            checks.append(Check(label, FAIL, f"{inside} not in volume {volume}: start refuses",
+                                f"airpods models add FILE --service {spec.service} --name "
+                                f"{inside} (or pull it), or fix services.{spec.service}.models"))
+    return checks
 
 
 def _model_sources(app: AppContext) -> dict[str, str]:

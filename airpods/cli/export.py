@@ -27,12 +27,41 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     """Write atomically with `mode` (a reader never sees half a file, nor a wider mode).
 
     Only ever replaces a regular file: a device, FIFO, socket or directory in the way is one
-    clear error, never swapped for a file (`-o /dev/full` must not replace the device).
+    clear error, never swapped for a file (`-o /dev/full` must not replace the device). A
+    symlink is refused too (see `_refuse_link`).
     """
     from airpods.config.files import atomic_write
 
+    _refuse_link(path)
     _ensure_dir(Path(os.path.realpath(path)).parent)
     atomic_write(path, text, mode=mode, check=_regular_or_refuse)
+
+
+def _refuse_link(path: Path) -> None:
+    """Exports hold secrets (the kube YAML's Secrets, the secret files), so they are never
+    written through a symlink: a link planted in a shared directory would send them wherever
+    it points. Refused rather than replaced by a file, because replacing it would silently cut
+    a link the user made on purpose (dotfiles); one line says which, and they choose."""
+    from airpods.errors import UsageError
+
+    if path.is_symlink():
+        raise UsageError(f"{path} is a symlink: airpods does not write exports through one",
+                         hint="give the real path, or remove the link")
+
+
+def output_path(value: str | None, *, stdout_ok: bool) -> Path | None:
+    """`-o`/`--output`: None (or `-` where stdout is allowed) for stdout; "" is refused (it
+    would mean the current directory)."""
+    from airpods.errors import UsageError
+
+    if value is None or (stdout_ok and value == "-"):
+        return None
+    if value.strip() == "" or value == "-":
+        what = "an empty path" if value.strip() == "" else "'-' (stdout)"
+        raise UsageError(f"--output {value!r}: {what} is not where files can go",
+                         hint="give a directory for the units" if not stdout_ok
+                         else "give a file name, or leave -o out (or -o -) for stdout")
+    return Path(value)
 
 
 def _regular_or_refuse(path: Path) -> os.stat_result | None:
@@ -61,13 +90,25 @@ def _refuse_special(path: Path, *, want_dir: bool) -> None:
 
 
 def _ensure_dir(path: Path, mode: int = 0o777) -> None:
+    from airpods.errors import UsageError
+
     _refuse_special(path, want_dir=True)
-    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=mode)
+    except OSError as exc:  # /proc, a read-only mount, no permission: one line
+        raise UsageError(f"cannot create directory {path}: {exc.strerror or exc}",
+                         hint="choose a directory you can write") from None
 
 
 def _secrets_dir(path: Path) -> Path:
+    from airpods.errors import UsageError
+
     _ensure_dir(path, 0o700)
-    os.chmod(path, 0o700)
+    try:
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise UsageError(f"cannot make {path} private: {exc.strerror or exc}",
+                         hint="choose a directory you own for --podman-secrets") from None
     return path
 
 
@@ -133,8 +174,9 @@ def export() -> None:
 
 @export.command("kube")
 @click.argument("services", nargs=-1)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the YAML to FILE (mode 0600: it holds the Secrets); default stdout.")
+@click.option("-o", "--output", "output_arg", metavar="FILE",
+              help="Write the YAML to FILE (mode 0600: it holds the Secrets); default (or -) "
+              "stdout.")
 @click.option("--model-init", is_flag=True,
               help="Add an initContainer that downloads the model from model_source when the "
               "volume lacks it.")
@@ -143,13 +185,13 @@ def export() -> None:
               help="For `podman kube play`: write each Secret as a Podman secret file in DIR "
               "(0600), leave the Secret documents out, and print the commands.")
 @click.option("--pvc-size", default="20Gi", show_default=True,
-              help="Storage requested by each PersistentVolumeClaim.")
+              help="Storage requested by each PersistentVolumeClaim (a Kubernetes quantity).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
 @click.pass_obj
 def kube(
     app: AppContext,
     services: tuple[str, ...],
-    output: Path | None,
+    output_arg: str | None,
     model_init: bool,
     podman_secrets: Path | None,
     pvc_size: str,
@@ -157,10 +199,15 @@ def kube(
 ) -> None:
     """Kubernetes YAML for SERVICES (default: every enabled one), as `start` would run them."""
     from airpods.cli.output import echo_json
-    from airpods.export.kube import render_kube
+    from airpods.export.kube import check_quantity, render_kube
 
-    if output is not None:  # before anything is written or saved
+    output = output_path(output_arg, stdout_ok=True)  # before anything is written or saved
+    check_quantity(pvc_size, "--pvc-size")
+    if output is not None:
+        _refuse_link(output)
         _refuse_special(Path(os.path.realpath(output)), want_dir=False)
+    if podman_secrets is not None:
+        _refuse_special(podman_secrets, want_dir=True)
     resolved, specs = _selected(app, services)
     sources = _model_sources(app, specs) if model_init else {}
     result = render_kube(specs, model_sources=sources, pvc_size=pvc_size,
@@ -169,6 +216,8 @@ def kube(
     secret_files: dict[str, str | None] = {s.name: None for s in result.podman_secrets}
     commands: list[str] = []
     if podman_secrets is not None:
+        for secret in result.podman_secrets:  # every one before the first is written
+            _refuse_link(podman_secrets / f"{secret.name}.json")
         directory = _secrets_dir(podman_secrets)
         for secret in result.podman_secrets:
             path = directory / f"{secret.name}.json"
@@ -208,10 +257,24 @@ def kube(
             click.echo(f"  {command}", err=True)
 
 
+def _check_units(output: Path, units: dict[str, str], force: bool) -> None:
+    """Every unit is checked before the first is written: one already there is replaced only
+    with --force (it may be the user's own edit), and a symlink never."""
+    from airpods.errors import UsageError
+
+    for name in sorted(units):
+        path = output / name
+        _refuse_link(path)
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists",
+                             hint="pass --force to replace the units, or choose another --output")
+
+
 @export.command("quadlet")
 @click.argument("services", nargs=-1)
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "output_arg", required=True, metavar="DIR",
               help="Directory for the units (e.g. ~/.config/containers/systemd).")
+@click.option("--force", is_flag=True, help="Replace units already in DIR.")
 @click.option("--pod", "pods", is_flag=True,
               help="Put each service in a .pod unit, like `start` does (needs Podman 5.0+).")
 @click.option("--podman-secrets", type=click.Path(file_okay=False, path_type=Path),
@@ -223,7 +286,8 @@ def kube(
 def quadlet(
     app: AppContext,
     services: tuple[str, ...],
-    output: Path,
+    output_arg: str,
+    force: bool,
     pods: bool,
     podman_secrets: Path | None,
     as_json: bool,
@@ -232,9 +296,16 @@ def quadlet(
     from airpods.cli.output import echo_json
     from airpods.export.quadlet import render_quadlet
 
+    output = output_path(output_arg, stdout_ok=False)
+    assert output is not None
     _refuse_special(output, want_dir=True)  # before anything is written or saved
+    if podman_secrets is not None:
+        _refuse_special(podman_secrets, want_dir=True)
     resolved, specs = _selected(app, services)
     result = render_quadlet(specs, network=resolved.settings.network, pods=pods)
+    _check_units(output, result.units, force)
+    for secret in result.secrets:  # also before the first unit is written
+        _refuse_link((podman_secrets or output / "airpods-secrets") / secret.name)
     for name, text in result.units.items():
         write_private(output / name, text, mode=0o644)  # no secret in any unit
     commands: list[str] = []

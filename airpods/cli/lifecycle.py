@@ -8,6 +8,7 @@ import click
 
 from airpods.cli import AppContext
 from airpods.cli.context import connect, resolve, resolve_and_keep_secrets
+from airpods.cli.params import STOP_SECONDS
 
 if TYPE_CHECKING:
     from airpods.resolved import Resolved
@@ -98,8 +99,13 @@ def start(
             # may have saved some.
             resolved = resolve_and_keep_secrets(app, cpu=cpu)
             specs = settle_specs([resolved.specs[n] for n in names], podman, resolved.host)
-        outcomes = lifecycle.start(podman, resolved.settings, specs, reporter, wait=not no_wait,
-                                   before_create=fetch_models)
+        from airpods.engine.ports import retry_after_podman_leak
+
+        # A port left held by airpods' own transient Podman service: restarted once, retried.
+        outcomes = retry_after_podman_leak(
+            lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
+                                    wait=not no_wait, before_create=fetch_models),
+            reporter.note)
     record_usage(resolved, [o.service for o in outcomes if o.changed], "start")
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})
@@ -110,21 +116,9 @@ def start(
         console.print(f"[green]{word}[/green] {spec.service}  {url}")
 
 
-def _check_timeout(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    # click's float takes nan and inf; Podman's stop timeout is whole seconds, like
-    # runtime.stop_timeout_s (0 to 3600).
-    import math
-
-    from airpods.errors import UsageError
-
-    if value is not None and not (math.isfinite(value) and 0 <= value <= 3600):
-        raise UsageError(f"--timeout {value}: must be a number of seconds from 0 to 3600")
-    return value
-
-
 @click.command()
 @click.argument("services", nargs=-1)
-@click.option("--timeout", type=float, default=None, callback=_check_timeout,
+@click.option("--timeout", type=STOP_SECONDS, default=None,
               help="Seconds to wait before killing (0 to 3600).")
 @click.option(
     "--remove-volumes",

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.params import DAYS
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman
+    from airpods.models.gguf_meta import ModelMeta
+    from airpods.models.services import Estimate
     from airpods.resolved import Resolved
 
 SERVICE_HELP = "The service whose model volume to use (default: the first enabled llama-server)."
@@ -70,7 +73,7 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
 
     parsed = parse_ref(ref)  # bad input fails before anything is touched
     if name is not None:
-        check_name(name)
+        check_name(name, flat=True)
     resolved, chosen, volume, _ = _target(app, service)
     room = budget(resolved.host, on_gpu=resolved.specs[chosen].accelerator != "cpu")
     podman = _podman()
@@ -87,17 +90,21 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
         click.echo(f"{state}: {n} in volume {volume}")
 
 
-def _ensure_dir(podman: Podman, volume: str) -> Path:
+def _ensure_dir(podman: Podman | None, volume: str) -> Path:
     if volume.startswith("/"):
-        return Path(volume)
+        return Path(volume)  # a bind mount: no Podman needed
+    podman = podman or _podman()
     podman.ensure_volume(volume)
     return podman.volume_path(volume)
 
 
-def _existing_dir(podman: Podman, volume: str) -> Path | None:
+def _existing_dir(podman: Podman | None, volume: str) -> Path | None:
+    """The volume's directory, if it exists; a bind mount's path needs no Podman at all."""
     from airpods.models.services import volume_dir
 
-    return volume_dir(podman, volume)
+    if volume.startswith("/"):
+        return Path(volume) if Path(volume).is_dir() else None
+    return volume_dir(podman or _podman(), volume)
 
 
 @models.command("list")
@@ -107,12 +114,13 @@ def _existing_dir(podman: Podman, volume: str) -> Path | None:
 def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
     """List the models in the service's model volume; the configured one is marked."""
     from airpods.cli.output import echo_json
+    from airpods.models.gguf_meta import escape
     from airpods.models.services import describe, users
     from airpods.models.store import list_models
     from airpods.models.usage import UsageDB
 
     resolved, _, volume, current = _target(app, service)
-    directory = _existing_dir(_podman(), volume)  # a missing volume is empty, not created
+    directory = _existing_dir(None, volume)  # a missing volume is empty, not created
     found = list_models(directory) if directory is not None else []
     last = UsageDB().last_used(volume) if found else {}
     entries = [describe(directory, m.name, m.size, last_used=last.get(m.name),  # type: ignore
@@ -122,20 +130,14 @@ def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
         return
     for e in entries:
         mark = "*" if e["name"] == current else " "
-        facts = ", ".join(str(x) for x in (e["architecture"], e["quantization"],
-                                          _params(e["parameters"])) if x)
+        facts = ", ".join(escape(str(x)) for x in (e["architecture"], e["quantization"],
+                                                  _params(e["parameters"])) if x)
+        if e["damaged"]:
+            facts = f"damaged: {e['damaged']}"
         used = f"last used {e['last_used']}" if e["last_used"] else "never used"
-        click.echo(f"{mark} {e['name']}  {_gb(e['size'])}  {facts}  {used}")
+        click.echo(f"{mark} {escape(e['name'])}  {_gb(e['size'])}  {facts or '-'}  {used}")
     if not any(e["name"] == current for e in entries):
         click.echo(f"the configured model {current} is not in volume {volume}", err=True)
-
-
-def _finite_days(value: float) -> float:
-    import math
-
-    if not math.isfinite(value):  # click's FloatRange lets nan through
-        raise click.BadParameter(f"{value} is not a number of days", param_hint="'--days'")
-    return value
 
 
 def _params(n: int | None) -> str:
@@ -152,39 +154,58 @@ def _params(n: int | None) -> str:
 def info_cmd(app: AppContext, name: str, service: str | None, as_json: bool) -> None:
     """Show a model's metadata, its memory estimate at the service's ctx_size, and the fit."""
     from airpods.cli.output import echo_json
-    from airpods.models.gguf_meta import read_meta
-    from airpods.models.services import describe, estimate_for, model_size, users
-    from airpods.models.store import check_name
+    from airpods.models.services import describe, estimate_for, model_size, read_meta_or_why, users
+    from airpods.models.store import check_name, model_path
     from airpods.models.usage import UsageDB
 
     check_name(name)
     resolved, svc, volume, _ = _target(app, service)
-    directory = _existing_dir(_podman(), volume)
+    directory = _existing_dir(None, volume)
     if directory is None or not (directory / name).is_file():
         raise _unknown_model(name, volume)
-    meta = read_meta(directory / name)  # a non-GGUF file is one line
-    size = model_size(directory, name)
-    entry = describe(directory, name, (directory / name).stat().st_size,
+    path = model_path(directory, name)  # a symlink out of the volume is refused, as `rm` does
+    entry = describe(directory, name, path.stat().st_size,
                      last_used=UsageDB().last_used(volume).get(name),
                      used_by=users(resolved, volume, name))
-    est = estimate_for(resolved.specs[svc], resolved.host, meta, size)
-    entry["memory"] = est.memory.as_dict()
-    entry["fits"] = est.fits.as_dict()
-    from airpods.models.tiers import tool_calling_warning
+    meta, _ = read_meta_or_why(path)
+    est = None
+    if meta is not None:
+        est = estimate_for(resolved.specs[svc], resolved.host, meta, model_size(directory, name))
+        from airpods.models.tiers import tool_calling_warning
 
-    warning = tool_calling_warning(meta.parameters)
-    if warning:  # stderr, so --json stays one object
-        click.echo(f"warning: {name}: {warning}", err=True)
+        warning = tool_calling_warning(meta.parameters)
+        if warning:  # stderr, so --json stays one object
+            click.echo(f"warning: {name}: {warning}", err=True)
+    entry["memory"] = est.memory.as_dict() if est else None
+    entry["fits"] = est.fits.as_dict() if est else None
     if as_json:
         echo_json(entry)
-        return
+    else:
+        _print_info(entry, meta, est, svc)
+    if entry["damaged"]:
+        raise SystemExit(1)
+
+
+def _print_info(entry: dict[str, Any], meta: ModelMeta | None, est: Estimate | None,
+                svc: str) -> None:
+    from airpods.models.gguf_meta import escape
+
+    def show(value: Any) -> str:
+        return escape(str(value)) if value is not None else "-"
+
     for key in ("name", "architecture", "quantization", "context_length", "last_used"):
-        click.echo(f"{key + ':':<16}{entry[key] if entry[key] is not None else '-'}")
+        click.echo(f"{key + ':':<16}{show(entry[key])}")
     click.echo(f"{'size:':<16}{_gb(entry['size'])}")
+    if entry["damaged"]:
+        click.echo(f"{'damaged:':<16}{entry['damaged']}")
     click.echo(f"{'parameters:':<16}{_params(entry['parameters']) or '-'}")
-    click.echo(f"{'layers:':<16}{meta.layers}  heads {meta.heads}, K/V heads {meta.kv_heads}, "
-               f"head dim {meta.head_dim}")
+    if meta is not None:
+        click.echo(f"{'layers:':<16}{meta.layers}  heads {meta.heads}, K/V heads "
+                   f"{meta.kv_heads}, head dim {meta.head_dim}")
     click.echo(f"{'used by:':<16}{', '.join(entry['used_by']) or '-'}")
+    if est is None:
+        click.echo(f"{'memory:':<16}- (the header cannot be read)")
+        return
     mem = est.memory
     click.echo(f"{'memory:':<16}{_gb(mem.total_bytes)} = {_gb(mem.weights_bytes)} weights + "
                f"{_gb(mem.kv_cache_bytes)} K/V cache (f16, ctx {est.ctx}, service {svc})")
@@ -246,11 +267,11 @@ def import_cmd(app: AppContext, file: Path, service: str | None, name: str | Non
     from airpods.models.store import add_model, check_gguf, check_name
     from airpods.models.usage import UsageDB, Use
 
-    check_gguf(file)  # bad input fails before anything is touched
-    target = check_name(name if name is not None else file.name)
+    # Bad input fails before anything is touched: the name, then the whole header.
+    target = check_name(name if name is not None else file.name, flat=True)
+    check_gguf(file)
     _, _, volume, _ = _target(app, service)
-    podman = _podman()
-    dest = add_model(file, _ensure_dir(podman, volume), target)
+    dest = add_model(file, _ensure_dir(None, volume), target)
     UsageDB().record("import", [Use(volume, target, "")])
     click.echo(f"added {dest.name} to volume {volume}")
 
@@ -259,8 +280,7 @@ models.add_command(import_cmd, "add")  # today's name, kept as an alias
 
 
 @models.command("cleanup")
-@click.option("--days", type=click.FloatRange(min=0, max=100_000), default=30, show_default=True,
-              callback=lambda ctx, param, value: _finite_days(value),
+@click.option("--days", type=DAYS, default=30, show_default=True,
               help="Models not used for this many days are offered for deletion.")
 @click.option("--yes", is_flag=True, help="Delete without asking.")
 @click.pass_obj
@@ -270,29 +290,24 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     Models a running service uses are never deleted.
     """
     from airpods.cli.context import resolve
-    from airpods.models.services import model_services, running_models
-    from airpods.models.store import list_models, remove_model
-    from airpods.models.usage import UsageDB, iso, unused
+    from airpods.models.gguf_meta import escape
+    from airpods.models.services import running_models
+    from airpods.models.store import PARTIAL_SUFFIX
+    from airpods.models.usage import UsageDB, iso
 
     resolved = resolve(app)
     podman = _podman()
-    running = running_models(resolved, podman)
     db = UsageDB()
-    found = []
-    for volume in dict.fromkeys(v for v, _ in model_services(resolved).values()):
-        directory = _existing_dir(podman, volume)
-        if directory is None:
-            continue
-        in_use = {m for (v, m) in running if v == volume}
-        models_here = [(m.name, m.size) for m in list_models(directory)]
-        for cand in unused(models_here, db.last_used(volume), days, in_use):
-            found.append((volume, directory, cand))
+    found, notes = _cleanup_candidates(resolved, podman, db, days,
+                                       running_models(resolved, podman))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     if not found:
         click.echo(f"no model unused for {days:g} days")
         return
     for volume, _, cand in found:
         when = f"last used {iso(cand.last_used)}" if cand.last_used else "never used"
-        click.echo(f"{volume}/{cand.name}  {_gb(cand.size)}  {when}")
+        click.echo(f"{volume}/{escape(cand.name)}  {_gb(cand.size)}  {when}")
     total = sum(c.size for _, _, c in found)
     click.echo(f"{len(found)} model(s), {_gb(total)} to reclaim")
     if not yes and not sys.stdin.isatty():
@@ -301,10 +316,45 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     if not yes and not click.confirm("Delete them?", default=False, err=True):
         click.echo("nothing deleted")
         return
-    for volume, directory, cand in found:
-        remove_model(directory, cand.name)
+    for volume, path, cand in found:
+        path.unlink(missing_ok=True)  # each one checked above, before the first deletion
+        path.with_name(path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
         db.forget(volume, cand.name)
-        click.echo(f"deleted {volume}/{cand.name}")
+        click.echo(f"deleted {volume}/{escape(cand.name)}")
+
+
+def _cleanup_candidates(
+    resolved: Resolved, podman: Podman, db: Any, days: float,
+    running: dict[tuple[str, str], list[str]],
+) -> tuple[list[tuple[str, Path, Any]], list[str]]:
+    """(volume, checked path, candidate) for every model to offer, and notes on the skipped.
+
+    Every entry is checked here, before anything is deleted: a symlink that leads out of the
+    volume is skipped with a note, never a failure halfway through the deletions.
+    """
+    from airpods.errors import UsageError
+    from airpods.models.gguf_meta import escape
+    from airpods.models.services import model_services
+    from airpods.models.store import list_models, model_path
+    from airpods.models.usage import unused
+
+    found: list[tuple[str, Path, Any]] = []
+    notes: list[str] = []
+    for volume in dict.fromkeys(v for v, _ in model_services(resolved).values()):
+        directory = _existing_dir(podman, volume)
+        if directory is None:
+            continue
+        in_use = {m for (v, m) in running if v == volume}
+        models_here = [(m.name, m.size) for m in list_models(directory)]
+        for cand in unused(models_here, db.last_used(volume), days, in_use):
+            try:
+                path = model_path(directory, cand.name)
+            except UsageError:
+                notes.append(f"skipped {volume}/{escape(cand.name)}: a symlink out of the "
+                             "volume (airpods deletes only files inside it)")
+                continue
+            found.append((volume, path, cand))
+    return found, notes
 
 
 from airpods.cli.router_cmd import load_cmd, unload_cmd  # noqa: E402  (router mode: on demand)

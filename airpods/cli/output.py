@@ -14,6 +14,7 @@ from airpods.secrets import (
     mask_argv,
     mask_data,
     mask_env,
+    mask_ini,
     mask_text,
     secret_values,
     seen_values,
@@ -108,8 +109,8 @@ def spec_as_json(spec: ContainerSpec, values: Collection[str] | None = None) -> 
         "notes": list(spec.notes),
         "podman": podman_cli_lines(spec, values),
     }
-    if spec.config_files:  # e.g. a router's preset INI (not secret: shown in full)
-        data["files"] = [{"target": f.target, "secret": f.name, "content": f.value}
+    if spec.config_files:  # e.g. a router's preset INI (not secret: shown, key-like values masked)
+        data["files"] = [{"target": f.target, "secret": f.name, "content": mask_ini(f.value)}
                          for f in spec.config_files]
     return mask_data(data, values)
 
@@ -149,7 +150,7 @@ def print_dry_run(
         say(f"  argv:     {shlex.join(mask_data(mask_argv(spec.command), values))}", markup=False)
         for f in spec.config_files:
             say(f"  file:     {f.target} (read-only, podman secret {f.name}):", markup=False)
-            for line in f.value.splitlines():
+            for line in mask_ini(f.value).splitlines():
                 say(f"            {line}", markup=False)
         if spec.health and spec.health.url:
             say(f"  health:   {spec.health.url} (timeout {spec.health.timeout_s:g}s)")

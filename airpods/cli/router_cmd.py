@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.params import WAIT_SECONDS
 
 if TYPE_CHECKING:
     from airpods.kinds.llama_router import Router, RouterModel
@@ -74,7 +75,7 @@ def _find(models: list[RouterModel], model_id: str, service: str) -> RouterModel
 @click.command("load")
 @click.argument("model_id", metavar="ID")
 @click.option("--service", default=None, help=SERVICE_HELP)
-@click.option("--timeout", type=float, default=None,
+@click.option("--timeout", type=WAIT_SECONDS, default=None,
               help="Seconds to wait (default: the service's health timeout).")
 @click.pass_obj
 def load_cmd(app: AppContext, model_id: str, service: str | None, timeout: float | None) -> None:
@@ -114,8 +115,10 @@ def load_cmd(app: AppContext, model_id: str, service: str | None, timeout: float
 @click.command("unload")
 @click.argument("model_id", metavar="ID")
 @click.option("--service", default=None, help=SERVICE_HELP)
+@click.option("--timeout", type=WAIT_SECONDS, default=UNLOAD_WAIT_S, show_default=True,
+              help="Seconds to wait for the model to unload.")
 @click.pass_obj
-def unload_cmd(app: AppContext, model_id: str, service: str | None) -> None:
+def unload_cmd(app: AppContext, model_id: str, service: str | None, timeout: float) -> None:
     """Unload model ID from a router service (it loads again when a request names it)."""
     from airpods.errors import AirpodsError
 
@@ -126,7 +129,7 @@ def unload_cmd(app: AppContext, model_id: str, service: str | None) -> None:
         click.echo(f"{model_id} is not loaded ({model.state})")
         return
     router.unload(model_id)
-    deadline = time.monotonic() + UNLOAD_WAIT_S
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         model = _find(router.models(), model_id, spec.service)
         if model.state not in ("loaded", "loading"):
@@ -134,4 +137,4 @@ def unload_cmd(app: AppContext, model_id: str, service: str | None) -> None:
             return
         time.sleep(0.1)
     raise AirpodsError(f"{spec.service}: model {model_id!r} is still {model.state} after "
-                       f"{UNLOAD_WAIT_S:g}s", hint=f"see airpods logs {spec.service}")
+                       f"{timeout:g}s", hint=f"see airpods logs {spec.service}")

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.params import LINES
 
 
 def collect_status(
@@ -203,7 +204,7 @@ def parse_since(value: str, now: float | None = None) -> int:
 @click.command()
 @click.argument("service")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
-@click.option("-n", "--tail", "lines", type=int, default=None, help="Only the last N lines.")
+@click.option("-n", "--tail", "lines", type=LINES, default=None, help="Only the last N lines.")
 @click.option("--since", default=None,
               help="Only lines since a time: a duration (10m, 2h), unix seconds or RFC 3339.")
 @click.pass_obj

@@ -217,6 +217,13 @@ def _kind_defaults_layer(raw: Mapping[str, Any]) -> Layer:
         if not isinstance(svc, dict) or not is_service_name(name):
             continue  # validation reports a service that is not a table, or a bad name
         kind = svc.get("kind", kinds.DEFAULT_KIND)
+        if kinds.looks_like_llama_server(svc):  # never silently generic
+            raise _Problems([Problem(
+                ("services", name),
+                "looks like a llama-server (llama.cpp image or a .gguf model) but has no kind, "
+                "so it would run as a generic container, left out of Open WebUI",
+                'add kind = "llama-server" (or kind = "generic" to keep it plain)',
+            )])
         if kind not in kinds.names():  # before templates: the defaults depend on it
             raise _Problems([Problem(
                 ("services", name, "kind"),

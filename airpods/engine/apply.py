@@ -16,6 +16,7 @@ from typing import Protocol
 
 from airpods.engine.plan import Plan, Step
 from airpods.engine.podman import Podman
+from airpods.engine.ports import PortInUse
 from airpods.engine.readiness import ContainerState, ReadinessEvent, ReadinessResult, wait_ready
 from airpods.errors import AirpodsError, PodmanError, ServiceFailed
 from airpods.spec import Actual, ContainerSpec
@@ -52,11 +53,51 @@ def check_ports(plan: Plan, actual: Mapping[str, Actual]) -> None:
             if port.host_port in ours:
                 continue
             if not _port_free(port.host_ip, port.host_port, port.protocol):
-                raise AirpodsError(
-                    f"port {port.host_port} on {port.host_ip} is already in use, "
-                    f"so {spec.service} cannot publish it",
-                    hint=f"stop what uses it or change services.{spec.service}.ports[{i}].host",
-                )
+                raise port_in_use(spec, i, port.host_ip, port.host_port, port.protocol)
+
+
+def port_in_use(spec: ContainerSpec, index: int, ip: str, port: int,
+                protocol: str = "tcp") -> PortInUse:
+    """The error for a taken port, naming who holds it when /proc tells (engine/ports.py)."""
+    import os
+
+    from airpods.engine.ports import port_holder, transient_service_pid
+
+    holder = port_holder(ip, port, protocol, transient_service_pid(os.environ))
+    by = f" by {holder.describe()}" if holder else ""
+    hint = f"stop what uses it or change services.{spec.service}.ports[{index}].host"
+    if holder is not None and holder.name == "podman" and not holder.transient:
+        hint = ("a Podman API service keeps a port after a failed start (Podman 4.3): restart "
+                "it (systemctl restart podman.service), or " + hint)
+    return PortInUse(
+        f"port {port} on {ip} is already in use{by}, so {spec.service} cannot publish it",
+        port=port, holder=holder, hint=hint,
+    )
+
+
+def _start(podman: Podman, spec: ContainerSpec) -> None:
+    """Start the container; a port Podman finds taken becomes PortInUse, naming the holder.
+
+    Podman 4.3 may say only "internal libpod error": a port of the spec that airpods' own
+    transient Podman service holds is recognised from /proc whatever the message says."""
+    import os
+
+    from airpods.engine.ports import in_use_error, port_holder, transient_service_pid
+
+    try:
+        podman.start(spec.container)
+    except Exception as exc:
+        taken = in_use_error(exc)
+        if taken is not None:
+            ip, port = taken
+            index = next((i for i, p in enumerate(spec.ports) if p.host_port == port), 0)
+            raise port_in_use(spec, index, ip, port) from None
+        service = transient_service_pid(os.environ)
+        for i, p in enumerate(spec.ports):
+            holder = port_holder(p.host_ip, p.host_port, p.protocol, service)
+            if holder is not None and holder.transient:
+                raise port_in_use(spec, i, p.host_ip, p.host_port, p.protocol) from None
+        raise
 
 
 def _port_free(host_ip: str, port: int, protocol: str) -> bool:
@@ -189,7 +230,7 @@ def apply_plan(
                 podman.create_service(spec)
                 changed.add(spec.service)
             elif step.action == "start":
-                podman.start(spec.container)
+                _start(podman, spec)
     for spec in plan.specs:
         if spec.service not in waited and _has_wait(plan, spec.service):
             waited[spec.service] = _wait(spec, podman, reporter, failure_log_lines)

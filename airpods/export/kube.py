@@ -407,3 +407,16 @@ def render_kube(
     header += [f"  {raw} -> {label}" for raw, label in sorted(r.renamed.items())]
     docs = [*r.secrets.docs, *r.pvcs.values(), *services, *deployments]
     return KubeExport(docs, r.secrets.podman, header)
+
+
+_QUANTITY_RE = re.compile(r"(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?")
+
+
+def check_quantity(value: str, option: str) -> str:
+    """`value` when it is a Kubernetes quantity above zero (20Gi, 500M, 1e9), else one
+    UsageError: a PVC with `storage: lots` is refused by the API server, long after export."""
+    match = _QUANTITY_RE.fullmatch(value)
+    if match is None or float(match.group(1)) == 0:
+        raise UsageError(f"{option} {value!r} is not a Kubernetes quantity above zero",
+                         hint="examples: 20Gi, 500Mi, 100G")
+    return value

@@ -13,6 +13,9 @@ are light (no HTTP client, no pydantic): the schema and the cache-hit path impor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from airpods.kinds.base import Backend, HostPath, Kind, Memory, ModelCheck, WiringError
 from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
@@ -41,6 +44,29 @@ def get(name: str) -> Kind:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown kind {name!r}; known kinds: {', '.join(_REGISTRY)}") from None
+
+
+def looks_like_llama_server(svc: Mapping[str, Any]) -> bool:
+    """A service table without `kind` that is a llama-server in all but name: a llama.cpp
+    server image, or a .gguf model in its command_args or default_model.
+
+    Such a table (the earlier README's second llama-server) would otherwise run as `generic`:
+    no API key secret, no readiness on the model, and silently missing from Open WebUI's
+    connections. It is refused instead of guessed (see airpods.config.loader), because a guess
+    from an image name cannot see a custom image, and would be silent exactly there.
+    """
+    if "kind" in svc:
+        return False
+    images = [svc.get("image")]
+    if isinstance(svc.get("images"), Mapping):
+        images += list(svc["images"].values())
+    if any(isinstance(i, str) and ("llama.cpp" in i or "llama-server" in i) for i in images):
+        return True
+    args = svc.get("command_args")
+    models = [svc.get("default_model")]
+    if isinstance(args, Mapping):
+        models += [args.get("model"), args.get("m")]
+    return any(isinstance(m, str) and ".gguf" in m for m in models)
 
 
 def backend_lists() -> dict[str, list[Kind]]:

@@ -126,7 +126,7 @@ class Kind:
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
         """(key path within the service, message, hint) for what its mode cannot use."""
-        return []
+        return unused_router_tables(svc)
 
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
         """`spec` with its `deferred` settings decided from the model files (start, status)."""
@@ -143,6 +143,21 @@ class Kind:
     def router(self, spec: ContainerSpec) -> Router | None:
         """The model router's API when the service serves many models (router mode)."""
         return None
+
+
+def unused_router_tables(
+    svc: ServiceConfig,
+) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+    """`router` and `models` tables do nothing unless `mode = "router"`: said, not ignored."""
+    problems: list[tuple[tuple[str | int, ...], str, str | None]] = []
+    if svc.mode == "router":
+        return problems
+    hint = 'set mode = "router" (llama-server), or remove the table'
+    if "router" in svc.model_fields_set:
+        problems.append((("router",), 'a [router] table only applies with mode = "router"', hint))
+    if svc.models:
+        problems.append((("models",), 'model presets only apply with mode = "router"', hint))
+    return problems
 
 
 def service_url(service: str, read: Reader, scheme_path: str = "") -> str:

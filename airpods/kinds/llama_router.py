@@ -46,54 +46,6 @@ STATES = ("loaded", "loading", "unloaded", "failed")
 Path = tuple[str | int, ...]
 
 
-# --- config checks ------------------------------------------------------------------------------
-
-
-def ini_value_problem(value: Any) -> str | None:
-    """Why `value` cannot be written as one INI value, or None."""
-    if isinstance(value, list):
-        return "a list cannot go into the preset INI (one value per key); give one value"
-    text = str(value)
-    if "\n" in text or "\r" in text:
-        return "a value in the preset INI cannot span lines"
-    if text != text.strip():
-        return "a value in the preset INI cannot start or end with spaces"
-    if any(f"{ws}{ch}" in text for ws in " \t" for ch in "#;"):
-        return "' #' or ' ;' would start a comment in the preset INI"
-    return None
-
-
-def config_problems(svc: ServiceConfig) -> list[tuple[Path, str, str | None]]:
-    """What router mode cannot use: (key path in the service, message, hint)."""
-    if svc.mode != "router":
-        return []
-    from airpods.render import flag_name
-
-    problems: list[tuple[Path, str, str | None]] = []
-    tables: list[tuple[Path, Mapping[str, Any]]] = [(("command_args",), svc.command_args)]
-    tables += [(("models", mid, "command_args"), m.command_args) for mid, m in svc.models.items()]
-    for path, args in tables:
-        for key, value in args.items():
-            if path == ("command_args",) and flag_name(key) in ROUTER_FLAGS:
-                continue  # on the router's own argv, where lists are fine
-            problem = ini_value_problem(value)
-            if problem:
-                problems.append(((*path, key), problem, None))
-    preload = svc.router.preload
-    if svc.models:
-        known = list(svc.models)
-        for i, model_id in enumerate(preload):
-            if model_id not in known:
-                problems.append(((("router", "preload", i)), f"unknown model {model_id!r}",
-                                 f"models with a [models.ID] table: {', '.join(known)}"))
-    limit = svc.router.models_max
-    if isinstance(limit, int) and len(preload) > limit:
-        problems.append((("router", "preload"),
-                         f"{len(preload)} models to preload but models_max = {limit}",
-                         "preload at most models_max models, or raise models_max"))
-    return problems
-
-
 # --- rendering ----------------------------------------------------------------------------------
 
 
@@ -312,6 +264,18 @@ def preset_files(spec: ContainerSpec) -> dict[str, str]:
     """{model id: its model path inside the container} for the presets that name a file."""
     return {name: keys["model"] for name, keys in presets(spec).items()
             if name != "*" and "model" in keys}
+
+
+def required_files(spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
+    """(what, path inside the container) of the files the router cannot start without."""
+    files = preset_files(spec)
+    found = [(f"the file of model {model_id!r}", path) for model_id, path in files.items()]
+    if is_router(spec) and option_value(spec.command, ("--models-dir",)):
+        directory = spec_models_dir(spec)
+        found += [(f"the file of preloaded model {model_id!r}",
+                   posixpath.join(directory, f"{model_id}.gguf"))
+                  for model_id in preload_ids(spec) if model_id not in files]
+    return tuple(found)
 
 
 def spec_models_dir(spec: ContainerSpec) -> str:

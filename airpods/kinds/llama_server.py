@@ -121,12 +121,15 @@ class LlamaServer(Kind):
     def config_problems(
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
-        return llama_router.config_problems(svc)
+        from airpods.kinds import llama_checks
+
+        return llama_checks.config_problems(svc)
 
     def required_files(self, spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
-        """Router mode: each preset's file (a missing one would only fail at its first use)."""
-        return tuple((f"the file of model {model_id!r}", path)
-                     for model_id, path in llama_router.preset_files(spec).items())
+        """Router mode: each preset's file (a missing one would only fail at its first use),
+        and without presets each preloaded id's GGUF in the models dir (the router names
+        files by their stem)."""
+        return llama_router.required_files(spec)
 
     def router(self, spec: ContainerSpec) -> llama_router.Router | None:
         if not llama_router.is_router(spec) or not spec.ports:

@@ -23,8 +23,23 @@ from typing import Any
 from airpods.errors import UsageError
 
 MAGIC = b"GGUF"
+VERSIONS = (2, 3)  # what llama.cpp reads; 1 is gone, a later one may change the layout
+# The header is untrusted input: every length it gives is capped before it is used, so a
+# hostile file is one clear error, never a RecursionError, a huge allocation or a long loop.
 MAX_COUNT = 1 << 24  # more tensors or keys than this is a corrupt header, not a model
 SMALL_ARRAY = 4096  # arrays up to this length are kept (per-layer head counts); longer ones skipped
+MAX_DEPTH = 4  # arrays of arrays: real files nest at most 2 deep (llama.cpp reads only 1)
+MAX_KEPT = 1 << 20  # values kept from short arrays, all keys together: memory stays bounded
+MAX_STRING = 1 << 24  # chat templates are tens of KB; 16 MiB of one string is not a model
+MAX_NAME = 1 << 16  # a key or tensor name (llama.cpp's tensor names are at most 64 bytes)
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_ELEMENTS = 1 << 48  # per tensor: 2^48 weights is ~500 TB at 2 bits each
+# Model facts beyond these are a damaged or hostile header, not a model: refused, never turned
+# into a memory estimate ("fits: yes" for 2^64 layers). Today's largest models are well inside
+# (Llama 4: 10M context; DeepSeek-V3: 61 layers, 7168 wide).
+LIMITS = {"context_length": 1 << 28, "block_count": 1 << 14, "embedding_length": 1 << 20,
+          "attention.head_count": 1 << 16, "attention.head_count_kv": 1 << 16,
+          "attention.key_length": 1 << 16, "attention.value_length": 1 << 16}
 
 # GGUF value types: type id -> struct format of one scalar (strings and arrays apart).
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
@@ -118,6 +133,7 @@ class _Reader:
     def __init__(self, buf: Any, order: str) -> None:
         self.buf, self.order, self.pos = buf, order, 0
         self.size = len(buf)
+        self.kept = 0  # values kept from short arrays so far (MAX_KEPT)
 
     def take(self, fmt: str) -> Any:
         st = struct.Struct(self.order + fmt)
@@ -127,10 +143,12 @@ class _Reader:
         self.pos += st.size
         return value
 
-    def string(self) -> str:
+    def string(self, limit: int = MAX_STRING) -> str:
         n = self.take("Q")
         if n > self.size - self.pos:
             raise ValueError("a string runs past the end of the file")
+        if n > limit:
+            raise ValueError(f"a string of {n} bytes (the limit is {limit})")
         raw = bytes(self.buf[self.pos:self.pos + n])
         self.pos += n
         return raw.decode("utf-8", errors="replace")
@@ -147,17 +165,23 @@ class _Reader:
             raise ValueError("a string array runs past the end of the file")
         self.pos = pos
 
-    def value(self, type_id: int) -> Any:
+    def value(self, type_id: int, depth: int = 0) -> Any:
         if type_id in _SCALARS:
             return self.take(_SCALARS[type_id])
         if type_id == _STRING:
             return self.string()
         if type_id == _ARRAY:
-            return self.array()
+            return self.array(depth + 1)
         raise ValueError(f"unknown metadata value type {type_id}")
 
-    def array(self) -> Any:
+    def array(self, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise ValueError(f"arrays nested more than {MAX_DEPTH} deep")
         item_type, count = self.take("I"), self.take("Q")
+        if item_type not in _SCALARS and item_type not in (_STRING, _ARRAY):
+            raise ValueError(f"unknown array item type {item_type}")
+        if count > self.size - self.pos:  # every item takes at least one byte
+            raise ValueError(f"an array of {count} items runs past the end of the file")
         if count > SMALL_ARRAY:
             if item_type == _STRING:
                 self.skip_strings(count)
@@ -168,7 +192,10 @@ class _Reader:
             else:
                 raise ValueError(f"unsupported array item type {item_type}")
             return count  # only its length is kept
-        return [self.value(item_type) for _ in range(count)]
+        self.kept += count
+        if self.kept > MAX_KEPT:
+            raise ValueError(f"more than {MAX_KEPT} metadata values in short arrays")
+        return [self.value(item_type, depth) for _ in range(count)]
 
 
 def read_header(path: Path) -> GGUFHeader:
@@ -181,21 +208,38 @@ def read_header(path: Path) -> GGUFHeader:
             # mmap: only the header's pages are ever touched, whatever the file's size.
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
                 return _parse(buf)
-    except (ValueError, struct.error, OverflowError) as exc:
-        raise UsageError(f"{path}: not a valid GGUF header ({exc})",
+    except (ValueError, struct.error, OverflowError, RecursionError, MemoryError) as exc:
+        raise UsageError(f"{path}: not a valid GGUF header ({_short(exc)})",
                          hint="the file is damaged or incomplete; download it again") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def _short(exc: BaseException) -> str:
+    """The reason, on one line, printable, and short (a hostile key name can be 64 KiB)."""
+    text = escape(str(exc) or type(exc).__name__)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def escape(text: str) -> str:
+    """`text` with control characters (ESC, newlines, NUL...) written as escapes: metadata is
+    untrusted, and a terminal must not act on what a file's header says."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _parse(buf: Any) -> GGUFHeader:
+    if len(buf) < 8:
+        raise ValueError("the header runs past the end of the file")
     (version,) = struct.unpack_from("<I", buf, 4)
     order = "<"
     if version & 0xFFFF == 0:  # written on a big-endian machine
         order = ">"
         (version,) = struct.unpack_from(">I", buf, 4)
-    if version < 2:
-        raise ValueError(f"GGUF version {version} is too old (llama.cpp reads 2 and later)")
+    if version not in VERSIONS:
+        raise ValueError(f"GGUF version {version} is not one llama.cpp reads (2 or 3)")
     r = _Reader(buf, order)
     r.pos = 8
     n_tensors, n_kv = r.take("Q"), r.take("Q")
@@ -203,15 +247,20 @@ def _parse(buf: Any) -> GGUFHeader:
         raise ValueError(f"implausible counts ({n_tensors} tensors, {n_kv} keys)")
     metadata: dict[str, Any] = {}
     for _ in range(n_kv):
-        key = r.string()
+        key = r.string(MAX_NAME)
         metadata[key] = r.value(r.take("I"))
     tensors = []
     for _ in range(n_tensors):
-        name = r.string()
+        name = r.string(MAX_NAME)
         n_dims = r.take("I")
-        if n_dims > 8:
-            raise ValueError(f"tensor {name} has {n_dims} dimensions")
+        if n_dims > MAX_DIMS:
+            raise ValueError(f"tensor {escape(name)!r} has {n_dims} dimensions")
         shape = tuple(r.take("Q") for _ in range(n_dims))
+        elements = 1
+        for d in shape:
+            elements *= d
+        if elements > MAX_ELEMENTS:
+            raise ValueError(f"tensor {escape(name)!r} has implausible dimensions {shape}")
         type_id = r.take("I")
         r.take("Q")  # its offset in the data section: not needed
         tensors.append(TensorInfo(name, shape, type_id))
@@ -223,7 +272,19 @@ def _parse(buf: Any) -> GGUFHeader:
 
 
 def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{value} where a count belongs")
+    return int(value)
+
+
+def _plausible(name: str, value: int | None, arch: str = "") -> int | None:
+    """`value` of the model key `name`, refused when no real model could have it."""
+    limit = LIMITS.get(name)
+    if value is not None and limit is not None and not 0 <= value <= limit:
+        raise ValueError(f"implausible {arch}.{name} = {value} (a real model has 0 to {limit})")
+    return value
 
 
 def quantization(header: GGUFHeader) -> str | None:
@@ -240,37 +301,50 @@ def quantization(header: GGUFHeader) -> str | None:
 
 
 def model_meta(header: GGUFHeader) -> ModelMeta:
-    """The model facts in a parsed header (None where the file does not say)."""
+    """The model facts in a parsed header (None where the file does not say).
+
+    ValueError when a fact is implausible (block_count near 2^64): a damaged or hostile file.
+    """
     arch = header.get("general.architecture")
     arch = arch if isinstance(arch, str) else None
 
     def key(name: str) -> Any:
         return header.get(f"{arch}.{name}") if arch else None
 
-    layers = _int(key("block_count"))
-    heads_raw, kv_raw = key("attention.head_count"), key("attention.head_count_kv")
-    heads = _int(heads_raw) if not isinstance(heads_raw, list) else max(heads_raw, default=None)
+    def count(name: str) -> int | None:
+        raw = key(name)
+        if isinstance(raw, list):  # per layer: the largest counts
+            return max((_plausible(name, _int(v), arch or "") or 0 for v in raw), default=None)
+        return _plausible(name, _int(raw), arch or "")
+
+    layers = count("block_count")
+    heads = count("attention.head_count")
+    kv_raw = key("attention.head_count_kv")
     per_layer: tuple[int, ...] = ()
     if isinstance(kv_raw, list):
-        per_layer = tuple(int(v) for v in kv_raw)
+        per_layer = tuple(_plausible("attention.head_count_kv", _int(v), arch or "") or 0
+                          for v in kv_raw)
         kv_heads = max(per_layer, default=None)
     else:
-        kv_heads = _int(kv_raw) if kv_raw is not None else heads  # absent: no GQA
-    embd = _int(key("embedding_length"))
-    head_k = _int(key("attention.key_length"))
-    head_v = _int(key("attention.value_length"))
+        kv_heads = count("attention.head_count_kv") if kv_raw is not None else heads  # no GQA
+    embd = count("embedding_length")
+    head_k = count("attention.key_length")
+    head_v = count("attention.value_length")
     if head_k is None and embd and heads:
         head_k = embd // heads
     if head_v is None:
         head_v = head_k
     params = sum(t.elements for t in header.tensors) if header.tensors else None
-    split = _int(header.get("split.count")) or 1
+    split = _int(header.get("split.count"))
+    split = 1 if split is None else split
+    if not 1 <= split <= 9999:  # llama.cpp's split names have 5 digits
+        raise ValueError(f"implausible split.count = {split}")
     name = header.get("general.name")
     return ModelMeta(
         architecture=arch,
         quantization=quantization(header),
         parameters=params,
-        context_length=_int(key("context_length")),
+        context_length=count("context_length"),
         layers=layers,
         heads=heads,
         kv_heads=kv_heads,
@@ -283,4 +357,36 @@ def model_meta(header: GGUFHeader) -> ModelMeta:
 
 
 def read_meta(path: Path) -> ModelMeta:
-    return model_meta(read_header(path))
+    """The model facts of the GGUF at `path`; one UsageError when the file is not a readable,
+    plausible GGUF (list, info and doctor show it as damaged and carry on)."""
+    return _checked_meta(path, read_header(path))
+
+
+def _checked_meta(path: Path, header: GGUFHeader) -> ModelMeta:
+    try:
+        return model_meta(header)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise UsageError(f"{path}: damaged GGUF metadata ({_short(exc)})",
+                         hint="the file is damaged or not a model; download it again") from None
+
+
+def unknown_tensor_types(header: GGUFHeader) -> list[int]:
+    """Tensor type ids this version of airpods (and so probably llama.cpp) does not know."""
+    return sorted({t.type_id for t in header.tensors if t.type_id not in TENSOR_TYPES})
+
+
+def validate(path: Path) -> ModelMeta:
+    """What `models import` checks before copying: the whole header parses, every tensor type
+    is known, the metadata is plausible and the tensor data fits in the file."""
+    header = read_header(path)
+    meta = _checked_meta(path, header)
+    unknown = unknown_tensor_types(header)
+    if unknown:
+        raise UsageError(f"{path}: unknown tensor type {unknown[0]} (not a GGUF llama.cpp reads)",
+                         hint="the file is damaged, or needs a newer airpods and llama.cpp")
+    need = header.data_offset + sum(t.nbytes or 0 for t in header.tensors)
+    size = path.stat().st_size
+    if meta.split_count == 1 and size < need:
+        raise UsageError(f"{path} is truncated: its header describes {need} bytes, the file has "
+                         f"{size}", hint="the download or copy was cut short; fetch it again")
+    return meta

@@ -104,12 +104,19 @@ def model_size(directory: Path, name: str) -> int:
 
 
 def read_meta_or_none(path: Path) -> ModelMeta | None:
+    return read_meta_or_why(path)[0]
+
+
+def read_meta_or_why(path: Path) -> tuple[ModelMeta | None, str | None]:
+    """(the model facts, None), or (None, why the file is damaged): one bad file never stops
+    a listing."""
     from airpods.models.gguf_meta import read_meta
 
     try:
-        return read_meta(path)
-    except UsageError:
-        return None
+        return read_meta(path), None
+    except AirpodsError as exc:
+        why = exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ")
+        return None, why.removeprefix("is ")
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,7 @@ def describe(directory: Path, name: str, size: int, *, last_used: float | None,
     """One `models list` entry (the JSON contract)."""
     from airpods.models.usage import iso
 
-    meta = read_meta_or_none(directory / name)
+    meta, damaged = read_meta_or_why(directory / name)
     return {
         "name": name,
         "size": size,
@@ -171,6 +178,7 @@ def describe(directory: Path, name: str, size: int, *, last_used: float | None,
         "context_length": meta.context_length if meta else None,
         "last_used": iso(last_used),
         "used_by": used_by,
+        "damaged": damaged,
     }
 
 

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airpods.errors import AirpodsError, UsageError
 from airpods.spec import ContainerSpec
@@ -59,8 +60,12 @@ def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
     )
 
 
-def check_name(name: str) -> str:
-    """A model's file name in the volume: `*.gguf`, maybe in a sub-folder, never outside it."""
+def check_name(name: str, *, flat: bool = False) -> str:
+    """A model's file name in the volume: `*.gguf`, maybe in a sub-folder, never outside it.
+
+    `flat`: a new file's name (`import`/`pull --name`) is a plain file name; sub-folders are
+    only ever read (a volume filled by hand), never made.
+    """
     fix = "give a file name ending in .gguf, e.g. --name my-model-q4_k_m.gguf"
     if not name or name.strip() != name:
         raise UsageError(f"model name {name!r} is empty or has surrounding blanks", hint=fix)
@@ -69,6 +74,9 @@ def check_name(name: str) -> str:
     parts = name.split("/")
     if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise UsageError(f"model name {name!r} would leave the model volume", hint=fix)
+    if flat and len(parts) > 1:
+        raise UsageError(f"model name {name!r} names a sub-folder: give a plain file name",
+                         hint=fix)
     if any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
         raise UsageError(f"model name is too long (over {MAX_NAME_BYTES} bytes in one part)",
                          hint=fix)
@@ -84,18 +92,27 @@ def model_path(root: Path, name: str) -> Path:
     check_name(name)
     path = root / name
     if not path.resolve().is_relative_to(root.resolve()):
-        raise UsageError(f"{name!r} would be written outside the model volume")
+        raise UsageError(f"{name!r} leads outside the model volume (a symlink?)",
+                         hint="airpods only reads and writes files inside the volume")
     return path
 
 
 def check_gguf(path: Path) -> None:
+    """Refuse, before anything is copied, a source that is not a regular file (a FIFO would
+    block the read forever) or whose GGUF header is damaged, truncated or implausible."""
+    import stat
+
+    from airpods.config.files import file_kind
+    from airpods.models.gguf_meta import validate
+
     try:
-        with open(path, "rb") as handle:
-            magic = handle.read(4)
+        st = os.stat(path)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if magic != GGUF_MAGIC:
-        raise UsageError(f"{path} is not a GGUF file", hint="llama-server loads .gguf models")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is {file_kind(st.st_mode)}, not a GGUF file",
+                         hint="import a regular .gguf file")
+    validate(path)
 
 
 def list_models(root: Path) -> list[ModelFile]:
@@ -159,7 +176,7 @@ def add_model(
     check_space(dest.parent, total, name)
     done = 0
     try:
-        with open(source, "rb") as src, open(partial, "wb") as out:
+        with _open_regular(source) as src, open(partial, "wb") as out:
             while chunk := src.read(8 << 20):
                 out.write(chunk)
                 done += len(chunk)
@@ -179,6 +196,19 @@ def add_model(
         partial.unlink(missing_ok=True)
         raise
     return dest
+
+
+def _open_regular(path: Path) -> Any:
+    """`path` opened for reading; non-blocking so that a FIFO swapped in after the check
+    cannot hang the copy, and refused unless the opened file is regular."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{path} is not a regular file", hint="import a regular .gguf file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def remove_model(root: Path, name: str) -> int:

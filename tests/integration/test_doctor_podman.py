@@ -73,3 +73,60 @@ def test_doctor_json_on_real_podman(podman_env, llama_image, tiny_model, model_v
     assert {"model (llamacpp)", f"port 127.0.0.1:{port} (llamacpp)"} <= set(data["blocking"])
     assert "airpods models add" in checks["model (llamacpp)"]["fix"]
     assert checks[f"port 127.0.0.1:{port} (llamacpp)"]["found"] == "in use by another program"
+
+
+
+ROUTER_CONFIG = """\
+[runtime]
+network = "airpods-it-doctor"
+
+[services.llamacpp]
+mode = "router"
+image = "{image}"
+images = {{ cpu = "{image}" }}
+model_source = "hf://org/repo/{model}"
+ports = [{{ host = {port}, container = 8080 }}]
+volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
+
+[services.llamacpp.models.here]
+file = "{model}"
+
+[services.llamacpp.models.gone]
+file = "not-there.gguf"
+
+[services.open-webui]
+enabled = false
+"""
+
+
+def test_doctor_fails_for_a_missing_preset_and_survives_a_hostile_gguf(
+        podman_env, llama_image, model_volume, tmp_path: Path) -> None:
+    from tests.unit.test_gguf_hostile import HOSTILE
+
+    volume = f"airpods_it_doctor_r{tmp_path.name[-6:].replace('-', '_')}"
+    deep = tmp_path / "deep.gguf"
+    deep.write_bytes(HOSTILE["deep-nesting"])  # arrays nested 100k deep: once a RecursionError
+    model_volume(volume, deep)
+    config = tmp_path / "router.toml"
+    config.write_text(ROUTER_CONFIG.format(image=llama_image, model="deep.gguf",
+                                           port=free_port(), volume=volume))
+    env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "AIRPODS_ACCELERATOR": "cpu"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    result = run("doctor", "--json")
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    data = json.loads(result.stdout)
+    checks = {c["name"]: c for c in data["checks"]}
+    assert result.returncode == 1, result.stdout
+    gone = checks["model (llamacpp: the file of model 'gone')"]
+    assert gone["status"] == "fail" and "start refuses" in gone["found"], gone
+    assert "start downloads" not in result.stdout
+    assert checks["model (llamacpp: the file of model 'here')"]["status"] == "ok"
+    listed = run("models", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "deep.gguf" in listed.stdout and "damaged: " in listed.stdout

@@ -115,7 +115,7 @@ def test_pull_list_info_rm(cli: Cli, hub: FakeHub, tiny_model: Path) -> None:
     assert sorted(entries) == ["named.gguf", "tiny-Q8_0.gguf"]
     q8 = entries["tiny-Q8_0.gguf"]
     assert set(q8) == {"name", "size", "architecture", "quantization", "parameters",
-                       "context_length", "last_used", "used_by"}
+                       "context_length", "last_used", "used_by", "damaged"}
     assert (q8["architecture"], q8["quantization"], q8["context_length"]) == ("llama", "F16", 2048)
     assert q8["parameters"] > 0 and q8["last_used"] is None and q8["used_by"] == []
     assert entries["named.gguf"]["size"] == tiny_model.stat().st_size

@@ -24,7 +24,7 @@ DRY_RUN_SERVICE_KEYS = {"service", "kind", "image", "image_reason", "accelerator
                         "config_hash", "notes", "podman"}
 MODELS_LIST_KEYS = {"volume", "configured", "models"}
 MODEL_KEYS = {"name", "size", "architecture", "quantization", "parameters", "context_length",
-              "last_used", "used_by"}
+              "last_used", "used_by", "damaged"}
 MODEL_INFO_KEYS = MODEL_KEYS | {"memory", "fits"}
 MEMORY_KEYS = {"weights_bytes", "kv_cache_bytes", "total_bytes"}
 FITS_KEYS = {"ram", "vram", "advice"}

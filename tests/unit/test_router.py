@@ -113,7 +113,9 @@ def test_without_presets_every_gguf_of_the_volume_is_served(tmp_path: Path) -> N
     assert ini["tiny"] == {"load-on-startup": "true"}
     assert LR.preload_ids(spec) == ("tiny",)
     kind = kinds.get("llama-server")
-    assert kind.required_files(spec) == ()  # the router names the files it finds
+    # The router names the files it finds by their stem: a preloaded id needs its GGUF there.
+    assert kind.required_files(spec) == (("the file of preloaded model 'tiny'",
+                                          "/models/tiny.gguf"),)
     assert kind.model_path(spec) is None and kind.model_id(spec) is None
 
 
@@ -209,8 +211,7 @@ def test_single_mode_renders_as_before(tmp_path: Path) -> None:
     key = '[services.llamacpp.env]\nLLAMA_API_KEY = "sk-fixed-for-the-hash"\n'
     spec = spec_of(key, tmp_path)
     assert spec.config_files == () and "--model" in spec.command
-    same = spec_of(key + '[services.llamacpp]\nmode = "single"\n'
-                   '[services.llamacpp.models.x]\nfile = "x.gguf"\n', tmp_path)
+    same = spec_of(key + '[services.llamacpp]\nmode = "single"\n', tmp_path)
     assert same.command == spec.command and same.config_hash == spec.config_hash
 
 
