@@ -169,3 +169,33 @@ def test_usage_errors_exit_2_with_one_line(env) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "unknown service 'nope'" in result.stderr
+
+
+USAGE_KEYS = {"days", "since", "by", "rows", "total", "servers", "servers_total", "notes"}
+USAGE_ROW_KEYS = {"key", "requests", "failed", "local", "remote", "prompt_tokens",
+                  "completion_tokens", "cost", "no_api_cost"}
+USAGE_SERVER_KEYS = {"service", "model", "runs", "prompt_tokens", "completion_tokens", "cost",
+                     "no_api_cost"}
+
+
+def test_usage_json(env) -> None:
+    import time
+
+    from airpods.models.usage import UsageDB, Use
+
+    directory = Path(env["XDG_DATA_HOME"]) / "airpods" / "gateway" / "gateway"
+    directory.mkdir(parents=True)
+    record = {"ts": time.time(), "client": "master", "model": "tiny", "backend": "local",
+              "remote": None, "deployment": "http://llamacpp:8080/v1", "prompt_tokens": 3,
+              "completion_tokens": 2, "latency_ms": 5.0, "cost": 0.0, "ok": True}
+    (directory / "usage.jsonl").write_text(json.dumps(record) + "\n")
+    UsageDB().record("stop", [Use("v", "tiny.gguf", "llamacpp")], tokens={"llamacpp": (3, 2)})
+    for by in ("model", "backend", "client"):
+        code, data = run("usage", "--by", by, "--json")
+        assert code == 0 and set(data) == USAGE_KEYS and data["by"] == by
+        [row] = data["rows"]
+        assert set(row) == USAGE_ROW_KEYS and row["no_api_cost"] is True
+        assert set(data["total"]) == USAGE_ROW_KEYS - {"key"}
+        assert [set(s) for s in data["servers"]] == [USAGE_SERVER_KEYS]
+        assert set(data["servers_total"]) == {"prompt_tokens", "completion_tokens"}
+    assert row["key"] == "master"
