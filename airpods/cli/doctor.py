@@ -305,7 +305,20 @@ def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:
                 for ip, host, _ in actual.ports}
         checks += check_ports(wanted, _port_free, podman.published_ports(), ours)
         checks += models
+    if resolved is not None:
+        checks += _remote_checks(app, resolved.enabled_services())
     return checks
+
+
+def _remote_checks(app: AppContext, names: list[str]) -> list[Check]:
+    """A gateway's remotes: key variable set, host resolving (airpods.cli.doctor_remotes)."""
+    from airpods.cli.doctor_remotes import check_remotes, configured_remotes
+
+    try:
+        loaded = app.load_config()
+    except Exception:  # the config check reports config problems
+        return []
+    return check_remotes(configured_remotes(loaded.config, names), os.environ)
 
 
 def _host_checks(resolved: Resolved | None) -> list[Check]:
