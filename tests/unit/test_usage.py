@@ -99,6 +99,10 @@ def test_record_of_a_failure_before_routing_has_no_backend() -> None:
     got = callback.usage_record(kwargs, None, None, ok=False)
     assert (got["model"], got["backend"], got["cost"], got["ok"]) == ("nope", None, 0.0, False)
     assert got["prompt_tokens"] == 0 and got["client"] is None
+    # A refused key: LiteLLM has looked the model up, but nothing was sent anywhere.
+    refused = {"model": "m", "model_info": {"airpods_backend": "remote", "airpods_remote": "r"}}
+    got = callback.usage_record(refused, None, None, ok=False)
+    assert (got["backend"], got["remote"], got["deployment"]) == (None, None, None)
 
 
 def test_append_is_one_line_per_record_0600_and_refuses_a_symlink(tmp_path: Path) -> None:

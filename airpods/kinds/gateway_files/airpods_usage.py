@@ -7,13 +7,16 @@ AIRPODS_USAGE_FILE with O_APPEND, then fsync'd: a `kill -9` of the gateway loses
 request in flight, and the file outlives restarts. `airpods usage` reads it (a torn last line
 is skipped there).
 
-Where the fields come from (checked against LiteLLM 1.110.2's source):
+Where the fields come from (checked against LiteLLM 1.106.12's source, and run by a real proxy
+in tests/integration/test_gateway_usage.py):
 - `standard_logging_object` (litellm_core_utils/litellm_logging.py): prompt_tokens,
   completion_tokens, response_cost, startTime/endTime, api_base, model_group,
   metadata.user_api_key_alias (the proxy copies UserAPIKeyAuth.key_alias there);
 - the deployment's `model_info` (router shaping: kwargs["model_info"] and the metadata bucket):
   airpods_backend / airpods_remote, which airpods' config.yaml puts on every model;
 - metadata.original_model_group: the model the client asked for when a fallback answered.
+A request that falls back writes two records: the failed local attempt (ok false) and the
+answer, both under the model asked for.
 """
 
 from __future__ import annotations
@@ -78,8 +81,12 @@ def usage_record(
     slo = _dict(kwargs.get("standard_logging_object"))
     meta = _metadata(kwargs)
     slo_meta = _dict(slo.get("metadata"))
+    deployment = (_text(slo.get("api_base")) or _text(meta.get("api_base"))
+                  or _text(_dict(kwargs.get("litellm_params")).get("api_base")))
     info = _dict(kwargs.get("model_info")) or _dict(meta.get("model_info"))
-    backend = _text(info.get("airpods_backend"))
+    # No deployment: the request never reached a backend (refused key, unknown model), even
+    # where LiteLLM already looked the model up.
+    backend = _text(info.get("airpods_backend")) if deployment else None
     asked = (_text(meta.get("original_model_group")) or _text(slo.get("model_group"))
              or _text(meta.get("model_group")) or _text(kwargs.get("model")))
     start = _seconds(slo.get("startTime")) or _seconds(start_time)
@@ -94,8 +101,7 @@ def usage_record(
         "model": asked,
         "backend": backend,
         "remote": _text(info.get("airpods_remote")) if backend == "remote" else None,
-        "deployment": _text(slo.get("api_base")) or _text(meta.get("api_base"))
-        or _text(_dict(kwargs.get("litellm_params")).get("api_base")),
+        "deployment": deployment,
         "prompt_tokens": int(_number(slo.get("prompt_tokens"))),
         "completion_tokens": int(_number(slo.get("completion_tokens"))),
         "latency_ms": round(max(latency, 0.0), 1),
