@@ -258,3 +258,54 @@ def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
     from airpods.config.schema import _find_cycle
 
     return _find_cycle(graph)
+
+
+# --- where each model goes now (`status`'s routes) ------------------------------------------------
+
+
+def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
+    """[{model, backend, service or remote, private, fallbacks}] from a gateway's rendered config
+    ([] for any other spec)."""
+    from airpods.kinds import gateway as g
+
+    text = next((f.value for f in spec.config_files if f.target == g.CONFIG_TARGET), None)
+    if text is None:
+        return []
+    config = json.loads(text.split("\n", 1)[1])
+    chains: dict[str, list[str]] = {}
+    for entry in config.get("router_settings", {}).get("fallbacks", []):
+        chains.update(entry)
+    return [{
+        "model": m["model_name"],
+        "backend": m["model_info"]["airpods_backend"],
+        "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote"),
+        "private": bool(m["model_info"].get("airpods_private")),
+        "fallbacks": list(chains.get(m["model_name"], [])),
+    } for m in config.get("model_list", [])]
+
+
+def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]) -> list[dict]:
+    """Each model and where a request for it goes now, given which local services are ready.
+
+    route: "local" (its server is ready), "fallback" (local down: `via` the first fallback),
+    "remote", or "unavailable" (local down and private, or no fallback). Remotes are not probed
+    (status stays fast): a remote is taken to answer.
+    """
+    by_model = {row["model"]: row for row in table}
+    out = []
+    for row in table:
+        route, via = "remote", row["where"]
+        if row["backend"] == "local":
+            if ready.get(row["where"], False):
+                route, via = "local", row["where"]
+            else:
+                route, via = "unavailable", None
+                if not row["private"]:
+                    target = next((f for f in row["fallbacks"] if f in by_model and (
+                        by_model[f]["backend"] == "remote" or ready.get(by_model[f]["where"])
+                    )), None)
+                    if target is not None:
+                        route, via = "fallback", target
+        out.append({"gateway": gateway, "model": row["model"], "backend": row["backend"],
+                    "private": row["private"], "route": route, "via": via})
+    return out

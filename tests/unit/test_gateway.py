@@ -213,3 +213,19 @@ def _cli(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess:
             "CONTAINER_HOST": f"unix://{tmp_path}/no-podman.sock"}
     return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+
+
+def test_routes_now() -> None:
+    table = [
+        {"model": "a", "backend": "local", "where": "llamacpp", "private": False,
+         "fallbacks": ["big"]},
+        {"model": "p", "backend": "local", "where": "secret", "private": True, "fallbacks": []},
+        {"model": "big", "backend": "remote", "where": "homelab", "private": False,
+         "fallbacks": []},
+    ]
+    up = gateway_config.routes_now("gw", table, {"llamacpp": True, "secret": True})
+    assert [(r["route"], r["via"]) for r in up] == [
+        ("local", "llamacpp"), ("local", "secret"), ("remote", "homelab")]
+    down = gateway_config.routes_now("gw", table, {})
+    assert [(r["route"], r["via"]) for r in down] == [
+        ("fallback", "big"), ("unavailable", None), ("remote", "homelab")]
