@@ -3,7 +3,8 @@
 `status --json` is a stable shape scripts rely on (documented in the README):
 {"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
 "accelerator", "uptime_s", "model", "config_current", "detail"}],
- "host": {"accelerator", "reason", "notes"}}
+ "host": {"accelerator", "reason", "notes"},
+ "routes": [{"gateway", "model", "backend", "private", "route", "via"}]}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
 unloaded or failed).
 """
@@ -154,8 +155,9 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
     try:
         while True:
             rows, all_ok, host = collect_status(app, services)
+            routes = _routes(app, rows)
             if as_json:
-                echo_json({"services": rows, "host": host})
+                echo_json({"services": rows, "host": host, "routes": routes})
             else:
                 if watch:
                     console.clear()
@@ -163,11 +165,29 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
                 console.print(f"[dim]accelerator: {host['accelerator']} ({host['reason']})[/dim]")
                 for note in host["notes"]:
                     console.print(f"[yellow]note:[/yellow] {note}")
+                _print_routes(routes, console)
             if not watch:
                 raise SystemExit(0 if all_ok else 1)
             time.sleep(2)
     except KeyboardInterrupt:
         return  # the way to leave --watch
+
+
+def _routes(app: AppContext, rows: list[dict]) -> list[dict]:
+    """Gateway routes (airpods/cli/gateway_routes.py); [] when no gateway is in view."""
+    from airpods.cli.context import resolve
+    from airpods.cli.gateway_routes import gateway_routes
+
+    return gateway_routes(resolve(app), rows)
+
+
+def _print_routes(routes: list[dict], console: Any) -> None:
+    for r in routes:
+        where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
+                 "remote": f"remote ({r['via']})",
+                 "unavailable": "local down: private, unavailable" if r["private"]
+                 else "local down: unavailable"}[r["route"]]
+        console.print(f"{r['gateway']}: {r['model']} -> {where}", markup=False)
 
 
 def parse_since(value: str, now: float | None = None) -> int:

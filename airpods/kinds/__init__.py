@@ -13,7 +13,16 @@ are light (no HTTP client, no pydantic): the schema and the cache-hit path impor
 
 from __future__ import annotations
 
-from airpods.kinds.base import Backend, HostPath, Kind, Memory, ModelCheck, WiringError
+from airpods.kinds.base import (
+    Backend,
+    HostPath,
+    Kind,
+    Memory,
+    ModelCheck,
+    ServedModel,
+    WiringError,
+)
+from airpods.kinds.gateway import Gateway
 from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
 from airpods.kinds.ollama import Ollama
@@ -22,12 +31,12 @@ from airpods.kinds.open_webui import OpenWebUI
 DEFAULT_KIND = "generic"
 
 _REGISTRY: dict[str, Kind] = {
-    kind.name: kind for kind in (Generic(), LlamaServer(), Ollama(), OpenWebUI())
+    kind.name: kind for kind in (Generic(), LlamaServer(), Ollama(), OpenWebUI(), Gateway())
 }
 
 __all__ = [
-    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "WiringError", "get",
-    "names",
+    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "ServedModel",
+    "WiringError", "get", "names",
 ]
 
 

@@ -18,6 +18,7 @@ from airpods.cli import cli
 STATUS_SERVICE_KEYS = {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
                        "accelerator", "uptime_s", "model", "config_current", "detail"}
 STATUS_HOST_KEYS = {"accelerator", "reason", "notes"}
+STATUS_ROUTE_KEYS = {"gateway", "model", "backend", "private", "route", "via"}
 DRY_RUN_SERVICE_KEYS = {"service", "kind", "image", "image_reason", "accelerator", "pod",
                         "container", "network", "network_aliases", "ports", "volumes", "env",
                         "command", "entrypoint", "devices", "group_add", "health_url",
@@ -62,12 +63,31 @@ def run(*args: str) -> tuple[int, dict]:
 def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
     code, data = run("status", "llamacpp", "--json")
-    assert set(data) == {"services", "host"}
+    assert set(data) == {"services", "host", "routes"}
+    assert data["routes"] == []  # no gateway enabled
     [row] = data["services"]
     assert set(row) == STATUS_SERVICE_KEYS
     assert set(data["host"]) == STATUS_HOST_KEYS
     assert (row["state"], row["health"], row["healthy"]) == ("absent", "stopped", False)
     assert code == 1  # a requested service that is not ready
+
+
+def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
+    monkeypatch.setattr("airpods.engine.readiness.probe_many",
+                        lambda specs, **kw: {s.service: ("stopped", "") for s in specs})
+    config = tmp_path / "gw.toml"
+    config.write_text('[services.gateway]\nenabled = true\n'
+                      '[services.gateway.remotes.r]\nbase_url = "http://192.0.2.1/v1"\n'
+                      'models = ["big"]\n[services.gateway.fallbacks]\n'
+                      '"qwen2.5-0.5b-instruct-q4_k_m" = ["big"]\n')
+    code, data = run("--config", str(config), "status", "gateway", "--json")
+    assert code == 1
+    local, remote = data["routes"]
+    assert all(set(r) == STATUS_ROUTE_KEYS for r in data["routes"])
+    assert (local["model"], local["route"], local["via"]) == (
+        "qwen2.5-0.5b-instruct-q4_k_m", "fallback", "big")
+    assert (remote["backend"], remote["route"], remote["via"]) == ("remote", "remote", "r")
 
 
 def test_start_dry_run_json(env) -> None:
