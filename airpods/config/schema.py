@@ -339,6 +339,8 @@ class ServiceConfig(_Strict):
     remotes: dict[RemoteName, RemoteSpec] = Field(default_factory=dict)
     fallbacks: dict[ModelName, list[ModelName]] = Field(default_factory=dict)
     clients: dict[ClientName, ClientSpec] = Field(default_factory=dict)
+    # Open WebUI: the gateway is its one OpenAI connection instead of one per llama-server.
+    via_gateway: bool = False
 
     @field_validator("kind")
     @classmethod

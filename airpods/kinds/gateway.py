@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airpods.kinds.base import Kind, instance_defaults
+from airpods.kinds.base import Backend, Kind, Reader, instance_defaults, service_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -44,6 +44,8 @@ CONFIG_TARGET = f"{SECRETS_DIR}/config.yaml"
 KEYS_TARGET = f"{SECRETS_DIR}/airpods-keys.json"
 ENV_PREFIX = f"{SECRETS_DIR}/env."
 USAGE_DIR = "/var/lib/airpods"
+# The client whose key Open WebUI sends when it goes through the gateway (`via_gateway`).
+WEBUI_CLIENT = "open_webui"
 REMOTE_KEYS = "remote_keys"  # the `deferred` setting: remotes' keys read from the environment
 # Exports each /run/secrets/env.NAME file as NAME, then becomes LiteLLM (same PID).
 ENTRY_SCRIPT = (
@@ -62,6 +64,8 @@ def usage_host_dir(service: str) -> Path:
 
 class Gateway(Kind):
     name = "gateway"
+    # Open WebUI with `via_gateway = true` takes this list instead of `openai_backends`.
+    backend_list = "gateway_backends"
 
     def defaults(self, service: str) -> dict[str, Any]:
         return {
@@ -84,6 +88,12 @@ class Gateway(Kind):
                 "AIRPODS_GATEWAY_KEYS": KEYS_TARGET,
             },
         }
+
+    def backend(self, service: str, read: Reader) -> Backend:
+        """The gateway as Open WebUI's one connection, with the key of the client named
+        WEBUI_CLIENT (so its requests are counted, and revoked, as that client's)."""
+        key = read(("clients", WEBUI_CLIENT, "key"), "")
+        return Backend(service, service_url(service, read, "/v1"), str(key or ""))
 
     def api_key(self, spec: ContainerSpec) -> str | None:
         for secret in spec.secret_files:
