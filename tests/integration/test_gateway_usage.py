@@ -1,10 +1,11 @@
-"""The gateway's usage callback, for real: a LiteLLM proxy (PyPI, pinned, as a host process)
-with airpods' `airpods_usage.py` in front of a real llama-server (isolated Podman) and a
-loopback stand-in remote with prices. Requests go through the proxy; the records it appends
-must carry the response's own token counts, cost 0 for local and the price for the remote,
-the backend, the client; `airpods usage` must sum them beside the llama-server's tokens that
-`stop` records. A `kill -9` of the proxy mid-run loses at most the request in flight, and the
-records survive a restart.
+"""The gateway's usage callback, for real: the gateway airpods renders (config.yaml, the guard
+and `airpods_usage.py`, key files) run by the pinned LiteLLM proxy as a host process
+(tests/gateway_host.py) in front of a real llama-server (isolated Podman) and a loopback
+stand-in remote with prices (tests/remote_standin.py). Requests go through it with the master
+key and a client key; the records it appends must carry the response's own token counts,
+cost 0 for local and the price for the remote, the backend and the client's name; `airpods
+usage` must sum them beside the llama-server tokens that `stop` records. A `kill -9` of the
+proxy mid-run loses at most the request in flight, and the records survive a restart.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,92 +20,23 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from airpods.config import load_config
+from airpods.host import HostFacts
+from airpods.render import render_service
+from airpods.secrets import SecretStore
+from tests.gateway_host import HostGateway, run_gateway
+from tests.remote_standin import StandinRemote
 from tests.sandbox import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-CALLBACK = REPO / "airpods" / "kinds" / "gateway_files" / "airpods_usage.py"
 PRICE_IN, PRICE_OUT = 2.0, 8.0  # per million tokens
-STANDIN_USAGE = (11, 7)
-MASTER_KEY = "sk-airpods-test-master"
-
-
-def litellm_venv() -> Path:
-    """The pinned LiteLLM venv (tests/litellm_env.py builds it; here it must exist)."""
-    try:
-        from tests.litellm_env import ensure_litellm_venv  # type: ignore[import-not-found]
-    except ImportError:
-        venv = Path.home() / ".cache" / "airpods" / "litellm" / "1.106.12" / "venv"
-        if not (venv / ".airpods-complete").exists():
-            pytest.fail(f"no LiteLLM venv at {venv}")
-        return venv
-    return ensure_litellm_venv()
-
-
-# --- a stand-in remote: OpenAI-compatible, fixed usage, counts what it receives -------------
-
-
-class StandIn(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _StandInHandler)
-        self.requests: list[dict] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _StandInHandler(BaseHTTPRequestHandler):
-    server: StandIn
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _json(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._json({"object": "list", "data": [{"id": "standin-model", "object": "model"}]})
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.server.requests.append(body)
-        prompt, completion = STANDIN_USAGE
-        self._json({
-            "id": "chatcmpl-standin", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "standin-model"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "hello from the remote"}}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
-        })
-
-
-@contextlib.contextmanager
-def standin() -> Iterator[StandIn]:
-    server = StandIn()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# --- the llama-server (real Podman) -------------------------------------------------------------
+STANDIN_USAGE = (5, 4)  # what tests/remote_standin.py answers
+HOST = HostFacts(accelerator="cpu", reason="test", physical_cores=1, logical_cores=1)
 
 CONFIG = """\
 [runtime]
@@ -124,6 +55,18 @@ metrics = true
 
 [services.open-webui]
 enabled = false
+
+[services.gateway]
+enabled = true
+
+[services.gateway.remotes.standin]
+base_url = "{remote}"
+api_key_env = "STANDIN_KEY"
+models = ["standin-model"]
+price_in = {price_in}
+price_out = {price_out}
+
+[services.gateway.clients.laptop]
 """
 
 
@@ -133,16 +76,32 @@ class Stack:
     env: dict[str, str]
     port: int
     data: Path
+    remote: StandinRemote
 
     def airpods(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "airpods", "--config", str(self.config), *args],
             env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
-    def key(self) -> str:
-        out = self.airpods("config", "get", "services.llamacpp.env.LLAMA_API_KEY")
-        assert out.returncode == 0, out.stderr
-        return out.stdout.strip()
+    @property
+    def usage_file(self) -> Path:
+        return self.data / "airpods" / "gateway" / "gateway" / "usage.jsonl"
+
+    def gateway(self) -> tuple[object, str]:
+        """The gateway's rendered spec (keys as `start` keeps them), and the laptop's key."""
+        loaded = load_config(self.config, host=HOST,
+                             secrets=SecretStore(self.data / "airpods" / "secrets"))
+        cfg = loaded.config
+        spec = render_service("gateway", cfg.services["gateway"], cfg, HOST)
+        return spec, str(cfg.services["gateway"].clients["laptop"].key)
+
+    @contextlib.contextmanager
+    def running(self, workdir: Path) -> Iterator[HostGateway]:
+        spec, _ = self.gateway()
+        urls = {"http://llamacpp:8080/v1": f"http://127.0.0.1:{self.port}/v1"}
+        extra = {"STANDIN_KEY": "standin-key", "AIRPODS_USAGE_FILE": str(self.usage_file)}
+        with run_gateway(spec, workdir, urls, extra_env=extra) as gw:  # type: ignore[arg-type]
+            yield gw
 
 
 @pytest.fixture
@@ -151,100 +110,40 @@ def stack(podman_env, llama_image, tiny_model, tmp_path: Path) -> Iterator[Stack
     config = tmp_path / "config.toml"
     port = free_port()
     network = f"airpods-it-{podman_env.subnet.split('.')[1]}"
-    config.write_text(CONFIG.format(image=llama_image, port=port, network=network,
-                                    volume=volume))
     env = dict(podman_env.env)
     env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
-               XDG_CACHE_HOME=str(tmp_path / "xdg-cache"))
-    s = Stack(config, env, port, tmp_path / "xdg-data")
-    added = s.airpods("models", "add", str(tiny_model))
-    assert added.returncode == 0, added.stderr
-    started = s.airpods("start", "llamacpp")
-    assert started.returncode == 0, started.stderr
-    yield s
-    s.airpods("stop", "--timeout", "1")
-    s.airpods("stop", "--remove-volumes", "llamacpp")
-
-
-# --- the proxy ------------------------------------------------------------------------------------
-
-
-def proxy_config(llama_port: int, remote_url: str) -> dict:
-    """What the gateway kind renders, reduced to what the callback reads: model_info on each
-    model, prices on the remote, the callback in litellm_settings."""
-    return {
-        "model_list": [
-            {"model_name": "tiny",
-             "litellm_params": {"model": "openai/tiny",
-                                "api_base": f"http://127.0.0.1:{llama_port}/v1",
-                                "api_key": "os.environ/LOCAL_KEY"},
-             "model_info": {"airpods_backend": "local"}},
-            {"model_name": "standin-model",
-             "litellm_params": {"model": "openai/standin-model", "api_base": remote_url,
-                                "api_key": "os.environ/STANDIN_KEY",
-                                "input_cost_per_token": PRICE_IN / 1e6,
-                                "output_cost_per_token": PRICE_OUT / 1e6},
-             "model_info": {"airpods_backend": "remote", "airpods_remote": "standin"}},
-        ],
-        "router_settings": {"num_retries": 0},
-        "litellm_settings": {"callbacks": ["airpods_usage.usage_logger"],
-                             "drop_params": True},
-        "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
-    }
-
-
-@dataclass
-class Proxy:
-    proc: subprocess.Popen
-    url: str
-    log: Path
-
-
-def start_proxy(workdir: Path, port: int, env: dict[str, str]) -> Proxy:
-    venv = litellm_venv()
-    log = workdir / f"litellm-{port}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [str(venv / "bin" / "litellm"), "--config", "config.yaml", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"litellm exited {proc.returncode}:\n{log.read_text()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200:
-                return Proxy(proc, url, log)
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"litellm did not answer in 180 s:\n{log.read_text()[-4000:]}")
-
-
-def stop_proxy(proxy: Proxy, sig: int = signal.SIGTERM) -> None:
-    if proxy.proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proxy.proc.pid, sig)
+               XDG_CACHE_HOME=str(tmp_path / "xdg-cache"), STANDIN_KEY="standin-key")
+    with StandinRemote(["standin-model"], api_key="standin-key") as remote:
+        config.write_text(CONFIG.format(image=llama_image, port=port, network=network,
+                                        volume=volume, remote=remote.base_url,
+                                        price_in=PRICE_IN, price_out=PRICE_OUT))
+        s = Stack(config, env, port, tmp_path / "xdg-data", remote)
+        added = s.airpods("models", "add", str(tiny_model))
+        assert added.returncode == 0, added.stderr
+        started = s.airpods("start", "llamacpp")
+        assert started.returncode == 0, started.stderr
+        s.usage_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            proxy.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proxy.proc.pid, signal.SIGKILL)
-            proxy.proc.wait(timeout=10)
+            yield s
+        finally:
+            s.airpods("stop", "--timeout", "1")
+            s.airpods("stop", "--remove-volumes", "llamacpp")
 
 
-def chat(url: str, model: str, stream: bool = False, key: str = MASTER_KEY) -> dict:
-    body = {"model": model, "messages": [{"role": "user", "content": "Say hi"}],
-            "max_tokens": 6, "stream": stream}
+def chat(url: str, model: str, key: str, stream: bool = False) -> dict:
+    body: dict = {"model": model, "messages": [{"role": "user", "content": "Say hi"}],
+                  "max_tokens": 6, "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
     headers = {"Authorization": f"Bearer {key}"}
     if not stream:
-        r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=60)
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=60,
+                       trust_env=False)
         assert r.status_code == 200, r.text
         return r.json()
     usage: dict = {}
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers,
-                      timeout=60) as r:
+                      timeout=60, trust_env=False) as r:
         assert r.status_code == 200, r.read()
         for line in r.iter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
@@ -266,57 +165,43 @@ def wait_records(path: Path, count: int, timeout: float = 20) -> list[dict]:
     return records(path) if path.exists() else []
 
 
-@pytest.fixture
-def gateway(stack: Stack, tmp_path: Path) -> Iterator[tuple[Stack, Path, dict, StandIn]]:
-    workdir = tmp_path / "gateway"
-    workdir.mkdir()
-    usage_dir = stack.data / "airpods" / "gateway" / "gateway"
-    usage_dir.mkdir(parents=True)
-    usage_file = usage_dir / "usage.jsonl"
-    shutil.copy(CALLBACK, workdir / "airpods_usage.py")
-    with standin() as remote:
-        (workdir / "config.yaml").write_text(json.dumps(proxy_config(stack.port, remote.url)))
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-               "LANG": "C.UTF-8", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-               "LITELLM_MASTER_KEY": MASTER_KEY, "LOCAL_KEY": stack.key(),
-               "STANDIN_KEY": "standin-key", "AIRPODS_USAGE_FILE": str(usage_file),
-               "NO_PROXY": "*"}
-        yield stack, usage_file, env, remote
+def tokens(usage: dict) -> tuple[int, int]:
+    return usage["prompt_tokens"], usage["completion_tokens"]
 
 
-def test_records_match_the_responses_and_usage_sums_them(gateway, tmp_path: Path) -> None:
-    stack, usage_file, env, remote = gateway
-    proxy = start_proxy(tmp_path / "gateway", free_port(), env)
-    try:
-        local = chat(proxy.url, "tiny")
-        streamed = chat(proxy.url, "tiny", stream=True)
-        priced = chat(proxy.url, "standin-model")
-        got = wait_records(usage_file, 3)
-    finally:
-        stop_proxy(proxy)
-    assert len(remote.requests) == 1
-    assert len(got) == 3, (got, proxy.log.read_text()[-3000:])
-    by_kind = {(r["model"], r["backend"]): r for r in got}
-    first = got[0]
-    assert set(first) == {"ts", "client", "model", "backend", "remote", "deployment",
+def test_records_match_the_responses_and_usage_sums_them(stack: Stack, tmp_path: Path) -> None:
+    _, laptop = stack.gateway()
+    with stack.running(tmp_path / "gateway") as gw:
+        local = chat(gw.url, "tiny", gw.master_key)
+        streamed = chat(gw.url, "tiny", laptop, stream=True)
+        priced = chat(gw.url, "standin-model", laptop)
+        refused = httpx.post(f"{gw.url}/v1/chat/completions", trust_env=False, timeout=30,
+                             headers={"Authorization": "Bearer not-a-key"},
+                             json={"model": "standin-model", "messages": []})
+        got = wait_records(stack.usage_file, 3)
+        time.sleep(1)  # a record for the refused request would be written by now
+        got = records(stack.usage_file)
+        log = gw.log.read_text()
+    assert refused.status_code == 401
+    assert stack.remote.count == 1
+    assert len(got) == 3, (got, log[-3000:])  # a refused key is no request
+    assert all(set(r) == {"ts", "client", "model", "backend", "remote", "deployment",
                           "prompt_tokens", "completion_tokens", "latency_ms", "cost", "ok"}
-    # The local answers: llama-server's own token counts, no cost, its URL.
-    loc = [r for r in got if r["backend"] == "local"]
-    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in loc] == [
-        (local["usage"]["prompt_tokens"], local["usage"]["completion_tokens"]),
-        (streamed["usage"]["prompt_tokens"], streamed["usage"]["completion_tokens"])]
-    assert all(r["cost"] == 0 and r["remote"] is None and r["ok"] for r in loc)
-    assert loc[0]["deployment"] == f"http://127.0.0.1:{stack.port}/v1"
+               for r in got)
+    first, second, third = got
+    # The local answers: llama-server's own token counts, no cost, its URL; the client's name.
+    assert (first["model"], first["backend"], first["client"]) == ("tiny", "local", "master")
+    assert (second["model"], second["backend"], second["client"]) == ("tiny", "local", "laptop")
+    assert (tokens(first), tokens(second)) == (tokens(local["usage"]), tokens(streamed["usage"]))
+    assert all(r["cost"] == 0 and r["remote"] is None and r["ok"] for r in (first, second))
+    assert first["deployment"] == f"http://127.0.0.1:{stack.port}/v1"
     # The remote: its usage, priced per million tokens.
-    rem = by_kind[("standin-model", "remote")]
-    assert (rem["prompt_tokens"], rem["completion_tokens"]) == STANDIN_USAGE
-    assert (priced["usage"]["prompt_tokens"], priced["usage"]["completion_tokens"]) == (
-        STANDIN_USAGE)
-    assert rem["cost"] == pytest.approx((11 * PRICE_IN + 7 * PRICE_OUT) / 1e6)
-    assert rem["remote"] == "standin" and rem["deployment"] == remote.url
-    assert all(r["latency_ms"] > 0 and r["ts"] > time.time() - 600 for r in got)
-    clients = {r["client"] for r in got}
-    assert len(clients) == 1, clients
+    assert (third["model"], third["backend"], third["remote"]) == (
+        "standin-model", "remote", "standin")
+    assert tokens(third) == tokens(priced["usage"]) == STANDIN_USAGE
+    assert third["cost"] == pytest.approx((5 * PRICE_IN + 4 * PRICE_OUT) / 1e6)
+    assert third["deployment"] == stack.remote.base_url and third["client"] == "laptop"
+    assert all(r["latency_ms"] > 0 and abs(r["ts"] - time.time()) < 600 for r in got)
 
     # `stop` records llama-server's own counters; `usage` shows both, apart.
     stopped = stack.airpods("stop", "llamacpp")
@@ -326,51 +211,49 @@ def test_records_match_the_responses_and_usage_sums_them(gateway, tmp_path: Path
     summary = json.loads(out.stdout)
     rows = {r["key"]: r for r in summary["rows"]}
     assert rows["tiny"]["no_api_cost"] and rows["tiny"]["requests"] == 2
-    assert rows["standin-model"]["cost"] == pytest.approx(rem["cost"])
+    assert rows["standin-model"]["cost"] == pytest.approx(third["cost"])
     assert summary["total"]["prompt_tokens"] == sum(r["prompt_tokens"] for r in got)
     [server] = summary["servers"]
-    assert server["service"] == "llamacpp" and server["completion_tokens"] >= sum(
-        r["completion_tokens"] for r in loc)
+    assert server["service"] == "llamacpp"
+    assert server["completion_tokens"] >= first["completion_tokens"] + second["completion_tokens"]
+    by_client = json.loads(stack.airpods("usage", "--by", "client", "--json").stdout)
+    assert {r["key"]: r["requests"] for r in by_client["rows"]} == {"laptop": 2, "master": 1}
     text = stack.airpods("usage", "--by", "backend").stdout
-    assert "no API cost" in text and "remote" in text
+    assert "no API cost" in text and "remote" in text, text
 
 
-def test_kill_9_loses_at_most_the_request_in_flight(gateway, tmp_path: Path) -> None:
-    stack, usage_file, env, _ = gateway
-    workdir = tmp_path / "gateway"
-    proxy = start_proxy(workdir, free_port(), env)
+def test_kill_9_loses_at_most_the_request_in_flight(stack: Stack, tmp_path: Path) -> None:
+    _, laptop = stack.gateway()
     answered = 0
-    done = threading.Event()
+    with stack.running(tmp_path / "gateway") as gw:
+        done = threading.Event()
 
-    def load() -> None:
-        nonlocal answered
-        while not done.is_set():
-            try:
-                chat(proxy.url, "standin-model")
-            except (httpx.HTTPError, AssertionError):
-                return
-            answered += 1
+        def load() -> None:
+            nonlocal answered
+            while not done.is_set():
+                try:
+                    chat(gw.url, "standin-model", laptop)
+                except (httpx.HTTPError, AssertionError):
+                    return
+                answered += 1
 
-    worker = threading.Thread(target=load, daemon=True)
-    worker.start()
-    deadline = time.monotonic() + 60
-    while answered < 15 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proxy.proc.pid, signal.SIGKILL)  # mid-run: requests keep coming
-    proxy.proc.wait(timeout=10)
-    done.set()
-    worker.join(timeout=30)
+        worker = threading.Thread(target=load, daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while answered < 15 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(gw.proc.pid, signal.SIGKILL)  # mid-run: requests keep coming
+        gw.proc.wait(timeout=10)
+        done.set()
+        worker.join(timeout=30)
     assert answered >= 15
-    before = records(usage_file)  # every line parses: no torn record
+    before = records(stack.usage_file)  # every line parses: no torn record
     # At most the one request being answered when the proxy died is missing.
     assert answered - 1 <= len(before) <= answered + 1, (answered, len(before))
 
-    again = start_proxy(workdir, free_port(), env)
-    try:
-        chat(again.url, "tiny")
-        after = wait_records(usage_file, len(before) + 1)
-    finally:
-        stop_proxy(again)
+    with stack.running(tmp_path / "gateway-again") as gw:
+        chat(gw.url, "tiny", laptop)
+        after = wait_records(stack.usage_file, len(before) + 1)
     assert after[: len(before)] == before  # the restart kept every record
     assert len(after) == len(before) + 1 and after[-1]["backend"] == "local"
     out = stack.airpods("usage", "--json")

@@ -103,6 +103,11 @@ def test_record_of_a_failure_before_routing_has_no_backend() -> None:
     refused = {"model": "m", "model_info": {"airpods_backend": "remote", "airpods_remote": "r"}}
     got = callback.usage_record(refused, None, None, ok=False)
     assert (got["backend"], got["remote"], got["deployment"]) == (None, None, None)
+    assert not callback.worth_recording(got)  # no key matched: not written at all
+    unknown_model = callback.usage_record(
+        {"model": "nope", "standard_logging_object": {"metadata": {"user_api_key_alias": "ci"}}},
+        None, None, ok=False)
+    assert callback.worth_recording(unknown_model) and unknown_model["client"] == "ci"
 
 
 def test_append_is_one_line_per_record_0600_and_refuses_a_symlink(tmp_path: Path) -> None:

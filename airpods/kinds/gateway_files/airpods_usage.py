@@ -110,6 +110,12 @@ def usage_record(
     }
 
 
+def worth_recording(record: dict[str, Any]) -> bool:
+    """False for a request refused before any key matched: it is no client's, and strangers on
+    the LAN must not be able to fill the disk with records."""
+    return record["client"] is not None or record["deployment"] is not None
+
+
 def append_record(path: str, record: dict[str, Any]) -> None:
     """Append one line and make it durable before returning (O_APPEND: concurrent writers never
     interleave within a line)."""
@@ -126,7 +132,7 @@ def append_record(path: str, record: dict[str, Any]) -> None:
 
 
 class UsageLogger(CustomLogger):  # type: ignore[misc,valid-type]
-    """Writes a usage record for every request the proxy finishes, answered or failed."""
+    """Writes a usage record for every request of a known key, answered or failed."""
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
         await self._log(kwargs, start_time, end_time, ok=True)
@@ -140,6 +146,8 @@ class UsageLogger(CustomLogger):  # type: ignore[misc,valid-type]
             return
         try:
             record = usage_record(_dict(kwargs), start_time, end_time, ok)
+            if not worth_recording(record):
+                return
             # fsync takes milliseconds: off the event loop, so other requests do not wait.
             await asyncio.to_thread(append_record, path, record)
         except Exception as exc:  # a logger must never fail the request it describes
