@@ -34,7 +34,7 @@ USAGE_MODULE = "airpods_usage"
 # and a failed local server is skipped for `cooldown_time` seconds, then tried again.
 ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "timeout": 600}
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
-REMOTE_KEYS_ENV = "AIRPODS_REMOTE_KEY_VARIABLES"
+REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
 
 
 # --- what the gateway serves --------------------------------------------------------------------
