@@ -1,6 +1,6 @@
 """The gateway's cost: what going through LiteLLM adds to a request to the local llama-server.
 
-    python bench/bench_gateway.py [--repeat N] [--fallback-repeat M]
+    python bench/bench_gateway.py [--repeat N] [--fallback-repeat M] [--layers L --hidden H]
 
 One isolated Podman with the local llama-server image and the tiny GGUF (`llamacpp`, published
 on loopback), the real LiteLLM proxy (PyPI, pinned; tests/litellm_env.py) run as a host process
@@ -125,20 +125,45 @@ def wait_local(http: httpx.Client, base: str, key: str, timeout_s: float = 90) -
         time.sleep(0.5)
 
 
+def bare(config: dict) -> None:
+    """No airpods module: LiteLLM's own master-key check, no callbacks."""
+    config["general_settings"].pop("custom_auth")
+    config["litellm_settings"]["callbacks"] = []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--fallback-repeat", type=int, default=5)
+    parser.add_argument("--bare", action="store_true",
+                        help="LiteLLM without airpods' guard module (auth, private lane): to "
+                        "tell LiteLLM's own cost from the guard's")
+    parser.add_argument("--layers", type=int, default=2, help="model size (default: tiny, "
+                        "~2000 tok/s: the proxy's per-token cost dominates)")
+    parser.add_argument("--hidden", type=int, default=64,
+                        help="e.g. --layers 8 --hidden 1024 for a model near 100 tok/s")
     args = parser.parse_args()
     bias = end_bias()
 
     with bench_stack() as st, StandinRemote(["big-model"]) as remote:
-        st.config.write_text(st.config.read_text() + GATEWAY.format(remote=remote.base_url))
+        text = st.config.read_text() + GATEWAY.format(remote=remote.base_url)
+        if (args.layers, args.hidden) != (2, 64):  # served as `tiny` all the same
+            from airpods.models.tiny import write_tiny_gguf
+
+            size = {"layers": args.layers, "hidden": args.hidden,
+                    "heads": max(4, args.hidden // 64), "ffn": args.hidden * 2}
+            path = write_tiny_gguf(st.model.parent / "sized.gguf", **size)
+            st.airpods("models", "add", str(path), "--service", "llamacpp")
+            text = text.replace('default_model = "tiny.gguf"', 'default_model = "sized.gguf"')
+            text = text.replace("[services.llamacpp.command_args]",
+                                '[services.llamacpp.command_args]\nalias = "tiny"')
+        st.config.write_text(text)
         st.airpods("start", "llamacpp")
         direct, lkey = st.base_url("llamacpp"), st.api_key("llamacpp")
         spec = gateway_spec(st)
         urls = {"http://llamacpp:8080/v1": f"{direct}/v1"}
-        with run_gateway(spec, st.penv.base / "gateway", urls) as gw, \
+        with run_gateway(spec, st.penv.base / "gateway", urls,
+                         edit=bare if args.bare else None) as gw, \
                 httpx.Client(timeout=60, trust_env=False) as http:
             gkey = gw.master_key
             for _ in range(3):  # warm both paths (connections, LiteLLM's first-call setup)
@@ -170,7 +195,9 @@ def main() -> None:
     added = med["gateway"] - med["direct"]
     ratio = rate["gateway"] / rate["direct"]
     fb = statistics.median(fallback)
-    print(f"\n== gateway (LiteLLM, host process) vs llama-server direct; {load_note()}")
+    what = "bare LiteLLM, no airpods guard" if args.bare else "LiteLLM + airpods guard"
+    print(f"\n== gateway ({what}, host process) vs llama-server direct; model layers "
+          f"{args.layers} hidden {args.hidden}; {load_note()}")
     print(f"  tiny chat, non-streaming: direct {med['direct']:.1f} ms, gateway "
           f"{med['gateway']:.1f} ms (median of {args.repeat}) -> added {added:.1f} ms")
     print(f"  streaming: direct {rate['direct']:.0f} tok/s, gateway {rate['gateway']:.0f} tok/s"
