@@ -235,8 +235,8 @@ def test_lan_is_opt_in_and_warned(tmp_path: Path) -> None:
     spec, _ = _gateway(ON, tmp_path)
     assert [p.host_ip for p in spec.ports] == ["127.0.0.1"]
     assert not any("reachable from other machines" in n for n in spec.notes)
-    lan, _ = _gateway(ON + 'ports = [{ host = 4000, container = 4000, host_ip = "0.0.0.0" }]\n',
-                      tmp_path)
+    lan, _ = _gateway(ON.replace("enabled = true\n", 'enabled = true\nports = [{ host = 4000, '
+                                 'container = 4000, host_ip = "0.0.0.0" }]\n', 1), tmp_path)
     [note] = [n for n in lan.notes if "reachable from other machines" in n]
     assert note.startswith("gateway: port 4000 is published on 0.0.0.0")
     # The llama-servers behind it stay on loopback.
