@@ -206,7 +206,11 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
     out: list[tuple[Path, str, str | None]] = []
     owners: dict[str, Path] = {}
     private: set[str] = set()
-    for name, model in local_models(service, config):
+    try:
+        local = local_models(service, config)
+    except Exception:  # noqa: BLE001 - a peer that cannot render is reported as its own problem
+        return []
+    for name, model in local:
         path: Path = ("services", name)
         if model.id in owners:
             out.append((path, f"model name {model.id!r} is also served by "
