@@ -5,7 +5,7 @@ The LiteLLM image needs a registry, so the image here is the local llama-server 
 /run/secrets) into the usage directory and sleeps. Everything else is airpods' own: the pod, the
 mounted secrets, the entry script that exports the keys, the bind-mounted usage directory, and
 the refusal to start without a remote's key variable. The real LiteLLM runs on the same rendered
-files in tests/integration/test_gateway.py.
+files in tests/integration/test_gateway_podman.py.
 """
 
 from __future__ import annotations

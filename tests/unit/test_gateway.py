@@ -1,7 +1,7 @@
 """The gateway kind: config.yaml rendering, keys as mounted files, and every bad input.
 
 Pure rendering (no Podman, no LiteLLM): the real LiteLLM proxy runs against what is rendered
-here in tests/integration/test_gateway.py.
+here in tests/integration/test_gateway_podman.py.
 """
 
 from __future__ import annotations
