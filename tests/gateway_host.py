@@ -71,10 +71,10 @@ def materialize(
         if f.target.startswith(g.ENV_PREFIX):
             env[f.target.removeprefix(g.ENV_PREFIX)] = f.value
         elif f.target == g.KEYS_TARGET:
-            keys = workdir / "airpods-keys.json"
+            keys = workdir / "airpods-clients.json"
             keys.write_text(f.value)
             keys.chmod(0o600)
-            env["AIRPODS_GATEWAY_KEYS"] = str(keys)
+            env["AIRPODS_GATEWAY_CLIENTS"] = str(keys)
     env["AIRPODS_USAGE_FILE"] = str(workdir / "usage.jsonl")
     return workdir / "config.yaml", env
 

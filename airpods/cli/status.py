@@ -21,8 +21,9 @@ from airpods.cli import AppContext
 
 def collect_status(
     app: AppContext, services: tuple[str, ...]
-) -> tuple[list[dict], bool, dict[str, Any]]:
-    """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
+) -> tuple[list[dict], bool, dict[str, Any], list[dict]]:
+    """Rows for the requested services (default: enabled ones plus anything airpods runs), and
+    the gateway routes (cli/gateway_routes.py)."""
     from airpods import kinds
     from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
@@ -79,8 +80,10 @@ def collect_status(
     requested = set(services) if services else set(resolved.enabled_services())
     all_ok = all(r["healthy"] for r in rows if r["name"] in requested)
     host = resolved.host
+    from airpods.cli.gateway_routes import gateway_routes
+
     return rows, all_ok, {"accelerator": host.accelerator, "reason": host.reason,
-                          "notes": list(host.notes)}
+                          "notes": list(host.notes)}, gateway_routes(resolved, rows)
 
 
 def _router_models(router: Any, running: bool) -> list[dict]:
@@ -154,8 +157,7 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
     console = make_console(stderr=False)
     try:
         while True:
-            rows, all_ok, host = collect_status(app, services)
-            routes = _routes(app, rows)
+            rows, all_ok, host, routes = collect_status(app, services)
             if as_json:
                 echo_json({"services": rows, "host": host, "routes": routes})
             else:
@@ -171,14 +173,6 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
             time.sleep(2)
     except KeyboardInterrupt:
         return  # the way to leave --watch
-
-
-def _routes(app: AppContext, rows: list[dict]) -> list[dict]:
-    """Gateway routes (airpods/cli/gateway_routes.py); [] when no gateway is in view."""
-    from airpods.cli.context import resolve
-    from airpods.cli.gateway_routes import gateway_routes
-
-    return gateway_routes(resolve(app), rows)
 
 
 def _print_routes(routes: list[dict], console: Any) -> None:

@@ -13,7 +13,7 @@ them, their content is in the config hash, so an edit recreates the container):
 - /run/secrets/airpods_*.py: the modules airpods ships (auth + private lane, usage records);
 - /run/secrets/env.NAME: one file a key (llama-servers', the master key, remotes'); the entry
   script exports them before it starts LiteLLM, so the keys live in that process only;
-- /run/secrets/airpods-keys.json: sha256 of each accepted key -> client name ("master").
+- /run/secrets/airpods-clients.json: sha256 of each accepted key -> client name ("master").
 
 Rendering (config.yaml and checks) is in airpods/kinds/gateway_config.py.
 """
@@ -41,7 +41,7 @@ PORT = 4000
 MASTER_VARIABLE = "LITELLM_MASTER_KEY"
 SECRETS_DIR = "/run/secrets"
 CONFIG_TARGET = f"{SECRETS_DIR}/config.yaml"
-KEYS_TARGET = f"{SECRETS_DIR}/airpods-keys.json"
+KEYS_TARGET = f"{SECRETS_DIR}/airpods-clients.json"
 ENV_PREFIX = f"{SECRETS_DIR}/env."
 USAGE_DIR = "/var/lib/airpods"
 # The client whose key Open WebUI sends when it goes through the gateway (`via_gateway`).
@@ -85,7 +85,7 @@ class Gateway(Kind):
                 # Else LiteLLM fetches its model cost map from the internet at every start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                 "AIRPODS_USAGE_FILE": f"{USAGE_DIR}/usage.jsonl",
-                "AIRPODS_GATEWAY_KEYS": KEYS_TARGET,
+                "AIRPODS_GATEWAY_CLIENTS": KEYS_TARGET,
             },
         }
 

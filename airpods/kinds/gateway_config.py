@@ -34,7 +34,7 @@ USAGE_MODULE = "airpods_usage"
 # and a failed local server is skipped for `cooldown_time` seconds, then tried again.
 ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "timeout": 600}
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
-REMOTE_KEYS_ENV = "AIRPODS_REMOTE_KEY_VARIABLES"
+REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
 
 
 # --- what the gateway serves --------------------------------------------------------------------
@@ -206,7 +206,11 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
     out: list[tuple[Path, str, str | None]] = []
     owners: dict[str, Path] = {}
     private: set[str] = set()
-    for name, model in local_models(service, config):
+    try:
+        local = local_models(service, config)
+    except Exception:  # noqa: BLE001 - a peer that cannot render is reported as its own problem
+        return []
+    for name, model in local:
         path: Path = ("services", name)
         if model.id in owners:
             out.append((path, f"model name {model.id!r} is also served by "

@@ -1,7 +1,7 @@
 """The gateway kind: config.yaml rendering, keys as mounted files, and every bad input.
 
 Pure rendering (no Podman, no LiteLLM): the real LiteLLM proxy runs against what is rendered
-here in tests/integration/test_gateway.py.
+here in tests/integration/test_gateway_podman.py.
 """
 
 from __future__ import annotations
@@ -229,3 +229,17 @@ def test_routes_now() -> None:
     down = gateway_config.routes_now("gw", table, {})
     assert [(r["route"], r["via"]) for r in down] == [
         ("fallback", "big"), ("unavailable", None), ("remote", "homelab")]
+
+
+def test_lan_is_opt_in_and_warned(tmp_path: Path) -> None:
+    spec, _ = _gateway(ON, tmp_path)
+    assert [p.host_ip for p in spec.ports] == ["127.0.0.1"]
+    assert not any("reachable from other machines" in n for n in spec.notes)
+    lan, _ = _gateway(ON.replace("enabled = true\n", 'enabled = true\nports = [{ host = 4000, '
+                                 'container = 4000, host_ip = "0.0.0.0" }]\n', 1), tmp_path)
+    [note] = [n for n in lan.notes if "reachable from other machines" in n]
+    assert note.startswith("gateway: port 4000 is published on 0.0.0.0")
+    # The llama-servers behind it stay on loopback.
+    llama = render_service("llamacpp", _load(ON, tmp_path).config.services["llamacpp"],
+                           _load(ON, tmp_path).config, HOST)
+    assert [p.host_ip for p in llama.ports] == ["127.0.0.1"]

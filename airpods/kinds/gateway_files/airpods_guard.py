@@ -1,7 +1,7 @@
 """airpods' guard, loaded by LiteLLM from beside its config.yaml (airpods ships and mounts it).
 
 - `user_api_key_auth` (general_settings.custom_auth): a request must carry the master key or a
-  named client key (sha256 of each in the file $AIRPODS_GATEWAY_KEYS); anything else is 401.
+  named client key (sha256 of each in the file $AIRPODS_GATEWAY_CLIENTS); anything else is 401.
   The client's name is the key's alias, so usage records can name the client.
 - `guard` (litellm_settings.callbacks): the private lane. A request is private when it carries
   `X-Airpods-Private: 1` or names a model marked private (model_info.airpods_private). A private
@@ -36,7 +36,7 @@ def _accepted_keys() -> dict[str, str]:
     """sha256 -> client name; read once (a change of keys recreates the container)."""
     global _keys
     if _keys is None:
-        path = os.environ.get("AIRPODS_GATEWAY_KEYS", "")
+        path = os.environ.get("AIRPODS_GATEWAY_CLIENTS", "")
         try:
             with open(path, encoding="utf-8") as f:
                 loaded = json.load(f)
