@@ -162,6 +162,11 @@ class Kind:
         """(full key path, message, hint) for what needs every service to check."""
         return []
 
+    def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
+        """`spec` as `export` writes it: what `start` would take from this shell, taken now
+        (`start_problems` were checked first)."""
+        return spec
+
     def start_problems(self, spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]:
         """One-line reasons `start` must refuse (an unset variable the service needs)."""
         return []

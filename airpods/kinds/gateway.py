@@ -136,21 +136,32 @@ class Gateway(Kind):
         directory made (0700) so Podman can bind-mount it."""
         import os
 
-        from airpods.kinds import gateway_config
-        from airpods.spec import SecretFile, sealed
-
         if REMOTE_KEYS not in spec.deferred:
             return spec
         for mount in spec.mounts:
             if mount.is_bind and mount.target == USAGE_DIR:
                 os.makedirs(mount.source, mode=0o700, exist_ok=True)
-        files = list(spec.secret_files)
-        for _remote, var in gateway_config.remote_key_variables(spec):
-            value = os.environ.get(var, "").strip()
-            if value and not any(f.target == ENV_PREFIX + var for f in files):
-                files.append(SecretFile(
-                    name=f"airpods-{spec.service}-env-{var.lower().replace('_', '-')}",
-                    target=ENV_PREFIX + var, value=value,
-                ))
-        deferred = tuple(d for d in spec.deferred if d != REMOTE_KEYS)
-        return sealed(replace(spec, secret_files=tuple(files), deferred=deferred))
+        return with_remote_keys(spec, os.environ)
+
+    def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
+        """The remotes' keys travel as secrets in the export too (no directory is made)."""
+        if REMOTE_KEYS not in spec.deferred:
+            return spec
+        return with_remote_keys(spec, environ)
+
+
+def with_remote_keys(spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
+    """`spec` with each remote's key, read from `environ`, as a mounted file (env.NAME)."""
+    from airpods.kinds import gateway_config
+    from airpods.spec import SecretFile, sealed
+
+    files = list(spec.secret_files)
+    for _remote, var in gateway_config.remote_key_variables(spec):
+        value = environ.get(var, "").strip()
+        if value and not any(f.target == ENV_PREFIX + var for f in files):
+            files.append(SecretFile(
+                name=f"airpods-{spec.service}-env-{var.lower().replace('_', '-')}",
+                target=ENV_PREFIX + var, value=value,
+            ))
+    deferred = tuple(d for d in spec.deferred if d != REMOTE_KEYS)
+    return sealed(replace(spec, secret_files=tuple(files), deferred=deferred))
