@@ -140,3 +140,19 @@ def test_the_real_resolver_offline() -> None:
     assert not host_resolves("no-such-host.invalid", timeout=2.0)
     assert time.monotonic() - started < 2.5
     assert not host_resolves("bad..name", timeout=2.0)
+
+
+def test_remotes_come_from_enabled_gateways_only(tmp_path) -> None:
+    from airpods.cli.doctor_remotes import Remote, configured_remotes
+    from airpods.config.loader import load_config_text
+    from airpods.secrets import SecretStore
+
+    text = ('[services.gateway]\nenabled = true\n[services.gateway.remotes.homelab]\n'
+            'base_url = "http://box.lan:11434/v1"\napi_key_env = "HOMELAB_KEY"\n'
+            'models = ["llama3.1:8b"]\n')
+    host = HostFacts(accelerator="cpu", reason="test", physical_cores=1, logical_cores=1)
+    loaded = load_config_text(tmp_path / "c.toml", text, host=host, environ={},
+                              secrets=SecretStore(tmp_path / "s"))
+    assert configured_remotes(loaded.config, ["llamacpp", "gateway"]) == [
+        Remote("gateway", "homelab", "http://box.lan:11434/v1", "HOMELAB_KEY")]
+    assert configured_remotes(loaded.config, ["llamacpp"]) == []  # gateway not enabled
