@@ -135,7 +135,8 @@ def render_service(
         notes=tuple(notes),
     )
     kind = kinds.get(svc.kind)
-    return sealed(kind.finalize(kind.configure(spec, svc, host)))
+    spec = kind.wire(kind.configure(spec, svc, host), svc, config, host)
+    return sealed(kind.finalize(spec))
 
 
 def render_all(

@@ -144,6 +144,10 @@ def tree_secret_values(tree: Mapping[str, Any]) -> frozenset[str]:
             for key, value in args.items():
                 if SECRET_KEY_RE.search(str(key)):
                     found.extend(value if isinstance(value, list) else [value])
+        clients = svc.get("clients")  # a gateway's named client keys
+        for client in clients.values() if isinstance(clients, Mapping) else ():
+            if isinstance(client, Mapping) and isinstance(client.get("key"), str):
+                found.append(client["key"])
     values = frozenset(_with_parts(found))
     remember(values)
     return values

@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("airpods.cli.models", "models", "Pull, list, inspect and clean up GGUF models."),
     "doctor": ("airpods.cli.doctor", "doctor", "Check Podman, the GPU and the configuration."),
     "export": ("airpods.cli.export", "export", "Export the stack as Kubernetes YAML or quadlets."),
+    "usage": ("airpods.cli.usage", "usage", "Tokens and cost per model, backend or client."),
 }
 
 

@@ -113,6 +113,19 @@ def validate(app: AppContext) -> None:
     loaded = app.load_config()
     sources = [str(f) for f in loaded.files] + [f"${name}" for name in loaded.overrides]
     click.echo("ok: " + ", ".join(sources))
+    _warn_unset_key_variables(loaded.config)
+
+
+def _warn_unset_key_variables(config: Any) -> None:
+    """A remote's api_key_env that this shell lacks: `start` would refuse (exit 2)."""
+    import os
+
+    for name, svc in config.services.items():
+        for remote, spec in svc.remotes.items():
+            var = spec.api_key_env
+            if svc.enabled and var and not os.environ.get(var, "").strip():
+                click.echo(f"warning: services.{name}.remotes.{remote}.api_key_env: {var} is "
+                           "not set here; `airpods start` refuses until it is", err=True)
 
 
 @config.command()

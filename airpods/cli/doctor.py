@@ -345,6 +345,7 @@ def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:
         checks += models
     if resolved is not None:
         checks += release_checks(resolved)
+        checks += _remote_checks(app, resolved.enabled_services())
     return checks
 
 
@@ -372,6 +373,17 @@ def release_checks(resolved: Resolved) -> list[Check]:
                              "release can change on the next pull",
                              f"pin a release, e.g. {IMAGES['cpu']}"))
     return out
+
+
+def _remote_checks(app: AppContext, names: list[str]) -> list[Check]:
+    """A gateway's remotes: key variable set, host resolving (airpods.cli.doctor_remotes)."""
+    from airpods.cli.doctor_remotes import check_remotes, configured_remotes
+
+    try:
+        loaded = app.load_config()
+    except Exception:  # the config check reports config problems
+        return []
+    return check_remotes(configured_remotes(loaded.config, names), os.environ)
 
 
 def _host_checks(resolved: Resolved | None) -> list[Check]:

@@ -120,7 +120,20 @@ def _selected(app: AppContext, services: tuple[str, ...]) -> tuple[Resolved, lis
 
     resolved = resolve_and_keep_secrets(app)
     names = select_services(resolved, services)
-    return resolved, [resolved.specs[n] for n in names]
+    return resolved, [_for_export(resolved.specs[n]) for n in names]
+
+
+def _for_export(spec: ContainerSpec) -> ContainerSpec:
+    """What `start` takes from this shell (a gateway remote's key variable), taken now: unset
+    is the same one-line refusal as at `start`, before anything is written."""
+    from airpods import kinds
+    from airpods.errors import UsageError
+
+    kind = kinds.get(spec.kind)
+    problems = kind.start_problems(spec, os.environ)
+    if problems:
+        raise UsageError(problems[0])
+    return kind.for_export(spec, os.environ)
 
 
 def _unreached(resolved: Resolved, specs: list[ContainerSpec]) -> list[str]:

@@ -68,6 +68,7 @@ def start(
             for line in dry_run_estimates(resolved, specs, app.config_path):
                 click.echo(line)
         return
+    _refuse_start_problems(specs)
     console = make_console()
     reporter = ConsoleReporter(console)
     podman = connect(console)
@@ -199,3 +200,16 @@ def _volumes_to_remove(
                 users.setdefault(source, []).append(other)
     kept = {v: users[v] for v in sorted(set(wanted)) if v in users}
     return sorted(set(wanted) - set(kept)), kept
+
+
+def _refuse_start_problems(specs: list[ContainerSpec]) -> None:
+    """What a kind needs from this shell before anything starts (a remote's key variable)."""
+    import os
+
+    from airpods import kinds
+    from airpods.errors import UsageError
+
+    for spec in specs:
+        problems = kinds.get(spec.kind).start_problems(spec, os.environ)
+        if problems:
+            raise UsageError(problems[0])

@@ -3,7 +3,8 @@
 `status --json` is a stable shape scripts rely on (documented in the README):
 {"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
 "accelerator", "uptime_s", "model", "config_current", "detail"}],
- "host": {"accelerator", "reason", "notes"}}
+ "host": {"accelerator", "reason", "notes"},
+ "routes": [{"gateway", "model", "backend", "private", "route", "via"}]}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
 unloaded or failed).
 """
@@ -21,8 +22,9 @@ from airpods.cli.params import LINES
 
 def collect_status(
     app: AppContext, services: tuple[str, ...], *, memory: bool = False
-) -> tuple[list[dict], bool, dict[str, Any]]:
-    """Rows for the requested services (default: enabled ones plus anything airpods runs)."""
+) -> tuple[list[dict], bool, dict[str, Any], list[dict]]:
+    """Rows for the requested services (default: enabled ones plus anything airpods runs), and
+    the gateway routes (cli/gateway_routes.py)."""
     from airpods import kinds
     from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
@@ -85,8 +87,10 @@ def collect_status(
     requested = set(services) if services else set(resolved.enabled_services())
     all_ok = all(r["healthy"] for r in rows if r["name"] in requested)
     host = resolved.host
+    from airpods.cli.gateway_routes import gateway_routes
+
     return rows, all_ok, {"accelerator": host.accelerator, "reason": host.reason,
-                          "notes": list(host.notes)}
+                          "notes": list(host.notes)}, gateway_routes(resolved, rows)
 
 
 def _router_models(router: Any, running: bool) -> list[dict]:
@@ -160,9 +164,9 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
     console = make_console(stderr=False)
     try:
         while True:
-            rows, all_ok, host = collect_status(app, services, memory=as_json)
+            rows, all_ok, host, routes = collect_status(app, services, memory=as_json)
             if as_json:
-                echo_json({"services": rows, "host": host})
+                echo_json({"services": rows, "host": host, "routes": routes})
             else:
                 if watch:
                     console.clear()
@@ -170,11 +174,21 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
                 console.print(f"[dim]accelerator: {host['accelerator']} ({host['reason']})[/dim]")
                 for note in host["notes"]:
                     console.print(f"[yellow]note:[/yellow] {note}")
+                _print_routes(routes, console)
             if not watch:
                 raise SystemExit(0 if all_ok else 1)
             time.sleep(2)
     except KeyboardInterrupt:
         return  # the way to leave --watch
+
+
+def _print_routes(routes: list[dict], console: Any) -> None:
+    for r in routes:
+        where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
+                 "remote": f"remote ({r['via']})",
+                 "unavailable": "local down: private, unavailable" if r["private"]
+                 else "local down: unavailable"}[r["route"]]
+        console.print(f"{r['gateway']}: {r['model']} -> {where}", markup=False)
 
 
 def parse_since(value: str, now: float | None = None) -> int:

@@ -310,6 +310,8 @@ def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore, layers: lis
     if not isinstance(services, dict):
         return
     for name, svc in services.items():
+        if isinstance(svc, dict) and is_service_name(name):
+            _fill_client_keys(name, svc, store, layers)
         wanted = svc.get("generated_secrets") if isinstance(svc, dict) else None
         if not isinstance(wanted, list) or not is_service_name(name):
             continue  # validation reports the wrong type or name
@@ -325,6 +327,25 @@ def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore, layers: lis
                         exc, store.path(name, var), ("services", name, "generated_secrets", index),
                         layers,
                     ) from None
+
+
+def _fill_client_keys(
+    name: str, svc: dict[str, Any], store: SecretStore, layers: list[Layer]
+) -> None:
+    """A gateway's `clients.NAME` without a `key` gets one generated once and kept (0600)."""
+    from airpods.config.gateway import CLIENT_NAME_RE, client_variable
+
+    clients = svc.get("clients")
+    for client, table in clients.items() if isinstance(clients, dict) else ():
+        if not _is_name(CLIENT_NAME_RE, client) or not isinstance(table, dict) or "key" in table:
+            continue  # validation reports a bad name or type
+        var = client_variable(client)
+        try:
+            table["key"] = store.get(name, var)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _secret_error(
+                exc, store.path(name, var), ("services", name, "clients", client), layers
+            ) from None
 
 
 def _is_name(pattern: re.Pattern[str], value: object) -> bool:

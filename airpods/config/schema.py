@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from airpods import kinds
+from airpods.config.gateway import ClientName, ClientSpec, ModelName, RemoteName, RemoteSpec
 from airpods.gpu import ACCELERATORS, REQUESTS
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
@@ -283,6 +284,8 @@ class ModelPreset(_Strict):
 
     file: str
     command_args: dict[ArgKey, ArgValue] = Field(default_factory=dict)
+    # The gateway never sends this model's requests anywhere else (no fallback, ever).
+    private: bool = False
 
     @field_validator("file")
     @classmethod
@@ -330,6 +333,15 @@ class ServiceConfig(_Strict):
     router: RouterSpec = Field(default_factory=RouterSpec)
     # Router mode: one preset per model id (without any, every GGUF in the volume is served).
     models: dict[ModelId, ModelPreset] = Field(default_factory=dict)
+    # A model server: the gateway never sends its models' requests anywhere else.
+    private: bool = False
+    # The gateway kind (airpods/config/gateway.py): remote servers, local -> remote fallbacks in
+    # order, and named client keys.
+    remotes: dict[RemoteName, RemoteSpec] = Field(default_factory=dict)
+    fallbacks: dict[ModelName, list[ModelName]] = Field(default_factory=dict)
+    clients: dict[ClientName, ClientSpec] = Field(default_factory=dict)
+    # Open WebUI: the gateway is its one OpenAI connection instead of one per llama-server.
+    via_gateway: bool = False
 
     @field_validator("kind")
     @classmethod
@@ -521,6 +533,16 @@ def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
         *_name_clashes(cfg),
         *_dependency_problems(cfg),
         *_mode_problems(cfg),
+        *_wide_problems(cfg),
+    ]
+
+
+def _wide_problems(cfg: AirpodsConfig) -> list[Problem]:
+    """What a kind can check only with every service in view (the gateway's model names)."""
+    return [
+        Problem(path, message, hint)
+        for name, svc in cfg.services.items()
+        for path, message, hint in kinds.get(svc.kind).config_problems_in(name, cfg)
     ]
 
 

@@ -16,7 +16,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airpods.kinds.base import Backend, HostPath, Kind, Memory, ModelCheck, WiringError
+from airpods.kinds.base import (
+    Backend,
+    HostPath,
+    Kind,
+    Memory,
+    ModelCheck,
+    ServedModel,
+    WiringError,
+)
+from airpods.kinds.gateway import Gateway
 from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
 from airpods.kinds.ollama import Ollama
@@ -25,12 +34,12 @@ from airpods.kinds.open_webui import OpenWebUI
 DEFAULT_KIND = "generic"
 
 _REGISTRY: dict[str, Kind] = {
-    kind.name: kind for kind in (Generic(), LlamaServer(), Ollama(), OpenWebUI())
+    kind.name: kind for kind in (Generic(), LlamaServer(), Ollama(), OpenWebUI(), Gateway())
 }
 
 __all__ = [
-    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "WiringError", "get",
-    "names",
+    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "ServedModel",
+    "WiringError", "get", "names",
 ]
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from airpods.config.schema import ServiceConfig
+    from airpods.config.schema import AirpodsConfig, ServiceConfig
     from airpods.host import HostFacts
     from airpods.kinds.llama_router import Router
     from airpods.spec import ContainerSpec
@@ -143,6 +143,43 @@ class Kind:
     def router(self, spec: ContainerSpec) -> Router | None:
         """The model router's API when the service serves many models (router mode)."""
         return None
+
+    # --- the gateway (airpods/kinds/gateway.py) ---------------------------------------------
+
+    def served_models(self, spec: ContainerSpec, svc: ServiceConfig) -> tuple[ServedModel, ...]:
+        """The models a gateway can route to this service (none: it serves no model API)."""
+        return ()
+
+    def wire(
+        self, spec: ContainerSpec, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts
+    ) -> ContainerSpec:
+        """What a kind renders from the other services (the gateway: their models)."""
+        return spec
+
+    def config_problems_in(
+        self, service: str, config: AirpodsConfig
+    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+        """(full key path, message, hint) for what needs every service to check."""
+        return []
+
+    def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
+        """`spec` as `export` writes it: what `start` would take from this shell, taken now
+        (`start_problems` were checked first)."""
+        return spec
+
+    def start_problems(self, spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]:
+        """One-line reasons `start` must refuse (an unset variable the service needs)."""
+        return []
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model a service serves, as a gateway routes to it."""
+
+    id: str  # the name clients ask for
+    api_base: str  # on the airpods network: http://<alias>:<port>/v1
+    api_key: str  # "" for none
+    private: bool = False  # never sent anywhere else
 
 
 def unused_router_tables(

@@ -24,6 +24,7 @@ from airpods.kinds.base import (
     Memory,
     ModelCheck,
     Reader,
+    ServedModel,
     instance_defaults,
     service_url,
 )
@@ -146,6 +147,21 @@ class LlamaServer(Kind):
             flag = None
         keys = choose_keys(flag, read(("env", KEY_VARIABLE), None))
         return Backend(service, service_url(service, read, "/v1"), first_key(keys), "llama.cpp")
+
+    def served_models(self, spec: ContainerSpec, svc: ServiceConfig) -> tuple[ServedModel, ...]:
+        """Single mode: its alias; router mode: each preset id (a router that serves the whole
+        models dir names its models only once it runs: it offers its preloads)."""
+        if not spec.ports:
+            return ()
+        host = spec.network_aliases[0] if spec.network_aliases else spec.pod
+        base = f"http://{host}:{spec.ports[0].container_port}/v1"
+        key = self.api_key(spec) or ""
+        if llama_router.is_router(spec):
+            ids = [i for i in llama_router.presets(spec) if i != "*"]
+            private = {i for i, preset in svc.models.items() if preset.private}
+            return tuple(ServedModel(i, base, key, svc.private or i in private) for i in ids)
+        ids = expected_model_ids(spec)
+        return (ServedModel(ids[0], base, key, svc.private),) if ids else ()
 
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
         if "models_max" in spec.deferred:

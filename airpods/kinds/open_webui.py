@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Kind, instance_defaults
+
+if TYPE_CHECKING:
+    from airpods.config.schema import AirpodsConfig
+
+GATEWAY_LIST = "gateway_backends"
+# The backends Open WebUI connects to, as a template expression about the service itself.
+_CONNECTIONS = f"({GATEWAY_LIST} if via_gateway else openai_backends)"
+
+
+def _joined(attribute: str) -> str:
+    return f"{{{{ {_CONNECTIONS} | map(attribute='{attribute}') | join(';') }}}}"
 
 
 class OpenWebUI(Kind):
@@ -27,13 +38,16 @@ class OpenWebUI(Kind):
             # First boot downloads embedding models and can take minutes.
             "health": {"path": "/health", "expected_status": 200, "timeout_s": 600,
                        "interval_s": 1.0},
+            # true: the gateway is its one OpenAI connection (its URL, the key of the gateway's
+            # client `open_webui`) instead of one connection per llama-server.
+            "via_gateway": False,
             "env": {
-                "OPENAI_API_BASE_URLS": "{{ openai_backends | map(attribute='url') | join(';') }}",
-                "OPENAI_API_KEYS": "{{ openai_backends | map(attribute='api_key') | join(';') }}",
+                "OPENAI_API_BASE_URLS": _joined("url"),
+                "OPENAI_API_KEYS": _joined("api_key"),
                 # Per connection, by index: llama-server is "llama.cpp" to Open WebUI, which then
                 # shows each model's load state and can unload a router's models.
                 "OPENAI_API_CONFIGS": (
-                    "{% for b in openai_backends %}{{ '{' if loop.first }}"
+                    f"{{% for b in {_CONNECTIONS} %}}{{{{ '{{' if loop.first }}}}"
                     "\"{{ loop.index0 }}\": {\"provider\": \"{{ b.provider }}\"}"
                     "{{ '}' if loop.last else ', ' }}{% endfor %}"
                 ),
@@ -44,3 +58,25 @@ class OpenWebUI(Kind):
                 "ENABLE_PERSISTENT_CONFIG": "False",
             },
         }
+
+    def config_problems_in(
+        self, service: str, config: AirpodsConfig
+    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+        """`via_gateway` needs an enabled gateway, and each gateway a client key for it."""
+        from airpods import kinds
+        from airpods.kinds.gateway import WEBUI_CLIENT
+
+        svc = config.services[service]
+        if not (svc.enabled and svc.via_gateway):
+            return []
+        gateways = [name for name, other in config.services.items() if other.enabled
+                    and kinds.get(other.kind).backend_list == GATEWAY_LIST]
+        if not gateways:
+            return [(("services", service, "via_gateway"), "no enabled gateway to go through",
+                     "enable one: [services.gateway] enabled = true; or set via_gateway = false")]
+        return [
+            (("services", name, "clients"), f"{service} goes through this gateway "
+             f"(via_gateway) with the key of its client {WEBUI_CLIENT!r}, which is not declared",
+             f"add [services.{name}.clients.{WEBUI_CLIENT}]; its key is generated once")
+            for name in gateways if WEBUI_CLIENT not in config.services[name].clients
+        ]

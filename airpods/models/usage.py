@@ -9,9 +9,12 @@ Recording is best effort: a read-only or locked database never fails `start` or 
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +100,32 @@ class UsageDB:
         except (sqlite3.Error, OSError):
             return 0, 0
         return int(row[0]), int(row[1])
+
+    def served_tokens(self, since: float) -> list[tuple[str, str, int, int, int]] | None:
+        """(service, model, prompt, completion, runs) of the llama-server runs that stopped at
+        or after `since` with their token counts read (`/metrics` on); [] without a database,
+        None when it cannot be read. Only a regular file is opened, read-only: `airpods usage`
+        must not hang on a FIFO or follow a symlink put in its place."""
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return []
+        except OSError:
+            return None
+        if not stat.S_ISREG(mode):
+            return None
+        try:
+            uri = f"{self.path.absolute().as_uri()}?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True, timeout=2.0)) as conn:
+                rows = conn.execute(
+                    "SELECT service, model, COALESCE(SUM(prompt_tokens), 0),"
+                    " COALESCE(SUM(completion_tokens), 0), COUNT(*) FROM events"
+                    " WHERE event = 'stop' AND at >= ? AND (prompt_tokens IS NOT NULL"
+                    " OR completion_tokens IS NOT NULL) GROUP BY service, model"
+                    " ORDER BY service, model", (since,)).fetchall()
+        except (sqlite3.Error, OSError):
+            return None
+        return [(str(s), str(m), int(p), int(c), int(n)) for s, m, p, c, n in rows]
 
     def forget(self, volume: str, model: str) -> None:
         try:

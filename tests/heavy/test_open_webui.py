@@ -283,9 +283,11 @@ def _chat_through_open_webui(
     venv: Path, tmp_path: Path, rendered: dict[str, str], secret_key: str,
     llama_argv: list[str], llama_port: int, model_ids: list[str],
     then: Callable[[httpx.Client], None] | None = None,
+    backend_url: str | None = None,
 ) -> None:
     """Run llama-server and Open WebUI with the rendered env; each model must be listed and
-    answer a chat relayed by Open WebUI; then `then(client)`, the admin's client."""
+    answer a chat relayed by Open WebUI; then `then(client)`, the admin's client.
+    `backend_url`: what Open WebUI connects to (default: the llama-server itself)."""
     webui_port = free_port()
     while webui_port == llama_port:
         webui_port = free_port()
@@ -297,7 +299,7 @@ def _chat_through_open_webui(
         **base,
         **rendered,
         # The one change: the host port instead of the container alias.
-        "OPENAI_API_BASE_URLS": f"http://127.0.0.1:{llama_port}/v1",
+        "OPENAI_API_BASE_URLS": backend_url or f"http://127.0.0.1:{llama_port}/v1",
         # Host-run knobs (the image sets its own): data dir, no network, no torch.
         "HOME": str(home),
         "DATA_DIR": str(tmp_path / "webui-data"),
@@ -428,3 +430,77 @@ def test_open_webui_lists_and_chats_with_every_model_of_a_router(tmp_path: Path)
 
     _chat_through_open_webui(venv, tmp_path, rendered, secret_key, llama_argv, llama_port,
                              ["alpha", "beta"], then=load_state_and_eject)
+
+
+def test_open_webui_through_the_gateway_lists_and_chats_local_and_remote(tmp_path: Path) -> None:
+    """`via_gateway = true`: Open WebUI's one connection is the gateway airpods renders (run by
+    the pinned LiteLLM proxy as a host process, tests/gateway_host.py), with the key of the
+    gateway client `open_webui`. It lists the local model and the remote's (a loopback
+    stand-in) and chats with both through the gateway; the usage records name the client."""
+    from airpods.config import load_config
+    from airpods.host import HostFacts
+    from airpods.render import render_service
+    from airpods.secrets import SecretStore
+    from tests.gateway_host import run_gateway
+    from tests.remote_standin import StandinRemote
+
+    venv = ensure_open_webui_venv()
+    binary = _llama_server_binary()
+    model = write_tiny_model(tmp_path / "models")
+    llama_key = "llama-" + secrets.token_urlsafe(16)
+    secret_key = secrets.token_urlsafe(32)
+    host = HostFacts(accelerator="cpu", reason="test", physical_cores=1, logical_cores=1)
+    with StandinRemote(["standin-model"], api_key="standin-key") as remote:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            '[services.llamacpp]\ndefault_model = "tiny.gguf"\n'
+            f'[services.llamacpp.env]\nLLAMA_API_KEY = "{llama_key}"\n'
+            "[services.gateway]\nenabled = true\n"
+            f'[services.gateway.remotes.standin]\nbase_url = "{remote.base_url}"\n'
+            'api_key_env = "STANDIN_KEY"\nmodels = ["standin-model"]\nprice_in = 1\n'
+            "[services.gateway.clients.open_webui]\n"
+            "[services.open-webui]\nvia_gateway = true\n"
+            f'[services.open-webui.env]\nWEBUI_SECRET_KEY = "{secret_key}"\n')
+        loaded = load_config(config, host=host, secrets=SecretStore(tmp_path / "secrets"))
+        cfg = loaded.config
+        webui_spec = render_service("open-webui", cfg.services["open-webui"], cfg, host)
+        gateway_spec = render_service("gateway", cfg.services["gateway"], cfg, host)
+        client_key = str(cfg.services["gateway"].clients["open_webui"].key)
+        rendered = dict(webui_spec.env)
+        # What airpods wires: the gateway alone, by its network alias, with the client's key.
+        assert rendered["OPENAI_API_BASE_URLS"] == "http://gateway:4000/v1"
+        assert rendered["OPENAI_API_KEYS"] == client_key and llama_key not in str(rendered)
+
+        llama_port = free_port()
+        llama_argv = [
+            str(binary), "--model", str(model), "--alias", "tiny", "--host", "127.0.0.1",
+            "--port", str(llama_port), "--api-key", llama_key, "--threads", "1", "-c", "512",
+        ]
+        usage_file = tmp_path / "usage.jsonl"
+        urls = {"http://llamacpp:8080/v1": f"http://127.0.0.1:{llama_port}/v1"}
+        extra = {"STANDIN_KEY": "standin-key", "AIRPODS_USAGE_FILE": str(usage_file)}
+
+        def through_the_gateway(client: httpx.Client) -> None:
+            models = {m["id"] for m in client.get("/api/models?refresh=true").json()["data"]}
+            assert {"tiny", "standin-model"} <= models, models
+            for model_id in ("tiny", "standin-model"):
+                r = client.post("/api/chat/completions", json={
+                    "model": model_id, "messages": [{"role": "user", "content": "Say hi"}],
+                    "max_tokens": 8, "stream": False})
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["choices"][0]["message"]["role"] == "assistant"
+                assert body["usage"]["completion_tokens"] > 0
+            assert remote.count == 1  # the remote's model went to the remote, once
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and (
+                    not usage_file.exists() or len(usage_file.read_text().splitlines()) < 2):
+                time.sleep(0.2)
+            records = [json.loads(x) for x in usage_file.read_text().splitlines()]
+            assert {(r["model"], r["backend"], r["client"]) for r in records} >= {
+                ("tiny", "local", "open_webui"), ("standin-model", "remote", "open_webui")}
+
+        with run_gateway(gateway_spec, tmp_path / "gateway", urls, extra_env=extra) as gw:
+            _chat_through_open_webui(venv, tmp_path, rendered, secret_key, llama_argv,
+                                     llama_port, [], then=through_the_gateway,
+                                     backend_url=f"{gw.url}/v1")

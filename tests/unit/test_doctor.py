@@ -104,3 +104,55 @@ def test_real_port_probe() -> None:
         port = sock.getsockname()[1]
         assert d._port_free("127.0.0.1", port) is False
     assert d._port_free("127.0.0.1", port) is True
+
+
+# --- a gateway's remotes --------------------------------------------------------------------
+
+
+def test_remote_key_variable_and_host() -> None:
+    from airpods.cli.doctor_remotes import Remote, check_remote
+
+    remote = Remote("gateway", "homelab", "http://box.lan:11434/v1", "HOMELAB_KEY")
+    yes, no = (lambda host: True), (lambda host: False)
+    unset = check_remote(remote, {}, yes)
+    assert (unset.name, unset.status) == ("remote homelab (gateway)", "fail")
+    assert "HOMELAB_KEY is not set" in unset.found and "export HOMELAB_KEY" in unset.fix
+    assert check_remote(remote, {"HOMELAB_KEY": ""}, yes).status == "fail"  # empty is unset
+    ok = check_remote(remote, {"HOMELAB_KEY": "k"}, yes)
+    assert ok.status == "ok" and ok.found == "HOMELAB_KEY set; box.lan resolves"
+    assert "k" not in ok.found.replace("box.lan", "")  # never the key itself
+    lost = check_remote(remote, {"HOMELAB_KEY": "k"}, no)
+    assert lost.status == "warn" and "box.lan does not resolve" in lost.found
+    assert "remotes.homelab.base_url" in lost.fix
+    keyless = check_remote(Remote("gateway", "lan", "http://10.0.0.2:8080/v1", None), {}, yes)
+    assert (keyless.status, keyless.found) == ("ok", "no key; 10.0.0.2 resolves")
+
+
+def test_the_real_resolver_offline() -> None:
+    """Loopback names resolve from /etc/hosts and IP literals need no lookup; a name under
+    .invalid (RFC 6761) never resolves, and a resolver that cannot answer is cut off."""
+    import time
+
+    from airpods.cli.doctor_remotes import host_resolves
+
+    assert host_resolves("127.0.0.1") and host_resolves("::1") and host_resolves("localhost")
+    started = time.monotonic()
+    assert not host_resolves("no-such-host.invalid", timeout=2.0)
+    assert time.monotonic() - started < 2.5
+    assert not host_resolves("bad..name", timeout=2.0)
+
+
+def test_remotes_come_from_enabled_gateways_only(tmp_path) -> None:
+    from airpods.cli.doctor_remotes import Remote, configured_remotes
+    from airpods.config.loader import load_config_text
+    from airpods.secrets import SecretStore
+
+    text = ('[services.gateway]\nenabled = true\n[services.gateway.remotes.homelab]\n'
+            'base_url = "http://box.lan:11434/v1"\napi_key_env = "HOMELAB_KEY"\n'
+            'models = ["llama3.1:8b"]\n')
+    host = HostFacts(accelerator="cpu", reason="test", physical_cores=1, logical_cores=1)
+    loaded = load_config_text(tmp_path / "c.toml", text, host=host, environ={},
+                              secrets=SecretStore(tmp_path / "s"))
+    assert configured_remotes(loaded.config, ["llamacpp", "gateway"]) == [
+        Remote("gateway", "homelab", "http://box.lan:11434/v1", "HOMELAB_KEY")]
+    assert configured_remotes(loaded.config, ["llamacpp"]) == []  # gateway not enabled

@@ -18,6 +18,7 @@ from airpods.cli import cli
 STATUS_SERVICE_KEYS = {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
                        "accelerator", "uptime_s", "model", "config_current", "detail"}
 STATUS_HOST_KEYS = {"accelerator", "reason", "notes"}
+STATUS_ROUTE_KEYS = {"gateway", "model", "backend", "private", "route", "via"}
 DRY_RUN_SERVICE_KEYS = {"service", "kind", "image", "image_reason", "accelerator", "pod",
                         "container", "network", "network_aliases", "ports", "volumes", "env",
                         "command", "entrypoint", "devices", "group_add", "health_url",
@@ -67,13 +68,32 @@ def run(*args: str) -> tuple[int, dict]:
 def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
     code, data = run("status", "llamacpp", "--json")
-    assert set(data) == {"services", "host"}
+    assert set(data) == {"services", "host", "routes"}
+    assert data["routes"] == []  # no gateway enabled
     [row] = data["services"]
     assert set(row) == STATUS_SERVICE_KEYS | {"memory"}  # llama-server: memory
     assert row["memory"] == {"estimate_bytes": None, "fits": None}  # no volume yet
     assert set(data["host"]) == STATUS_HOST_KEYS
     assert (row["state"], row["health"], row["healthy"]) == ("absent", "stopped", False)
     assert code == 1  # a requested service that is not ready
+
+
+def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
+    monkeypatch.setattr("airpods.engine.readiness.probe_many",
+                        lambda specs, **kw: {s.service: ("stopped", "") for s in specs})
+    config = tmp_path / "gw.toml"
+    config.write_text('[services.gateway]\nenabled = true\n'
+                      '[services.gateway.remotes.r]\nbase_url = "http://192.0.2.1/v1"\n'
+                      'models = ["big"]\n[services.gateway.fallbacks]\n'
+                      '"qwen2.5-0.5b-instruct-q4_k_m" = ["big"]\n')
+    code, data = run("--config", str(config), "status", "gateway", "--json")
+    assert code == 1
+    local, remote = data["routes"]
+    assert all(set(r) == STATUS_ROUTE_KEYS for r in data["routes"])
+    assert (local["model"], local["route"], local["via"]) == (
+        "qwen2.5-0.5b-instruct-q4_k_m", "fallback", "big")
+    assert (remote["backend"], remote["route"], remote["via"]) == ("remote", "remote", "r")
 
 
 def test_start_dry_run_json(env) -> None:
@@ -198,3 +218,33 @@ def test_status_json_memory_of_a_model_in_the_volume(env, tmp_path: Path, monkey
     memory = data["services"][0]["memory"]
     assert set(memory) == {"estimate_bytes", "fits"}
     assert memory["fits"] is True and memory["estimate_bytes"] > 0
+
+
+USAGE_KEYS = {"days", "since", "by", "rows", "total", "servers", "servers_total", "notes"}
+USAGE_ROW_KEYS = {"key", "requests", "failed", "local", "remote", "prompt_tokens",
+                  "completion_tokens", "cost", "no_api_cost"}
+USAGE_SERVER_KEYS = {"service", "model", "runs", "prompt_tokens", "completion_tokens", "cost",
+                     "no_api_cost"}
+
+
+def test_usage_json(env) -> None:
+    import time
+
+    from airpods.models.usage import UsageDB, Use
+
+    directory = Path(env["XDG_DATA_HOME"]) / "airpods" / "gateway" / "gateway"
+    directory.mkdir(parents=True)
+    record = {"ts": time.time(), "client": "master", "model": "tiny", "backend": "local",
+              "remote": None, "deployment": "http://llamacpp:8080/v1", "prompt_tokens": 3,
+              "completion_tokens": 2, "latency_ms": 5.0, "cost": 0.0, "ok": True}
+    (directory / "usage.jsonl").write_text(json.dumps(record) + "\n")
+    UsageDB().record("stop", [Use("v", "tiny.gguf", "llamacpp")], tokens={"llamacpp": (3, 2)})
+    for by in ("model", "backend", "client"):
+        code, data = run("usage", "--by", by, "--json")
+        assert code == 0 and set(data) == USAGE_KEYS and data["by"] == by
+        [row] = data["rows"]
+        assert set(row) == USAGE_ROW_KEYS and row["no_api_cost"] is True
+        assert set(data["total"]) == USAGE_ROW_KEYS - {"key"}
+        assert [set(s) for s in data["servers"]] == [USAGE_SERVER_KEYS]
+        assert set(data["servers_total"]) == {"prompt_tokens", "completion_tokens"}
+    assert row["key"] == "master"

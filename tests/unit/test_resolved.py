@@ -101,7 +101,8 @@ def test_second_resolve_is_a_hit_and_equal(dirs, misses) -> None:
 def test_resolved_has_every_service_and_the_settings(dirs) -> None:
     saved_store()
     resolved = resolve(dirs)
-    assert list(resolved.services) == ["llamacpp", "llamacpp-ui", "ollama", "open-webui"]
+    assert list(resolved.services) == ["llamacpp", "llamacpp-ui", "ollama", "open-webui",
+                                      "gateway"]
     assert set(resolved.specs) == set(resolved.services)  # disabled ones are rendered too
     assert resolved.settings == R.Settings("airpods", 10.0, 3, 30)
     assert resolved.enabled_services() == [n for n, s in resolved.services.items() if s.enabled]

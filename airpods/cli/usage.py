@@ -1,0 +1,113 @@
+"""`airpods usage`: tokens and cost of what the gateway served, and of the llama-servers.
+
+Reads files only (no config, no Podman): the gateway's usage records and the usage database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import click
+
+from airpods.cli import AppContext
+from airpods.models.gateway_usage import GROUPINGS
+
+
+def _finite_days(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):  # click's FloatRange lets nan through
+        raise click.BadParameter(f"{value} is not a number of days", param_hint="'--days'")
+    return value
+
+
+@click.command()
+@click.option("--days", type=click.FloatRange(min=0, min_open=True, max=100_000), default=30,
+              show_default=True, callback=_finite_days, help="How many days back to count.")
+@click.option("--by", type=click.Choice(GROUPINGS), default="model", show_default=True,
+              help="One row per model asked, backend that answered, or client key.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.pass_obj
+def usage(app: AppContext, days: float, by: str, as_json: bool) -> None:
+    """Tokens and cost per model, backend or client over the last DAYS days, and a total.
+
+    \b
+    Counts every request the gateway answered or failed (its usage records), and the tokens
+    each llama-server had served when `stop` stopped it (with command_args.metrics = true).
+    Local answers cost nothing: they are marked "no API cost". The llama-server rows include
+    requests that came through the gateway, so they are not added to the gateway's total.
+    """
+    from airpods.models.gateway_usage import group, read_all, since_days, total, usage_root
+    from airpods.models.usage import UsageDB
+
+    since = since_days(days)
+    reading = read_all(usage_root(), since)
+    rows = group(reading.records, by)
+    sum_row = total(rows)
+    db = UsageDB()
+    servers = db.served_tokens(since)
+    if servers is None:
+        reading.notes.append(f"{db.path}: cannot be read; llama-server tokens not shown")
+        servers = []
+    if as_json:
+        _print_json(days, by, since, rows, sum_row, servers, reading.notes)
+        return
+    _print_table(days, by, rows, sum_row, servers)
+    for note in reading.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+def _server_json(row: tuple[str, str, int, int, int]) -> dict[str, Any]:
+    service, model, prompt, completion, runs = row
+    return {"service": service, "model": model, "runs": runs, "prompt_tokens": prompt,
+            "completion_tokens": completion, "cost": 0.0, "no_api_cost": True}
+
+
+def _print_json(days: float, by: str, since: float, rows: list, sum_row: Any,
+                servers: list, notes: list[str]) -> None:
+    from airpods.models.usage import iso
+
+    total_json = {k: v for k, v in sum_row.as_json().items() if k != "key"}
+    data = {
+        "days": days, "since": iso(since), "by": by,
+        "rows": [r.as_json() for r in rows],
+        "total": total_json,
+        "servers": [_server_json(s) for s in servers],
+        "servers_total": {"prompt_tokens": sum(s[2] for s in servers),
+                          "completion_tokens": sum(s[3] for s in servers)},
+        "notes": notes,
+    }
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _cost(cost: float, no_api_cost: bool) -> str:
+    return "no API cost" if no_api_cost else f"${cost:,.4f}"
+
+
+def _table(header: list[str], lines: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    for row in [header, *lines]:
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+        click.echo("  ".join(cells).rstrip())
+
+
+def _print_table(days: float, by: str, rows: list, sum_row: Any, servers: list) -> None:
+    click.echo(f"Gateway, last {days:g} days, by {by}:")
+    if not rows:
+        click.echo("  no requests recorded")
+    else:
+        header = [by.upper(), "REQUESTS", "FAILED", "PROMPT", "COMPLETION", "COST"]
+        lines = [[r.key, str(r.requests), str(r.failed), f"{r.prompt_tokens:,}",
+                  f"{r.completion_tokens:,}", _cost(r.cost, r.no_api_cost)]
+                 for r in [*rows, sum_row]]
+        _table(header, lines)
+    if servers:
+        click.echo("")
+        click.echo("llama-server tokens recorded at stop (every client, the gateway's included):")
+        header = ["SERVICE", "MODEL", "RUNS", "PROMPT", "COMPLETION", "COST"]
+        lines = [[s, m, str(n), f"{p:,}", f"{c:,}", "no API cost"] for s, m, p, c, n in servers]
+        lines.append(["total", "", "", f"{sum(s[2] for s in servers):,}",
+                      f"{sum(s[3] for s in servers):,}", "no API cost"])
+        _table(header, lines)

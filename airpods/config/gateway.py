@@ -1,0 +1,126 @@
+"""The gateway kind's own config keys: remotes, fallbacks, clients (pydantic v2).
+
+    [services.gateway.remotes.homelab]
+    base_url = "http://192.168.1.20:11434/v1"
+    api_key_env = "HOMELAB_KEY"          # the NAME of a variable; never the key itself
+    models = ["llama3.1:8b"]
+    price_in = 0.15                       # per million tokens (optional)
+
+    [services.gateway.fallbacks]
+    "qwen2.5-0.5b-instruct-q4_k_m" = ["llama3.1:8b"]
+
+    [services.gateway.clients.laptop]     # a key generated once, revoked by removing the table
+
+What needs every service at once (unknown or duplicate model names, cycles, private models with
+fallbacks) is checked by the gateway kind (`airpods.kinds.gateway.config_problems_in`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A client's name becomes a variable name (CLIENT_<NAME>) and a label in usage records.
+CLIENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_REMOTE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
+# Model names as clients send them: Ollama's "llama3.1:8b", a cloud's "gpt-4o-mini".
+_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}")
+
+
+def _client_name(v: str) -> str:
+    if not CLIENT_NAME_RE.fullmatch(v):
+        raise ValueError(
+            f"{v!r} is not a safe client name (a lowercase letter, then lowercase letters, "
+            "digits or '_', at most 32)"
+        )
+    return v
+
+
+def _remote_name(v: str) -> str:
+    if not _REMOTE_NAME_RE.fullmatch(v):
+        raise ValueError(f"{v!r} is not a valid remote name (lowercase letters, digits, '_-')")
+    return v
+
+
+def _model_name(v: str) -> str:
+    if not _MODEL_NAME_RE.fullmatch(v):
+        raise ValueError(f"{v!r} is not a valid model name (letters, digits, '_.:/@+-')")
+    return v
+
+
+ClientName = Annotated[str, AfterValidator(_client_name)]
+RemoteName = Annotated[str, AfterValidator(_remote_name)]
+ModelName = Annotated[str, AfterValidator(_model_name)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RemoteSpec(_Strict):
+    """An OpenAI-compatible server elsewhere: a homelab Ollama, a cloud API."""
+
+    base_url: str
+    api_key_env: str | None = None
+    models: list[ModelName] = Field(min_length=1)
+    price_in: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    price_out: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    # A remote that hangs gets this long, then the client gets a clear timeout error.
+    timeout_s: float = Field(default=120, gt=0, le=3600, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_key(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("api_key", "key", "token", "apikey"):
+                if key in data:
+                    raise ValueError(
+                        f"`{key}`: a literal key does not belong in the config file; put it in "
+                        "an environment variable and set api_key_env = \"VARIABLE_NAME\""
+                    )
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{v!r} is not an http(s) URL (example: http://192.168.1.20:11434/v1)"
+            )
+        if parts.username or parts.password:
+            raise ValueError("a base_url must not carry a user or password; use api_key_env")
+        return v.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_RE.fullmatch(v):
+            raise ValueError(
+                f"{v[:6]!r}... is not an environment variable name: api_key_env names the "
+                "variable that holds the key (example: OPENAI_API_KEY), never the key itself"
+            )
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        twice = sorted({m for m in v if v.count(m) > 1})
+        if twice:
+            raise ValueError(f"model {twice[0]!r} is listed twice")
+        return v
+
+
+class ClientSpec(_Strict):
+    """A named client key: generated once (kept 0600), revoked by removing the table."""
+
+    key: str | None = None
+
+
+def client_variable(name: str) -> str:
+    """Where a client's generated key is kept: CLIENT_<NAME> (names are safe identifiers)."""
+    return f"CLIENT_{name.upper()}"

@@ -1,0 +1,167 @@
+"""The gateway: LiteLLM's proxy, one OpenAI endpoint in front of every local model.
+
+Every enabled model server (`Kind.served_models`: a llama-server's alias, a router's preset ids)
+becomes a gateway model at its in-network URL with its key; `remotes` add models elsewhere, and
+`fallbacks` send a local model's requests to remotes, in order, when local cannot answer.
+Private models (and requests carrying `X-Airpods-Private: 1`) never leave: the guard module
+shipped beside the config (gateway_files/airpods_guard.py) enforces it inside LiteLLM.
+
+What reaches the container, all as Podman secrets (type=mount: `podman inspect` never shows
+them, their content is in the config hash, so an edit recreates the container):
+- /run/secrets/config.yaml: LiteLLM's config, rendered here from the TOML; no key in it: keys
+  are `os.environ/NAME`;
+- /run/secrets/airpods_*.py: the modules airpods ships (auth + private lane, usage records);
+- /run/secrets/env.NAME: one file a key (llama-servers', the master key, remotes'); the entry
+  script exports them before it starts LiteLLM, so the keys live in that process only;
+- /run/secrets/airpods-clients.json: sha256 of each accepted key -> client name ("master").
+
+Rendering (config.yaml and checks) is in airpods/kinds/gateway_config.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from airpods.kinds.base import Backend, Kind, Reader, instance_defaults, service_url
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from airpods.config.schema import AirpodsConfig, ServiceConfig
+    from airpods.host import HostFacts
+    from airpods.kinds.base import HostPath, Memory
+    from airpods.spec import ContainerSpec
+
+# Pinned together: the PyPI release tests run and the image `start` runs.
+LITELLM_VERSION = "1.106.12"
+IMAGE = f"ghcr.io/berriai/litellm:main-v{LITELLM_VERSION}"
+PORT = 4000
+MASTER_VARIABLE = "LITELLM_MASTER_KEY"
+SECRETS_DIR = "/run/secrets"
+CONFIG_TARGET = f"{SECRETS_DIR}/config.yaml"
+KEYS_TARGET = f"{SECRETS_DIR}/airpods-clients.json"
+ENV_PREFIX = f"{SECRETS_DIR}/env."
+USAGE_DIR = "/var/lib/airpods"
+# The client whose key Open WebUI sends when it goes through the gateway (`via_gateway`).
+WEBUI_CLIENT = "open_webui"
+REMOTE_KEYS = "remote_keys"  # the `deferred` setting: remotes' keys read from the environment
+# Exports each /run/secrets/env.NAME file as NAME, then becomes LiteLLM (same PID).
+ENTRY_SCRIPT = (
+    'for f in /run/secrets/env.*; do [ -f "$f" ] || continue; '
+    'export "${f#/run/secrets/env.}=$(cat "$f")"; done; '
+    'exec litellm --config /run/secrets/config.yaml --host 0.0.0.0 --port "$1"'
+)
+
+
+def usage_host_dir(service: str) -> Path:
+    """Where the gateway's usage records live on this host (bind-mounted read-write)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("airpods") / "gateway" / service
+
+
+class Gateway(Kind):
+    name = "gateway"
+    # Open WebUI with `via_gateway = true` takes this list instead of `openai_backends`.
+    backend_list = "gateway_backends"
+
+    def defaults(self, service: str) -> dict[str, Any]:
+        return {
+            **instance_defaults(service),
+            "image": IMAGE,
+            # The master key: generated once, kept 0600, mounted as a file (never in inspect).
+            "generated_secrets": [MASTER_VARIABLE],
+            "ports": [{"host": PORT, "container": PORT}],
+            "volumes": {
+                "usage": {"source": str(usage_host_dir(service)), "target": USAGE_DIR,
+                          "mode": "rw"},
+            },
+            "gpu": {"enabled": False, "force_cpu": True},
+            "health": {"path": "/health/liveliness", "expected_status": 200, "timeout_s": 180,
+                       "interval_s": 1.0},
+            "env": {
+                # Else LiteLLM fetches its model cost map from the internet at every start.
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "AIRPODS_USAGE_FILE": f"{USAGE_DIR}/usage.jsonl",
+                "AIRPODS_GATEWAY_CLIENTS": KEYS_TARGET,
+            },
+        }
+
+    def backend(self, service: str, read: Reader) -> Backend:
+        """The gateway as Open WebUI's one connection, with the key of the client named
+        WEBUI_CLIENT (so its requests are counted, and revoked, as that client's)."""
+        key = read(("clients", WEBUI_CLIENT, "key"), "")
+        return Backend(service, service_url(service, read, "/v1"), str(key or ""))
+
+    def api_key(self, spec: ContainerSpec) -> str | None:
+        for secret in spec.secret_files:
+            if secret.target == ENV_PREFIX + MASTER_VARIABLE:
+                return secret.value
+        return spec.env.get(MASTER_VARIABLE)
+
+    def wire(
+        self, spec: ContainerSpec, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts
+    ) -> ContainerSpec:
+        from airpods.kinds import gateway_config
+
+        return gateway_config.wire(spec, svc, config)
+
+    def config_problems(
+        self, svc: ServiceConfig
+    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+        return []
+
+    def config_problems_in(
+        self, service: str, config: AirpodsConfig
+    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+        from airpods.kinds import gateway_config
+
+        return gateway_config.problems(service, config)
+
+    def start_problems(self, spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]:
+        from airpods.kinds import gateway_config
+
+        return [
+            f"{spec.service}: remote {remote!r} needs the environment variable {var} "
+            f"(services.{spec.service}.remotes.{remote}.api_key_env), which is not set: "
+            f"export {var}=... before `airpods start`"
+            for remote, var in gateway_config.remote_key_variables(spec)
+            if not environ.get(var, "").strip()
+        ]
+
+    def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
+        """At start: the remotes' keys from the environment (as mounted files), and the usage
+        directory made (0700) so Podman can bind-mount it."""
+        import os
+
+        if REMOTE_KEYS not in spec.deferred:
+            return spec
+        for mount in spec.mounts:
+            if mount.is_bind and mount.target == USAGE_DIR:
+                os.makedirs(mount.source, mode=0o700, exist_ok=True)
+        return with_remote_keys(spec, os.environ)
+
+    def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
+        """The remotes' keys travel as secrets in the export too (no directory is made)."""
+        if REMOTE_KEYS not in spec.deferred:
+            return spec
+        return with_remote_keys(spec, environ)
+
+
+def with_remote_keys(spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
+    """`spec` with each remote's key, read from `environ`, as a mounted file (env.NAME)."""
+    from airpods.kinds import gateway_config
+    from airpods.spec import SecretFile, sealed
+
+    files = list(spec.secret_files)
+    for _remote, var in gateway_config.remote_key_variables(spec):
+        value = environ.get(var, "").strip()
+        if value and not any(f.target == ENV_PREFIX + var for f in files):
+            files.append(SecretFile(
+                name=f"airpods-{spec.service}-env-{var.lower().replace('_', '-')}",
+                target=ENV_PREFIX + var, value=value,
+            ))
+    deferred = tuple(d for d in spec.deferred if d != REMOTE_KEYS)
+    return sealed(replace(spec, secret_files=tuple(files), deferred=deferred))

@@ -1,0 +1,315 @@
+"""The gateway's LiteLLM config.yaml and key files, rendered from the TOML; its config checks.
+
+Checked against LiteLLM 1.106.12's source:
+- `general_settings.custom_auth: module.fn` replaces key checking: `fn(request, api_key)` gets the
+  Bearer token without "Bearer " and returns a UserAPIKeyAuth (airpods_guard.py);
+- `router_settings.fallbacks: [{group: [groups...]}]` are tried when a group's call fails
+  (connection refused included); a request with `disable_fallbacks: true` gets none;
+- `model_info.id` names the deployment; the proxy answers with it in `x-litellm-model-id` and
+  the backend's URL in `x-litellm-model-api-base`;
+- `litellm_params.input_cost_per_token` / `output_cost_per_token` price a deployment;
+- modules named in the config (`airpods_guard.guard`) are loaded from the config's directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from airpods.kinds.base import Kind, ServedModel
+
+if TYPE_CHECKING:
+    from airpods.config.schema import AirpodsConfig, ServiceConfig
+    from airpods.host import HostFacts
+    from airpods.spec import ContainerSpec
+
+Path = tuple[str | int, ...]
+FILES_PACKAGE = "airpods.kinds.gateway_files"
+GUARD_MODULE = "airpods_guard"
+USAGE_MODULE = "airpods_usage"
+# Local first: no retry of a refused connection (it only adds latency before the fallback),
+# and a failed local server is skipped for `cooldown_time` seconds, then tried again.
+ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "timeout": 600}
+REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
+REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
+
+
+# --- what the gateway serves --------------------------------------------------------------------
+
+
+def local_models(
+    service: str, config: AirpodsConfig, host: HostFacts | None = None
+) -> list[tuple[str, ServedModel]]:
+    """(service, model) for every model of every enabled model server, in config order."""
+    from airpods import kinds
+    from airpods.render import render_service
+
+    host = host or _neutral_host()
+    found = []
+    for name, svc in config.services.items():
+        kind = kinds.get(svc.kind)
+        if name == service or not svc.enabled or type(kind).served_models is Kind.served_models:
+            continue
+        peer = render_service(name, svc, config, host)
+        found += [(name, model) for model in kind.served_models(peer, svc)]
+    return found
+
+
+def _neutral_host() -> HostFacts:
+    # Model names, ports and keys do not depend on the host: checks need no detection.
+    from airpods.host import HostFacts
+
+    return HostFacts(accelerator="cpu", reason="", physical_cores=1, logical_cores=1)
+
+
+def key_variable(index: int) -> str:
+    return f"AIRPODS_LOCAL_KEY_{index}"
+
+
+def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list[dict[str, Any]]:
+    """LiteLLM's model_list: local models (cost 0), then each remote's models (its prices)."""
+    keys: dict[str, str] = {}  # key value -> variable, so one server's key is passed once
+    entries = []
+    for service, model in local:
+        params: dict[str, Any] = {"model": f"openai/{model.id}", "api_base": model.api_base}
+        if model.api_key:
+            var = keys.setdefault(model.api_key, key_variable(len(keys)))
+            params["api_key"] = f"os.environ/{var}"
+        else:
+            params["api_key"] = REMOTE_NO_KEY
+        params |= {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+        entries.append({"model_name": model.id, "litellm_params": params, "model_info": {
+            "id": f"local:{service}:{model.id}", "airpods_backend": "local",
+            "airpods_service": service, "airpods_private": model.private,
+        }})
+    for remote, spec in svc.remotes.items():
+        for name in spec.models:
+            key = f"os.environ/{spec.api_key_env}" if spec.api_key_env else REMOTE_NO_KEY
+            params = {"model": f"openai/{name}", "api_base": spec.base_url, "api_key": key,
+                      "timeout": spec.timeout_s, "stream_timeout": spec.timeout_s,
+                      "input_cost_per_token": spec.price_in / 1e6,
+                      "output_cost_per_token": spec.price_out / 1e6}
+            entries.append({"model_name": name, "litellm_params": params, "model_info": {
+                "id": f"remote:{remote}:{name}", "airpods_backend": "remote",
+                "airpods_remote": remote, "airpods_private": False,
+            }})
+    return entries
+
+
+def local_keys(local: list[tuple[str, ServedModel]]) -> dict[str, str]:
+    """{variable: key} as model_list names them."""
+    keys: dict[str, str] = {}
+    for _service, model in local:
+        if model.api_key and model.api_key not in keys:
+            keys[model.api_key] = key_variable(len(keys))
+    return {var: key for key, var in keys.items()}
+
+
+def shipped_modules() -> dict[str, str]:
+    """{module name: source} of the modules airpods ships for the container (usage may be
+    absent until that part lands: the config lists only what exists)."""
+    out = {}
+    for module in (GUARD_MODULE, USAGE_MODULE):
+        path = resources.files(FILES_PACKAGE) / f"{module}.py"
+        if path.is_file():
+            out[module] = path.read_text(encoding="utf-8")
+    return out
+
+
+def render_config(
+    svc: ServiceConfig, local: list[tuple[str, ServedModel]], modules: list[str]
+) -> dict[str, Any]:
+    callbacks = [f"{GUARD_MODULE}.guard"]
+    if USAGE_MODULE in modules:
+        callbacks.append(f"{USAGE_MODULE}.usage_logger")
+    return {
+        "model_list": model_list(svc, local),
+        "router_settings": {
+            **ROUTER_SETTINGS,
+            "fallbacks": [{model: list(chain)} for model, chain in svc.fallbacks.items()],
+        },
+        "litellm_settings": {"callbacks": callbacks, "drop_params": True},
+        "general_settings": {
+            "master_key": "os.environ/LITELLM_MASTER_KEY",
+            "custom_auth": f"{GUARD_MODULE}.user_api_key_auth",
+        },
+    }
+
+
+def client_keys(svc: ServiceConfig, master: str) -> dict[str, str]:
+    """sha256(key) -> client name, the master key as "master"."""
+    out = {_digest(master): "master"} if master else {}
+    for name, client in svc.clients.items():
+        if client.key:
+            out[_digest(client.key)] = name
+    return out
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def wire(
+    spec: ContainerSpec, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts | None = None
+) -> ContainerSpec:
+    """The gateway's container: entry script, config files and key files."""
+    from airpods.kinds import gateway as g
+    from airpods.spec import ConfigFile, SecretFile
+
+    local = local_models(spec.service, config, host)
+    modules = shipped_modules()
+    # JSON is YAML: every string quoted, so no model name is ever read back as another type.
+    text = "# written by airpods from its config: edit the TOML, not this file\n" + json.dumps(
+        render_config(svc, local, list(modules)), indent=2) + "\n"
+    configs = [ConfigFile(f"airpods-{spec.service}-config", g.CONFIG_TARGET, text)]
+    configs += [ConfigFile(f"airpods-{spec.service}-{m.replace('_', '-')}",
+                           f"{g.SECRETS_DIR}/{m}.py", source) for m, source in modules.items()]
+    master = spec.env.get(g.MASTER_VARIABLE, "")
+    env_keys = {**local_keys(local), **({g.MASTER_VARIABLE: master} if master else {})}
+    secrets = [SecretFile(f"airpods-{spec.service}-env-{var.lower().replace('_', '-')}",
+                          g.ENV_PREFIX + var, value) for var, value in env_keys.items()]
+    secrets.append(SecretFile(f"airpods-{spec.service}-keys", g.KEYS_TARGET,
+                              json.dumps(client_keys(svc, master), sort_keys=True)))
+    port = spec.ports[0].container_port if spec.ports else g.PORT
+    env = {k: v for k, v in spec.env.items() if k != g.MASTER_VARIABLE}
+    # Names only (no value): which variables `start` must find set and mount as files.
+    remote_vars = ",".join(f"{r}={s.api_key_env}" for r, s in svc.remotes.items() if s.api_key_env)
+    if remote_vars:
+        env[REMOTE_KEYS_ENV] = remote_vars
+    deferred = (*spec.deferred, g.REMOTE_KEYS)
+    return replace(
+        spec, env=env, secret_env=spec.secret_env - {g.MASTER_VARIABLE},
+        entrypoint=("/bin/sh", "-c", g.ENTRY_SCRIPT, "airpods-gateway"), command=(str(port),),
+        config_files=(*spec.config_files, *configs), secret_files=(*spec.secret_files, *secrets),
+        deferred=deferred,
+    )
+
+
+def remote_key_variables(spec: ContainerSpec) -> list[tuple[str, str]]:
+    """(remote, variable) for each remote whose key comes from the environment."""
+    text = spec.env.get(REMOTE_KEYS_ENV, "")
+    return [tuple(item.split("=", 1)) for item in text.split(",") if "=" in item]  # type: ignore[misc]
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str | None]]:
+    """What only every service in view shows: names, fallbacks, cycles, private models."""
+    svc = config.services[service]
+    if not svc.enabled:
+        return []
+    base: Path = ("services", service)
+    out: list[tuple[Path, str, str | None]] = []
+    owners: dict[str, Path] = {}
+    private: set[str] = set()
+    try:
+        local = local_models(service, config)
+    except Exception:  # noqa: BLE001 - a peer that cannot render is reported as its own problem
+        return []
+    for name, model in local:
+        path: Path = ("services", name)
+        if model.id in owners:
+            out.append((path, f"model name {model.id!r} is also served by "
+                        f"{_where(owners[model.id])}",
+                        "every gateway model needs its own name: change command_args.alias"))
+        owners.setdefault(model.id, path)
+        if model.private:
+            private.add(model.id)
+    for remote, spec in svc.remotes.items():
+        for i, name in enumerate(spec.models):
+            path = (*base, "remotes", remote, "models", i)
+            if name in owners:
+                out.append((path, f"model name {name!r} is also served by {_where(owners[name])}",
+                            "every gateway model needs its own name"))
+            owners.setdefault(name, path)
+    for model, chain in svc.fallbacks.items():
+        path = (*base, "fallbacks", model)
+        if model not in owners:
+            out.append((path, f"unknown model {model!r}", _known(owners)))
+        elif model in private:
+            out.append((path, f"model {model!r} is private: it never falls back",
+                        "remove its fallbacks, or its `private = true`"))
+        for i, target in enumerate(chain):
+            if target not in owners:
+                out.append(((*path, i), f"unknown model {target!r}", _known(owners)))
+            if target == model or chain.count(target) > 1:
+                out.append(((*path, i), f"model {target!r} cannot be its own fallback or "
+                            "appear twice", None))
+    if not out:
+        cycle = _cycle({m: list(c) for m, c in svc.fallbacks.items()})
+        if cycle:
+            out.append(((*base, "fallbacks", cycle[0]),
+                        f"fallback cycle: {' -> '.join(cycle)}",
+                        "fallbacks must end at a model that has none"))
+    return out
+
+
+def _where(path: Path) -> str:
+    from airpods.config.schema import format_key_path
+
+    return format_key_path(path)
+
+
+def _known(owners: dict[str, Path]) -> str:
+    return f"gateway models: {', '.join(owners)}" if owners else "the gateway serves no model"
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    from airpods.config.schema import _find_cycle
+
+    return _find_cycle(graph)
+
+
+# --- where each model goes now (`status`'s routes) ------------------------------------------------
+
+
+def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
+    """[{model, backend, service or remote, private, fallbacks}] from a gateway's rendered config
+    ([] for any other spec)."""
+    from airpods.kinds import gateway as g
+
+    text = next((f.value for f in spec.config_files if f.target == g.CONFIG_TARGET), None)
+    if text is None:
+        return []
+    config = json.loads(text.split("\n", 1)[1])
+    chains: dict[str, list[str]] = {}
+    for entry in config.get("router_settings", {}).get("fallbacks", []):
+        chains.update(entry)
+    return [{
+        "model": m["model_name"],
+        "backend": m["model_info"]["airpods_backend"],
+        "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote"),
+        "private": bool(m["model_info"].get("airpods_private")),
+        "fallbacks": list(chains.get(m["model_name"], [])),
+    } for m in config.get("model_list", [])]
+
+
+def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]) -> list[dict]:
+    """Each model and where a request for it goes now, given which local services are ready.
+
+    route: "local" (its server is ready), "fallback" (local down: `via` the first fallback),
+    "remote", or "unavailable" (local down and private, or no fallback). Remotes are not probed
+    (status stays fast): a remote is taken to answer.
+    """
+    by_model = {row["model"]: row for row in table}
+    out = []
+    for row in table:
+        route, via = "remote", row["where"]
+        if row["backend"] == "local":
+            if ready.get(row["where"], False):
+                route, via = "local", row["where"]
+            else:
+                route, via = "unavailable", None
+                if not row["private"]:
+                    target = next((f for f in row["fallbacks"] if f in by_model and (
+                        by_model[f]["backend"] == "remote" or ready.get(by_model[f]["where"])
+                    )), None)
+                    if target is not None:
+                        route, via = "fallback", target
+        out.append({"gateway": gateway, "model": row["model"], "backend": row["backend"],
+                    "private": row["private"], "route": route, "via": via})
+    return out

@@ -1,0 +1,156 @@
+"""airpods' guard, loaded by LiteLLM from beside its config.yaml (airpods ships and mounts it).
+
+- `user_api_key_auth` (general_settings.custom_auth): a request must carry the master key or a
+  named client key (sha256 of each in the file $AIRPODS_GATEWAY_CLIENTS); anything else is 401.
+  The client's name is the key's alias, so usage records can name the client.
+- `guard` (litellm_settings.callbacks): the private lane. A request is private when it carries
+  `X-Airpods-Private: 1` or names a model marked private (model_info.airpods_private). A private
+  request is served by a local deployment or refused with 503: fallbacks are switched off for it,
+  remote deployments are filtered out of every routing decision (so a fallback chain configured
+  by mistake cannot reach one), and a local failure becomes a clear 503.
+
+Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
+CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
+async_post_call_failure_hook (a returned HTTPException replaces the error); a request's
+`disable_fallbacks: true` turns its fallbacks off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from fastapi import HTTPException, Request
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.proxy._types import UserAPIKeyAuth
+
+PRIVATE_HEADER = "x-airpods-private"
+PRIVATE_FLAG = "airpods_private"
+_TRUE = ("1", "true", "yes", "on")
+_keys: dict[str, str] | None = None
+
+
+def _accepted_keys() -> dict[str, str]:
+    """sha256 -> client name; read once (a change of keys recreates the container)."""
+    global _keys
+    if _keys is None:
+        path = os.environ.get("AIRPODS_GATEWAY_CLIENTS", "")
+        try:
+            with open(path, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except (OSError, ValueError):
+            loaded = {}  # no keys file: nobody gets in
+        _keys = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+    return _keys
+
+
+async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
+    digest = hashlib.sha256((api_key or "").encode()).hexdigest()
+    name = _accepted_keys().get(digest) if api_key else None
+    if name is None:
+        raise HTTPException(
+            status_code=401,
+            detail="airpods gateway: missing or unknown key (send Authorization: Bearer <key>)",
+        )
+    private = request.headers.get(PRIVATE_HEADER, "").strip().lower() in _TRUE
+    return UserAPIKeyAuth(
+        api_key=digest, key_alias=name, key_name=name, metadata={PRIVATE_FLAG: private}
+    )
+
+
+def _deployments(model: Any) -> list[dict[str, Any]]:
+    from litellm.proxy.proxy_server import llm_router
+
+    if llm_router is None or not isinstance(model, str):
+        return []
+    return [d for d in llm_router.model_list if d.get("model_name") == model]
+
+
+def _info(deployment: dict[str, Any]) -> dict[str, Any]:
+    info = deployment.get("model_info")
+    return info if isinstance(info, dict) else {}
+
+
+def _is_local(deployment: dict[str, Any]) -> bool:
+    return _info(deployment).get("airpods_backend") == "local"
+
+
+def _metadata(data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not isinstance(data, dict):
+        return []
+    return [m for key in ("metadata", "litellm_metadata")
+            if isinstance(m := data.get(key), dict)]
+
+
+def _marked_private(data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = None) -> bool:
+    if auth is not None and isinstance(auth.metadata, dict) and auth.metadata.get(PRIVATE_FLAG):
+        return True
+    for meta in _metadata(data):
+        if meta.get(PRIVATE_FLAG) is True:
+            return True
+        key_meta = meta.get("user_api_key_metadata")
+        if isinstance(key_meta, dict) and key_meta.get(PRIVATE_FLAG) is True:
+            return True
+    return False
+
+
+class Guard(CustomLogger):
+    async def async_pre_call_hook(
+        self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict, call_type: Any
+    ) -> dict:
+        model = data.get("model")
+        found = _deployments(model)
+        private = _marked_private(data, user_api_key_dict) or any(
+            _info(d).get(PRIVATE_FLAG) for d in found
+        )
+        if not private:
+            return data
+        if not any(_is_local(d) for d in found):
+            raise HTTPException(
+                status_code=503,
+                detail=f"airpods gateway: private request for {model!r}, which no local server "
+                "serves; private requests are never sent to a remote",
+            )
+        data["disable_fallbacks"] = True
+        metas = _metadata(data) or [data.setdefault("metadata", {})]
+        for meta in metas:
+            meta[PRIVATE_FLAG] = True
+        return data
+
+    async def async_filter_deployments(
+        self,
+        model: str,
+        healthy_deployments: list,
+        messages: Any,
+        request_kwargs: dict | None = None,
+        parent_otel_span: Any = None,
+    ) -> list[dict]:
+        # The last word before any call: a private request never reaches a remote deployment,
+        # whatever fallbacks or model groups the config holds.
+        if not _marked_private(request_kwargs):
+            return healthy_deployments
+        return [d for d in healthy_deployments if _is_local(d)]
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict,
+        original_exception: Exception,
+        user_api_key_dict: UserAPIKeyAuth,
+        traceback_str: str | None = None,
+    ) -> HTTPException | None:
+        if isinstance(original_exception, HTTPException):
+            return None
+        if _marked_private(request_data, user_api_key_dict):
+            return HTTPException(
+                status_code=503,
+                detail=f"airpods gateway: the local server for private model "
+                f"{request_data.get('model')!r} cannot answer now "
+                f"({type(original_exception).__name__}); private requests are never sent "
+                "to a remote",
+            )
+        return None
+
+
+guard = Guard()

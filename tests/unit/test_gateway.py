@@ -1,0 +1,245 @@
+"""The gateway kind: config.yaml rendering, keys as mounted files, and every bad input.
+
+Pure rendering (no Podman, no LiteLLM): the real LiteLLM proxy runs against what is rendered
+here in tests/integration/test_gateway_podman.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airpods.config.loader import load_config_text
+from airpods.errors import ConfigError
+from airpods.host import HostFacts
+from airpods.kinds import gateway as g
+from airpods.kinds import gateway_config
+from airpods.render import render_service
+from airpods.secrets import SecretStore
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
+ON = '[services.gateway]\nenabled = true\n[services.open-webui]\nenabled = false\n'
+REMOTE = (
+    '[services.gateway.remotes.homelab]\nbase_url = "http://192.168.1.20:11434/v1"\n'
+    'api_key_env = "HOMELAB_KEY"\nmodels = ["llama3.1:8b"]\nprice_in = 1.5\nprice_out = 3\n'
+)
+LOCAL = "qwen2.5-0.5b-instruct-q4_k_m"
+
+
+def _load(text: str, tmp_path: Path):
+    return load_config_text(tmp_path / "config.toml", text, host=HOST, environ={},
+                            secrets=SecretStore(tmp_path / "secrets"))
+
+
+def _gateway(text: str, tmp_path: Path):
+    loaded = _load(text, tmp_path)
+    cfg = loaded.config
+    return render_service("gateway", cfg.services["gateway"], cfg, HOST), loaded
+
+
+def _config(spec) -> dict:
+    [f] = [f for f in spec.config_files if f.target == g.CONFIG_TARGET]
+    assert f.value.startswith("# written by airpods")
+    return json.loads(f.value.split("\n", 1)[1])
+
+
+def test_built_in_gateway_is_off_and_pinned(tmp_path: Path) -> None:
+    loaded = _load("", tmp_path)
+    svc = loaded.config.services["gateway"]
+    assert svc.kind == "gateway" and svc.enabled is False
+    assert svc.image == "ghcr.io/berriai/litellm:main-v1.106.12"
+    assert [(p.host, p.container, p.host_ip) for p in svc.ports] == [(4000, 4000, "127.0.0.1")]
+
+
+def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
+    tmp_path: Path,
+) -> None:
+    spec, loaded = _gateway(ON + REMOTE, tmp_path)
+    config = _config(spec)
+    local, remote = config["model_list"]
+    assert local["model_name"] == LOCAL
+    assert local["litellm_params"]["api_base"] == "http://llamacpp:8080/v1"
+    assert local["litellm_params"]["api_key"] == "os.environ/AIRPODS_LOCAL_KEY_0"
+    assert local["model_info"] | {} == {
+        "id": f"local:llamacpp:{LOCAL}", "airpods_backend": "local",
+        "airpods_service": "llamacpp", "airpods_private": False}
+    assert local["litellm_params"]["input_cost_per_token"] == 0
+    assert remote["model_name"] == "llama3.1:8b"
+    assert remote["litellm_params"]["api_key"] == "os.environ/HOMELAB_KEY"
+    assert remote["litellm_params"]["input_cost_per_token"] == pytest.approx(1.5e-6)
+    assert remote["litellm_params"]["output_cost_per_token"] == pytest.approx(3e-6)
+    assert remote["model_info"]["airpods_remote"] == "homelab"
+    assert config["general_settings"]["custom_auth"] == "airpods_guard.user_api_key_auth"
+    # Keys reach the container as mounted files only: none in the config, env or argv.
+    llama_key = loaded.config.services["llamacpp"].env["LLAMA_API_KEY"]
+    master = loaded.config.services["gateway"].env[g.MASTER_VARIABLE]
+    files = {f.target: f.value for f in spec.secret_files}
+    assert files[g.ENV_PREFIX + "AIRPODS_LOCAL_KEY_0"] == llama_key
+    assert files[g.ENV_PREFIX + g.MASTER_VARIABLE] == master
+    visible = json.dumps([spec.env, spec.command, spec.entrypoint,
+                          [f.value for f in spec.config_files]])
+    assert llama_key not in visible and master not in visible
+    assert g.MASTER_VARIABLE not in spec.env
+    assert spec.env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert spec.env[gateway_config.REMOTE_KEYS_ENV] == "homelab=HOMELAB_KEY"
+    assert {f.target for f in spec.config_files} >= {
+        g.CONFIG_TARGET, "/run/secrets/airpods_guard.py"}
+
+
+def test_router_presets_each_become_a_model_and_private_is_carried(tmp_path: Path) -> None:
+    router = ('[services.llamacpp]\nmode = "router"\n'
+              '[services.llamacpp.models.alpha]\nfile = "a.gguf"\n'
+              '[services.llamacpp.models.beta]\nfile = "b.gguf"\nprivate = true\n')
+    spec, _ = _gateway(ON + router, tmp_path)
+    models = {m["model_name"]: m["model_info"]["airpods_private"]
+              for m in _config(spec)["model_list"]}
+    assert models == {"alpha": False, "beta": True}
+
+
+def test_fallbacks_and_clients(tmp_path: Path) -> None:
+    text = ON + REMOTE + f'[services.gateway.fallbacks]\n"{LOCAL}" = ["llama3.1:8b"]\n' \
+        '[services.gateway.clients.laptop]\n[services.gateway.clients.phone]\n'
+    spec, loaded = _gateway(text, tmp_path)
+    assert _config(spec)["router_settings"]["fallbacks"] == [{LOCAL: ["llama3.1:8b"]}]
+    clients = loaded.config.services["gateway"].clients
+    keys = json.loads(next(f.value for f in spec.secret_files if f.target == g.KEYS_TARGET))
+    assert sorted(keys.values()) == ["laptop", "master", "phone"]
+    assert clients["laptop"].key and clients["laptop"].key not in json.dumps(keys)
+    # Revoking = removing the table: the keys file, so the config hash, changes.
+    spec2, _ = _gateway(text.replace("[services.gateway.clients.phone]\n", ""), tmp_path)
+    assert spec2.config_hash != spec.config_hash
+
+
+def test_config_yaml_is_in_the_hash(tmp_path: Path) -> None:
+    spec, _ = _gateway(ON + REMOTE, tmp_path)
+    other, _ = _gateway(ON + REMOTE.replace("price_out = 3", "price_out = 4"), tmp_path)
+    assert spec.config_hash != other.config_hash
+
+
+def test_usage_callback_listed_only_when_shipped(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(gateway_config, "shipped_modules",
+                        lambda: {"airpods_guard": "x", "airpods_usage": "y"})
+    spec, _ = _gateway(ON, tmp_path)
+    assert _config(spec)["litellm_settings"]["callbacks"] == [
+        "airpods_guard.guard", "airpods_usage.usage_logger"]
+    monkeypatch.setattr(gateway_config, "shipped_modules", lambda: {"airpods_guard": "x"})
+    spec, _ = _gateway(ON, tmp_path)
+    assert _config(spec)["litellm_settings"]["callbacks"] == ["airpods_guard.guard"]
+
+
+def test_remote_keys_come_from_the_environment_at_start(tmp_path: Path, monkeypatch) -> None:
+    spec, _ = _gateway(ON + REMOTE, tmp_path)
+    kind = g.Gateway()
+    problems = kind.start_problems(spec, {})
+    assert len(problems) == 1 and "HOMELAB_KEY" in problems[0]
+    assert kind.start_problems(spec, {"HOMELAB_KEY": "k"}) == []
+    monkeypatch.setenv("HOMELAB_KEY", "remote-secret")
+    monkeypatch.setattr(g, "usage_host_dir", lambda s: tmp_path / "usage")
+    mounts = [m for m in spec.mounts if m.target == g.USAGE_DIR]
+    assert mounts and mounts[0].mode == "rw"
+    settled = kind.settle(spec.__class__(**{**spec.__dict__, "mounts": ()}), lambda p: None,
+                          None)  # type: ignore[arg-type]
+    files = {f.target: f.value for f in settled.secret_files}
+    assert files[g.ENV_PREFIX + "HOMELAB_KEY"] == "remote-secret"
+    assert settled.deferred == ()
+
+
+# --- bad input: one line, exit 2, nothing started ---------------------------------------------
+
+BAD = [
+    ("no-base-url", ON + '[services.gateway.remotes.r]\nmodels = ["m"]\n',
+     "services.gateway.remotes.r.base_url", "required key is missing"),
+    ("ftp-base-url", ON + '[services.gateway.remotes.r]\nbase_url = "ftp://x/v1"\n'
+     'models = ["m"]\n', "services.gateway.remotes.r.base_url", "not an http(s) URL"),
+    ("literal-key", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
+     'api_key = "sk-abc"\nmodels = ["m"]\n', "services.gateway.remotes.r", "literal key"),
+    ("key-in-api-key-env", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
+     'api_key_env = "sk-abcdef123"\nmodels = ["m"]\n', "services.gateway.remotes.r.api_key_env",
+     "never the key itself"),
+    ("fallback-unknown", ON + f'[services.gateway.fallbacks]\n"{LOCAL}" = ["nope"]\n',
+     f'services.gateway.fallbacks."{LOCAL}"[0]', "unknown model 'nope'"),
+    ("fallback-cycle", ON + REMOTE + '[services.gateway.remotes.r2]\nbase_url = "http://y/v1"\n'
+     'models = ["m2"]\n[services.gateway.fallbacks]\n"llama3.1:8b" = ["m2"]\n'
+     'm2 = ["llama3.1:8b"]\n', 'services.gateway.fallbacks."llama3.1:8b"', "fallback cycle"),
+    ("private-with-fallbacks", ON + REMOTE + '[services.llamacpp]\nprivate = true\n'
+     f'[services.gateway.fallbacks]\n"{LOCAL}" = ["llama3.1:8b"]\n',
+     f'services.gateway.fallbacks."{LOCAL}"', "is private"),
+    ("duplicate-model", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
+     f'models = ["{LOCAL}"]\n', "services.gateway.remotes.r.models[0]", "also served by"),
+    ("unsafe-client", ON + '[services.gateway.clients."../evil"]\n',
+     'services.gateway.clients."../evil"', "not a safe client name"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "key_path", "expect"), BAD, ids=[b[0] for b in BAD])
+def test_bad_gateway_config_is_one_line_and_starts_nothing(
+    case: str, text: str, key_path: str, expect: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _load(text, tmp_path)
+    assert caught.value.key_path == key_path, caught.value.one_line()
+    assert expect in caught.value.one_line()
+    result = _cli(tmp_path, text, "start", "gateway")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert key_path in result.stderr and expect in result.stderr
+    assert not (tmp_path / "xdg-data" / "airpods" / "gateway").exists()
+
+
+def test_unset_key_variable_refuses_start_and_warns_in_validate(tmp_path: Path) -> None:
+    result = _cli(tmp_path, ON + REMOTE, "start", "gateway")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "HOMELAB_KEY" in result.stderr, result.stderr
+    assert "not set" in result.stderr
+    result = _cli(tmp_path, ON + REMOTE, "config", "validate")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "HOMELAB_KEY" in result.stderr
+
+
+def _cli(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRPODS_", "HOMELAB", "CONTAINER_HOST"))}
+    env |= {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+            "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"), "AIRPODS_NO_CACHE": "1",
+            # Nothing may be started: a socket that is not there would fail loudly.
+            "CONTAINER_HOST": f"unix://{tmp_path}/no-podman.sock"}
+    return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+
+
+def test_routes_now() -> None:
+    table = [
+        {"model": "a", "backend": "local", "where": "llamacpp", "private": False,
+         "fallbacks": ["big"]},
+        {"model": "p", "backend": "local", "where": "secret", "private": True, "fallbacks": []},
+        {"model": "big", "backend": "remote", "where": "homelab", "private": False,
+         "fallbacks": []},
+    ]
+    up = gateway_config.routes_now("gw", table, {"llamacpp": True, "secret": True})
+    assert [(r["route"], r["via"]) for r in up] == [
+        ("local", "llamacpp"), ("local", "secret"), ("remote", "homelab")]
+    down = gateway_config.routes_now("gw", table, {})
+    assert [(r["route"], r["via"]) for r in down] == [
+        ("fallback", "big"), ("unavailable", None), ("remote", "homelab")]
+
+
+def test_lan_is_opt_in_and_warned(tmp_path: Path) -> None:
+    spec, _ = _gateway(ON, tmp_path)
+    assert [p.host_ip for p in spec.ports] == ["127.0.0.1"]
+    assert not any("reachable from other machines" in n for n in spec.notes)
+    lan, _ = _gateway(ON.replace("enabled = true\n", 'enabled = true\nports = [{ host = 4000, '
+                                 'container = 4000, host_ip = "0.0.0.0" }]\n', 1), tmp_path)
+    [note] = [n for n in lan.notes if "reachable from other machines" in n]
+    assert note.startswith("gateway: port 4000 is published on 0.0.0.0")
+    # The llama-servers behind it stay on loopback.
+    llama = render_service("llamacpp", _load(ON, tmp_path).config.services["llamacpp"],
+                           _load(ON, tmp_path).config, HOST)
+    assert [p.host_ip for p in llama.ports] == ["127.0.0.1"]
