@@ -301,7 +301,8 @@ def answering_podman() -> Podman | None:
     service just to look at the model files)."""
     import os
 
-    from airpods.engine.podman import Podman, answering_socket
+    from airpods.engine.podman import Podman
+    from airpods.engine.podman_socket import answering_socket
 
     return Podman.connect() if answering_socket(os.environ) else None
 
