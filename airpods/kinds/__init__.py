@@ -6,6 +6,7 @@
     kind.ready_check(spec)         # an extra readiness check (llama-server: model listed)
     kind.model_path(spec)          # where its argv says the model file is
     kind.api_key(spec)             # the key clients must send
+    kind.status_fields(spec, ctx)  # keys it adds to its `status` row (router: "models")
 
 The engine and the CLI ask this registry; no other module compares kind names. Kind modules
 are light (no HTTP client, no pydantic): the schema and the cache-hit path import them.
@@ -13,7 +14,15 @@ are light (no HTTP client, no pydantic): the schema and the cache-hit path impor
 
 from __future__ import annotations
 
-from airpods.kinds.base import Backend, HostPath, Kind, Memory, ModelCheck, WiringError
+from airpods.kinds.base import (
+    Backend,
+    HostPath,
+    Kind,
+    Memory,
+    ModelCheck,
+    StatusContext,
+    WiringError,
+)
 from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
 from airpods.kinds.ollama import Ollama
@@ -26,8 +35,8 @@ _REGISTRY: dict[str, Kind] = {
 }
 
 __all__ = [
-    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "WiringError", "get",
-    "names",
+    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "StatusContext",
+    "WiringError", "get", "names",
 ]
 
 
