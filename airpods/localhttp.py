@@ -1,21 +1,22 @@
 """GET requests to the services' own published ports (plain http, usually 127.0.0.1).
 
 Readiness polls and `status` probes only ever GET a plain-http URL that airpods built itself,
-so the stdlib's http.client does: it imports in about 5 ms where httpx takes 40-60 ms on a
-2-core machine, and `status` and `start` pay that on every call (bench/README.md). Connections
-are kept alive per thread and host, so polling every few milliseconds opens one connection.
-No proxy is ever used: an HTTP(S)_PROXY in the user's environment must not capture 127.0.0.1.
+so airpods/http1.py does: httpx takes 40-60 ms to import on a 2-core machine and http.client
+pulls in the email package, and `status` and `start` would pay that on every call
+(bench/README.md). Connections are kept alive per thread and host, so polling every few
+milliseconds opens one connection. No proxy is ever used: an HTTP(S)_PROXY in the user's
+environment must not capture 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import threading
-import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, BinaryIO, Protocol
+
+from airpods import http1
 
 
 class TransportError(Exception):
@@ -42,60 +43,65 @@ class Reply:
         return json.loads(self.content)  # ValueError when it is not JSON, as httpx
 
 
+class Client(Protocol):
+    """What readiness needs from an HTTP client (LocalHTTP; tests pass fakes)."""
+
+    def get(self, url: str, *, headers: Any = None, timeout: float | None = None) -> Reply: ...
+
+
 class LocalHTTP:
     """A GET-only client: `get(url, headers=, timeout=)` -> Reply, or TransportError."""
 
     def __init__(self, timeout: float | None = None) -> None:
         self.timeout = timeout
         self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: list[_Connection] = []
         self._lock = threading.Lock()
         self.is_closed = False
 
     def get(
         self, url: str, *, headers: Mapping[str, str] | None = None, timeout: float | None = None
     ) -> Reply:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise TransportError(f"not a plain http URL: {url}")
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            host, port, target = http1.split_url(url)
+        except ValueError as exc:
+            raise TransportError(str(exc)) from None
         limit = self.timeout if timeout is None else timeout
-        host = (parts.hostname, parts.port or 80)
         for attempt in (1, 2):
-            conn, reused = self._connection(host, limit)
+            conn = self._connections().get((host, port))
+            reused = conn is not None
             try:
-                conn.request("GET", target, headers=dict(headers or {}))
-                resp = conn.getresponse()
-                reply = Reply(resp.status, resp.reason, resp.read())
-                if resp.will_close:
-                    self._drop(host)
-                return reply
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop(host)
+                if conn is None:
+                    conn = self._open(host, port, limit)
+                conn.sock.settimeout(limit)
+                http1.send_get(conn.sock, target, _host_header(host, port), dict(headers or {}))
+                resp = http1.read_response(conn.rfile)
+            except OSError as exc:  # refused, reset, cut short (http1.Closed), timed out
+                self._drop(host, port)
                 # A kept-alive connection the server closed meanwhile: try once on a new one.
                 if attempt == 1 and reused and not isinstance(exc, TimeoutError):
                     continue
                 raise TransportError(_detail(exc, limit)) from exc
+            if resp.will_close:
+                self._drop(host, port)
+            return Reply(resp.status, resp.reason, resp.body)
         raise AssertionError("unreachable")
 
-    def _connection(
-        self, host: tuple[str, int], timeout: float | None
-    ) -> tuple[http.client.HTTPConnection, bool]:
-        conns: dict = self._local.__dict__.setdefault("conns", {})
-        conn = conns.get(host)
-        reused = conn is not None
-        if conn is None:
-            conn = _Connection(host[0], host[1], timeout=timeout)
-            conns[host] = conn
-            with self._lock:
-                self._all.append(conn)
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        return conn, reused
+    def _connections(self) -> dict[tuple[str, int], _Connection]:
+        return self._local.__dict__.setdefault("conns", {})
 
-    def _drop(self, host: tuple[str, int]) -> None:
-        conn = self._local.__dict__.get("conns", {}).pop(host, None)
+    def _open(self, host: str, port: int, timeout: float | None) -> _Connection:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        # A request is one write; no Nagle delay waiting for the ACK of the previous one.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _Connection(sock, sock.makefile("rb"))
+        self._connections()[(host, port)] = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _drop(self, host: str, port: int) -> None:
+        conn = self._connections().pop((host, port), None)
         if conn is not None:
             conn.close()
 
@@ -113,12 +119,18 @@ class LocalHTTP:
         self.close()
 
 
-class _Connection(http.client.HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        # Headers and body of a request go out in one write, but a server's answer may come in
-        # two: no Nagle delay on our side either way.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class _Connection:
+    def __init__(self, sock: socket.socket, rfile: BinaryIO) -> None:
+        self.sock, self.rfile = sock, rfile
+
+    def close(self) -> None:
+        self.rfile.close()
+        self.sock.close()
+
+
+def _host_header(host: str, port: int) -> str:
+    name = f"[{host}]" if ":" in host else host
+    return name if port == 80 else f"{name}:{port}"
 
 
 def _detail(exc: BaseException, timeout: float | None) -> str:
@@ -126,6 +138,6 @@ def _detail(exc: BaseException, timeout: float | None) -> str:
         return f"no answer within {timeout:.1f}s" if timeout is not None else "no answer"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, (ConnectionError, http.client.HTTPException)):
-        return "connection closed"  # reset, broken pipe, cut short, no status line
+    if isinstance(exc, ConnectionError):
+        return "connection closed"  # reset, broken pipe, cut short, not HTTP
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

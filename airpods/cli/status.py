@@ -87,7 +87,7 @@ def _observe(
     """service -> (health, detail, its kind's extra fields), one thread per service: a running
     service's probe (each request bounded by PROBE_TIMEOUT_S) and its `Kind.status_fields`, so
     `status` takes about as long as the slowest service, not the sum."""
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
     from airpods import kinds
     from airpods.engine.readiness import new_client, probe_once
@@ -100,14 +100,26 @@ def _observe(
                                   timeout_s=PROBE_TIMEOUT_S)
         return health, detail, kinds.get(spec.kind).status_fields(spec, ctx)
 
-    if not specs:
-        return {}
-    with (
-        new_client(PROBE_TIMEOUT_S) as client,
-        ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="status") as pool,
-    ):
-        futures = {spec.service: pool.submit(observe, spec) for spec in specs}
-        return {service: future.result() for service, future in futures.items()}
+    found: dict[str, Any] = {}
+
+    def run(spec: ContainerSpec) -> None:
+        try:
+            found[spec.service] = observe(spec)
+        except BaseException as exc:  # raised in the caller's thread below
+            found[spec.service] = exc
+
+    # Plain threads: concurrent.futures would add its import to every status.
+    with new_client(PROBE_TIMEOUT_S) as client:
+        threads = [threading.Thread(target=run, args=(s,), name=f"status-{s.service}")
+                   for s in specs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for result in found.values():
+        if isinstance(result, BaseException):
+            raise result
+    return {spec.service: found[spec.service] for spec in specs}
 
 
 def _epoch(value: str) -> float | None:

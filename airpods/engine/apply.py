@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -131,6 +130,8 @@ def pull_images(
 ) -> None:
     if not images:
         return
+    from concurrent.futures import ThreadPoolExecutor  # only when pulling: a few ms otherwise
+
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(images)))) as pool:
         futures = [
             pool.submit(podman.pull, ref, lambda line, ref=ref: reporter.pull_progress(ref, line))

@@ -1,10 +1,11 @@
 """A thin client for Podman's libpod REST API on its unix socket, and the lost-connection wrapper.
 
-Why the stdlib and not podman-py or httpx: on this project's 2-core reference machine, importing
-podman-py (with requests and urllib3) costs 100-140 ms and httpx 40-60 ms, http.client about
-5 ms (bench/README.md has the `python -X importtime` figures). `status` and an idempotent `start`
-only read, so the reads (engine/podman_reads.py) go through this module and never import either;
-writes stay with podman-py (engine/podman.py), imported on the first write.
+Why not podman-py or httpx: on this project's 2-core reference machine, importing podman-py
+(with requests and urllib3) costs 100-140 ms and httpx 40-60 ms; airpods/http1.py (sockets and
+a few lines of HTTP/1.1) next to nothing (bench/README.md has the `python -X importtime`
+figures). `status` and an idempotent `start` only read, so the reads (engine/podman_reads.py)
+go through this module and never import either; writes stay with podman-py (engine/podman.py),
+imported on the first write.
 
 One connection per request: on a unix socket a connect costs microseconds, and it keeps the
 client safe to share between threads with no stale keep-alive connection to retry.
@@ -13,15 +14,14 @@ client safe to share between threads with no stale keep-alive connection to retr
 from __future__ import annotations
 
 import functools
-import http.client
 import inspect
 import json
 import socket
 import sys
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from airpods import http1
 from airpods.errors import PodmanError
 
 # The libpod API path podman-py uses too (Podman 4.3 and later answer under any version).
@@ -30,22 +30,6 @@ API_PREFIX = "/v5.0.0/libpod"
 
 class ConnectionLost(ConnectionError):
     """The API service did not answer, or cut an answer short."""
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 class Libpod:
@@ -58,26 +42,25 @@ class Libpod:
         self.socket_path = url[len("unix://"):]
         self.timeout = timeout
 
-    def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None
-    ) -> tuple[int, bytes]:
-        """(HTTP status, body) of one request; ConnectionLost when the service does not answer."""
-        target = API_PREFIX + path
-        if params:
-            target += "?" + urllib.parse.urlencode(params)
-        conn = _UnixConnection(self.socket_path, self.timeout)
+    def request(self, path: str, params: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+        """(HTTP status, body) of one GET; ConnectionLost when the service does not answer."""
+        target = API_PREFIX + path + (f"?{http1.query(dict(params))}" if params else "")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
         try:
-            conn.request(method, target, headers={"Accept": "application/json"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise ConnectionLost(f"{method} {path}: {exc}") from exc
+            sock.connect(self.socket_path)
+            http1.send_get(sock, target, "d", {"Accept": "application/json"})
+            with sock.makefile("rb") as rfile:
+                resp = http1.read_response(rfile)
+            return resp.status, resp.body
+        except OSError as exc:  # refused, reset, cut short (http1.Closed), timed out
+            raise ConnectionLost(f"GET {path}: {exc}") from exc
         finally:
-            conn.close()
+            sock.close()
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """The decoded JSON body; None when Podman answers 404 (no such object)."""
-        status, body = self.request("GET", path, params)
+        status, body = self.request(path, params)
         if status == 404:
             return None
         if not 200 <= status < 300:
@@ -86,7 +69,7 @@ class Libpod:
 
     def exists(self, path: str) -> bool:
         """For libpod's `.../exists` endpoints: 204 yes, 404 no."""
-        status, body = self.request("GET", path)
+        status, body = self.request(path)
         if status == 404:
             return False
         if not 200 <= status < 300:
@@ -94,9 +77,7 @@ class Libpod:
         return True
 
 
-def quote(name: str) -> str:
-    """A name as one path segment (image references hold '/' and ':')."""
-    return urllib.parse.quote(name, safe="")
+quote = http1.quote  # a name as one path segment (image references hold '/' and ':')
 
 
 def refused(status: int, body: bytes) -> PodmanError:

@@ -33,12 +33,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urljoin
 
 from airpods import kinds
+from airpods.http1 import on_server
 from airpods.kinds import ModelCheck
-from airpods.localhttp import LocalHTTP, Reply, TransportError
+from airpods.localhttp import Client, LocalHTTP, Reply, TransportError
 from airpods.spec import ContainerSpec
 
 STARTING = "starting"
@@ -58,12 +57,6 @@ DEFAULT_CAP_S = 1.0  # gap ceiling when the spec gives no usable health.interval
 WATCH_EVERY_S = 0.4  # container_state() is asked about this often while waiting (after each answer)
 MAX_REQUEST_TIMEOUT_S = 2.0  # one health request never blocks longer than this
 MIN_REQUEST_TIMEOUT_S = 0.05
-
-
-class Client(Protocol):
-    """What probes need from an HTTP client (airpods.localhttp.LocalHTTP; tests pass fakes)."""
-
-    def get(self, url: str, *, headers: Any = None, timeout: float | None = None) -> Reply: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +105,7 @@ def _model_listed(
     client: Client, health_url: str, check: ModelCheck, timeout: float | None
 ) -> tuple[bool, str]:
     """Ready once GET `check.path` lists the configured model (any model when none is named)."""
-    url = urljoin(health_url, check.path)
+    url = on_server(health_url, check.path)
     headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
     wanted = check.model_ids
     want_text = " or ".join(repr(w) for w in wanted) or "a model"
@@ -145,7 +138,7 @@ def _models_loaded(
 ) -> tuple[str, str]:
     """A router's check: READY once every `check.model_ids` is loaded, FAILED if one failed."""
     assert check.states is not None
-    url = urljoin(health_url, check.path)
+    url = on_server(health_url, check.path)
     headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
     try:
         resp = client.get(url, headers=headers, timeout=timeout)
