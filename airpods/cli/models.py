@@ -65,8 +65,7 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None) -
     if name is not None:
         check_name(name)
     _, _, volume, _ = _target(app, service)
-    podman = _podman()
-    directory = _ensure_dir(podman, volume)
+    directory = _ensure_dir(volume)
     try:
         got = pull(parsed, directory, name=name, progress=PullProgress())
     except KeyboardInterrupt:
@@ -78,9 +77,10 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None) -
         click.echo(f"{state}: {n} in volume {volume}")
 
 
-def _ensure_dir(podman: Podman, volume: str) -> Path:
+def _ensure_dir(volume: str) -> Path:
     if volume.startswith("/"):
-        return Path(volume)
+        return Path(volume)  # a bind mount: no Podman needed
+    podman = _podman()
     podman.ensure_volume(volume)
     return podman.volume_path(volume)
 
@@ -235,8 +235,7 @@ def import_cmd(app: AppContext, file: Path, service: str | None, name: str | Non
     check_gguf(file)  # bad input fails before anything is touched
     target = check_name(name if name is not None else file.name)
     _, _, volume, _ = _target(app, service)
-    podman = _podman()
-    dest = add_model(file, _ensure_dir(podman, volume), target)
+    dest = add_model(file, _ensure_dir(volume), target)
     UsageDB().record("import", [Use(volume, target, "")])
     click.echo(f"added {dest.name} to volume {volume}")
 
