@@ -91,7 +91,7 @@ class LocalHTTP:
         return self._local.__dict__.setdefault("conns", {})
 
     def _open(self, host: str, port: int, timeout: float | None) -> _Connection:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = _connect(host, port, timeout)
         # A request is one write; no Nagle delay waiting for the ACK of the previous one.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _Connection(sock, sock.makefile("rb"))
@@ -126,6 +126,22 @@ class _Connection:
     def close(self) -> None:
         self.rfile.close()
         self.sock.close()
+
+
+def _connect(host: str, port: int, timeout: float | None) -> socket.socket:
+    """An IP literal (what health URLs hold) is connected to directly: getaddrinfo, which
+    create_connection uses, would import the idna codec (with unicodedata) for the name."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if family == socket.AF_INET and not host.replace(".", "").isdigit():
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _host_header(host: str, port: int) -> str:

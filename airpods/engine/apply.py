@@ -95,12 +95,13 @@ def check_names(plan: Plan, podman: Podman) -> None:
 def check_required_files(plan: Plan, podman: Podman) -> None:
     """Fail before any change if a file a service needs is not in its volume (router presets)."""
     from airpods import kinds
-    from airpods.models.store import model_volume
 
     for spec in plan.specs:
         required = kinds.get(spec.kind).required_files(spec)
         if not required or not plan_creates(plan, spec.service):
             continue
+        from airpods.models.store import model_volume
+
         mounts = {m.target: m.source for m in spec.mounts}
         missing: list[str] = []
         for what, path in required:

@@ -230,6 +230,9 @@ def record_usage(resolved: Resolved, names: Iterable[str], event: str,
                  tokens: dict[str, tuple[int, int]] | None = None) -> None:
     """Note in the usage database that these services started or stopped their models (with
     the tokens each had served, where known)."""
+    names = list(names)
+    if not names:
+        return  # a start that changed nothing: no database (nor sqlite3) to open
     from airpods.models.usage import UsageDB
 
     found = uses(resolved, names)
