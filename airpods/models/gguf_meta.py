@@ -24,7 +24,7 @@ from airpods.errors import UsageError
 
 MAGIC = b"GGUF"
 MAX_COUNT = 1 << 24  # more tensors or keys than this is a corrupt header, not a model
-SMALL_ARRAY = 4096  # arrays up to this length are kept (per-layer head counts); longer ones skipped
+SMALL_ARRAY = 4096  # number arrays up to this length are kept (per-layer head counts)
 
 # GGUF value types: type id -> struct format of one scalar (strings and arrays apart).
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
@@ -158,7 +158,8 @@ class _Reader:
 
     def array(self) -> Any:
         item_type, count = self.take("I"), self.take("Q")
-        if count > SMALL_ARRAY:
+        # Lists of strings (vocabulary, merges) are never read: skipped whatever their length.
+        if count > SMALL_ARRAY or item_type == _STRING:
             if item_type == _STRING:
                 self.skip_strings(count)
             elif item_type in _SCALARS:
