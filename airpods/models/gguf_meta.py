@@ -169,6 +169,13 @@ class _Reader:
             else:
                 raise ValueError(f"unsupported array item type {item_type}")
             return count  # only its length is kept
+        if item_type in _SCALARS:  # one unpack for the whole array, not one per item
+            st = struct.Struct(f"{self.order}{count}{_SCALARS[item_type]}")
+            if self.pos + st.size > self.size:
+                raise ValueError("an array runs past the end of the file")
+            values = list(st.unpack_from(self.buf, self.pos))
+            self.pos += st.size
+            return values
         return [self.value(item_type) for _ in range(count)]
 
 
