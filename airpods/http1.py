@@ -10,7 +10,6 @@ transfer coding, or the connection's end; that is all this reads.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 from typing import BinaryIO
 
 MAX_LINE = 64 * 1024
@@ -21,13 +20,16 @@ class Closed(ConnectionError):
     """The server closed the connection before a whole answer arrived (or sent no HTTP)."""
 
 
-@dataclass(frozen=True)
 class Response:
-    status: int
-    reason: str
-    headers: dict[str, str]  # names in lower case
-    body: bytes
-    will_close: bool  # the server closes the connection after this answer
+    """One answer. A plain class: a dataclass costs its creation on every command's start-up."""
+
+    __slots__ = ("status", "reason", "headers", "body", "will_close")
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str], body: bytes,
+                 will_close: bool) -> None:
+        self.status, self.reason, self.body = status, reason, body
+        self.headers = headers  # names in lower case
+        self.will_close = will_close  # the server closes the connection after this answer
 
 
 def send_get(sock: socket.socket, target: str, host: str, headers: dict[str, str]) -> None:

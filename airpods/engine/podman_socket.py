@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -58,6 +57,8 @@ def _start_transient_service(path: Path) -> None:
     if podman is None:
         raise PodmanError("podman is not installed", hint=INSTALL_HINT)
     path.unlink(missing_ok=True)
+    import subprocess  # only here: every command imports this module, few start a service
+
     # A new session so the service outlives this command and serves the next ones.
     subprocess.Popen(
         [podman, "system", "service", f"--time={TRANSIENT_IDLE_S}", f"unix://{path}"],
