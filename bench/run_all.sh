@@ -2,7 +2,9 @@
 # Run every benchmark in sequence and print the results (nothing is written into the repo).
 #
 #   bench/run_all.sh [--repeat N]     # ARGS go to every benchmark; default: each one's own
+#   AIRPODS_BENCH_BASE=/tmp/perf-base bench/run_all.sh   # + BEFORE rows from that checkout
 #
+# Each benchmark prints PASS/MISS per goal of issue 15 (bench/README.md lists them).
 # Each Podman benchmark creates its own isolated Podman sandbox (tests/sandbox.py), local
 # llama-server image and tiny model, and removes them when done; the llama-server binary comes
 # from the build cache (~/.cache/airpods), so a sandbox takes a few seconds. About 2-3 minutes
