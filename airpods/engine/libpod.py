@@ -13,6 +13,7 @@ client safe to share between threads with no stale keep-alive connection to retr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -133,26 +134,26 @@ def _mapped(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         def streaming(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            try:
+            with _lost_as_podman_error(self):
                 yield from fn(self, *args, **kwargs)
-            except PodmanError:
-                raise
-            except Exception as exc:
-                if not connection_lost(exc):
-                    raise
-                raise self.lost_connection() from None
 
         return streaming
 
     @functools.wraps(fn)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with _lost_as_podman_error(self):
             return fn(self, *args, **kwargs)
-        except PodmanError:
-            raise
-        except Exception as exc:
-            if not connection_lost(exc):
-                raise
-            raise self.lost_connection() from None
 
     return call
+
+
+@contextlib.contextmanager
+def _lost_as_podman_error(adapter: Any) -> Iterator[None]:
+    try:
+        yield
+    except PodmanError:
+        raise
+    except Exception as exc:
+        if not connection_lost(exc):
+            raise
+        raise adapter.lost_connection() from None

@@ -108,3 +108,13 @@ def test_libpod_lost_connection_is_recognised(tmp_path: Path) -> None:
         Libpod(f"unix://{tmp_path}/nothing.sock").get("/info")
     assert connection_lost(cut.value) and connection_lost(gone.value)
     assert not connection_lost(ValueError("x"))
+
+
+def test_a_read_on_a_lost_service_is_one_podman_error(tmp_path: Path) -> None:
+    from airpods.engine.podman_reads import PodmanReads
+
+    reads = PodmanReads(f"unix://{tmp_path}/gone.sock")
+    with pytest.raises(PodmanError, match="lost the connection to Podman at unix://"):
+        reads.managed()
+    with pytest.raises(PodmanError, match="lost the connection"):
+        reads.image_exists("x")
