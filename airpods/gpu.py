@@ -18,6 +18,7 @@ each service.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from airpods.errors import UsageError
 
 if TYPE_CHECKING:  # host.py imports this module, never the other way round at run time
-    import subprocess  # imported where nvidia-smi is run: most hosts have none
-
     from airpods.host import HostFacts
 
 # The accelerator names, written once: the schema, the loader and detection use these.
@@ -90,12 +89,10 @@ def probe_nvidia(
 ) -> tuple[list[NvidiaGpu], str | None]:
     """The GPUs `nvidia-smi` reports, and a note when it is there but does not answer."""
     which = which or shutil.which
+    run = run or subprocess.run
     exe = which("nvidia-smi")
     if not exe:
         return [], None
-    import subprocess
-
-    run = run or subprocess.run
     try:
         proc = run(
             [exe, *NVIDIA_SMI_QUERY],
