@@ -5,7 +5,8 @@
 "accelerator", "uptime_s", "model", "config_current", "detail"}],
  "host": {"accelerator", "reason", "notes"}}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
-unloaded or failed).
+unloaded or failed). Keys a kind adds to its rows come from `Kind.status_fields` (kinds/base.py),
+run in each service's probe thread; the common keys are built here.
 """
 
 from __future__ import annotations
