@@ -33,9 +33,16 @@ class Response:
 
 
 def send_get(sock: socket.socket, target: str, host: str, headers: dict[str, str]) -> None:
-    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
+    send(sock, "GET", target, host, headers)
+
+
+def send(sock: socket.socket, method: str, target: str, host: str, headers: dict[str, str],
+         body: bytes | None = None) -> None:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
 
 
 def read_response(rfile: BinaryIO) -> Response:

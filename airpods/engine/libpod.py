@@ -43,21 +43,38 @@ class Libpod:
         self.socket_path = url[len("unix://"):]
         self.timeout = timeout
 
-    def request(self, path: str, params: Mapping[str, str] | None = None) -> tuple[int, bytes]:
-        """(HTTP status, body) of one GET; ConnectionLost when the service does not answer."""
+    def request(self, path: str, params: Mapping[str, str] | None = None, *,
+                method: str = "GET", body: bytes | None = None,
+                raw: bool = False) -> tuple[int, bytes]:
+        """(HTTP status, body) of one request; ConnectionLost when the service does not answer.
+        A body is JSON unless `raw` (a secret's bytes)."""
         target = API_PREFIX + path + (f"?{http1.query(dict(params))}" if params else "")
+        headers = {"Accept": "application/json"}
+        if body is not None and not raw:
+            headers["Content-Type"] = "application/json"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.socket_path)
-            http1.send_get(sock, target, "d", {"Accept": "application/json"})
+            http1.send(sock, method, target, "d", headers, body)
             with sock.makefile("rb") as rfile:
                 resp = http1.read_response(rfile)
             return resp.status, resp.body
         except OSError as exc:  # refused, reset, cut short (http1.Closed), timed out
-            raise ConnectionLost(f"GET {path}: {exc}") from exc
+            raise ConnectionLost(f"{method} {path}: {exc}") from exc
         finally:
             sock.close()
+
+    def send(self, method: str, path: str, params: Mapping[str, str] | None = None,
+             body: bytes | None = None, *, missing_ok: bool = False, raw: bool = False) -> Any:
+        """A write (POST, DELETE): the decoded JSON answer; PodmanError when Podman refuses
+        (a 404 is None with `missing_ok`)."""
+        status, answer = self.request(path, params, method=method, body=body, raw=raw)
+        if status == 404 and missing_ok:
+            return None
+        if not 200 <= status < 300 and status != 304:  # 304: already in that state
+            raise refused(status, answer)
+        return json.loads(answer) if answer.strip() else None
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """The decoded JSON body; None when Podman answers 404 (no such object)."""

@@ -17,9 +17,10 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airpods.engine.libpod import connection_lost, maps_lost_connection
+from airpods.engine.libpod import connection_lost, maps_lost_connection, quote
 from airpods.engine.podman_reads import PodmanReads
 from airpods.engine.podman_socket import find_socket
+from airpods.engine.specgen import container_body
 from airpods.errors import NoSuchContainer, PodmanError
 from airpods.spec import LABEL_MANAGED, LABEL_SECRETS, ConfigFile, ContainerSpec, SecretFile
 
@@ -117,42 +118,33 @@ class Podman(PodmanReads):
     # -- create / start / stop -------------------------------------------------------------------
 
     def create_service(self, spec: ContainerSpec) -> None:
-        """Create the service's pod (network, published ports) and its container (not started)."""
-        self.client.pods.create(
-            spec.pod,
-            labels=spec.labels,
-            networks={spec.network: {"aliases": list(spec.network_aliases)}},
-            portmappings=[
-                {
-                    "host_ip": p.host_ip,
-                    "host_port": p.host_port,
-                    "container_port": p.container_port,
-                    "protocol": p.protocol,
-                }
-                for p in spec.ports
-            ],
-        )
+        """Create the service's pod (network, published ports) and its container (not started).
+
+        Through libpod directly, with the bodies podman-py sent (engine/specgen.py): a `start`
+        that creates does not wait for podman-py's import.
+        """
+        pod = pod_kwargs(spec) | {"name": spec.pod}
+        self.api.send("POST", "/pods/create", body=_json(pod))
         for secret in (*spec.secret_files, *spec.config_files):
             self.put_secret(secret)
-        self.client.containers.create(**container_kwargs(spec))
+        self.api.send("POST", "/containers/create", body=_json(container_body(
+            container_kwargs(spec))))
 
     # -- secrets ---------------------------------------------------------------------------------
 
     def put_secret(self, secret: SecretFile | ConfigFile) -> None:
         """Create the Podman secret anew with `secret.value` (Podman cannot update one)."""
         self.remove_secret(secret.name)
-        self.client.secrets.create(secret.name, secret.value.encode())
+        self.api.send("POST", "/secrets/create", {"name": secret.name},
+                      body=secret.value.encode(), raw=True)
 
     def remove_secret(self, name: str) -> None:
-        from podman.errors import NotFound
-
         if not name.startswith("airpods-"):
             return  # only secrets airpods names itself
-        with contextlib.suppress(NotFound):
-            self.client.secrets.get(name).remove()
+        self.api.send("DELETE", f"/secrets/{quote(name)}", missing_ok=True)
 
     def start(self, name: str) -> None:
-        self.client.containers.get(name).start()
+        self.api.send("POST", f"/containers/{quote(name)}/start")
 
     def remove_service(self, pod: str | None, container: str, timeout: float) -> None:
         """Stop gracefully, then remove the container and its pod. Volumes are never touched.
@@ -214,6 +206,25 @@ class Podman(PodmanReads):
 
 def _secret_names(labels: Mapping[str, str] | None) -> set[str]:
     return {n for n in ((labels or {}).get(LABEL_SECRETS) or "").split(",") if n}
+
+
+def pod_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+    """podman-py `pods.create` arguments for a spec (after the pod's name)."""
+    return {
+        "labels": spec.labels,
+        "networks": {spec.network: {"aliases": list(spec.network_aliases)}},
+        "portmappings": [
+            {"host_ip": p.host_ip, "host_port": p.host_port, "container_port": p.container_port,
+             "protocol": p.protocol}
+            for p in spec.ports
+        ],
+    }
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(body).encode()
 
 
 def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
