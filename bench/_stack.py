@@ -113,12 +113,19 @@ class BenchStack:
     def airpods_argv(self, *args: str) -> list[str]:
         return [*self.airpods_cmd, "--config", str(self.config), *args]
 
+    @property
+    def base_env(self) -> dict[str, str] | None:
+        """`env` running the BEFORE tree's airpods (bench_base()), or None when none is set."""
+        base = bench_base()
+        return None if base is None else {**self.env, "PYTHONPATH": str(base)}
+
     def airpods(
-        self, *args: str, check: bool = True, timeout: float = 180
+        self, *args: str, check: bool = True, timeout: float = 180,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = self.airpods_argv(*args)
-        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(argv, env=self.env if env is None else env, capture_output=True,
+                              text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}\n"
                                f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
@@ -183,6 +190,24 @@ def bench_stack(extra_llama: int = 0) -> Iterator[BenchStack]:
         finally:
             st.airpods("stop", "--timeout", "1", check=False)
             print(f"measured; {load_note()}; removing the sandbox", flush=True)
+
+
+def bench_base() -> Path | None:
+    """AIRPODS_BENCH_BASE: a checkout of an earlier revision (`git worktree add /tmp/perf-base
+    REV`) whose airpods the benchmarks run as BEFORE rows, in turns with this tree's, with the
+    same interpreter and venv (its package shadows this one through PYTHONPATH)."""
+    base = os.environ.get("AIRPODS_BENCH_BASE")
+    if not base:
+        return None
+    path = Path(base).resolve()
+    if not (path / "airpods" / "__init__.py").is_file():
+        raise SystemExit(f"AIRPODS_BENCH_BASE={base}: no airpods package there")
+    return path
+
+
+def before(name: str) -> str:
+    """The row name of the BEFORE tree's run of `name`."""
+    return f"BEFORE {name}"
 
 
 def load_note() -> str:

@@ -54,7 +54,13 @@ def report(title: str, rows: Sequence[tuple[str, Sequence[float]]], floor: str,
 
 def verdict(goal: str, value_ms: float, limit_ms: float, what: str = "median") -> bool:
     """Print ``PASS``/``MISS`` for one goal (value under limit) and return whether it passed."""
-    ok = value_ms < limit_ms
+    ok = value_ms <= limit_ms
     print(f"  {'PASS' if ok else 'MISS'}  {goal}: {what} {value_ms:.1f} ms "
           f"(limit {limit_ms:.0f} ms)")
+    return ok
+
+
+def goal(text: str, ok: bool, detail: str) -> bool:
+    """Print ``PASS``/``MISS`` for a goal that is not a plain "under N ms"."""
+    print(f"  {'PASS' if ok else 'MISS'}  {text}: {detail}")
     return ok

@@ -2,7 +2,9 @@
 # Run every benchmark in sequence and print the results (nothing is written into the repo).
 #
 #   bench/run_all.sh [--repeat N]     # ARGS go to every benchmark; default: each one's own
+#   AIRPODS_BENCH_BASE=/tmp/perf-base bench/run_all.sh   # + BEFORE rows from that checkout
 #
+# Each benchmark prints PASS/MISS per goal of issue 15 (bench/README.md lists them).
 # Each Podman benchmark creates its own isolated Podman sandbox (tests/sandbox.py), local
 # llama-server image and tiny model, and removes them when done; the llama-server binary comes
 # from the build cache (~/.cache/airpods), so a sandbox takes a few seconds. About 2-3 minutes
@@ -19,7 +21,7 @@ failed=()
 start=$SECONDS
 log="$(mktemp "${TMPDIR:-/tmp}/airpods-benchlog.XXXXXX")"  # for the summary only; removed
 trap 'rm -f "$log"' EXIT
-for name in bench_cli_startup bench_start_ready bench_start_running bench_status bench_readiness bench_router bench_pull bench_hub_down bench_gateway; do
+for name in bench_cli_startup bench_start_ready bench_start_running bench_status bench_readiness bench_listing bench_router bench_pull bench_hub_down bench_gateway; do
   printf '\n######## %s\n' "$name"
   t0=$SECONDS
   if ! "$PY" "$HERE/$name.py" "$@" 2>&1 | tee -a "$log"; then

@@ -1,17 +1,22 @@
-"""The `airpods` command line. Subcommands are imported when invoked: `--help` stays instant."""
+"""The `airpods` command line. Subcommands are imported when invoked: `--help` stays instant.
+
+The click group itself is in airpods/cli/app.py (`from airpods.cli import cli` still works).
+`airpods --help` and `--version` are answered here without importing click, which alone costs
+about as much as the interpreter's start (bench/README.md); airpods/cli/fast_help.py formats
+the same text click would, and tests/unit/test_fast_help.py holds both outputs identical.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import click
 
 from airpods import __version__
+
+TYPE_CHECKING = False  # typing itself costs `--help` a few ms: annotations are strings here
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 # name -> (module, attribute, one-line help shown by `airpods --help` without importing it)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -26,13 +31,36 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "usage": ("airpods.cli.usage", "usage", "Tokens and cost per model, backend or client."),
 }
 
+# The group's help (click's `help=`; already dedented, as click's cleandoc would leave it).
+DESCRIPTION = """\
+Run a local AI stack (llama.cpp's llama-server, Ollama, Open WebUI) on Podman.
 
-@dataclass
+\b
+Typical use:
+  airpods start --pre-fetch     pull the images
+  airpods start llamacpp        start llama-server and wait for the model
+  airpods status                what runs, healthy or not, and where
+  airpods stop llamacpp         stop it; models stay in their volume"""
+CONFIG_HELP = "User config file (default: the platform config dir; env AIRPODS_CONFIG)."
+VERBOSE_HELP = "Show more detail."
+# The group's options as `--help` lists them, in click's order (the test compares with click).
+OPTION_ROWS = (
+    ("--version", "Show the version and exit."),
+    ("--config PATH", CONFIG_HELP),
+    ("-v, --verbose", VERBOSE_HELP),
+    ("-h, --help", "Show this message and exit."),
+)
+
+
 class AppContext:
     """What every command receives: explicit, never module globals."""
 
-    config_path: Path | None
-    verbose: bool
+    def __init__(self, config_path: Path | None, verbose: bool) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+
+    def __repr__(self) -> str:
+        return f"AppContext(config_path={self.config_path!r}, verbose={self.verbose!r})"
 
     def load_config(self, **kwargs: Any) -> Any:
         from airpods.config import load_config
@@ -40,49 +68,20 @@ class AppContext:
         return load_config(self.config_path, **kwargs)
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+def __getattr__(name: str) -> Any:
+    """`cli` and `LazyGroup` live in airpods.cli.app (click is imported only with them)."""
+    if name in ("cli", "LazyGroup"):
+        from airpods.cli import app
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in _COMMANDS:
-            return None
-        module, attr, _ = _COMMANDS[cmd_name]
-        return getattr(importlib.import_module(module), attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="airpods")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),  # the loader refuses a directory in one line
-    envvar="AIRPODS_CONFIG",
-    help="User config file (default: the platform config dir; env AIRPODS_CONFIG).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Show more detail.")
-@click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
-    """Run a local AI stack (llama.cpp's llama-server, Ollama, Open WebUI) on Podman.
-
-    \b
-    Typical use:
-      airpods start --pre-fetch     pull the images
-      airpods start llamacpp        start llama-server and wait for the model
-      airpods status                what runs, healthy or not, and where
-      airpods stop llamacpp         stop it; models stay in their volume
-    """
-    ctx.obj = AppContext(config_path=config_path, verbose=verbose)
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: AirpodsError becomes one line on stderr and its exit code, never a traceback."""
-    code = _run(argv)
+    code = _fast(sys.argv[1:] if argv is None else argv)
+    if code is None:
+        code = _run(argv)
     if argv is None:
         # A real invocation: tearing down the interpreter (podman-py, httpx, rich) costs ~70 ms
         # and has nothing left to do, since every file airpods writes is already synced.
@@ -92,7 +91,24 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def _fast(args: list[str]) -> int | None:
+    """`airpods --help` / `-h` / `--version` without click; None for anything else."""
+    if args in (["--help"], ["-h"]):
+        from airpods.cli.fast_help import group_help
+
+        sys.stdout.write(group_help("airpods", DESCRIPTION, OPTION_ROWS,
+                                    [(n, _COMMANDS[n][2]) for n in sorted(_COMMANDS)]) + "\n")
+        return 0
+    if args == ["--version"]:
+        sys.stdout.write(f"airpods, version {__version__}\n")
+        return 0
+    return None
+
+
 def _run(argv: list[str] | None) -> int:
+    import click
+
+    from airpods.cli.app import cli
     from airpods.errors import AirpodsError
 
     try:

@@ -294,7 +294,8 @@ def _model_sources(app: AppContext) -> dict[str, str]:
 
 def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:
     from airpods.cli.context import resolve
-    from airpods.engine.podman import Podman, answering_socket
+    from airpods.engine.podman import Podman
+    from airpods.engine.podman_socket import answering_socket
     from airpods.errors import AirpodsError
 
     checks: list[Check] = []

@@ -76,8 +76,7 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
         check_name(name, flat=True)
     resolved, chosen, volume, _ = _target(app, service)
     room = budget(resolved.host, on_gpu=resolved.specs[chosen].accelerator != "cpu")
-    podman = _podman()
-    directory = _ensure_dir(podman, volume)
+    directory = _ensure_dir(volume)
     try:
         got = pull(parsed, directory, name=name, progress=PullProgress(), room=room,
                    force=force)
@@ -90,10 +89,10 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
         click.echo(f"{state}: {n} in volume {volume}")
 
 
-def _ensure_dir(podman: Podman | None, volume: str) -> Path:
+def _ensure_dir(volume: str) -> Path:
     if volume.startswith("/"):
         return Path(volume)  # a bind mount: no Podman needed
-    podman = podman or _podman()
+    podman = _podman()
     podman.ensure_volume(volume)
     return podman.volume_path(volume)
 
@@ -271,7 +270,7 @@ def import_cmd(app: AppContext, file: Path, service: str | None, name: str | Non
     target = check_name(name if name is not None else file.name, flat=True)
     check_gguf(file)
     _, _, volume, _ = _target(app, service)
-    dest = add_model(file, _ensure_dir(None, volume), target)
+    dest = add_model(file, _ensure_dir(volume), target)
     UsageDB().record("import", [Use(volume, target, "")])
     click.echo(f"added {dest.name} to volume {volume}")
 

@@ -23,12 +23,16 @@ from airpods.spec import ContainerSpec
 
 
 def make_console(stderr: bool = True) -> Any:
+    """rich on a terminal; on a pipe or file the plain console (airpods.cli.plain), which prints
+    the same text without importing rich."""
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty():
+        from airpods.cli.plain import PlainConsole
+
+        return PlainConsole(stderr=stderr)
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
-    # Piped output is read by people and scripts alike: never truncate it to 80 columns.
-    width = None if stream.isatty() else 200
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def podman_cli_lines(
@@ -202,10 +206,10 @@ class ConsoleReporter:
         now = time.monotonic()
         if now - self._last_pull_line.get(image, 0.0) >= 2.0:
             self._last_pull_line[image] = now
-            from rich.text import Text
+            from airpods.cli.plain import escape
 
             shown = mask_text(f"   {image}: {line}", seen_values())
-            self.console.print(Text.assemble((self._elapsed(), "dim"), shown))
+            self.console.print(f"[dim]{self._elapsed()}[/dim]{escape(shown)}")
 
     def readiness(self, event: Any) -> None:
         detail = f": {event.detail}" if event.detail else ""

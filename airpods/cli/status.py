@@ -6,18 +6,24 @@
  "host": {"accelerator", "reason", "notes"},
  "routes": [{"gateway", "model", "backend", "private", "route", "via"}]}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
-unloaded or failed).
+unloaded or failed). Keys a kind adds to its rows come from `Kind.status_fields` (kinds/base.py),
+run in each service's probe thread; the common keys are built here.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from airpods.cli import AppContext
 from airpods.cli.params import LINES
+
+if TYPE_CHECKING:
+    from airpods.spec import ContainerSpec
+
+PROBE_TIMEOUT_S = 1.0  # each health request of `status` (and a kind's own, for its fields)
 
 
 def collect_status(
@@ -28,7 +34,6 @@ def collect_status(
     from airpods import kinds
     from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
-    from airpods.engine.readiness import probe_many
     from airpods.resolved import select_services
     from airpods.spec import Actual
 
@@ -45,14 +50,13 @@ def collect_status(
         # What start decided from the model files: else a router's hash would never match.
         specs.update((s.service, s) for s in settle_specs(
             [specs[n] for n in names], podman, resolved.host))
-    running = [specs[n] for n in names if n in actual and actual[n].state == "running"]
-    probes = probe_many(running, timeout_s=1.0) if running else {}
+    states = {n: actual[n].state if n in actual else "absent" for n in names}
+    observed = _observe([specs[n] for n in names], states, podman, resolved.host)
     rows = []
     now = time.time()
     for name in names:
-        spec, current = specs[name], actual.get(name)
-        state = current.state if current else "absent"
-        health, detail = probes.get(name, ("stopped" if state != "running" else "unknown", ""))
+        spec, current, state = specs[name], actual.get(name), states[name]
+        health, detail, extra = observed[name]
         started = _epoch(current.started_at) if current else None
         rows.append({
             "name": name,
@@ -68,18 +72,15 @@ def collect_status(
             "model": kinds.get(spec.kind).model_id(spec),
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
+            **extra,  # the kind's own keys (Kind.status_fields), after the common ones
         })
-    from airpods.models.services import status_memory
+    if memory:  # --json only (the table does not show it): a header read and two volume lookups
+        from airpods.models.services import status_memory
 
-    for row in rows:
-        spec = specs[row["name"]]
-        router = kinds.get(spec.kind).router(spec)
-        if router is not None:
-            row["models"] = _router_models(router, running=row["state"] == "running")
-        # --json only (the table does not show it): a header read and two volume lookups
-        estimate = status_memory(spec, podman, resolved.host) if memory else None
-        if estimate is not None:  # services that serve a GGUF (docs/json.md)
-            row["memory"] = estimate
+        for row in rows:
+            estimate = status_memory(specs[row["name"]], podman, resolved.host)
+            if estimate is not None:  # services that serve a GGUF (docs/json.md)
+                row["memory"] = estimate
     from airpods.secrets import mask_data, secret_values
 
     # A template may have copied a key into an image name or an alias: never print it.
@@ -93,21 +94,45 @@ def collect_status(
                           "notes": list(host.notes)}, gateway_routes(resolved, rows)
 
 
-def _router_models(router: Any, running: bool) -> list[dict]:
-    """[{"id", "state", "file"}] of a router service: asked from it, or its presets if stopped."""
-    from airpods.errors import AirpodsError
+def _observe(
+    specs: list[ContainerSpec], states: dict[str, str], podman: Any, host: Any
+) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """service -> (health, detail, its kind's extra fields), one thread per service: a running
+    service's probe (each request bounded by PROBE_TIMEOUT_S) and its `Kind.status_fields`, so
+    `status` takes about as long as the slowest service, not the sum."""
+    import threading
 
-    if running:
+    from airpods import kinds
+    from airpods.engine.readiness import new_client, probe_once
+
+    def observe(spec: ContainerSpec) -> tuple[str, str, dict[str, Any]]:
+        running = states[spec.service] == "running"
+        health, detail = (probe_once(spec, client, timeout_s=PROBE_TIMEOUT_S) if running
+                          else ("stopped", ""))
+        ctx = kinds.StatusContext(running=running, host=host, podman=podman,
+                                  timeout_s=PROBE_TIMEOUT_S)
+        return health, detail, kinds.get(spec.kind).status_fields(spec, ctx)
+
+    found: dict[str, Any] = {}
+
+    def run(spec: ContainerSpec) -> None:
         try:
-            return [{"id": m.id, "state": m.state, "file": m.file}
-                    for m in router.models(timeout_s=1.0)]
-        except AirpodsError:
-            return []  # not answering yet: `health` says why
-    from airpods.kinds.llama_router import preset_files
+            found[spec.service] = observe(spec)
+        except BaseException as exc:  # raised in the caller's thread below
+            found[spec.service] = exc
 
-    prefix = router.directory.rstrip("/") + "/"
-    return [{"id": i, "state": "unloaded", "file": path.removeprefix(prefix)}
-            for i, path in preset_files(router.spec).items()]
+    # Plain threads: concurrent.futures would add its import to every status.
+    with new_client(PROBE_TIMEOUT_S) as client:
+        threads = [threading.Thread(target=run, args=(s,), name=f"status-{s.service}")
+                   for s in specs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for result in found.values():
+        if isinstance(result, BaseException):
+            raise result
+    return {spec.service: found[spec.service] for spec in specs}
 
 
 def _epoch(value: str) -> float | None:
@@ -119,21 +144,20 @@ def _epoch(value: str) -> float | None:
 
 
 def _print_table(rows: list[dict], console: Any) -> None:
-    from rich.table import Table
+    from airpods.cli.plain import print_table
 
-    table = Table(box=None, pad_edge=False)
-    for col in ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "ACCEL", "IMAGE"):
-        table.add_column(col)
     colors = {"ready": "green", "loading model": "yellow", "starting": "yellow"}
+    cells = []
     for r in rows:
         color = colors.get(r["health"], "red" if r["state"] == "running" else "dim")
         health = r["health"] + ("" if r["config_current"] or r["state"] != "running"
                                 else " (config changed: run start)")
-        table.add_row(
+        cells.append((
             r["name"], r["state"], f"[{color}]{health}[/{color}]", r["url"] or "-",
             r["model"] or "-", _uptime(r["uptime_s"]), r["accelerator"], r["image"],
-        )
-    console.print(table)
+        ))
+    print_table(console, ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "ACCEL",
+                          "IMAGE"), cells)
     for r in rows:
         if r.get("models"):
             console.print(f"{r['name']} models: " + ", ".join(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -137,12 +136,13 @@ def check_names(plan: Plan, podman: Podman) -> None:
 def check_required_files(plan: Plan, podman: Podman) -> None:
     """Fail before any change if a file a service needs is not in its volume (router presets)."""
     from airpods import kinds
-    from airpods.models.store import model_volume
 
     for spec in plan.specs:
         required = kinds.get(spec.kind).required_files(spec)
         if not required or not plan_creates(plan, spec.service):
             continue
+        from airpods.models.store import model_volume
+
         mounts = {m.target: m.source for m in spec.mounts}
         missing: list[str] = []
         for what, path in required:
@@ -172,6 +172,8 @@ def pull_images(
 ) -> None:
     if not images:
         return
+    from concurrent.futures import ThreadPoolExecutor  # only when pulling: a few ms otherwise
+
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(images)))) as pool:
         futures = [
             pool.submit(podman.pull, ref, lambda line, ref=ref: reporter.pull_progress(ref, line))

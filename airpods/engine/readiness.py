@@ -14,11 +14,14 @@ States while waiting:
   model the kind's check waits for (a router's preload) reports that it failed to load.
 - ``timeout``: ``health.timeout_s`` (or the ``timeout_s`` override) ran out.
 
-Polling is adaptive: polls start ~20 ms apart (measured start to start) and the gap grows by
-x1.5 per poll, but stays at most 80 ms during the first 2 s and at most 4 % of the time waited so
-far after that, up to the service's ``health.interval_s`` (1 s by default). So a fast load is
-noticed within ~100 ms (gap + one request), a 10-minute load costs about one request a second,
-and being late never exceeds ~4 % of the wait.
+Polling is adaptive: polls are 10 ms apart (measured start to start) during the first 5 s, then
+the gap grows by x1.5 per poll up to 4 % of the time waited so far, and at most the service's
+``health.interval_s`` (1 s by default). So a fast load is noticed within ~10 ms (half a gap plus
+one loopback request on average), the fast phase costs ~500 tiny requests, a 10-minute load
+about one request a second, and being late never exceeds ~4 % of the wait.
+
+Requests go through airpods.localhttp (the stdlib's http.client, kept-alive): httpx would add
+40-60 ms of import to every `status` and `start` (bench/README.md).
 
 The retry loop is written out rather than built on tenacity: it has to check the container between
 polls on its own cadence, clamp every sleep and request timeout to the deadline, and run on an
@@ -29,13 +32,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
-
 from airpods import kinds
+from airpods.http1 import on_server
 from airpods.kinds import ModelCheck
+from airpods.localhttp import Client, LocalHTTP, Reply, TransportError
 from airpods.spec import ContainerSpec
 
 STARTING = "starting"
@@ -46,14 +48,16 @@ TIMEOUT = "timeout"
 UNHEALTHY = "unhealthy"  # probe_once/probe_many only: it answers, but not with expected_status
 UNKNOWN = "unknown"  # probe_once/probe_many only: the service has no probe-able health check
 
-FIRST_INTERVAL_S = 0.02  # first gap between polls
+FIRST_INTERVAL_S = 0.01  # first gap between polls
 GROWTH = 1.5  # each gap is at most this much longer than the previous one
-FAST_INTERVAL_S = 0.08  # gap ceiling during the first FAST_INTERVAL_S / LATENESS seconds (2 s)
+FAST_INTERVAL_S = 0.01  # gap ceiling during the first FAST_WINDOW_S
+FAST_WINDOW_S = 5.0
 LATENESS = 0.04  # afterwards the gap is at most this fraction of the time waited so far
 DEFAULT_CAP_S = 1.0  # gap ceiling when the spec gives no usable health.interval_s
 WATCH_EVERY_S = 0.4  # container_state() is asked about this often while waiting (after each answer)
 MAX_REQUEST_TIMEOUT_S = 2.0  # one health request never blocks longer than this
 MIN_REQUEST_TIMEOUT_S = 0.05
+
 
 @dataclass(frozen=True)
 class ReadinessEvent:
@@ -98,17 +102,17 @@ def _listed_ids(payload: object) -> list[str]:
 
 
 def _model_listed(
-    client: httpx.Client, health_url: str, check: ModelCheck, timeout: float | None
+    client: Client, health_url: str, check: ModelCheck, timeout: float | None
 ) -> tuple[bool, str]:
     """Ready once GET `check.path` lists the configured model (any model when none is named)."""
-    url = str(httpx.URL(health_url).join(check.path))
+    url = on_server(health_url, check.path)
     headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
     wanted = check.model_ids
     want_text = " or ".join(repr(w) for w in wanted) or "a model"
     try:
-        resp = client.get(url, headers=headers, timeout=_timeout_arg(timeout))
-    except httpx.TransportError as exc:
-        return False, f"{check.path}: {_transport_detail(exc, timeout)}"
+        resp = client.get(url, headers=headers, timeout=timeout)
+    except TransportError as exc:
+        return False, f"{check.path}: {exc.detail}"
     if resp.status_code == 503:
         return False, _error_message(resp)
     if resp.status_code in (401, 403):
@@ -130,16 +134,16 @@ def _model_listed(
 
 
 def _models_loaded(
-    client: httpx.Client, health_url: str, check: ModelCheck, timeout: float | None
+    client: Client, health_url: str, check: ModelCheck, timeout: float | None
 ) -> tuple[str, str]:
     """A router's check: READY once every `check.model_ids` is loaded, FAILED if one failed."""
     assert check.states is not None
-    url = str(httpx.URL(health_url).join(check.path))
+    url = on_server(health_url, check.path)
     headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
     try:
-        resp = client.get(url, headers=headers, timeout=_timeout_arg(timeout))
-    except httpx.TransportError as exc:
-        return LOADING, f"{check.path}: {_transport_detail(exc, timeout)}"
+        resp = client.get(url, headers=headers, timeout=timeout)
+    except TransportError as exc:
+        return LOADING, f"{check.path}: {exc.detail}"
     if resp.status_code != 200:
         return LOADING, f"{check.path}: HTTP {resp.status_code}: {_error_message(resp)}"
     try:
@@ -164,22 +168,8 @@ def _models_loaded(
 # --------------------------------------------------------------------------------------------
 
 
-def _timeout_arg(timeout: float | None) -> object:
-    return httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
 
-
-def _transport_detail(exc: httpx.TransportError, timeout: float | None) -> str:
-    text = str(exc).lower()
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no answer within {timeout:.1f}s" if timeout is not None else "no answer"
-    if "refused" in text:
-        return "connection refused"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)) or "reset" in text:
-        return "connection closed"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _error_message(resp: httpx.Response) -> str:
+def _error_message(resp: Reply) -> str:
     """The server's own message from an error response, e.g. llama-server's "Loading model"."""
     try:
         body = resp.json()
@@ -199,7 +189,7 @@ def _error_message(resp: httpx.Response) -> str:
 
 def _probe(
     spec: ContainerSpec,
-    client: httpx.Client,
+    client: Client,
     timeout: float | None,
     check: ModelCheck | None = None,
 ) -> tuple[str, str]:
@@ -210,9 +200,9 @@ def _probe(
     if health is None or url is None:
         return UNKNOWN, "no health check" if health is None else "no published port to probe"
     try:
-        resp = client.get(url, timeout=_timeout_arg(timeout))
-    except httpx.TransportError as exc:
-        return STARTING, _transport_detail(exc, timeout)
+        resp = client.get(url, timeout=timeout)
+    except TransportError as exc:
+        return STARTING, exc.detail
     kind = kinds.get(spec.kind)
     if resp.status_code == health.expected_status:
         check = kind.ready_check(spec) if check is None else check
@@ -230,15 +220,13 @@ def _probe(
     return UNHEALTHY, f"HTTP {resp.status_code}"
 
 
-def _new_client(timeout: float | None = None) -> httpx.Client:
-    # trust_env=False: an HTTP(S)_PROXY in the user's environment must not capture 127.0.0.1.
-    # verify=False: health URLs are always plain http:// (Health.url builds them), so no TLS is
-    # ever negotiated; loading the CA bundle would only delay the first poll by ~80 ms.
-    return httpx.Client(trust_env=False, verify=False, follow_redirects=False, timeout=timeout)
+def new_client(timeout: float | None = None) -> LocalHTTP:
+    # Health URLs are always plain http:// (Health.url builds them): no TLS, no proxy.
+    return LocalHTTP(timeout=timeout)
 
 
 def probe_once(
-    spec: ContainerSpec, client: httpx.Client, *, timeout_s: float | None = None
+    spec: ContainerSpec, client: Client, *, timeout_s: float | None = None
 ) -> tuple[str, str]:
     """One health probe, for `airpods status`: (state, detail).
 
@@ -265,8 +253,10 @@ def probe_many(
     specs = list(specs)
     if not specs:
         return {}
+    from concurrent.futures import ThreadPoolExecutor
+
     with (
-        _new_client(timeout_s) as client,
+        new_client(timeout_s) as client,
         ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="probe") as pool,
     ):
         futures = {s.service: pool.submit(_probe, s, client, timeout_s) for s in specs}
@@ -279,7 +269,10 @@ def probe_many(
 
 
 def next_poll_interval(previous_s: float, elapsed_s: float, cap_s: float) -> float:
-    """The gap before the next poll: x GROWTH per poll, at most max(80 ms, 4 % of elapsed), cap."""
+    """The gap before the next poll: FAST_INTERVAL_S during the first FAST_WINDOW_S, then x GROWTH
+    per poll up to max(FAST_INTERVAL_S, 4 % of elapsed); never more than `cap_s`."""
+    if elapsed_s < FAST_WINDOW_S:
+        return min(cap_s, FAST_INTERVAL_S)
     return min(cap_s, previous_s * GROWTH, max(FAST_INTERVAL_S, LATENESS * elapsed_s))
 
 
@@ -332,7 +325,7 @@ def wait_ready(
     timeout_s: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    client: httpx.Client | None = None,
+    client: Client | None = None,
     heartbeat_s: float | None = None,
     check: ModelCheck | None = None,
 ) -> ReadinessResult:
@@ -368,7 +361,7 @@ def wait_ready(
     interval = min(FIRST_INTERVAL_S, cap)
     next_watch = clock() + WATCH_EVERY_S
     own_client = client is None
-    http = _new_client() if client is None else client
+    http = new_client() if client is None else client
     try:
         while True:
             poll_start = clock()

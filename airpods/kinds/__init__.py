@@ -6,6 +6,7 @@
     kind.ready_check(spec)         # an extra readiness check (llama-server: model listed)
     kind.model_path(spec)          # where its argv says the model file is
     kind.api_key(spec)             # the key clients must send
+    kind.status_fields(spec, ctx)  # keys it adds to its `status` row (router: "models")
 
 The engine and the CLI ask this registry; no other module compares kind names. Kind modules
 are light (no HTTP client, no pydantic): the schema and the cache-hit path import them.
@@ -23,6 +24,7 @@ from airpods.kinds.base import (
     Memory,
     ModelCheck,
     ServedModel,
+    StatusContext,
     WiringError,
 )
 from airpods.kinds.gateway import Gateway
@@ -39,7 +41,7 @@ _REGISTRY: dict[str, Kind] = {
 
 __all__ = [
     "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "ServedModel",
-    "WiringError", "get", "names",
+    "StatusContext", "WiringError", "get", "names",
 ]
 
 

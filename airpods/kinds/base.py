@@ -26,6 +26,18 @@ HostPath = Callable[[str], "Path | None"]
 
 
 @dataclass(frozen=True)
+class StatusContext:
+    """What `Kind.status_fields` may look at besides the spec."""
+
+    running: bool  # its container runs (so its API may be asked, bounded by `timeout_s`)
+    host: HostFacts
+    # The read side of the Podman adapter (engine/podman_reads.PodmanReads: libpod GETs, no
+    # podman-py), e.g. `volume_path` to read a model file's header; None when not connected.
+    podman: Any = None
+    timeout_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class Memory:
     """What models may take: total RAM, and the GPU's memory when the service uses one."""
 
@@ -143,6 +155,17 @@ class Kind:
     def router(self, spec: ContainerSpec) -> Router | None:
         """The model router's API when the service serves many models (router mode)."""
         return None
+
+    def status_fields(self, spec: ContainerSpec, ctx: StatusContext) -> dict[str, Any]:
+        """Keys this kind adds to its `status` row, after the common ones (`--json` too: name
+        each in docs/json.md and tests/unit/test_json_contract.py).
+
+        Runs on every `status`, in the service's probe thread (in parallel with the other
+        services): keep it cheap. Import lazily, bound any request by `ctx.timeout_s`, read
+        Podman only through `ctx.podman`, and never raise for a service that does not answer
+        (leave the key out or say so in its value: `health` already says why).
+        """
+        return {}
 
     # --- the gateway (airpods/kinds/gateway.py) ---------------------------------------------
 

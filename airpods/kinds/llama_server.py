@@ -25,6 +25,7 @@ from airpods.kinds.base import (
     ModelCheck,
     Reader,
     ServedModel,
+    StatusContext,
     instance_defaults,
     service_url,
 )
@@ -136,6 +137,24 @@ class LlamaServer(Kind):
         if not llama_router.is_router(spec) or not spec.ports:
             return None
         return llama_router.Router(spec, spec.ports[0].url, self.api_key(spec))
+
+    def status_fields(self, spec: ContainerSpec, ctx: StatusContext) -> dict[str, Any]:
+        """A router's models: [{"id", "state", "file"}], asked from it while it runs (none while
+        it does not answer: `health` says why), else its presets, unloaded."""
+        router = self.router(spec)
+        if router is None:
+            return {}
+        if not ctx.running:
+            prefix = router.directory.rstrip("/") + "/"
+            return {"models": [{"id": i, "state": "unloaded", "file": path.removeprefix(prefix)}
+                               for i, path in llama_router.preset_files(spec).items()]}
+        from airpods.errors import AirpodsError
+
+        try:
+            return {"models": [{"id": m.id, "state": m.state, "file": m.file}
+                               for m in router.models(timeout_s=ctx.timeout_s)]}
+        except AirpodsError:
+            return {"models": []}
 
     def backend(self, service: str, read: Reader) -> Backend:
         flag = read(("command_args", "api_key"), None)

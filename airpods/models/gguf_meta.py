@@ -27,7 +27,7 @@ VERSIONS = (2, 3)  # what llama.cpp reads; 1 is gone, a later one may change the
 # The header is untrusted input: every length it gives is capped before it is used, so a
 # hostile file is one clear error, never a RecursionError, a huge allocation or a long loop.
 MAX_COUNT = 1 << 24  # more tensors or keys than this is a corrupt header, not a model
-SMALL_ARRAY = 4096  # arrays up to this length are kept (per-layer head counts); longer ones skipped
+SMALL_ARRAY = 4096  # number arrays up to this length are kept (per-layer head counts)
 MAX_DEPTH = 4  # arrays of arrays: real files nest at most 2 deep (llama.cpp reads only 1)
 MAX_KEPT = 1 << 20  # values kept from short arrays, all keys together: memory stays bounded
 MAX_STRING = 1 << 24  # chat templates are tens of KB; 16 MiB of one string is not a model
@@ -182,7 +182,8 @@ class _Reader:
             raise ValueError(f"unknown array item type {item_type}")
         if count > self.size - self.pos:  # every item takes at least one byte
             raise ValueError(f"an array of {count} items runs past the end of the file")
-        if count > SMALL_ARRAY:
+        # Lists of strings (vocabulary, merges) are never read: skipped whatever their length.
+        if count > SMALL_ARRAY or item_type == _STRING:
             if item_type == _STRING:
                 self.skip_strings(count)
             elif item_type in _SCALARS:
@@ -195,6 +196,13 @@ class _Reader:
         self.kept += count
         if self.kept > MAX_KEPT:
             raise ValueError(f"more than {MAX_KEPT} metadata values in short arrays")
+        if item_type in _SCALARS:  # one unpack for the whole array, not one per item
+            st = struct.Struct(f"{self.order}{count}{_SCALARS[item_type]}")
+            if self.pos + st.size > self.size:
+                raise ValueError("an array runs past the end of the file")
+            values = list(st.unpack_from(self.buf, self.pos))
+            self.pos += st.size
+            return values
         return [self.value(item_type, depth) for _ in range(count)]
 
 

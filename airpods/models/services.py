@@ -207,6 +207,9 @@ def record_usage(resolved: Resolved, names: Iterable[str], event: str,
                  tokens: dict[str, tuple[int, int]] | None = None) -> None:
     """Note in the usage database that these services started or stopped their models (with
     the tokens each had served, where known)."""
+    names = list(names)
+    if not names:
+        return  # a start that changed nothing: no database (nor sqlite3) to open
     from airpods.models.usage import UsageDB
 
     found = uses(resolved, names)
@@ -284,7 +287,8 @@ def answering_podman() -> Podman | None:
     service just to look at the model files)."""
     import os
 
-    from airpods.engine.podman import Podman, answering_socket
+    from airpods.engine.podman import Podman
+    from airpods.engine.podman_socket import answering_socket
 
     return Podman.connect() if answering_socket(os.environ) else None
 

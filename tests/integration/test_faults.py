@@ -263,7 +263,8 @@ def _lock_is_free(path: Path) -> bool:
 # --------------------------------------------------------------------------------------
 
 CTR_PATH = rf"/containers/{CONTAINER}"
-START = r"/containers/[0-9a-f]{64}/start"  # podman-py starts a container by its id
+# airpods starts a container by its name (engine/libpod.py); podman-py did it by its id.
+START = rf"/containers/({CONTAINER}|[0-9a-f]{{64}})/start"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods.engine.podman import candidate_sockets, find_socket
+from airpods.engine.podman_socket import candidate_sockets, find_socket
 from airpods.errors import PodmanError
 
 
