@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
+from airpods.config.kind_checks import kind_problems
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.schema import (
     ENV_KEY_RE,
@@ -371,7 +372,7 @@ def _resolve_and_validate(
         config = AirpodsConfig.model_validate(resolved)
     except ValidationError as exc:
         raise _Problems([_problem(error) for error in exc.errors(include_url=False)]) from None
-    problems = cross_service_problems(config)
+    problems = [*cross_service_problems(config), *kind_problems(config)]
     if problems:
         raise _Problems(problems)
     return config, host

@@ -23,7 +23,6 @@ from pydantic import (
     model_validator,
 )
 
-from airpods import kinds
 from airpods.gpu import ACCELERATORS, REQUESTS
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
@@ -298,7 +297,8 @@ class ModelPreset(_Strict):
 
 class ServiceConfig(_Strict):
     enabled: bool = True
-    kind: str = kinds.DEFAULT_KIND
+    # The kind's name (kinds.DEFAULT_KIND); the registry checks it, above this module.
+    kind: str = "generic"
     default_model: str | None = None
     # Where `start` downloads default_model from when the volume lacks it: "hf://ORG/REPO/FILE",
     # "ORG/REPO/FILE.gguf" or "ORG/REPO:QUANT" (see `airpods models pull`).
@@ -329,13 +329,6 @@ class ServiceConfig(_Strict):
     router: RouterSpec = Field(default_factory=RouterSpec)
     # Router mode: one preset per model id (without any, every GGUF in the volume is served).
     models: dict[ModelId, ModelPreset] = Field(default_factory=dict)
-
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, v: str) -> str:
-        if v not in kinds.names():
-            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(kinds.names())}")
-        return v
 
     @field_validator("model_source")
     @classmethod
@@ -519,28 +512,7 @@ def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
         *_port_clashes(cfg),
         *_name_clashes(cfg),
         *_dependency_problems(cfg),
-        *_mode_problems(cfg),
     ]
-
-
-def _mode_problems(cfg: AirpodsConfig) -> list[Problem]:
-    """`mode` a kind does not offer, and what the kind finds wrong in its own mode's keys."""
-    problems: list[Problem] = []
-    for name, svc in cfg.services.items():
-        kind = kinds.get(svc.kind)
-        if svc.mode not in kind.modes:
-            offered = [k for k in kinds.names() if svc.mode in kinds.get(k).modes]
-            problems.append(Problem(
-                ("services", name, "mode"),
-                f"kind {svc.kind!r} has no {svc.mode!r} mode",
-                f"kinds with it: {', '.join(offered)}" if offered else None,
-            ))
-            continue
-        problems.extend(
-            Problem(("services", name, *path), message, hint)
-            for path, message, hint in kind.config_problems(svc)
-        )
-    return problems
 
 
 def _ips_overlap(a: str, b: str) -> bool:

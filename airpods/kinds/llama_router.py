@@ -67,7 +67,7 @@ def config_problems(svc: ServiceConfig) -> list[tuple[Path, str, str | None]]:
     """What router mode cannot use: (key path in the service, message, hint)."""
     if svc.mode != "router":
         return []
-    from airpods.render import flag_name
+    from airpods.argv import flag_name
 
     problems: list[tuple[Path, str, str | None]] = []
     tables: list[tuple[Path, Mapping[str, Any]]] = [(("command_args",), svc.command_args)]
@@ -111,7 +111,7 @@ def models_dir(svc: ServiceConfig) -> str:
 
 def ini_key(key: str) -> str:
     """`ctx_size` -> `ctx-size` (the long flag without dashes, as llama-server's INI reads)."""
-    from airpods.render import flag_name
+    from airpods.argv import flag_name
 
     return flag_name(key).lstrip("-")
 
@@ -128,7 +128,7 @@ def ini_lines(args: Mapping[str, Any]) -> list[str]:
 
 def _global_args(svc: ServiceConfig) -> dict[str, Any]:
     """The service's own command_args for `[*]`: without model, alias and router flags."""
-    from airpods.render import flag_name
+    from airpods.argv import flag_name
 
     dropped = ROUTER_FLAGS | set(MODEL_FLAGS) | set(ALIAS_FLAGS)
     return {k: v for k, v in svc.command_args.items() if flag_name(k) not in dropped}
@@ -236,7 +236,7 @@ def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> Conta
     """Router mode: the router's argv and the preset INI; single mode: `spec` unchanged."""
     if svc.mode != "router":
         return spec
-    from airpods.render import flag_name, render_args
+    from airpods.argv import flag_name, render_args
     from airpods.spec import ConfigFile
 
     directory = models_dir(svc)

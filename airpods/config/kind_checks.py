@@ -1,0 +1,37 @@
+"""Kind-specific validation, in the layer above the schema: the schema knows no kinds.
+
+After the shared schema has validated a configuration, each service's kind checks what only it
+understands: that the kind exists, that it offers the `mode` asked for, and its own keys.
+"""
+
+from __future__ import annotations
+
+from airpods.config.schema import AirpodsConfig, Problem
+
+
+def kind_problems(cfg: AirpodsConfig) -> list[Problem]:
+    """Unknown kinds, a `mode` a kind does not offer, and what a kind finds wrong in its keys."""
+    from airpods import kinds
+
+    problems: list[Problem] = []
+    for name, svc in cfg.services.items():
+        if svc.kind not in kinds.names():
+            known = ", ".join(kinds.names())
+            problems.append(Problem(
+                ("services", name, "kind"), f"unknown kind {svc.kind!r}; known kinds: {known}"
+            ))
+            continue
+        kind = kinds.get(svc.kind)
+        if svc.mode not in kind.modes:
+            offered = [k for k in kinds.names() if svc.mode in kinds.get(k).modes]
+            problems.append(Problem(
+                ("services", name, "mode"),
+                f"kind {svc.kind!r} has no {svc.mode!r} mode",
+                f"kinds with it: {', '.join(offered)}" if offered else None,
+            ))
+            continue
+        problems.extend(
+            Problem(("services", name, *path), message, hint)
+            for path, message, hint in kind.config_problems(svc)
+        )
+    return problems
