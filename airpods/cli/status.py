@@ -92,11 +92,7 @@ def _router_models(router: Any, running: bool) -> list[dict]:
                     for m in router.models(timeout_s=1.0)]
         except AirpodsError:
             return []  # not answering yet: `health` says why
-    from airpods.kinds.llama_router import preset_files
-
-    prefix = router.directory.rstrip("/") + "/"
-    return [{"id": i, "state": "unloaded", "file": path.removeprefix(prefix)}
-            for i, path in preset_files(router.spec).items()]
+    return [{"id": m.id, "state": m.state, "file": m.file} for m in router.presets()]
 
 
 def _epoch(value: str) -> float | None:

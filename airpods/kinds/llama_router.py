@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS, option_value
+from airpods.kinds.base import RouterModel
 
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig
@@ -325,16 +326,6 @@ def spec_models_dir(spec: ContainerSpec) -> str:
 # --- the router's API ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RouterModel:
-    id: str
-    state: str  # loaded | loading | unloaded | failed
-    file: str  # relative to the models dir when it lies there, else the router's path
-    args: tuple[str, ...]
-    exit_code: int | None = None
-    raw: str = ""  # the router's own status value (e.g. "sleeping")
-
-
 def parse_models(payload: Any, directory: str = DEFAULT_MODELS_DIR) -> list[RouterModel]:
     """GET /models's body -> RouterModel per listed model (anything unexpected is skipped)."""
     out: list[RouterModel] = []
@@ -410,6 +401,11 @@ class Router:
 
     def models(self, timeout_s: float = 5.0) -> list[RouterModel]:
         return parse_models(self._request("GET", "/models", timeout_s=timeout_s), self.directory)
+
+    def presets(self) -> list[RouterModel]:
+        prefix = self.directory.rstrip("/") + "/"
+        return [RouterModel(id=i, state="unloaded", file=path.removeprefix(prefix))
+                for i, path in preset_files(self.spec).items()]
 
     def load(self, model_id: str) -> None:
         self._request("POST", "/models/load", {"model": model_id})

@@ -23,6 +23,7 @@ from airpods.kinds.base import (
     Kind,
     Memory,
     ModelCheck,
+    ModelRouter,
     Reader,
     instance_defaults,
     service_url,
@@ -124,7 +125,7 @@ class LlamaServer(Kind):
         return tuple((f"the file of model {model_id!r}", path)
                      for model_id, path in llama_router.preset_files(spec).items())
 
-    def router(self, spec: ContainerSpec) -> llama_router.Router | None:
+    def router(self, spec: ContainerSpec) -> ModelRouter | None:
         if not llama_router.is_router(spec) or not spec.ports:
             return None
         return llama_router.Router(spec, spec.ports[0].url, self.api_key(spec))
