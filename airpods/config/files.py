@@ -189,9 +189,7 @@ def _copy_owner_and_mode(fd: int, old: os.stat_result | None) -> None:
 
 def _fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not every filesystem allows it, and that is fine.
+    from airpods.durable import fsync_dir
+
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(directory)
