@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airpods.engine.args import container_kwargs, pod_kwargs
 from airpods.errors import AirpodsError, NoSuchContainer, PodmanError
 from airpods.spec import (
     LABEL_HASH,
@@ -377,20 +378,7 @@ class Podman:
 
     def create_service(self, spec: ContainerSpec) -> None:
         """Create the service's pod (network, published ports) and its container (not started)."""
-        self.client.pods.create(
-            spec.pod,
-            labels=spec.labels,
-            networks={spec.network: {"aliases": list(spec.network_aliases)}},
-            portmappings=[
-                {
-                    "host_ip": p.host_ip,
-                    "host_port": p.host_port,
-                    "container_port": p.container_port,
-                    "protocol": p.protocol,
-                }
-                for p in spec.ports
-            ],
-        )
+        self.client.pods.create(spec.pod, **pod_kwargs(spec))
         for secret in (*spec.secret_files, *spec.config_files):
             self.put_secret(secret)
         self.client.containers.create(**container_kwargs(spec))
@@ -493,40 +481,6 @@ class Podman:
 
 def _secret_names(labels: Mapping[str, str] | None) -> set[str]:
     return {n for n in ((labels or {}).get(LABEL_SECRETS) or "").split(",") if n}
-
-
-def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
-    """podman-py `containers.create` arguments for a spec."""
-    kwargs: dict[str, Any] = {
-        "image": spec.image,
-        "name": spec.container,
-        "pod": spec.pod,
-        "command": list(spec.command),
-        "environment": dict(spec.env),
-        "labels": dict(spec.labels),
-        # Podman 4.3 sends mounts=[{"type": "volume"}] as a bind mount: use `volumes=` instead.
-        "volumes": {
-            m.source: {"bind": m.target, "mode": m.mode + (",z" if m.relabel else "")}
-            for m in spec.mounts
-        },
-        "cap_drop": list(spec.cap_drop),
-        "cap_add": list(spec.cap_add),
-        "security_opt": list(spec.security_opt),
-        "devices": list(spec.devices),
-        "group_add": list(spec.group_add),
-        # Mounted files (type=mount): unlike env, `podman inspect` does not show their content.
-        "secrets": [
-            {"source": s.name, "target": s.target, "mode": 0o400}
-            for s in (*spec.secret_files, *spec.config_files)
-        ],
-    }
-    if spec.entrypoint:
-        kwargs["entrypoint"] = list(spec.entrypoint)
-    if spec.memory:
-        kwargs["mem_limit"] = spec.memory
-    if spec.cpus:
-        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
-    return {k: v for k, v in kwargs.items() if v not in ([], {}, None) or k == "command"}
 
 
 def _actual_from(attrs: Mapping[str, Any]) -> Actual | None:
