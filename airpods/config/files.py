@@ -27,18 +27,25 @@ _DEV_NULL = os.makedev(1, 3)  # the same on every Linux system
 _FIX = "point --config / AIRPODS_CONFIG at a regular TOML file"
 
 
+def _stat(path: Path) -> os.stat_result | None:
+    """stat(path), links followed; None when nothing is there, ConfigError when unreadable."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+
+
 def read_config_bytes(path: Path) -> bytes | None:
     """The bytes of the config file at `path`, or None when nothing is there.
 
     Raises ConfigError (naming the file) for a directory, FIFO, socket or device other than
     /dev/null, a file over MAX_CONFIG_BYTES, a symlink loop or any other read failure.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    st = _stat(path)
+    if st is None:
         return None
-    except OSError as exc:
-        raise unreadable(path, exc) from None
     if _is_dev_null(st):
         return b""
     check_regular(path, st)
@@ -89,12 +96,9 @@ def check_replaceable(path: Path) -> os.stat_result | None:
     Raises ConfigError when something other than a regular file is there: writing a config
     never replaces a device, FIFO, socket or directory with a file.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    st = _stat(path)
+    if st is None:
         return None
-    except OSError as exc:
-        raise unreadable(path, exc) from None
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(
             f"is {file_kind(st.st_mode)}, not a regular file: airpods will not replace it",

@@ -13,16 +13,7 @@ are light (no HTTP client, no pydantic): the schema and the cache-hit path impor
 
 from __future__ import annotations
 
-from airpods.kinds.base import (
-    Backend,
-    HostPath,
-    Kind,
-    Memory,
-    ModelCheck,
-    ModelRouter,
-    RouterModel,
-    WiringError,
-)
+from airpods.kinds.base import Backend, HostPath, Kind, Memory, ModelCheck, WiringError
 from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
 from airpods.kinds.ollama import Ollama
@@ -35,8 +26,8 @@ _REGISTRY: dict[str, Kind] = {
 }
 
 __all__ = [
-    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "ModelRouter",
-    "RouterModel", "WiringError", "get", "names",
+    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "WiringError", "get",
+    "names",
 ]
 
 
