@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airpods.errors import AirpodsError, ConfigError
 
@@ -197,3 +200,88 @@ def _fsync_dir(directory: Path) -> None:
 
     with contextlib.suppress(OSError):
         fsync_dir(directory)
+
+
+# --- config files as layers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: a TOML file, or an environment override."""
+
+    label: str  # what errors name as the file: a path, or `$VARIABLE`
+    data: dict[str, Any]
+    text: str | None = None  # the file's text, for line numbers
+
+
+def read_text(path: Path) -> str:
+    """A config file's text; a missing file is a ConfigError too (see read_optional_text)."""
+    text = read_optional_text(path)
+    if text is None:
+        raise ConfigError("cannot read: No such file or directory", file=str(path))
+    return text
+
+
+def read_optional_text(path: Path) -> str | None:
+    """A config file's text (a leading UTF-8 BOM dropped), None when there is no file.
+
+    Only a regular file (or /dev/null) of at most 4 MiB is read: see airpods.config.files.
+    """
+    data = read_config_bytes(path)
+    if data is None:
+        return None
+    try:
+        return _drop_bom(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start + 1})", file=str(path)) from None
+
+
+def _drop_bom(text: str) -> str:
+    # Editors on Windows write one; TOML does not allow it, but it means nothing.
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def parse_layer(path: Path, text: str) -> Layer:
+    """Parse one TOML file; a syntax error is one ConfigError with its line."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError, TOMLKitError
+
+    text = _drop_bom(text)
+    try:
+        data = tomlkit.parse(text).unwrap()
+    except ParseError as exc:
+        message = re.sub(r" at line \d+ col \d+$", "", str(exc))
+        raise ConfigError(
+            f"TOML syntax error: {message} (column {exc.col})", file=str(path), line=exc.line
+        ) from None
+    except TOMLKitError as exc:
+        # Some errors (a key repeated inside a table) come without a position.
+        line = _repeated_key_line(text, str(exc))
+        raise ConfigError(f"TOML syntax error: {exc}", file=str(path), line=line) from None
+    return Layer(str(path), data, text)
+
+
+def _repeated_key_line(text: str, message: str) -> int | None:
+    """For tomlkit's 'Key "x" already exists.': the line of the second `x = ...`."""
+    match = re.match(r'Key "(.+)" already exists', message)
+    if not match:
+        return None
+    seen = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        key = key_before(line.strip(), "=")
+        if key and key[-1] == match.group(1):
+            seen += 1
+            if seen == 2:
+                return number
+    return None
+
+
+def key_before(text: str, terminator: str) -> tuple[str, ...] | None:
+    """The dotted TOML key at the start of `text` when `terminator` follows it, else None."""
+    from airpods.config.schema import split_dotted_key
+
+    try:
+        key, rest = split_dotted_key(text)
+    except ValueError:
+        return None
+    return key if rest.startswith(terminator) else None

@@ -167,7 +167,8 @@ def test_wrong_type_names_the_value(tmp_path: Path) -> None:
 
 
 def test_origin_blames_the_layer_that_set_the_key() -> None:
-    from airpods.config.loader import Layer, _origin
+    from airpods.config.problems import Layer
+    from airpods.config.problems import origin as _origin
 
     defaults = Layer("d", {"services": {"a": {"image": "x", "ports": [{"host": 1}]}}})
     user = Layer("u", {"services": {"a": {"pod": "p"}, "b": {}}})
