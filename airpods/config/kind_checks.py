@@ -6,7 +6,8 @@ understands: that the kind exists, that it offers the `mode` asked for, and its 
 
 from __future__ import annotations
 
-from airpods.config.schema import AirpodsConfig, Problem
+from airpods.config.keys import Problem
+from airpods.config.schema import AirpodsConfig
 
 
 def kind_problems(cfg: AirpodsConfig) -> list[Problem]:

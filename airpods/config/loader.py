@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airpods.config.cross_checks import cross_service_problems
 from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: importable here)
     Layer,
     parse_layer,
     read_optional_text,
     read_text,
 )
+from airpods.config.keys import KeyPath, Problem, format_key_path
 from airpods.config.kind_checks import kind_problems
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
@@ -48,15 +50,7 @@ from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: impo
     origin,
     pydantic_problem,
 )
-from airpods.config.schema import (
-    ENV_KEY_RE,
-    AirpodsConfig,
-    KeyPath,
-    Problem,
-    cross_service_problems,
-    format_key_path,
-    is_service_name,
-)
+from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts

@@ -12,12 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin
 
 from airpods.config.files import Layer, key_before
-from airpods.config.schema import (
-    AirpodsConfig,
-    KeyPath,
-    Problem,
-    format_key_path,
-)
+from airpods.config.keys import KeyPath, Problem, format_key_path
+from airpods.config.schema import AirpodsConfig
 from airpods.errors import ConfigError
 
 # --- pydantic errors -> problems --------------------------------------------------------------

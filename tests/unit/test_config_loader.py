@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airpods.config.keys import format_key_path, parse_key_path
 from airpods.config.loader import (
     LoadedConfig,
     deep_merge,
@@ -18,7 +19,6 @@ from airpods.config.loader import (
     load_config_text,
     user_config_path,
 )
-from airpods.config.schema import format_key_path, parse_key_path
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
 
