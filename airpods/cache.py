@@ -33,15 +33,13 @@ import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import airpods
 from airpods.config.files import read_config_bytes
 from airpods.config.paths import ENV_OVERRIDES, default_config_path
 from airpods.errors import AirpodsError
-from airpods.host import HostFacts
-from airpods.resolved import Resolved, ServiceEntry, Settings
-from airpods.serial import from_plain, to_plain
+from airpods.resolved import Resolved, from_dict, to_dict
 from airpods.spec import ContainerSpec
 
 if TYPE_CHECKING:
@@ -289,26 +287,3 @@ def to_json(resolved: Resolved) -> str:
 
 def from_json(text: str | bytes) -> Resolved:
     return from_dict(json.loads(text))
-
-
-def to_dict(resolved: Resolved) -> dict[str, Any]:
-    """Plain JSON values; the order of `services` and `specs` is kept as a list."""
-    return {
-        "settings": to_plain(resolved.settings),
-        "services": [to_plain(svc) for svc in resolved.services.values()],
-        "specs": [to_plain(spec) for spec in resolved.specs.values()],
-        "host": to_plain(resolved.host),
-        "user_path": str(resolved.user_path),
-    }
-
-
-def from_dict(data: Mapping[str, Any]) -> Resolved:
-    services = [from_plain(ServiceEntry, item) for item in data["services"]]
-    specs = [from_plain(ContainerSpec, item) for item in data["specs"]]
-    return Resolved(
-        settings=from_plain(Settings, data["settings"]),
-        services={svc.name: svc for svc in services},
-        specs={spec.service: spec for spec in specs},
-        host=from_plain(HostFacts, data["host"]),
-        user_path=Path(data["user_path"]),
-    )

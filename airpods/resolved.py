@@ -11,11 +11,13 @@ skip loading the configuration).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airpods.host import HostFacts
+from airpods.serial import from_plain, to_plain
 from airpods.spec import ContainerSpec
 
 
@@ -94,3 +96,29 @@ def order_by_dependencies(resolved: Resolved, chosen: Sequence[str]) -> list[str
     for name in chosen:
         visit(name)
     return ordered
+
+
+# --- as plain JSON values (the cache's entries) ---------------------------------------------
+
+
+def to_dict(resolved: Resolved) -> dict[str, Any]:
+    """Plain JSON values; the order of `services` and `specs` is kept as a list."""
+    return {
+        "settings": to_plain(resolved.settings),
+        "services": [to_plain(svc) for svc in resolved.services.values()],
+        "specs": [to_plain(spec) for spec in resolved.specs.values()],
+        "host": to_plain(resolved.host),
+        "user_path": str(resolved.user_path),
+    }
+
+
+def from_dict(data: Mapping[str, Any]) -> Resolved:
+    services = [from_plain(ServiceEntry, item) for item in data["services"]]
+    specs = [from_plain(ContainerSpec, item) for item in data["specs"]]
+    return Resolved(
+        settings=from_plain(Settings, data["settings"]),
+        services={svc.name: svc for svc in services},
+        specs={spec.service: spec for spec in specs},
+        host=from_plain(HostFacts, data["host"]),
+        user_path=Path(data["user_path"]),
+    )
