@@ -27,7 +27,7 @@ import os
 import secrets
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from airpods.errors import AirpodsError
@@ -105,20 +105,9 @@ class SecretStore:
 
     def kept(self, service: str, var: str) -> str:
         """The value the file holds ("" when there is none), read with every check above."""
-        root_fd = _open_dir(self.root, None, str(self.root), create=False, note=self._note)
-        if root_fd is None:
-            return ""
-        try:
-            path = self.path(service, var)
-            dir_fd = _open_dir(path.parent, root_fd, service, create=False, note=self._note)
-            if dir_fd is None:
-                return ""
-            try:
-                return _read_key(dir_fd, var, path, self._note)
-            finally:
-                os.close(dir_fd)
-        finally:
-            os.close(root_fd)
+        path = self.path(service, var)
+        with self._service_dir(path, create=False) as dir_fd:
+            return "" if dir_fd is None else _read_key(dir_fd, var, path, self._note)
 
     @property
     def pending(self) -> bool:
@@ -152,13 +141,26 @@ class SecretStore:
     def _write_new(self, path: Path, value: str) -> bool:
         """Write `value` to `path` atomically unless it already holds a value; True if written."""
         self.root.parent.mkdir(parents=True, exist_ok=True)
-        root_fd = _open_dir(self.root, None, str(self.root), create=True, note=self._note)
-        assert root_fd is not None  # created
+        with self._service_dir(path, create=True) as dir_fd:
+            assert dir_fd is not None  # created
+            return _write_in(dir_fd, path, value, self._note)
+
+    @contextlib.contextmanager
+    def _service_dir(self, path: Path, *, create: bool) -> Iterator[int | None]:
+        """The open directory of the secret `path` (root/service/VAR), opened with every check
+        from the root down; None when it is not there (and `create` is off)."""
+        root_fd = _open_dir(self.root, None, str(self.root), create=create, note=self._note)
+        if root_fd is None:
+            yield None
+            return
         try:
-            dir_fd = _open_dir(path.parent, root_fd, path.parent.name, create=True, note=self._note)
-            assert dir_fd is not None
+            dir_fd = _open_dir(path.parent, root_fd, path.parent.name, create=create,
+                               note=self._note)
+            if dir_fd is None:
+                yield None
+                return
             try:
-                return _write_in(dir_fd, path, value, self._note)
+                yield dir_fd
             finally:
                 os.close(dir_fd)
         finally:
