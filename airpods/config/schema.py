@@ -82,16 +82,22 @@ def is_service_name(value: object) -> bool:
     )
 
 
-def _check_service_name(v: str) -> str:
-    if not _NAME_RE.fullmatch(v):
-        raise ValueError(f"{v!r} is not a valid service name (lowercase letters, digits, '_.-')")
-    if len(v) > MAX_SERVICE_NAME:
-        raise ValueError(
-            f"service name is {len(v)} characters long; at most {MAX_SERVICE_NAME} are allowed "
-            f"(its container `airpods-<name>-server` must fit a {MAX_DNS_LABEL}-character "
-            "hostname)"
-        )
+def _fits(v: str, pattern: re.Pattern[str], limit: int, bad: str, too_long: str) -> str:
+    """`v` when `pattern` matches all of it and it has at most `limit` characters."""
+    if not pattern.fullmatch(v):
+        raise ValueError(bad)
+    if len(v) > limit:
+        raise ValueError(too_long)
     return v
+
+
+def _check_service_name(v: str) -> str:
+    return _fits(
+        v, _NAME_RE, MAX_SERVICE_NAME,
+        f"{v!r} is not a valid service name (lowercase letters, digits, '_.-')",
+        f"service name is {len(v)} characters long; at most {MAX_SERVICE_NAME} are allowed "
+        f"(its container `airpods-<name>-server` must fit a {MAX_DNS_LABEL}-character hostname)",
+    )
 
 
 def _not_bool(v: Any) -> Any:
@@ -350,13 +356,12 @@ class ServiceConfig(_Strict):
     @classmethod
     def _aliases(cls, v: list[str]) -> list[str]:
         for alias in v:
-            if not _ALIAS_RE.fullmatch(alias):
-                raise ValueError(f"{alias!r} is not a valid DNS name (lowercase, digits, '-')")
-            if len(alias) > MAX_DNS_LABEL:
-                raise ValueError(
-                    f"network alias {alias[:20]!r}... is {len(alias)} characters long; a DNS "
-                    f"name may have at most {MAX_DNS_LABEL}"
-                )
+            _fits(
+                alias, _ALIAS_RE, MAX_DNS_LABEL,
+                f"{alias!r} is not a valid DNS name (lowercase, digits, '-')",
+                f"network alias {alias[:20]!r}... is {len(alias)} characters long; a DNS "
+                f"name may have at most {MAX_DNS_LABEL}",
+            )
         return v
 
     @model_validator(mode="after")
