@@ -74,6 +74,17 @@ def _check_name(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _rooted(must: str) -> AfterValidator:
+    """A path that starts with '/' (`must` says how, after the value)."""
+
+    def check(v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} {must}")
+        return v
+
+    return AfterValidator(check)
+
+
 def is_service_name(value: object) -> bool:
     return (
         isinstance(value, str)
@@ -179,7 +190,7 @@ class PortSpec(_Strict):
 
 class VolumeSpec(_Strict):
     source: PathText
-    target: PathText
+    target: Annotated[PathText, _rooted("must be an absolute path inside the container")]
     mode: Literal["ro", "rw"] = "rw"
 
     @field_validator("source")
@@ -193,13 +204,6 @@ class VolumeSpec(_Strict):
             )
         return v
 
-    @field_validator("target")
-    @classmethod
-    def _target(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must be an absolute path inside the container")
-        return v
-
     @property
     def is_bind(self) -> bool:
         return self.source.startswith("/")
@@ -211,17 +215,10 @@ class GpuSpec(_Strict):
 
 
 class HealthSpec(_Strict):
-    path: PathText = "/"
+    path: Annotated[PathText, _rooted("must start with '/'")] = "/"
     expected_status: Int = Field(default=200, ge=100, le=599)
     timeout_s: Float = Field(default=120, gt=0, le=86400)
     interval_s: Float = Field(default=1.0, gt=0, le=60)
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must start with '/'")
-        return v
 
 
 class ResourcesSpec(_Strict):
