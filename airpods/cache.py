@@ -33,17 +33,16 @@ import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import airpods
 from airpods.config.files import read_config_bytes
 from airpods.config.paths import ENV_OVERRIDES, default_config_path
 from airpods.errors import AirpodsError
-from airpods.host import GpuInfo, HostFacts
-from airpods.spec import ConfigFile, ContainerSpec, Health, Mount, PortMapping, SecretFile
+from airpods.resolved import Resolved, from_dict, to_dict
+from airpods.spec import ContainerSpec
 
 if TYPE_CHECKING:
-    from airpods.resolved import Resolved
     from airpods.secrets import SecretStore
 
 CACHE_FORMAT = 3
@@ -288,168 +287,3 @@ def to_json(resolved: Resolved) -> str:
 
 def from_json(text: str | bytes) -> Resolved:
     return from_dict(json.loads(text))
-
-
-def to_dict(resolved: Resolved) -> dict[str, Any]:
-    """Plain JSON values; the order of `services` and `specs` is kept as a list."""
-    return {
-        "settings": _plain(resolved.settings),
-        "services": [_plain(svc) for svc in resolved.services.values()],
-        "specs": [_plain(spec) for spec in resolved.specs.values()],
-        "host": _plain(resolved.host),
-        "user_path": str(resolved.user_path),
-    }
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses → dicts, tuples → lists, frozensets → sorted lists."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, frozenset | set):
-        return sorted(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def from_dict(data: Mapping[str, Any]) -> Resolved:
-    from airpods.resolved import Resolved
-
-    services = [_service_from(item) for item in data["services"]]
-    specs = [_spec_from(item) for item in data["specs"]]
-    return Resolved(
-        settings=_settings_from(data["settings"]),
-        services={svc.name: svc for svc in services},
-        specs={spec.service: spec for spec in specs},
-        host=_host_from(data["host"]),
-        user_path=Path(data["user_path"]),
-    )
-
-
-def _settings_from(d: Mapping[str, Any]) -> Any:
-    from airpods.resolved import Settings
-
-    return Settings(
-        network=d["network"],
-        stop_timeout_s=float(d["stop_timeout_s"]),
-        max_concurrent_pulls=d["max_concurrent_pulls"],
-        failure_log_lines=d["failure_log_lines"],
-    )
-
-
-def _service_from(d: Mapping[str, Any]) -> Any:
-    from airpods.resolved import ServiceEntry
-
-    return ServiceEntry(
-        name=d["name"],
-        enabled=d["enabled"],
-        kind=d["kind"],
-        pod=d["pod"],
-        container=d["container"],
-        depends_on=tuple(d["depends_on"]),
-        volumes=tuple((source, is_bind) for source, is_bind in d["volumes"]),
-    )
-
-
-def _gpu_from(d: Mapping[str, Any] | None) -> GpuInfo | None:
-    if d is None:
-        return None
-    return GpuInfo(
-        vendor=d["vendor"],
-        name=d["name"],
-        devices=tuple(d["devices"]),
-        group_add=tuple(d["group_add"]),
-        usable=d["usable"],
-        problem=d["problem"],
-        vram_bytes=d.get("vram_bytes"),
-    )
-
-
-def _host_from(d: Mapping[str, Any]) -> HostFacts:
-    return HostFacts(
-        accelerator=d["accelerator"],
-        reason=d["reason"],
-        physical_cores=d["physical_cores"],
-        logical_cores=d["logical_cores"],
-        gpu=_gpu_from(d["gpu"]),
-        selinux_enforcing=d["selinux_enforcing"],
-        notes=tuple(d["notes"]),
-        memory_bytes=d.get("memory_bytes", 0),
-        vram_bytes=d.get("vram_bytes"),
-        gpu_name=d.get("gpu_name"),
-        auto_model=d.get("auto_model", ""),
-    )
-
-
-def _health_from(d: Mapping[str, Any] | None) -> Health | None:
-    if d is None:
-        return None
-    return Health(
-        path=d["path"],
-        expected_status=d["expected_status"],
-        timeout_s=d["timeout_s"],
-        interval_s=d["interval_s"],
-        host_port=d["host_port"],
-        host_ip=d["host_ip"],
-    )
-
-
-def _spec_from(d: Mapping[str, Any]) -> ContainerSpec:
-    entrypoint = d["entrypoint"]
-    return ContainerSpec(
-        service=d["service"],
-        kind=d["kind"],
-        image=d["image"],
-        image_reason=d["image_reason"],
-        accelerator=d["accelerator"],
-        pod=d["pod"],
-        container=d["container"],
-        network=d["network"],
-        network_aliases=tuple(d["network_aliases"]),
-        ports=tuple(
-            PortMapping(
-                host_ip=p["host_ip"],
-                host_port=p["host_port"],
-                container_port=p["container_port"],
-                protocol=p["protocol"],
-            )
-            for p in d["ports"]
-        ),
-        mounts=tuple(
-            Mount(
-                source=m["source"],
-                target=m["target"],
-                mode=m["mode"],
-                is_bind=m["is_bind"],
-                relabel=m["relabel"],
-            )
-            for m in d["mounts"]
-        ),
-        env=dict(d["env"]),
-        command=tuple(d["command"]),
-        entrypoint=None if entrypoint is None else tuple(entrypoint),
-        secret_env=frozenset(d["secret_env"]),
-        secret_files=tuple(
-            SecretFile(name=f["name"], target=f["target"], value=f["value"])
-            for f in d["secret_files"]
-        ),
-        config_files=tuple(
-            ConfigFile(name=f["name"], target=f["target"], value=f["value"])
-            for f in d["config_files"]
-        ),
-        devices=tuple(d["devices"]),
-        group_add=tuple(d["group_add"]),
-        cap_drop=tuple(d["cap_drop"]),
-        cap_add=tuple(d["cap_add"]),
-        security_opt=tuple(d["security_opt"]),
-        memory=d["memory"],
-        cpus=d["cpus"],
-        health=_health_from(d["health"]),
-        depends_on=tuple(d["depends_on"]),
-        labels=dict(d["labels"]),
-        config_hash=d["config_hash"],
-        notes=tuple(d["notes"]),
-        deferred=tuple(d["deferred"]),
-    )

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from airpods.argv import render_args
 from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.gpu import ImageChoice
 from airpods.host import HostFacts
 from airpods.secrets import secret_env_keys
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, sealed
-
-
-def flag_name(key: str) -> str:
-    """`ctx_size` → `--ctx-size`; a one-letter key gets a single dash (`c` → `-c`)."""
-    if len(key) == 1:
-        return f"-{key}"
-    return "--" + key.replace("_", "-")
-
-
-def render_args(command_args: Mapping[str, Any]) -> list[str]:
-    """Render `command_args` into argv items, in order. Values stay separate items: no shell."""
-    argv: list[str] = []
-    for key, value in command_args.items():
-        flag = flag_name(key)
-        items: Sequence[Any] = value if isinstance(value, list) else [value]
-        for item in items:
-            if item is True:
-                argv.append(flag)
-            elif item is False or item is None:
-                continue
-            else:
-                argv.extend((flag, str(item)))
-    return argv
 
 
 def _env(svc: ServiceConfig) -> dict[str, str]:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def resolve(app: AppContext, *, cpu: bool = False, secrets: SecretStore | None = None) -> Resolved:
     """The services in effect, from the cache while it is valid (see airpods.cache)."""
-    from airpods.resolved import resolve as resolve_services
+    from airpods.resolving import resolve as resolve_services
     from airpods.secrets import SecretStore, secret_values
 
     environ = dict(os.environ)

@@ -261,13 +261,8 @@ def kube(
         click.echo(text, nl=False)
     else:
         click.echo(f"wrote {output} ({len(result.documents)} documents)", err=True)
-    for note in notes:
-        click.echo(f"note: {note}", err=True)
-    if commands:
-        click.echo("Podman: create the secrets, then play the rest "
-                   "(remove an older secret first: podman secret rm NAME):", err=True)
-        for command in commands:
-            click.echo(f"  {command}", err=True)
+    _notes_and_commands(notes, commands, "Podman: create the secrets, then play the rest "
+                        "(remove an older secret first: podman secret rm NAME):")
 
 
 def _check_units(output: Path, units: dict[str, str], force: bool) -> None:
@@ -342,12 +337,17 @@ def quadlet(
                    "commands": commands, "notes": notes})
         return
     click.echo(f"wrote {len(result.units)} units to {output}", err=True)
+    _notes_and_commands(notes, commands, "Create the Podman secrets (once; `podman secret rm "
+                        "NAME` first to replace one), then delete the files:")
+    click.echo("Then: systemctl --user daemon-reload && systemctl --user start "
+               + " ".join(units) + "   (as root: systemctl without --user)", err=True)
+
+
+def _notes_and_commands(notes: list[str], commands: list[str], heading: str) -> None:
+    """The export's notes, then the commands to run (under `heading`), on stderr."""
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if commands:
-        click.echo("Create the Podman secrets (once; `podman secret rm NAME` first to replace "
-                   "one), then delete the files:", err=True)
+        click.echo(heading, err=True)
         for command in commands:
             click.echo(f"  {command}", err=True)
-    click.echo("Then: systemctl --user daemon-reload && systemctl --user start "
-               + " ".join(units) + "   (as root: systemctl without --user)", err=True)

@@ -35,39 +35,49 @@ def make_console(stderr: bool = True) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+# podman run flags for the list-valued create arguments, in the order they are printed.
+_LIST_FLAGS = (
+    ("devices", "--device"), ("group_add", "--group-add"), ("cap_drop", "--cap-drop"),
+    ("cap_add", "--cap-add"), ("security_opt", "--security-opt"),
+)
+
+
 def podman_cli_lines(
     spec: ContainerSpec, values: Collection[str] | None = None
 ) -> list[str]:
     """The podman CLI commands equivalent to what airpods does for `spec` (secrets masked).
 
+    Written from the adapter's own create arguments (airpods.engine.args), so the two agree.
     `values`: the secret values to mask wherever they appear (default: `spec`'s own).
     """
+    from airpods.engine.args import container_kwargs, pod_kwargs
+
     values = secret_values(spec) if values is None else values
-    pod = ["podman", "pod", "create", "--name", spec.pod, "--network", spec.network]
-    pod += [a for alias in spec.network_aliases for a in ("--network-alias", alias)]
-    for p in spec.ports:
-        proto = "" if p.protocol == "tcp" else f"/{p.protocol}"
-        ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip  # podman's form for IPv6
-        pod += ["-p", f"{ip}:{p.host_port}:{p.container_port}{proto}"]
-    run = ["podman", "run", "-d", "--name", spec.container, "--pod", spec.pod]
-    for m in spec.mounts:
-        run += ["-v", f"{m.source}:{m.target}:{m.mode}{',z' if m.relabel else ''}"]
-    for key, value in mask_env(spec.env, spec.secret_env).items():
+    pod_args, kw = pod_kwargs(spec), container_kwargs(spec)
+    [(network, attach)] = pod_args["networks"].items()
+    pod = ["podman", "pod", "create", "--name", spec.pod, "--network", network]
+    pod += [a for alias in attach["aliases"] for a in ("--network-alias", alias)]
+    for p in pod_args["portmappings"]:
+        proto = "" if p["protocol"] == "tcp" else f"/{p['protocol']}"
+        ip = f"[{p['host_ip']}]" if ":" in p["host_ip"] else p["host_ip"]  # podman's IPv6 form
+        pod += ["-p", f"{ip}:{p['host_port']}:{p['container_port']}{proto}"]
+    run = ["podman", "run", "-d", "--name", kw["name"], "--pod", kw["pod"]]
+    for source, bind in kw.get("volumes", {}).items():
+        run += ["-v", f"{source}:{bind['bind']}:{bind['mode']}"]
+    for key, value in mask_env(kw.get("environment", {}), spec.secret_env).items():
         run += ["-e", f"{key}={value}"]
-    run += [a for d in spec.devices for a in ("--device", d)]
-    run += [a for g in spec.group_add for a in ("--group-add", g)]
-    run += [a for c in spec.cap_drop for a in ("--cap-drop", c)]
-    run += [a for c in spec.cap_add for a in ("--cap-add", c)]
-    run += [a for s in spec.security_opt for a in ("--security-opt", s)]
-    for secret in (*spec.secret_files, *spec.config_files):
-        run += ["--secret", f"{secret.name},type=mount,target={secret.target},mode=0400"]
-    if spec.memory:
-        run += ["--memory", spec.memory]
-    if spec.cpus:
-        run += ["--cpus", str(spec.cpus)]
-    if spec.entrypoint:
-        run += ["--entrypoint", json.dumps(mask_argv(spec.entrypoint))]
-    run += [spec.image, *mask_argv(spec.command)]
+    for key, flag in _LIST_FLAGS:
+        run += [a for item in kw.get(key, ()) for a in (flag, item)]
+    for secret in kw.get("secrets", ()):
+        run += ["--secret", f"{secret['source']},type=mount,target={secret['target']},"
+                f"mode={secret['mode']:04o}"]
+    if "mem_limit" in kw:
+        run += ["--memory", kw["mem_limit"]]
+    if "nano_cpus" in kw:
+        run += ["--cpus", str(kw["nano_cpus"] / 1e9)]
+    if "entrypoint" in kw:
+        run += ["--entrypoint", json.dumps(mask_argv(kw["entrypoint"]))]
+    run += [kw["image"], *mask_argv(kw["command"])]
     secrets = [
         f"printf %s \"$KEY\" | podman secret create {shlex.quote(s.name)} -"
         for s in spec.secret_files

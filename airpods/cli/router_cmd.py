@@ -16,7 +16,7 @@ from airpods.cli import AppContext
 from airpods.cli.params import WAIT_SECONDS
 
 if TYPE_CHECKING:
-    from airpods.kinds.llama_router import Router, RouterModel
+    from airpods.kinds.base import ModelRouter, RouterModel
     from airpods.spec import ContainerSpec
 
 SERVICE_HELP = "The router service (default: the first enabled service in router mode)."
@@ -24,7 +24,7 @@ UNLOAD_WAIT_S = 30.0  # a model's process gets llama-server's stop timeout (10 s
 _WHY = {"removed": "no container", "": "unknown state"}
 
 
-def _router(app: AppContext, service: str | None) -> tuple[ContainerSpec, Router]:
+def _router(app: AppContext, service: str | None) -> tuple[ContainerSpec, ModelRouter]:
     """The service's spec and its router API; refuses a service that is not a router."""
     from airpods import kinds
     from airpods.cli.context import resolve

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from airpods.config.files import atomic_write
-from airpods.config.schema import KeyPath, format_key_path, parse_key_path
+from airpods.config.keys import KeyPath, format_key_path, parse_key_path
 from airpods.errors import ConfigError, UsageError
 
 # Receives the user file's path and its proposed new text; raises ConfigError when the merged

@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airpods.errors import AirpodsError, ConfigError
 
@@ -27,18 +30,25 @@ _DEV_NULL = os.makedev(1, 3)  # the same on every Linux system
 _FIX = "point --config / AIRPODS_CONFIG at a regular TOML file"
 
 
+def _stat(path: Path) -> os.stat_result | None:
+    """stat(path), links followed; None when nothing is there, ConfigError when unreadable."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+
+
 def read_config_bytes(path: Path) -> bytes | None:
     """The bytes of the config file at `path`, or None when nothing is there.
 
     Raises ConfigError (naming the file) for a directory, FIFO, socket or device other than
     /dev/null, a file over MAX_CONFIG_BYTES, a symlink loop or any other read failure.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    st = _stat(path)
+    if st is None:
         return None
-    except OSError as exc:
-        raise unreadable(path, exc) from None
     if _is_dev_null(st):
         return b""
     check_regular(path, st)
@@ -89,12 +99,9 @@ def check_replaceable(path: Path) -> os.stat_result | None:
     Raises ConfigError when something other than a regular file is there: writing a config
     never replaces a device, FIFO, socket or directory with a file.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    st = _stat(path)
+    if st is None:
         return None
-    except OSError as exc:
-        raise unreadable(path, exc) from None
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(
             f"is {file_kind(st.st_mode)}, not a regular file: airpods will not replace it",
@@ -189,9 +196,92 @@ def _copy_owner_and_mode(fd: int, old: os.stat_result | None) -> None:
 
 def _fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not every filesystem allows it, and that is fine.
+    from airpods.durable import fsync_dir
+
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(directory)
+
+
+# --- config files as layers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: a TOML file, or an environment override."""
+
+    label: str  # what errors name as the file: a path, or `$VARIABLE`
+    data: dict[str, Any]
+    text: str | None = None  # the file's text, for line numbers
+
+
+def read_text(path: Path) -> str:
+    """A config file's text; a missing file is a ConfigError too (see read_optional_text)."""
+    text = read_optional_text(path)
+    if text is None:
+        raise ConfigError("cannot read: No such file or directory", file=str(path))
+    return text
+
+
+def read_optional_text(path: Path) -> str | None:
+    """A config file's text (a leading UTF-8 BOM dropped), None when there is no file.
+
+    Only a regular file (or /dev/null) of at most 4 MiB is read: see airpods.config.files.
+    """
+    data = read_config_bytes(path)
+    if data is None:
+        return None
+    try:
+        return _drop_bom(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start + 1})", file=str(path)) from None
+
+
+def _drop_bom(text: str) -> str:
+    # Editors on Windows write one; TOML does not allow it, but it means nothing.
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def parse_layer(path: Path, text: str) -> Layer:
+    """Parse one TOML file; a syntax error is one ConfigError with its line."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError, TOMLKitError
+
+    text = _drop_bom(text)
+    try:
+        data = tomlkit.parse(text).unwrap()
+    except ParseError as exc:
+        message = re.sub(r" at line \d+ col \d+$", "", str(exc))
+        raise ConfigError(
+            f"TOML syntax error: {message} (column {exc.col})", file=str(path), line=exc.line
+        ) from None
+    except TOMLKitError as exc:
+        # Some errors (a key repeated inside a table) come without a position.
+        line = _repeated_key_line(text, str(exc))
+        raise ConfigError(f"TOML syntax error: {exc}", file=str(path), line=line) from None
+    return Layer(str(path), data, text)
+
+
+def _repeated_key_line(text: str, message: str) -> int | None:
+    """For tomlkit's 'Key "x" already exists.': the line of the second `x = ...`."""
+    match = re.match(r'Key "(.+)" already exists', message)
+    if not match:
+        return None
+    seen = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        key = key_before(line.strip(), "=")
+        if key and key[-1] == match.group(1):
+            seen += 1
+            if seen == 2:
+                return number
+    return None
+
+
+def key_before(text: str, terminator: str) -> tuple[str, ...] | None:
+    """The dotted TOML key at the start of `text` when `terminator` follows it, else None."""
+    from airpods.config.keys import split_dotted_key
+
+    try:
+        key, rest = split_dotted_key(text)
+    except ValueError:
+        return None
+    return key if rest.startswith(terminator) else None

@@ -25,26 +25,32 @@ leading UTF-8 BOM is ignored.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import re
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
-from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
-from airpods.config.schema import (
-    ENV_KEY_RE,
-    AirpodsConfig,
-    KeyPath,
-    Problem,
-    cross_service_problems,
-    format_key_path,
-    is_service_name,
-    split_dotted_key,
+from airpods.config.cross_checks import cross_service_problems
+from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: importable here)
+    Layer,
+    parse_layer,
+    read_optional_text,
+    read_text,
 )
+from airpods.config.keys import KeyPath, Problem, format_key_path
+from airpods.config.kind_checks import kind_problems
+from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
+from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
+    depth,
+    find_line,
+    key_lines,
+    located,
+    origin,
+    pydantic_problem,
+)
+from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts
@@ -63,15 +69,6 @@ class LoadedConfig:
     overrides: tuple[str, ...] = ()  # the environment variables that overrode keys
     # service -> {"image" / "images": where that key was set}, for `--dry-run`'s "why".
     image_origins: dict[str, dict[str, str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One source of settings: a TOML file, or an environment override."""
-
-    label: str  # what errors name as the file: a path, or `$VARIABLE`
-    data: dict[str, Any]
-    text: str | None = None  # the file's text, for line numbers
 
 
 class _Problems(Exception):
@@ -132,7 +129,7 @@ def load_config_text(
         try:
             _requested_accelerator(raw)
         except _Problems as exc:
-            raise _located(exc.problems, layers) from None
+            raise located(exc.problems, layers) from None
     layers.extend(env_layers)
     for layer in env_layers:
         raw = deep_merge(raw, layer.data)
@@ -140,7 +137,7 @@ def load_config_text(
     try:
         kind_layer = _kind_defaults_layer(raw)
     except _Problems as exc:
-        raise _located(exc.problems, layers) from None
+        raise located(exc.problems, layers) from None
     layers.insert(0, kind_layer)
     raw = deep_merge(kind_layer.data, raw)
     image_origins = _honour_specific_image(raw, layers)
@@ -148,60 +145,11 @@ def load_config_text(
     try:
         config, facts = _resolve_and_validate(raw, host)
     except _Problems as exc:
-        raise _located(exc.problems, layers) from None
+        raise located(exc.problems, layers) from None
     overrides = tuple(layer.label.lstrip("$") for layer in env_layers)
     return LoadedConfig(
         config, user_path, raw, facts, tuple(files), overrides, image_origins
     )
-
-
-def read_text(path: Path) -> str:
-    """A config file's text; a missing file is a ConfigError too (see read_optional_text)."""
-    text = read_optional_text(path)
-    if text is None:
-        raise ConfigError("cannot read: No such file or directory", file=str(path))
-    return text
-
-
-def read_optional_text(path: Path) -> str | None:
-    """A config file's text (a leading UTF-8 BOM dropped), None when there is no file.
-
-    Only a regular file (or /dev/null) of at most 4 MiB is read: see airpods.config.files.
-    """
-    from airpods.config.files import read_config_bytes
-
-    data = read_config_bytes(path)
-    if data is None:
-        return None
-    try:
-        return _drop_bom(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text (byte {exc.start + 1})", file=str(path)) from None
-
-
-def _drop_bom(text: str) -> str:
-    # Editors on Windows write one; TOML does not allow it, but it means nothing.
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def parse_layer(path: Path, text: str) -> Layer:
-    """Parse one TOML file; a syntax error is one ConfigError with its line."""
-    import tomlkit
-    from tomlkit.exceptions import ParseError, TOMLKitError
-
-    text = _drop_bom(text)
-    try:
-        data = tomlkit.parse(text).unwrap()
-    except ParseError as exc:
-        message = re.sub(r" at line \d+ col \d+$", "", str(exc))
-        raise ConfigError(
-            f"TOML syntax error: {message} (column {exc.col})", file=str(path), line=exc.line
-        ) from None
-    except TOMLKitError as exc:
-        # Some errors (a key repeated inside a table) come without a position.
-        line = _repeated_key_line(text, str(exc))
-        raise ConfigError(f"TOML syntax error: {exc}", file=str(path), line=line) from None
-    return Layer(str(path), data, text)
 
 
 KIND_LAYER_LABEL = "the built-in kind defaults"
@@ -267,24 +215,9 @@ def _setter(path: KeyPath, layers: list[Layer]) -> int | None:
     """The index of the last layer that sets `path` itself, or None."""
     found = None
     for index, layer in enumerate(layers):
-        if _depth(layer.data, path) == len(path):
+        if depth(layer.data, path) == len(path):
             found = index
     return found
-
-
-def _repeated_key_line(text: str, message: str) -> int | None:
-    """For tomlkit's 'Key "x" already exists.': the line of the second `x = ...`."""
-    match = re.match(r'Key "(.+)" already exists', message)
-    if not match:
-        return None
-    seen = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        key = _key_before(line.strip(), "=")
-        if key and key[-1] == match.group(1):
-            seen += 1
-            if seen == 2:
-                return number
-    return None
 
 
 def _env_layers(environ: Mapping[str, str]) -> list[Layer]:
@@ -356,7 +289,7 @@ def _secret_error(
     exc: OSError | UnicodeDecodeError, path: Path, key: KeyPath, layers: list[Layer]
 ) -> ConfigError:
     reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
-    layer = layers[_origin(key, layers)]
+    layer = layers[origin(key, layers)]
     return ConfigError(
         f"cannot read the generated secret {path}: {reason}",
         file=layer.label,
@@ -398,8 +331,9 @@ def _resolve_and_validate(
     try:
         config = AirpodsConfig.model_validate(resolved)
     except ValidationError as exc:
-        raise _Problems([_problem(error) for error in exc.errors(include_url=False)]) from None
-    problems = cross_service_problems(config)
+        errors = exc.errors(include_url=False)
+        raise _Problems([pydantic_problem(error) for error in errors]) from None
+    problems = [*cross_service_problems(config), *kind_problems(config)]
     if problems:
         raise _Problems(problems)
     return config, host
@@ -468,176 +402,3 @@ def _set_secret_problem(service: str, var: Any, value: Any) -> Problem | None:
             "write the key as one word, or remove the line to use the generated key",
         )
     return None
-
-
-# --- pydantic errors -> problems --------------------------------------------------------------
-
-
-def _problem(error: Mapping[str, Any]) -> Problem:
-    """One pydantic error as a Problem with a TOML key path and a plain message."""
-    loc: KeyPath = tuple(error["loc"])
-    is_key = bool(loc) and loc[-1] == "[key]"  # the key itself is invalid, not its value
-    if is_key:
-        loc = loc[:-1]
-    kind, message = error["type"], str(error["msg"])
-    if kind == "extra_forbidden":
-        return _unknown_key(loc)
-    if kind == "missing":
-        return Problem(loc, "required key is missing")
-    if message.startswith(("Value error, ", "Assertion failed, ")):
-        message = message.split(", ", 1)[1]
-    else:
-        message = message[:1].lower() + message[1:]
-        value = error.get("input")
-        if isinstance(value, str | int | float | bool):
-            message += f" (got {value!r})"
-    return Problem(loc, f"invalid key: {message}" if is_key else message)
-
-
-def _unknown_key(loc: KeyPath) -> Problem:
-    name = str(loc[-1])
-    known = _known_keys(loc[:-1])
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        hint: str | None = f"did you mean {close[0]!r}?"
-    else:
-        hint = f"known keys: {', '.join(known)}" if known else None
-    return Problem(loc, f"unknown key {name!r}", hint)
-
-
-def _known_keys(loc: KeyPath) -> list[str]:
-    """The field names of the schema model at `loc` (for did-you-mean on unknown keys)."""
-    from pydantic import BaseModel
-
-    annotation: Any = AirpodsConfig
-    for part in loc:
-        annotation = _unwrap_optional(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
-            if field is None:
-                return []
-            annotation = field.annotation
-        elif get_origin(annotation) in (dict, list):
-            annotation = get_args(annotation)[-1]  # dict values / list items
-        else:
-            return []
-    annotation = _unwrap_optional(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
-    return []
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [arg for arg in get_args(annotation) if arg is not type(None)]
-        return args[0] if len(args) == 1 else annotation
-    return annotation
-
-
-# --- locating problems in files ---------------------------------------------------------------
-
-
-def _located(problems: list[Problem], layers: list[Layer]) -> ConfigError:
-    """The first problem as a ConfigError, pointing at the layer that set the key.
-
-    Problems in keys a later layer set come first: the defaults are assumed sound, so what the
-    user wrote is the likelier cause.
-    """
-    problems = [_user_end(problem, layers) for problem in problems]
-    problems.sort(key=lambda problem: -_origin(problem.path, layers))
-    first = problems[0]
-    layer = layers[_origin(first.path, layers)]
-    line = find_line(layer.text, first.path) if layer.text is not None else None
-    hint = first.hint
-    if len(problems) > 1:
-        more = f"{len(problems) - 1} more problem{'s' if len(problems) > 2 else ''} after this one"
-        hint = f"{hint}; {more}" if hint else more
-    return ConfigError(
-        first.message, file=layer.label, key_path=format_key_path(first.path), line=line, hint=hint
-    )
-
-
-def _user_end(problem: Problem, layers: list[Layer]) -> Problem:
-    other = problem.other_end
-    if other is not None and _origin(other.path, layers) > _origin(problem.path, layers):
-        return other
-    return problem
-
-
-def _origin(path: KeyPath, layers: list[Layer]) -> int:
-    """The index of the layer that set `path`.
-
-    The layer that reaches deepest along `path` set the value (later layers win ties, since
-    they replace); a missing key is blamed on the layer that wrote its table.
-    """
-    best, best_depth = 0, -1
-    for index, layer in enumerate(layers):
-        depth = _depth(layer.data, path)
-        if depth >= best_depth:
-            best, best_depth = index, depth
-    return best
-
-
-def _depth(data: Any, path: KeyPath) -> int:
-    depth = 0
-    for part in path:
-        in_table = isinstance(data, dict) and isinstance(part, str) and part in data
-        in_array = isinstance(data, list) and isinstance(part, int) and part < len(data)
-        if not (in_table or in_array):
-            break
-        data = data[part]
-        depth += 1
-    return depth
-
-
-def find_line(text: str, path: KeyPath) -> int | None:
-    """The line that sets `path` in TOML `text`, or of its nearest enclosing key or table."""
-    lines = key_lines(text)
-    for size in range(len(path), 0, -1):
-        prefix = path[:size]
-        found = [line for key, line in lines.items() if key[:size] == prefix]
-        if found:
-            return min(found)
-    return None
-
-
-def key_lines(text: str) -> dict[KeyPath, int]:
-    """Map each table header and `key = value` line in TOML `text` to its 1-based line number.
-
-    A scan, not a parser (tomlkit keeps no line numbers): good enough to point at a key. Keys
-    inside inline tables map to the line of the key that holds the inline table.
-    """
-    lines: dict[KeyPath, int] = {}
-    table: KeyPath = ()
-    array_counts: dict[KeyPath, int] = {}
-    open_string: str | None = None  # the delimiter of a multi-line string being skipped
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if open_string:
-            if line.count(open_string) % 2:
-                open_string = None
-            continue
-        if stripped.startswith("[["):
-            key = _key_before(stripped[2:], "]]")
-            if key is not None:
-                index = array_counts.get(key, 0)
-                array_counts[key] = index + 1
-                table = (*key, index)
-                lines.setdefault(table, number)
-        elif stripped.startswith("["):
-            key = _key_before(stripped[1:], "]")
-            if key is not None:
-                table = key
-                lines.setdefault(table, number)
-        elif (key := _key_before(stripped, "=")) is not None:
-            lines.setdefault((*table, *key), number)
-            open_string = next((d for d in ('"""', "'''") if stripped.count(d) % 2), None)
-    return lines
-
-
-def _key_before(text: str, terminator: str) -> KeyPath | None:
-    try:
-        key, rest = split_dotted_key(text)
-    except ValueError:
-        return None
-    return key if rest.startswith(terminator) else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from airpods import kinds
 from airpods.config.gateway import ClientName, ClientSpec, ModelName, RemoteName, RemoteSpec
+from airpods.config.values import check_image_ref, memory_bytes
 from airpods.gpu import ACCELERATORS, REQUESTS
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
@@ -36,15 +35,6 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _CONTAINER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _VOLUME_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _ALIAS_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_RE = re.compile(
-    r"(?:(?P<registry>[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?)/)?"
-    rf"{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@sha256:[a-f0-9]{64})?"
-)
-_MEMORY_RE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[bkmgBKMG]?)")
-_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _ARG_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -85,6 +75,17 @@ def _check_name(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _rooted(must: str) -> AfterValidator:
+    """A path that starts with '/' (`must` says how, after the value)."""
+
+    def check(v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} {must}")
+        return v
+
+    return AfterValidator(check)
+
+
 def is_service_name(value: object) -> bool:
     return (
         isinstance(value, str)
@@ -93,16 +94,22 @@ def is_service_name(value: object) -> bool:
     )
 
 
-def _check_service_name(v: str) -> str:
-    if not _NAME_RE.fullmatch(v):
-        raise ValueError(f"{v!r} is not a valid service name (lowercase letters, digits, '_.-')")
-    if len(v) > MAX_SERVICE_NAME:
-        raise ValueError(
-            f"service name is {len(v)} characters long; at most {MAX_SERVICE_NAME} are allowed "
-            f"(its container `airpods-<name>-server` must fit a {MAX_DNS_LABEL}-character "
-            "hostname)"
-        )
+def _fits(v: str, pattern: re.Pattern[str], limit: int, bad: str, too_long: str) -> str:
+    """`v` when `pattern` matches all of it and it has at most `limit` characters."""
+    if not pattern.fullmatch(v):
+        raise ValueError(bad)
+    if len(v) > limit:
+        raise ValueError(too_long)
     return v
+
+
+def _check_service_name(v: str) -> str:
+    return _fits(
+        v, _NAME_RE, MAX_SERVICE_NAME,
+        f"{v!r} is not a valid service name (lowercase letters, digits, '_.-')",
+        f"service name is {len(v)} characters long; at most {MAX_SERVICE_NAME} are allowed "
+        f"(its container `airpods-<name>-server` must fit a {MAX_DNS_LABEL}-character hostname)",
+    )
 
 
 def _not_bool(v: Any) -> Any:
@@ -184,7 +191,7 @@ class PortSpec(_Strict):
 
 class VolumeSpec(_Strict):
     source: PathText
-    target: PathText
+    target: Annotated[PathText, _rooted("must be an absolute path inside the container")]
     mode: Literal["ro", "rw"] = "rw"
 
     @field_validator("source")
@@ -198,13 +205,6 @@ class VolumeSpec(_Strict):
             )
         return v
 
-    @field_validator("target")
-    @classmethod
-    def _target(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must be an absolute path inside the container")
-        return v
-
     @property
     def is_bind(self) -> bool:
         return self.source.startswith("/")
@@ -216,17 +216,10 @@ class GpuSpec(_Strict):
 
 
 class HealthSpec(_Strict):
-    path: PathText = "/"
+    path: Annotated[PathText, _rooted("must start with '/'")] = "/"
     expected_status: Int = Field(default=200, ge=100, le=599)
     timeout_s: Float = Field(default=120, gt=0, le=86400)
     interval_s: Float = Field(default=1.0, gt=0, le=60)
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must start with '/'")
-        return v
 
 
 class ResourcesSpec(_Strict):
@@ -239,17 +232,6 @@ class ResourcesSpec(_Strict):
         if v is not None and memory_bytes(v) <= 0:
             raise ValueError(f"{v!r}: a memory limit must be more than 0 (examples: 512m, 16g)")
         return v
-
-
-def memory_bytes(v: str) -> float:
-    """`512m` -> bytes; ValueError unless `v` is a memory size as Podman's --memory takes it."""
-    match = _MEMORY_RE.fullmatch(v)
-    if match is None:
-        raise ValueError(f"{v!r} is not a memory size (examples: 512m, 16g)")
-    size = float(match["number"]) * _MEMORY_UNITS[match["unit"].lower()]
-    if not math.isfinite(size):
-        raise ValueError(f"{v!r} is not a memory size (examples: 512m, 16g)")
-    return size
 
 
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -301,7 +283,8 @@ class ModelPreset(_Strict):
 
 class ServiceConfig(_Strict):
     enabled: bool = True
-    kind: str = kinds.DEFAULT_KIND
+    # The kind's name (kinds.DEFAULT_KIND); the registry checks it, above this module.
+    kind: str = "generic"
     default_model: str | None = None
     # Where `start` downloads default_model from when the volume lacks it: "hf://ORG/REPO/FILE",
     # "ORG/REPO/FILE.gguf", "ORG/REPO:QUANT" (see `airpods models pull`) or "auto" (the
@@ -343,13 +326,6 @@ class ServiceConfig(_Strict):
     # Open WebUI: the gateway is its one OpenAI connection instead of one per llama-server.
     via_gateway: bool = False
 
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, v: str) -> str:
-        if v not in kinds.names():
-            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(kinds.names())}")
-        return v
-
     @field_validator("model_source")
     @classmethod
     def _model_source(cls, v: str | None) -> str | None:
@@ -390,13 +366,12 @@ class ServiceConfig(_Strict):
     @classmethod
     def _aliases(cls, v: list[str]) -> list[str]:
         for alias in v:
-            if not _ALIAS_RE.fullmatch(alias):
-                raise ValueError(f"{alias!r} is not a valid DNS name (lowercase, digits, '-')")
-            if len(alias) > MAX_DNS_LABEL:
-                raise ValueError(
-                    f"network alias {alias[:20]!r}... is {len(alias)} characters long; a DNS "
-                    f"name may have at most {MAX_DNS_LABEL}"
-                )
+            _fits(
+                alias, _ALIAS_RE, MAX_DNS_LABEL,
+                f"{alias!r} is not a valid DNS name (lowercase, digits, '-')",
+                f"network alias {alias[:20]!r}... is {len(alias)} characters long; a DNS "
+                f"name may have at most {MAX_DNS_LABEL}",
+            )
         return v
 
     @model_validator(mode="after")
@@ -424,261 +399,3 @@ class AirpodsConfig(_Strict):
 
     def enabled_services(self) -> list[str]:
         return [name for name, svc in self.services.items() if svc.enabled]
-
-
-def check_image_ref(ref: str) -> None:
-    """Raise ValueError unless `ref` is a well-formed image reference."""
-    if not _IMAGE_RE.fullmatch(ref):
-        raise ValueError(
-            f"{ref!r} is not a valid image reference (example: ghcr.io/ggml-org/llama.cpp:server)"
-        )
-
-
-# --- key paths --------------------------------------------------------------------------------
-
-# A location in the config tree: table keys and list indexes, e.g. ("services", "x", "ports", 0).
-KeyPath = tuple[str | int, ...]
-_BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-_INDEX_RE = re.compile(r"\[(\d+)\]")
-
-
-def format_key_path(path: KeyPath) -> str:
-    """TOML style: `services.llamacpp.ports[0].host`; keys that are not bare get quoted."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            continue
-        if _BARE_KEY_RE.fullmatch(part):
-            seg = part
-        else:
-            seg = '"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        out += f".{seg}" if out else seg
-    return out
-
-
-def split_dotted_key(text: str, *, allow_index: bool = False) -> tuple[KeyPath, str]:
-    """Parse a dotted TOML key at the start of `text`; return it and the unparsed rest.
-
-    Handles bare, "basic" and 'literal' segments (`services."my.svc".env`) and, with
-    `allow_index`, list indexes (`ports[0].host`). Raises ValueError when no key is there.
-    """
-    parts: list[str | int] = []
-    i = 0
-    while True:
-        i = _skip_blanks(text, i)
-        if i < len(text) and text[i] in "\"'":
-            segment, i = _quoted(text, i)
-        else:
-            match = _BARE_KEY_RE.match(text, i)
-            if not match:
-                raise ValueError(f"expected a key at {text[i : i + 10]!r}")
-            segment, i = match.group(), match.end()
-        parts.append(segment)
-        while allow_index and (index := _INDEX_RE.match(text, i)):
-            parts.append(int(index.group(1)))
-            i = index.end()
-        i = _skip_blanks(text, i)
-        if i < len(text) and text[i] == ".":
-            i += 1
-            continue
-        return tuple(parts), text[i:]
-
-
-def parse_key_path(text: str) -> KeyPath:
-    """`services.llamacpp.ports[0].host` -> ("services", "llamacpp", "ports", 0, "host")."""
-    path, rest = split_dotted_key(text, allow_index=True)
-    if rest:
-        raise ValueError(f"unexpected {rest!r} in key path {text!r}")
-    return path
-
-
-def _skip_blanks(text: str, i: int) -> int:
-    while i < len(text) and text[i] in " \t":
-        i += 1
-    return i
-
-
-def _quoted(text: str, i: int) -> tuple[str, int]:
-    quote, j, buf = text[i], i + 1, []
-    while j < len(text) and text[j] != quote:
-        if quote == '"' and text[j] == "\\" and j + 1 < len(text):
-            j += 1  # simple escapes only (\" and \\): enough for key names
-        buf.append(text[j])
-        j += 1
-    if j >= len(text):
-        raise ValueError(f"unterminated quoted key in {text!r}")
-    return "".join(buf), j + 1
-
-
-# --- checks across services -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A config problem found after validation, located by key path (the loader adds file/line)."""
-
-    path: KeyPath
-    message: str
-    hint: str | None = None
-    # The same problem told from its other end (the other of two clashing ports): the loader
-    # reports whichever end the user's file set, not the end that sits in the defaults.
-    other_end: Problem | None = None
-
-
-def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
-    """What no single service can check alone: clashing ports and names, broken depends_on."""
-    return [
-        *_port_clashes(cfg),
-        *_name_clashes(cfg),
-        *_dependency_problems(cfg),
-        *_mode_problems(cfg),
-        *_wide_problems(cfg),
-    ]
-
-
-def _wide_problems(cfg: AirpodsConfig) -> list[Problem]:
-    """What a kind can check only with every service in view (the gateway's model names)."""
-    return [
-        Problem(path, message, hint)
-        for name, svc in cfg.services.items()
-        for path, message, hint in kinds.get(svc.kind).config_problems_in(name, cfg)
-    ]
-
-
-def _mode_problems(cfg: AirpodsConfig) -> list[Problem]:
-    """`mode` a kind does not offer, and what the kind finds wrong in its own mode's keys."""
-    problems: list[Problem] = []
-    for name, svc in cfg.services.items():
-        kind = kinds.get(svc.kind)
-        if svc.mode not in kind.modes:
-            offered = [k for k in kinds.names() if svc.mode in kinds.get(k).modes]
-            problems.append(Problem(
-                ("services", name, "mode"),
-                f"kind {svc.kind!r} has no {svc.mode!r} mode",
-                f"kinds with it: {', '.join(offered)}" if offered else None,
-            ))
-            continue
-        problems.extend(
-            Problem(("services", name, *path), message, hint)
-            for path, message, hint in kind.config_problems(svc)
-        )
-    return problems
-
-
-def _ips_overlap(a: str, b: str) -> bool:
-    # A wildcard address (0.0.0.0 or ::) takes the port on every address of the host.
-    ip_a, ip_b = ipaddress.ip_address(a), ipaddress.ip_address(b)
-    return ip_a == ip_b or ip_a.is_unspecified or ip_b.is_unspecified
-
-
-def _port_clashes(cfg: AirpodsConfig) -> list[Problem]:
-    # Only enabled services publish ports, so a disabled duplicate blocks nothing.
-    seen: list[tuple[KeyPath, PortSpec]] = []
-    problems: list[Problem] = []
-    for name in cfg.enabled_services():
-        for i, port in enumerate(cfg.services[name].ports):
-            path: KeyPath = ("services", name, "ports", i)
-            clash = next((p for p, o in seen if _same_port(o, port)), None)
-            if clash is not None:
-                problems.append(_clash(path, port, clash, _clash(clash, port, path)))
-            seen.append((path, port))
-    return problems
-
-
-def _same_port(a: PortSpec, b: PortSpec) -> bool:
-    return (a.host, a.protocol) == (b.host, b.protocol) and _ips_overlap(a.host_ip, b.host_ip)
-
-
-def _clash(
-    path: KeyPath, port: PortSpec, other: KeyPath, other_end: Problem | None = None
-) -> Problem:
-    return Problem(
-        (*path, "host"),
-        f"host port {port.host}/{port.protocol} is already published by {format_key_path(other)}",
-        "pick another host port, or disable one of the two services",
-        other_end,
-    )
-
-
-def _name_clashes(cfg: AirpodsConfig) -> list[Problem]:
-    # Pod and container names are global in Podman, whether or not the service is enabled now.
-    problems: list[Problem] = []
-    enabled = set(cfg.enabled_services())
-    for field in ("pod", "container", "network_aliases"):
-        owner: dict[str, str] = {}
-        for name, svc in cfg.services.items():
-            if field == "network_aliases" and name not in enabled:
-                continue  # a disabled service is not on the network
-            values = svc.network_aliases if field == "network_aliases" else [getattr(svc, field)]
-            for value in values:
-                if value in owner:
-                    first = owner[value]
-                    problems.append(
-                        _name_clash(
-                            name, field, value, first, _name_clash(first, field, value, name)
-                        )
-                    )
-                owner.setdefault(value, name)
-    return problems
-
-
-def _name_clash(
-    name: str, field: str, value: str, other: str, other_end: Problem | None = None
-) -> Problem:
-    what = {"pod": "pod name", "container": "container name"}.get(field, "network alias")
-    return Problem(
-        ("services", name, field),
-        f"{what} {value!r} is also used by service {other!r}",
-        "every service needs its own pod, container and network alias",
-        other_end,
-    )
-
-
-def _dependency_problems(cfg: AirpodsConfig) -> list[Problem]:
-    import difflib
-
-    problems: list[Problem] = []
-    for name, svc in cfg.services.items():
-        for i, dep in enumerate(svc.depends_on):
-            if dep not in cfg.services:
-                close = difflib.get_close_matches(dep, list(cfg.services), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else None
-                problems.append(
-                    Problem(("services", name, "depends_on", i), f"unknown service {dep!r}", hint)
-                )
-    if problems:
-        return problems
-    cycle = _find_cycle({n: list(s.depends_on) for n, s in cfg.services.items()})
-    if cycle:
-        return [
-            Problem(
-                ("services", cycle[0], "depends_on"),
-                f"dependency cycle: {' -> '.join(cycle)}",
-                "services cannot depend on each other in a circle",
-            )
-        ]
-    return []
-
-
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """The first cycle in `graph` as [a, b, ..., a], or None."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for start in graph:
-        if start not in state and (found := visit(start)):
-            return found
-    return None

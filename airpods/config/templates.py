@@ -37,7 +37,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaError
 from jinja2.utils import missing
 
-from airpods.config.schema import KeyPath, format_key_path
+from airpods.config.keys import KeyPath, format_key_path
 from airpods.config.template_limits import (
     MAX_VALUE,
     LimitedSandbox,

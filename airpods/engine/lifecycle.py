@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from airpods.engine.apply import Outcome, Reporter, apply_plan, plan_creates, pull_images
 from airpods.engine.lock import lock_path, state_lock
-from airpods.engine.plan import Plan, Step, make_plan
+from airpods.engine.plan import Action, Plan, Step, make_plan
 from airpods.engine.podman import Podman
 from airpods.resolved import Resolved, Settings
 from airpods.spec import ContainerSpec
@@ -75,7 +75,7 @@ def prefetch(
     """Pull the images `specs` need and start nothing. Returns the images that were pulled."""
     missing = sorted({s.image for s in specs if not podman.image_exists(s.image)})
     for image in sorted({s.image for s in specs}):
-        reporter.step(Step("pull", image) if image in missing else Step("present", image))
+        reporter.step(Step(Action.PULL, image) if image in missing else Step(Action.PRESENT, image))
     pull_images(podman, missing, reporter, settings.max_concurrent_pulls)
     return missing
 
@@ -98,7 +98,7 @@ def stop(
             current = actual.get(name)
             if current is None:
                 continue
-            reporter.step(Step("remove", name, "stopping"))
+            reporter.step(Step(Action.REMOVE, name, "stopping"))
             podman.remove_service(current.pod, current.container, timeout)
             stopped.append(name)
     return stopped

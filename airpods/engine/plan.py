@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from airpods.spec import Actual, ContainerSpec
 
 
+class Action(StrEnum):
+    """What a plan step does; the values are what --dry-run and --json print."""
+
+    PULL = "pull"
+    CREATE_NETWORK = "create-network"
+    CREATE_VOLUME = "create-volume"
+    REMOVE = "remove"
+    CREATE = "create"
+    START = "start"
+    KEEP = "keep"
+    WAIT = "wait"
+    PRESENT = "present"  # an image --pre-fetch finds already there
+
+
 @dataclass(frozen=True)
 class Step:
-    # pull | create-network | create-volume | remove | create | start | keep | wait
-    # (and "present": an image --pre-fetch finds already there)
-    action: str
+    action: Action
     target: str  # the network, volume, image or service the step is about
     reason: str = ""
 
@@ -26,7 +39,7 @@ class Plan:
         return [s for s in self.steps if s.action == action]
 
     def changes_anything(self) -> bool:
-        return any(s.action not in ("keep", "wait") for s in self.steps)
+        return any(s.action not in (Action.KEEP, Action.WAIT) for s in self.steps)
 
 
 def make_plan(
@@ -40,41 +53,41 @@ def make_plan(
 ) -> Plan:
     # Pulls first: they are what fails most (names, network), and a failed start changes nothing.
     images = sorted({s.image for s in specs})
-    steps: list[Step] = [Step("pull", i) for i in images if i not in images_present]
+    steps: list[Step] = [Step(Action.PULL, i) for i in images if i not in images_present]
     networks = sorted({s.network for s in specs})
     if not network_present:
-        steps += [Step("create-network", n) for n in networks]
+        steps += [Step(Action.CREATE_NETWORK, n) for n in networks]
     volumes = sorted({m.source for s in specs for m in s.mounts if not m.is_bind})
-    steps += [Step("create-volume", v) for v in volumes if v not in volumes_present]
+    steps += [Step(Action.CREATE_VOLUME, v) for v in volumes if v not in volumes_present]
     for spec in specs:
         steps += _service_steps(spec, actual.get(spec.service))
         if wait and spec.health is not None:
-            steps.append(Step("wait", spec.service))
+            steps.append(Step(Action.WAIT, spec.service))
     return Plan(tuple(steps), tuple(specs))
 
 
 def _service_steps(spec: ContainerSpec, current: Actual | None) -> list[Step]:
     name = spec.service
     if current is None:
-        return [Step("create", name, "not created yet"), Step("start", name)]
+        return [Step(Action.CREATE, name, "not created yet"), Step(Action.START, name)]
     if not current.container:
         # A start or stop interrupted between the pod and its container: the pod may hold the
         # ports and the name, so it goes first.
         return [
-            Step("remove", name, f"pod {current.pod} has no container"),
-            Step("create", name, "recreate"),
-            Step("start", name),
+            Step(Action.REMOVE, name, f"pod {current.pod} has no container"),
+            Step(Action.CREATE, name, "recreate"),
+            Step(Action.START, name),
         ]
     if current.config_hash != spec.config_hash:
         return [
-            Step("remove", name, "configuration changed"),
-            Step("create", name, "configuration changed"),
-            Step("start", name),
+            Step(Action.REMOVE, name, "configuration changed"),
+            Step(Action.CREATE, name, "configuration changed"),
+            Step(Action.START, name),
         ]
     if current.state == "running":
-        return [Step("keep", name, "running with the same configuration")]
+        return [Step(Action.KEEP, name, "running with the same configuration")]
     return [
-        Step("remove", name, f"container is {current.state or 'not running'}"),
-        Step("create", name, "recreate"),
-        Step("start", name),
+        Step(Action.REMOVE, name, f"container is {current.state or 'not running'}"),
+        Step(Action.CREATE, name, "recreate"),
+        Step(Action.START, name),
     ]

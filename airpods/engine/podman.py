@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airpods.engine.args import container_kwargs, pod_kwargs
 from airpods.engine.libpod import connection_lost, maps_lost_connection, quote
 from airpods.engine.podman_reads import PodmanReads
 from airpods.engine.podman_socket import find_socket
@@ -208,57 +209,10 @@ def _secret_names(labels: Mapping[str, str] | None) -> set[str]:
     return {n for n in ((labels or {}).get(LABEL_SECRETS) or "").split(",") if n}
 
 
-def pod_kwargs(spec: ContainerSpec) -> dict[str, Any]:
-    """podman-py `pods.create` arguments for a spec (after the pod's name)."""
-    return {
-        "labels": spec.labels,
-        "networks": {spec.network: {"aliases": list(spec.network_aliases)}},
-        "portmappings": [
-            {"host_ip": p.host_ip, "host_port": p.host_port, "container_port": p.container_port,
-             "protocol": p.protocol}
-            for p in spec.ports
-        ],
-    }
-
-
 def _json(body: dict[str, Any]) -> bytes:
     import json
 
     return json.dumps(body).encode()
-
-
-def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
-    """podman-py `containers.create` arguments for a spec."""
-    kwargs: dict[str, Any] = {
-        "image": spec.image,
-        "name": spec.container,
-        "pod": spec.pod,
-        "command": list(spec.command),
-        "environment": dict(spec.env),
-        "labels": dict(spec.labels),
-        # Podman 4.3 sends mounts=[{"type": "volume"}] as a bind mount: use `volumes=` instead.
-        "volumes": {
-            m.source: {"bind": m.target, "mode": m.mode + (",z" if m.relabel else "")}
-            for m in spec.mounts
-        },
-        "cap_drop": list(spec.cap_drop),
-        "cap_add": list(spec.cap_add),
-        "security_opt": list(spec.security_opt),
-        "devices": list(spec.devices),
-        "group_add": list(spec.group_add),
-        # Mounted files (type=mount): unlike env, `podman inspect` does not show their content.
-        "secrets": [
-            {"source": s.name, "target": s.target, "mode": 0o400}
-            for s in (*spec.secret_files, *spec.config_files)
-        ],
-    }
-    if spec.entrypoint:
-        kwargs["entrypoint"] = list(spec.entrypoint)
-    if spec.memory:
-        kwargs["mem_limit"] = spec.memory
-    if spec.cpus:
-        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
-    return {k: v for k, v in kwargs.items() if v not in ([], {}, None) or k == "command"}
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from airpods import kinds
 from airpods.http1 import on_server
@@ -40,13 +41,21 @@ from airpods.kinds import ModelCheck
 from airpods.localhttp import Client, LocalHTTP, Reply, TransportError
 from airpods.spec import ContainerSpec
 
-STARTING = "starting"
-LOADING = "loading model"
-READY = "ready"
-FAILED = "failed"
-TIMEOUT = "timeout"
-UNHEALTHY = "unhealthy"  # probe_once/probe_many only: it answers, but not with expected_status
-UNKNOWN = "unknown"  # probe_once/probe_many only: the service has no probe-able health check
+
+class State(StrEnum):
+    """A service's readiness; the values are what events, `status` and --json print."""
+
+    STARTING = "starting"
+    LOADING = "loading model"
+    READY = "ready"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    UNHEALTHY = "unhealthy"  # probe_once/probe_many only: it answers, not with expected_status
+    UNKNOWN = "unknown"  # probe_once/probe_many only: the service has no probe-able health check
+
+
+STARTING, LOADING, READY, FAILED = State.STARTING, State.LOADING, State.READY, State.FAILED
+TIMEOUT, UNHEALTHY, UNKNOWN = State.TIMEOUT, State.UNHEALTHY, State.UNKNOWN
 
 FIRST_INTERVAL_S = 0.01  # first gap between polls
 GROWTH = 1.5  # each gap is at most this much longer than the previous one
@@ -62,7 +71,7 @@ MIN_REQUEST_TIMEOUT_S = 0.05
 @dataclass(frozen=True)
 class ReadinessEvent:
     service: str
-    state: str  # "starting" | "loading model" | "ready" | "failed" | "timeout"
+    state: State  # starting | loading model | ready | failed | timeout
     elapsed_s: float
     detail: str = ""
 
@@ -77,7 +86,7 @@ class ContainerState:
 @dataclass(frozen=True)
 class ReadinessResult:
     ready: bool
-    state: str  # "ready" | "failed" | "timeout"
+    state: State  # ready | failed | timeout
     elapsed_s: float
     detail: str
     exit_code: int | None = None  # set when state == "failed" and podman reported one

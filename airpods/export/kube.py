@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airpods.errors import UsageError
+from airpods.export.checks import check_no_clear_secret, quantity_memory
 from airpods.export.names import MAPPING_NOTE, NameTable, dns_label, service_name
 from airpods.export.yamltext import dump_all
-from airpods.secrets import mask_argv
 from airpods.spec import ConfigFile, ContainerSpec, SecretFile
 
 PART_OF = "airpods"
@@ -100,29 +100,6 @@ def _labels(spec: ContainerSpec) -> dict[str, str]:
 def _meta(name: str, spec: ContainerSpec | None = None) -> dict[str, Any]:
     labels = _labels(spec) if spec else {"app.kubernetes.io/part-of": PART_OF}
     return {"name": name, "labels": labels}
-
-
-def quantity_memory(value: str) -> str:
-    """Podman's `16g` / `512m` / `1024` -> Kubernetes' `16Gi` / `512Mi` / `1024`."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", value.strip().lower())
-    if not match:
-        raise UsageError(f"memory {value!r} cannot be written as a Kubernetes quantity",
-                         hint="use a number with b, k, m, g or t (e.g. 16g)")
-    number, unit = match.groups()
-    return number + {"": "", "b": "", "k": "Ki", "m": "Mi", "g": "Gi", "t": "Ti"}[unit]
-
-
-def check_no_clear_secret(spec: ContainerSpec) -> None:
-    """Refuse argv that carries a secret value: exports keep keys in secrets only."""
-    targets = {f.target for f in spec.secret_files}
-    for argv in (spec.command, spec.entrypoint or ()):
-        for item, shown in zip(argv, mask_argv(argv), strict=True):
-            if item != shown and item not in targets and not item.startswith("/"):
-                raise UsageError(
-                    f"{spec.service}: its command line holds a secret value; an export "
-                    "would write it in clear",
-                    hint="pass it through generated_secrets or env instead of command_args",
-                )
 
 
 @dataclass

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from airpods.export.kube import check_no_clear_secret
+from airpods.export.checks import check_no_clear_secret
 from airpods.spec import ContainerSpec
 
 EXPORT_LABEL = "io.airpods.export=quadlet"

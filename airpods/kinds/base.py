@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from airpods.config.schema import AirpodsConfig, ServiceConfig
     from airpods.host import HostFacts
-    from airpods.kinds.llama_router import Router
     from airpods.spec import ContainerSpec
 
 # Reads a resolved value of the service being wired, by key path relative to the service
@@ -70,6 +69,40 @@ class Backend:
     # What Open WebUI calls the server's kind ("llama.cpp": it then shows load states and can
     # unload a router's models); "" for a plain OpenAI-compatible server.
     provider: str = ""
+
+
+@dataclass(frozen=True)
+class RouterModel:
+    """One model a router serves, as its API (or, stopped, its presets) tells it."""
+
+    id: str
+    state: str  # loaded | loading | unloaded | failed
+    file: str  # relative to the models dir when it lies there, else the router's path
+    args: tuple[str, ...] = ()
+    exit_code: int | None = None
+    raw: str = ""  # the router's own status value (e.g. "sleeping")
+
+
+class ModelRouter(Protocol):
+    """A running service that serves many models and loads them on demand (`Kind.router`).
+
+    What `status`, `models load/unload` and `models list` may ask; each kind that has a router
+    mode implements it in its own module.
+    """
+
+    service: str
+
+    def models(self, timeout_s: float = 5.0) -> list[RouterModel]:
+        """The models it serves, from its API (AirpodsError when it does not answer)."""
+        ...
+
+    def presets(self) -> list[RouterModel]:
+        """The models its configuration names (all "unloaded"): what it serves once started."""
+        ...
+
+    def load(self, model_id: str) -> None: ...
+
+    def unload(self, model_id: str) -> None: ...
 
 
 class WiringError(Exception):
@@ -152,7 +185,7 @@ class Kind:
         """(what, path inside the container) of files that must exist before it is created."""
         return ()
 
-    def router(self, spec: ContainerSpec) -> Router | None:
+    def router(self, spec: ContainerSpec) -> ModelRouter | None:
         """The model router's API when the service serves many models (router mode)."""
         return None
 

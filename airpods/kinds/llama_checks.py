@@ -55,7 +55,7 @@ Problems = list[tuple[Path, str, str | None]]
 def value_problems(tables: list[tuple[Path, Mapping[str, Any]]]) -> Problems:
     """Numbers llama-server would take and misbehave on: ctx_size <= 0 or beyond any model,
     and nan or inf anywhere (`temp = nan` samples garbage)."""
-    from airpods.render import flag_name
+    from airpods.argv import flag_name
 
     problems: list[tuple[Path, str, str | None]] = []
     for path, args in tables:
@@ -95,7 +95,7 @@ def _as_int(value: Any) -> int | None:
 
 
 def _ini_problems(tables: list[tuple[Path, Mapping[str, Any]]]) -> Problems:
-    from airpods.render import flag_name
+    from airpods.argv import flag_name
 
     problems: list[tuple[Path, str, str | None]] = []
     for path, args in tables:

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS, option_value
+from airpods.kinds.base import RouterModel
 
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig
@@ -63,7 +64,7 @@ def models_dir(svc: ServiceConfig) -> str:
 
 def ini_key(key: str) -> str:
     """`ctx_size` -> `ctx-size` (the long flag without dashes, as llama-server's INI reads)."""
-    from airpods.render import flag_name
+    from airpods.argv import flag_name
 
     return flag_name(key).lstrip("-")
 
@@ -80,7 +81,7 @@ def ini_lines(args: Mapping[str, Any]) -> list[str]:
 
 def _global_args(svc: ServiceConfig) -> dict[str, Any]:
     """The service's own command_args for `[*]`: without model, alias and router flags."""
-    from airpods.render import flag_name
+    from airpods.argv import flag_name
 
     dropped = ROUTER_FLAGS | set(MODEL_FLAGS) | set(ALIAS_FLAGS)
     return {k: v for k, v in svc.command_args.items() if flag_name(k) not in dropped}
@@ -188,7 +189,7 @@ def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> Conta
     """Router mode: the router's argv and the preset INI; single mode: `spec` unchanged."""
     if svc.mode != "router":
         return spec
-    from airpods.render import flag_name, render_args
+    from airpods.argv import flag_name, render_args
     from airpods.spec import ConfigFile
 
     directory = models_dir(svc)
@@ -289,16 +290,6 @@ def spec_models_dir(spec: ContainerSpec) -> str:
 # --- the router's API ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RouterModel:
-    id: str
-    state: str  # loaded | loading | unloaded | failed
-    file: str  # relative to the models dir when it lies there, else the router's path
-    args: tuple[str, ...]
-    exit_code: int | None = None
-    raw: str = ""  # the router's own status value (e.g. "sleeping")
-
-
 def parse_models(payload: Any, directory: str = DEFAULT_MODELS_DIR) -> list[RouterModel]:
     """GET /models's body -> RouterModel per listed model (anything unexpected is skipped)."""
     out: list[RouterModel] = []
@@ -374,6 +365,11 @@ class Router:
 
     def models(self, timeout_s: float = 5.0) -> list[RouterModel]:
         return parse_models(self._request("GET", "/models", timeout_s=timeout_s), self.directory)
+
+    def presets(self) -> list[RouterModel]:
+        prefix = self.directory.rstrip("/") + "/"
+        return [RouterModel(id=i, state="unloaded", file=path.removeprefix(prefix))
+                for i, path in preset_files(self.spec).items()]
 
     def load(self, model_id: str) -> None:
         self._request("POST", "/models/load", {"model": model_id})

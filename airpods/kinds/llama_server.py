@@ -23,6 +23,7 @@ from airpods.kinds.base import (
     Kind,
     Memory,
     ModelCheck,
+    ModelRouter,
     Reader,
     ServedModel,
     StatusContext,
@@ -133,7 +134,7 @@ class LlamaServer(Kind):
         files by their stem)."""
         return llama_router.required_files(spec)
 
-    def router(self, spec: ContainerSpec) -> llama_router.Router | None:
+    def router(self, spec: ContainerSpec) -> ModelRouter | None:
         if not llama_router.is_router(spec) or not spec.ports:
             return None
         return llama_router.Router(spec, spec.ports[0].url, self.api_key(spec))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airpods.durable import fsync_dir
 from airpods.errors import AirpodsError, UsageError
 from airpods.spec import ContainerSpec
 
@@ -151,14 +152,6 @@ def disk_full(what: str, root: Path) -> AirpodsError:
 
 def _size(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def add_model(

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airpods.config.keys import format_key_path, parse_key_path
 from airpods.config.loader import (
     LoadedConfig,
     deep_merge,
@@ -18,7 +19,6 @@ from airpods.config.loader import (
     load_config_text,
     user_config_path,
 )
-from airpods.config.schema import format_key_path, parse_key_path
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
 
@@ -167,7 +167,8 @@ def test_wrong_type_names_the_value(tmp_path: Path) -> None:
 
 
 def test_origin_blames_the_layer_that_set_the_key() -> None:
-    from airpods.config.loader import Layer, _origin
+    from airpods.config.problems import Layer
+    from airpods.config.problems import origin as _origin
 
     defaults = Layer("d", {"services": {"a": {"image": "x", "ports": [{"host": 1}]}}})
     user = Layer("u", {"services": {"a": {"pod": "p"}, "b": {}}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airpods.cli.lifecycle import _volumes_to_remove
-from airpods.resolved import resolve
+from airpods.resolving import resolve
 from airpods.secrets import SecretStore
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airpods.render import flag_name, render_args
+from airpods.argv import flag_name, render_args
 from airpods.secrets import mask_env
 
 

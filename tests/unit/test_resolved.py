@@ -1,4 +1,4 @@
-"""The resolved-services stage and its on-disk cache (airpods.resolved).
+"""The resolved-services stage and its on-disk cache (airpods.resolved, .resolving, .cache).
 
 Every test runs with XDG_CACHE_HOME / XDG_CONFIG_HOME / XDG_DATA_HOME in its own tmp dir.
 """
@@ -19,6 +19,7 @@ from airpods import cache as C
 from airpods import host as host_module
 from airpods import kinds
 from airpods import resolved as R
+from airpods import resolving as RV
 from airpods.errors import ConfigError, UsageError
 from airpods.host import GpuInfo, HostFacts
 from airpods.secrets import SecretStore
@@ -44,13 +45,13 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 def misses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the full (uncached) resolutions."""
     calls: list[int] = []
-    real = R._resolve_uncached
+    real = RV._resolve_uncached
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(R, "_resolve_uncached", counting)
+    monkeypatch.setattr(RV, "_resolve_uncached", counting)
     return calls
 
 
@@ -65,13 +66,13 @@ def entries(dirs: dict[str, Path]) -> list[Path]:
 def saved_store() -> SecretStore:
     """A store whose generated secrets are on disk, as after a `start`."""
     store = SecretStore()
-    R.resolve(None, environ=env(), secrets=store)
+    RV.resolve(None, environ=env(), secrets=store)
     store.save()
     return SecretStore()
 
 
 def resolve(dirs: dict[str, Path], store: SecretStore | None = None, **extra: str) -> R.Resolved:
-    return R.resolve(dirs["user"], environ=env(**extra),
+    return RV.resolve(dirs["user"], environ=env(**extra),
                      secrets=store if store is not None else SecretStore())
 
 
@@ -246,15 +247,15 @@ def test_config_errors_are_reported_and_nothing_is_written(dirs) -> None:
     assert entries(dirs) == []
     missing = dirs["user"].with_name("absent.toml")
     with pytest.raises(ConfigError, match="file not found"):
-        R.resolve(missing, environ=env(), secrets=SecretStore())
+        RV.resolve(missing, environ=env(), secrets=SecretStore())
 
 
 def test_an_explicit_missing_file_is_an_error_even_when_the_default_is_cached(dirs) -> None:
     saved_store()
-    default = R.resolve(None, environ=env(), secrets=SecretStore())
+    default = RV.resolve(None, environ=env(), secrets=SecretStore())
     assert not default.user_path.exists()
     with pytest.raises(ConfigError, match="file not found"):
-        R.resolve(default.user_path, environ=env(), secrets=SecretStore())
+        RV.resolve(default.user_path, environ=env(), secrets=SecretStore())
 
 
 # ----------------------------------------------------------------------------- the files
@@ -279,7 +280,7 @@ def test_only_the_newest_entries_are_kept(dirs) -> None:
 
 def test_round_trip_is_exact_for_the_default_config(dirs) -> None:
     saved_store()
-    resolved = R.resolve(None, environ=dict(os.environ), secrets=SecretStore())
+    resolved = RV.resolve(None, environ=dict(os.environ), secrets=SecretStore())
     assert C.from_json(C.to_json(resolved)) == resolved
     assert C.from_dict(json.loads(json.dumps(C.to_dict(resolved)))) == resolved
 
@@ -290,7 +291,7 @@ def test_round_trip_is_exact_with_a_gpu(dirs, monkeypatch) -> None:
     facts = HostFacts("cuda", "NVIDIA H100 with a CDI spec", 8, 16, gpu=gpu,
                       selinux_enforcing=True, notes=("a note",))
     monkeypatch.setattr(host_module, "detect_host", lambda requested="auto", **kw: facts)
-    resolved = R.resolve(dirs["user"], environ=dict(os.environ), secrets=SecretStore())
+    resolved = RV.resolve(dirs["user"], environ=dict(os.environ), secrets=SecretStore())
     spec = resolved.specs["llamacpp"]
     assert spec.devices and spec.health and spec.secret_files
     assert C.from_json(C.to_json(resolved)) == resolved

@@ -237,10 +237,11 @@ def test_readiness_waits_for_preloads_and_status_reads_the_files(tmp_path: Path)
 
 
 def test_the_cache_round_trip_keeps_the_preset(tmp_path: Path) -> None:
-    from airpods import cache as C
+    from airpods.serial import from_plain, to_plain
+    from airpods.spec import ContainerSpec
 
     spec = spec_of(ROUTER, tmp_path)
-    assert C._spec_from(json.loads(json.dumps(C._plain(spec)))) == spec
+    assert from_plain(ContainerSpec, json.loads(json.dumps(to_plain(spec)))) == spec
 
 
 # --- validation ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airpods.engine.podman import container_kwargs
+from airpods.engine.args import container_kwargs
 from airpods.engine.specgen import container_body, stripped
 from airpods.spec import ConfigFile, ContainerSpec, Mount, PortMapping, SecretFile
 

@@ -151,7 +151,7 @@ def test_selinux_relabels_bind_mounts_only_and_shared(tmp_path: Path, store: Sec
     from dataclasses import replace
 
     from airpods.cli.output import podman_cli_lines
-    from airpods.engine.podman import container_kwargs
+    from airpods.engine.args import container_kwargs
 
     user = tmp_path / "config.toml"
     user.write_text('[services.llamacpp.volumes.extra]\nsource = "/srv/prompts"\n'

@@ -1,0 +1,149 @@
+"""The package's import graph has no circle (issue 15): every layer can be read and tested alone.
+
+The graph is read from the source with `ast`, not by importing: an edge is any `import` of an
+airpods module, at module level or deferred inside a function (a deferred import is still a
+dependency: it only moves the cost). Imports under `if TYPE_CHECKING:` are left out: they never
+run. `from airpods.x import y` is an edge to `airpods.x.y` when that is a module, else to
+`airpods.x`. A package's parent `__init__` is not counted as a dependency of its submodules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import airpods
+
+ROOT = Path(airpods.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _owner(name: str, modules: dict[str, Path]) -> str | None:
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps: set[str] = set()
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                ]
+            for target in targets:
+                if target == "airpods" or target.startswith("airpods."):
+                    owner = _owner(target, modules)
+                    if owner and owner != name:
+                        deps.add(owner)
+        graph[name] = deps
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for dep in sorted(graph.get(node, ())):
+            if dep not in index:
+                connect(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in on_stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def test_the_package_has_no_import_circle() -> None:
+    graph = import_graph()
+    found = circles(graph)
+    detail = [
+        " ; ".join(f"{m} -> {', '.join(sorted(graph[m] & set(c)))}" for m in c) for c in found
+    ]
+    assert found == [], "import circles:\n" + "\n".join(detail)
+
+
+def test_the_checker_sees_a_circle_and_deferred_imports(tmp_path: Path) -> None:
+    """The test above can fail: a deferred import closing a loop is found."""
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from airpods import cache\n"
+        "def f():\n    from airpods.resolved import Resolved\n"
+    )
+    names = [
+        node.module for node in _imports(tree) if isinstance(node, ast.ImportFrom)
+    ]
+    assert names == ["typing", "airpods.resolved"]  # TYPE_CHECKING-only imports are left out
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_schema_sits_below_the_kinds() -> None:
+    graph = import_graph()
+    schema = graph["airpods.config.schema"]
+    assert not {d for d in schema if d.startswith("airpods.kinds")}, schema
