@@ -66,7 +66,8 @@ def render_service(
     host: HostFacts,
     image_origins: Mapping[str, str] | None = None,
 ) -> ContainerSpec:
-    from airpods import gpu, kinds
+    from airpods import gpu
+    from airpods.kinds import registry as kinds
 
     accelerator, accel_reason = gpu.service_accelerator(
         host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu

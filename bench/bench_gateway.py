@@ -56,7 +56,7 @@ tiny = ["big-model"]
 
 def gateway_spec(st: BenchStack):
     """The gateway's ContainerSpec as `start` renders it, from the stack's own XDG dirs."""
-    from airpods.resolved import resolve
+    from airpods.resolving import resolve
     from airpods.secrets import SecretStore
 
     saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")}

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from airpods import __version__
-from airpods.cli import _COMMANDS, CONFIG_HELP, DESCRIPTION, VERBOSE_HELP, AppContext
+from airpods.cli.meta import _COMMANDS, CONFIG_HELP, DESCRIPTION, VERBOSE_HELP, AppContext
 
 
 class LazyGroup(click.Group):

@@ -14,7 +14,7 @@ import resource
 import shutil
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,20 +28,13 @@ if TYPE_CHECKING:
     from airpods.resolved import Resolved
     from airpods.spec import ContainerSpec
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+from airpods.cli.checks import FAIL, OK, WARN, Check  # noqa: E402,F401 (doctor.X names)
+
 MIN_PODMAN = (4, 0)
 QUADLET_PODMAN = (4, 7)
 NOFILE_WANTED = 65536
 DISK_WARN_BYTES = 10 * 2**30  # a 7B Q4 model is ~4.5 GB; images add a few GB
 DISK_FAIL_BYTES = 1 * 2**30
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # ok | warn | fail
-    found: str
-    fix: str = ""
 
 
 def _version(text: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from airpods.cli.doctor import FAIL, OK, WARN, Check
+from airpods.cli.checks import FAIL, OK, WARN, Check
 
 RESOLVE_TIMEOUT_S = 3.0
 

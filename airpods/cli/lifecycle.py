@@ -63,7 +63,7 @@ def start(
             echo_json(dry_run_json(specs, values))
         else:
             print_dry_run(specs, make_console(stderr=False), values)
-            from airpods.models.services import dry_run_estimates
+            from airpods.models.first_use import dry_run_estimates
 
             for line in dry_run_estimates(resolved, specs, app.config_path):
                 click.echo(line)
@@ -87,7 +87,8 @@ def start(
             echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
         return
     from airpods.cli.pull_progress import PullProgress
-    from airpods.models.services import prepare_models, record_usage
+    from airpods.models.first_use import prepare_models
+    from airpods.models.services import record_usage
 
     def fetch_models(creating: list[ContainerSpec]) -> None:
         # Only what the plan (re)creates: a service left running as it is costs nothing.

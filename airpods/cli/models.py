@@ -99,7 +99,7 @@ def _ensure_dir(volume: str) -> Path:
 
 def _existing_dir(podman: Podman | None, volume: str) -> Path | None:
     """The volume's directory, if it exists; a bind mount's path needs no Podman at all."""
-    from airpods.models.services import volume_dir
+    from airpods.models.store import volume_dir
 
     if volume.startswith("/"):
         return Path(volume) if Path(volume).is_dir() else None

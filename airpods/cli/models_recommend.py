@@ -8,8 +8,10 @@ from typing import Any
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.params import Number
 
-CTX_RANGE = click.IntRange(min=1, max=1 << 22)  # llama.cpp's largest trained contexts are ~1M
+# llama.cpp's largest trained contexts are ~1M
+CTX_RANGE = Number(1, 1 << 22, "tokens", integer=True)
 
 
 def _host(app: AppContext) -> Any:
@@ -82,7 +84,8 @@ def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
 
 @click.command("search")
 @click.argument("query")
-@click.option("--limit", type=click.IntRange(min=1, max=100), default=10, show_default=True,
+@click.option("--limit", type=Number(1, 100, "repositories", integer=True),
+              default=10, show_default=True,
               help="How many repositories to show.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.pass_obj

@@ -6,25 +6,19 @@ Reads files only (no config, no Podman): the gateway's usage records and the usa
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Any
 
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.params import Number
 from airpods.models.gateway_usage import GROUPINGS
 
 
-def _finite_days(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):  # click's FloatRange lets nan through
-        raise click.BadParameter(f"{value} is not a number of days", param_hint="'--days'")
-    return value
-
-
 @click.command()
-@click.option("--days", type=click.FloatRange(min=0, min_open=True, max=100_000), default=30,
-              show_default=True, callback=_finite_days, help="How many days back to count.")
+@click.option("--days", type=Number(0.001, 100_000, "days"), default=30,
+              show_default=True, help="How many days back to count.")
 @click.option("--by", type=click.Choice(GROUPINGS), default="model", show_default=True,
               help="One row per model asked, backend that answered, or client key.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")

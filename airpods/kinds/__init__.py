@@ -32,29 +32,16 @@ from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
 from airpods.kinds.ollama import Ollama
 from airpods.kinds.open_webui import OpenWebUI
+from airpods.kinds.registry import get, names, register
 
 DEFAULT_KIND = "generic"
 
-_REGISTRY: dict[str, Kind] = {
-    kind.name: kind for kind in (Generic(), LlamaServer(), Ollama(), OpenWebUI(), Gateway())
-}
+register(Generic(), LlamaServer(), Ollama(), OpenWebUI(), Gateway())
 
 __all__ = [
     "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "ServedModel",
     "StatusContext", "WiringError", "get", "names",
 ]
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
-def get(name: str) -> Kind:
-    """The kind called `name`; validation has already refused unknown names."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown kind {name!r}; known kinds: {', '.join(_REGISTRY)}") from None
 
 
 def looks_like_llama_server(svc: Mapping[str, Any]) -> bool:
@@ -83,7 +70,7 @@ def looks_like_llama_server(svc: Mapping[str, Any]) -> bool:
 def backend_lists() -> dict[str, list[Kind]]:
     """Template name of each backend list (`openai_backends`) -> the kinds that join it."""
     lists: dict[str, list[Kind]] = {}
-    for kind in _REGISTRY.values():
+    for kind in (get(n) for n in names()):
         if kind.backend_list:
             lists.setdefault(kind.backend_list, []).append(kind)
     return lists

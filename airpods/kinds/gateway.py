@@ -24,6 +24,20 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Backend, Kind, Reader, instance_defaults, service_url
+from airpods.kinds.gateway_names import (  # noqa: F401 (gateway.X is their public name)
+    CONFIG_TARGET,
+    ENTRY_SCRIPT,
+    ENV_PREFIX,
+    IMAGE,
+    KEYS_TARGET,
+    LITELLM_VERSION,
+    MASTER_VARIABLE,
+    PORT,
+    REMOTE_KEYS,
+    SECRETS_DIR,
+    USAGE_DIR,
+    WEBUI_CLIENT,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,25 +48,6 @@ if TYPE_CHECKING:
     from airpods.kinds.base import HostPath, Memory
     from airpods.spec import ContainerSpec
 
-# Pinned together: the PyPI release tests run and the image `start` runs.
-LITELLM_VERSION = "1.106.12"
-IMAGE = f"ghcr.io/berriai/litellm:main-v{LITELLM_VERSION}"
-PORT = 4000
-MASTER_VARIABLE = "LITELLM_MASTER_KEY"
-SECRETS_DIR = "/run/secrets"
-CONFIG_TARGET = f"{SECRETS_DIR}/config.yaml"
-KEYS_TARGET = f"{SECRETS_DIR}/airpods-clients.json"
-ENV_PREFIX = f"{SECRETS_DIR}/env."
-USAGE_DIR = "/var/lib/airpods"
-# The client whose key Open WebUI sends when it goes through the gateway (`via_gateway`).
-WEBUI_CLIENT = "open_webui"
-REMOTE_KEYS = "remote_keys"  # the `deferred` setting: remotes' keys read from the environment
-# Exports each /run/secrets/env.NAME file as NAME, then becomes LiteLLM (same PID).
-ENTRY_SCRIPT = (
-    'for f in /run/secrets/env.*; do [ -f "$f" ] || continue; '
-    'export "${f#/run/secrets/env.}=$(cat "$f")"; done; '
-    'exec litellm --config /run/secrets/config.yaml --host 0.0.0.0 --port "$1"'
-)
 
 
 def usage_host_dir(service: str) -> Path:

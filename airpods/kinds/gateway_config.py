@@ -44,7 +44,7 @@ def local_models(
     service: str, config: AirpodsConfig, host: HostFacts | None = None
 ) -> list[tuple[str, ServedModel]]:
     """(service, model) for every model of every enabled model server, in config order."""
-    from airpods import kinds
+    from airpods.kinds import registry as kinds
     from airpods.render import render_service
 
     host = host or _neutral_host()
@@ -156,7 +156,7 @@ def wire(
     spec: ContainerSpec, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts | None = None
 ) -> ContainerSpec:
     """The gateway's container: entry script, config files and key files."""
-    from airpods.kinds import gateway as g
+    from airpods.kinds import gateway_names as g
     from airpods.spec import ConfigFile, SecretFile
 
     local = local_models(spec.service, config, host)
@@ -249,7 +249,7 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
 
 
 def _where(path: Path) -> str:
-    from airpods.config.schema import format_key_path
+    from airpods.config.keys import format_key_path
 
     return format_key_path(path)
 
@@ -259,7 +259,7 @@ def _known(owners: dict[str, Path]) -> str:
 
 
 def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    from airpods.config.schema import _find_cycle
+    from airpods.config.cross_checks import _find_cycle
 
     return _find_cycle(graph)
 
@@ -270,7 +270,7 @@ def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
 def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
     """[{model, backend, service or remote, private, fallbacks}] from a gateway's rendered config
     ([] for any other spec)."""
-    from airpods.kinds import gateway as g
+    from airpods.kinds import gateway_names as g
 
     text = next((f.value for f in spec.config_files if f.target == g.CONFIG_TARGET), None)
     if text is None:

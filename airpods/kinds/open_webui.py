@@ -63,7 +63,7 @@ class OpenWebUI(Kind):
         self, service: str, config: AirpodsConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
         """`via_gateway` needs an enabled gateway, and each gateway a client key for it."""
-        from airpods import kinds
+        from airpods.kinds import registry as kinds
         from airpods.kinds.gateway import WEBUI_CLIENT
 
         svc = config.services[service]

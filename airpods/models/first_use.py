@@ -138,7 +138,8 @@ def prepare_models(
     """Before `start` (re)creates `specs`: pull each missing model that has a source, warn about
     models that will not fit. With `offline`, a missing model is an error saying what to run.
     """
-    from airpods.models.services import volume_dir, warn_if_too_big
+    from airpods.models.services import warn_if_too_big
+    from airpods.models.store import volume_dir
 
     for spec in specs:
         for volume, name in served_files(spec):
@@ -187,3 +188,45 @@ def dry_run_line(spec: ContainerSpec, volume: str, name: str, config_path: Path 
         return f"model:    {line}"
     return (f"model:    {line.replace('; downloading', '; start would download')} "
             "(dry run: nothing downloaded)")
+
+
+def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
+                      config_path: Path | None = None) -> list[str]:
+    """Lines for `start --dry-run`: each model's memory estimate and fit, or why there is none.
+
+    Asks Podman only when its socket already answers: a dry run starts nothing.
+    """
+    from airpods.models.services import (
+        _gb,
+        answering_podman,
+        estimate_for,
+        model_size,
+        read_meta_or_none,
+        served_model,
+    )
+    from airpods.models.store import volume_dir
+
+    served = [(s, vm) for s in specs if (vm := served_model(s)) is not None]
+    if not served:
+        return []
+    podman = answering_podman()
+    lines = []
+    for spec, (volume, name) in served:
+        directory = volume_dir(podman, volume) if podman is not None else None
+        if directory is None or not (directory / name).exists():
+            where = "Podman is not running" if podman is None else f"not in volume {volume}"
+            lines.append(f"model:    {spec.service}: {name} ({where}: no memory estimate)")
+            if podman is not None:  # known missing: say what start would download (reads config)
+                planned = dry_run_line(spec, volume, name, config_path, resolved.host)
+                lines += [planned] if planned else []
+            continue
+        meta = read_meta_or_none(directory / name)
+        if meta is None:
+            lines.append(f"model:    {spec.service}: {name} is not a readable GGUF")
+            continue
+        est = estimate_for(spec, resolved.host, meta, model_size(directory, name))
+        mem = est.memory
+        lines.append(f"model:    {spec.service}: {name}: {_gb(mem.total_bytes)} = "
+                     f"{_gb(mem.weights_bytes)} weights + {_gb(mem.kv_cache_bytes)} K/V cache "
+                     f"at ctx {est.ctx}; {est.fits.advice}")
+    return lines

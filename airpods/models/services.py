@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.errors import AirpodsError, UsageError
+from airpods.models.store import volume_dir
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman
@@ -58,13 +59,6 @@ def pick_service(resolved: Resolved, service: str | None) -> str:
         if served_model(resolved.specs[name]) is not None:
             return name
     raise UsageError("no enabled service serves a GGUF model", hint="name one with --service")
-
-
-def volume_dir(podman: Podman, volume: str) -> Path | None:
-    """The directory behind a named volume (or a bind mount's path); None if it does not exist."""
-    if volume.startswith("/"):
-        return Path(volume) if Path(volume).is_dir() else None
-    return podman.volume_path(volume) if podman.volume_exists(volume) else None
 
 
 def users(resolved: Resolved, volume: str, model: str) -> list[str]:
@@ -185,13 +179,6 @@ def describe(directory: Path, name: str, size: int, *, last_used: float | None,
 # --- start: download on first use, fit warning -----------------------------------------------
 
 
-def prepare_models(*args: Any, **kwargs: Any) -> None:
-    """Before `start` (re)creates specs: the first-use download (airpods.models.first_use)."""
-    from airpods.models.first_use import prepare_models as prepare
-
-    prepare(*args, **kwargs)
-
-
 def warn_if_too_big(spec: ContainerSpec, host: HostFacts, directory: Path, name: str,
                     note: Callable[[str], None]) -> Estimate | None:
     meta = read_meta_or_none(directory / name)
@@ -242,40 +229,6 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
         if counts is not None:
             found[name] = counts
     return found
-
-
-def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
-                      config_path: Path | None = None) -> list[str]:
-    """Lines for `start --dry-run`: each model's memory estimate and fit, or why there is none.
-
-    Asks Podman only when its socket already answers: a dry run starts nothing.
-    """
-    served = [(s, vm) for s in specs if (vm := served_model(s)) is not None]
-    if not served:
-        return []
-    podman = answering_podman()
-    lines = []
-    for spec, (volume, name) in served:
-        directory = volume_dir(podman, volume) if podman is not None else None
-        if directory is None or not (directory / name).exists():
-            where = "Podman is not running" if podman is None else f"not in volume {volume}"
-            lines.append(f"model:    {spec.service}: {name} ({where}: no memory estimate)")
-            if podman is not None:  # known missing: say what start would download (reads config)
-                from airpods.models.first_use import dry_run_line
-
-                planned = dry_run_line(spec, volume, name, config_path, resolved.host)
-                lines += [planned] if planned else []
-            continue
-        meta = read_meta_or_none(directory / name)
-        if meta is None:
-            lines.append(f"model:    {spec.service}: {name} is not a readable GGUF")
-            continue
-        est = estimate_for(spec, resolved.host, meta, model_size(directory, name))
-        mem = est.memory
-        lines.append(f"model:    {spec.service}: {name}: {_gb(mem.total_bytes)} = "
-                     f"{_gb(mem.weights_bytes)} weights + {_gb(mem.kv_cache_bytes)} K/V cache "
-                     f"at ctx {est.ctx}; {est.fits.advice}")
-    return lines
 
 
 def _gb(n: int) -> str:

@@ -8,11 +8,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airpods.durable import fsync_dir
 from airpods.errors import AirpodsError, UsageError
 from airpods.spec import ContainerSpec
+
+if TYPE_CHECKING:
+    from airpods.engine.podman import Podman
 
 PARTIAL_SUFFIX = ".partial"
 GGUF_MAGIC = b"GGUF"
@@ -211,3 +214,10 @@ def remove_model(root: Path, name: str) -> int:
     path.unlink()
     path.with_name(path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
     return size
+
+
+def volume_dir(podman: Podman, volume: str) -> Path | None:
+    """The directory behind a named volume (or a bind mount's path); None if it does not exist."""
+    if volume.startswith("/"):
+        return Path(volume) if Path(volume).is_dir() else None
+    return podman.volume_path(volume) if podman.volume_exists(volume) else None

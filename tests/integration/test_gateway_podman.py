@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airpods.resolved import resolve
+from airpods.resolving import resolve
 from airpods.secrets import SecretStore
 from tests.gateway_host import HostGateway, free_port, run_gateway
 from tests.remote_standin import StandinRemote

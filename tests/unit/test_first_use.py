@@ -10,7 +10,7 @@ import pytest
 from airpods.host import HostFacts
 from airpods.models.first_use import prepare_models, served_files, source_for
 from airpods.models.tiny import write_tiny_gguf
-from airpods.resolved import resolve
+from airpods.resolving import resolve
 from airpods.secrets import SecretStore
 from tests.hf_server import FakeHub
 

@@ -145,5 +145,6 @@ def test_bad_input_fails_before_podman_is_touched(tmp_path: Path, args: list[str
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert "podman" not in line and ("--since" in line or "not a GGUF file" in line)
+    assert "podman" not in line and ("--since" in line or "not a GGUF file" in line
+                                    or "does not end in .gguf" in line)
     assert not (tmp_path / "run").exists()

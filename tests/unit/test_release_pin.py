@@ -8,7 +8,7 @@ import pytest
 
 from airpods.cli.doctor import release_checks
 from airpods.kinds.llama_server import IMAGES, LLAMA_CPP_RELEASE
-from airpods.resolved import resolve
+from airpods.resolving import resolve
 from airpods.secrets import SecretStore
 
 

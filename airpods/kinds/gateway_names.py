@@ -1,0 +1,23 @@
+"""The gateway's fixed names and paths, shared by gateway.py and gateway_config.py."""
+
+from __future__ import annotations
+
+# Pinned together: the PyPI release tests run and the image `start` runs.
+LITELLM_VERSION = "1.106.12"
+IMAGE = f"ghcr.io/berriai/litellm:main-v{LITELLM_VERSION}"
+PORT = 4000
+MASTER_VARIABLE = "LITELLM_MASTER_KEY"
+SECRETS_DIR = "/run/secrets"
+CONFIG_TARGET = f"{SECRETS_DIR}/config.yaml"
+KEYS_TARGET = f"{SECRETS_DIR}/airpods-clients.json"
+ENV_PREFIX = f"{SECRETS_DIR}/env."
+USAGE_DIR = "/var/lib/airpods"
+# The client whose key Open WebUI sends when it goes through the gateway (`via_gateway`).
+WEBUI_CLIENT = "open_webui"
+REMOTE_KEYS = "remote_keys"  # the `deferred` setting: remotes' keys read from the environment
+# Exports each /run/secrets/env.NAME file as NAME, then becomes LiteLLM (same PID).
+ENTRY_SCRIPT = (
+    'for f in /run/secrets/env.*; do [ -f "$f" ] || continue; '
+    'export "${f#/run/secrets/env.}=$(cat "$f")"; done; '
+    'exec litellm --config /run/secrets/config.yaml --host 0.0.0.0 --port "$1"'
+)

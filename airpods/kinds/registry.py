@@ -1,0 +1,28 @@
+"""The kinds by name. Filled by airpods/kinds/__init__.py, which every import of this module runs
+first; a kind module that needs another service's kind (the gateway, Open WebUI's wiring) asks
+here, so no kind module imports the package that imports it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airpods.kinds.base import Kind
+
+_REGISTRY: dict[str, Kind] = {}
+
+
+def register(*kinds: Kind) -> None:
+    _REGISTRY.update((kind.name, kind) for kind in kinds)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> Kind:
+    """The kind called `name`; validation has already refused unknown names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown kind {name!r}; known kinds: {', '.join(_REGISTRY)}") from None
