@@ -39,7 +39,7 @@ from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: im
     read_optional_text,
     read_text,
 )
-from airpods.config.keys import KeyPath, Problem, format_key_path
+from airpods.config.keys import KeyPath, Problem
 from airpods.config.kind_checks import kind_problems
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
@@ -49,6 +49,8 @@ from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: impo
     located,
     origin,
     pydantic_problem,
+    secret_error,
+    set_secret_problem,
 )
 from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError
@@ -256,7 +258,7 @@ def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore, layers: lis
                 try:
                     env[var] = store.get(name, var)
                 except (OSError, UnicodeDecodeError) as exc:
-                    raise _secret_error(
+                    raise secret_error(
                         exc, store.path(name, var), ("services", name, "generated_secrets", index),
                         layers,
                     ) from None
@@ -276,28 +278,13 @@ def _fill_client_keys(
         try:
             table["key"] = store.get(name, var)
         except (OSError, UnicodeDecodeError) as exc:
-            raise _secret_error(
+            raise secret_error(
                 exc, store.path(name, var), ("services", name, "clients", client), layers
             ) from None
 
 
 def _is_name(pattern: re.Pattern[str], value: object) -> bool:
     return isinstance(value, str) and pattern.fullmatch(value) is not None
-
-
-def _secret_error(
-    exc: OSError | UnicodeDecodeError, path: Path, key: KeyPath, layers: list[Layer]
-) -> ConfigError:
-    reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
-    layer = layers[origin(key, layers)]
-    return ConfigError(
-        f"cannot read the generated secret {path}: {reason}",
-        file=layer.label,
-        key_path=format_key_path(key),
-        line=find_line(layer.text, key) if layer.text is not None else None,
-        hint=getattr(exc, "hint", None)
-        or f"fix or remove {path}; airpods writes a new one when it is missing or empty",
-    )
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -370,35 +357,10 @@ def _drop_empty_env(resolved: dict[str, Any]) -> None:
             continue
         generated = svc.get("generated_secrets")
         for var in generated if isinstance(generated, list) else ():
-            problem = _set_secret_problem(name, var, env.get(var))
+            problem = set_secret_problem(name, var, env.get(var))
             if problem is not None:
                 problems.append(problem)
         for key in [k for k, v in env.items() if v == ""]:
             del env[key]
     if problems:
         raise _Problems(problems)
-
-
-def _set_secret_problem(service: str, var: Any, value: Any) -> Problem | None:
-    """What is wrong with the value a config gave the generated secret `var`, if anything."""
-    from airpods.secrets import key_problem
-
-    if not isinstance(var, str) or not isinstance(value, str):
-        return None  # not set here (generated), or validation reports the type
-    path = ("services", service, "env", var)
-    if value == "":
-        return Problem(
-            path,
-            f"{var} is a generated secret set to an empty string: {service} would run without"
-            " a key",
-            f"remove the line to use the generated key, or set services.{service}."
-            "generated_secrets = [] to run without a key",
-        )
-    problem = key_problem(value)
-    if problem:
-        return Problem(
-            path,
-            f"the key {problem}",
-            "write the key as one word, or remove the line to use the generated key",
-        )
-    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from airpods.config.files import Layer, key_before
@@ -179,3 +180,43 @@ def key_lines(text: str) -> dict[KeyPath, int]:
             lines.setdefault((*table, *key), number)
             open_string = next((d for d in ('"""', "'''") if stripped.count(d) % 2), None)
     return lines
+
+
+def secret_error(
+    exc: OSError | UnicodeDecodeError, path: Path, key: KeyPath, layers: list[Layer]
+) -> ConfigError:
+    reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
+    layer = layers[origin(key, layers)]
+    return ConfigError(
+        f"cannot read the generated secret {path}: {reason}",
+        file=layer.label,
+        key_path=format_key_path(key),
+        line=find_line(layer.text, key) if layer.text is not None else None,
+        hint=getattr(exc, "hint", None)
+        or f"fix or remove {path}; airpods writes a new one when it is missing or empty",
+    )
+
+
+def set_secret_problem(service: str, var: Any, value: Any) -> Problem | None:
+    """What is wrong with the value a config gave the generated secret `var`, if anything."""
+    from airpods.secrets import key_problem
+
+    if not isinstance(var, str) or not isinstance(value, str):
+        return None  # not set here (generated), or validation reports the type
+    path = ("services", service, "env", var)
+    if value == "":
+        return Problem(
+            path,
+            f"{var} is a generated secret set to an empty string: {service} would run without"
+            " a key",
+            f"remove the line to use the generated key, or set services.{service}."
+            "generated_secrets = [] to run without a key",
+        )
+    problem = key_problem(value)
+    if problem:
+        return Problem(
+            path,
+            f"the key {problem}",
+            "write the key as one word, or remove the line to use the generated key",
+        )
+    return None

@@ -7,7 +7,6 @@ result, so every error can name the key path the user wrote.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,7 @@ from pydantic import (
 )
 
 from airpods.config.gateway import ClientName, ClientSpec, ModelName, RemoteName, RemoteSpec
-from airpods.config.values import check_image_ref, memory_bytes
+from airpods.config.values import check_image_ref, finite, memory_bytes, no_control, not_bool
 from airpods.gpu import ACCELERATORS, REQUESTS
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
@@ -37,7 +36,6 @@ _VOLUME_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _ALIAS_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _ARG_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Public: the loader checks names with this before it uses them as paths (generated secrets).
 ENV_KEY_RE = _ENV_KEY_RE
 # A service's name becomes its pod `airpods-<name>`, container `airpods-<name>-server`, network
@@ -112,30 +110,10 @@ def _check_service_name(v: str) -> str:
     )
 
 
-def _not_bool(v: Any) -> Any:
-    # pydantic reads `true` as 1 for an int field: `host = true` would publish port 1.
-    if isinstance(v, bool):
-        raise ValueError(f"must be a number, not a boolean (got {str(v).lower()})")
-    return v
-
-
-def _no_control(v: str) -> str:
-    if _CONTROL_RE.search(v):
-        raise ValueError(f"{v!r} contains a control character (a newline or tab?)")
-    return v
-
-
-def _finite(v: Any) -> Any:
-    _not_bool(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        raise ValueError(f"must be a finite number (got {v})")
-    return v
-
-
 # Numbers that refuse booleans; floats also refuse nan and inf (TOML has both).
-Int = Annotated[int, BeforeValidator(_not_bool)]
-Float = Annotated[float, BeforeValidator(_finite), Field(allow_inf_nan=False)]
-PathText = Annotated[str, AfterValidator(_no_control)]
+Int = Annotated[int, BeforeValidator(not_bool)]
+Float = Annotated[float, BeforeValidator(finite), Field(allow_inf_nan=False)]
+PathText = Annotated[str, AfterValidator(no_control)]
 
 # Keys checked as keys, so an error's location ends in the offending key (`env.1BAD`).
 ServiceName = Annotated[str, AfterValidator(_check_service_name)]

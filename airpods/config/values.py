@@ -1,9 +1,11 @@
-"""Plain value checks the schema uses (no pydantic): image references and memory sizes."""
+"""Plain value checks the schema uses (no pydantic): image references, memory sizes, numbers
+that are not booleans or nan, text without control characters."""
 
 from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE_RE = re.compile(
@@ -12,6 +14,7 @@ _IMAGE_RE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
     r"(?:@sha256:[a-f0-9]{64})?"
 )
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _MEMORY_RE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[bkmgBKMG]?)")
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -33,3 +36,23 @@ def check_image_ref(ref: str) -> None:
         raise ValueError(
             f"{ref!r} is not a valid image reference (example: ghcr.io/ggml-org/llama.cpp:server)"
         )
+
+
+def not_bool(v: Any) -> Any:
+    # pydantic reads `true` as 1 for an int field: `host = true` would publish port 1.
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number, not a boolean (got {str(v).lower()})")
+    return v
+
+
+def no_control(v: str) -> str:
+    if CONTROL_RE.search(v):
+        raise ValueError(f"{v!r} contains a control character (a newline or tab?)")
+    return v
+
+
+def finite(v: Any) -> Any:
+    not_bool(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"must be a finite number (got {v})")
+    return v
