@@ -128,7 +128,7 @@ def in_use_error(exc: BaseException) -> tuple[str, int] | None:
 
 def transient_service_pid(environ: Mapping[str, str]) -> int | None:
     """The pid serving airpods' private Podman socket (SO_PEERCRED), None when none answers."""
-    from airpods.engine.podman import _private_socket_path
+    from airpods.engine.podman_socket import _private_socket_path
 
     try:
         path = _private_socket_path(environ)
@@ -148,7 +148,7 @@ def restart_transient_service(pid: int) -> None:
     import signal
     import time
 
-    from airpods.engine.podman import _private_socket_path, _start_transient_service
+    from airpods.engine.podman_socket import _private_socket_path, _start_transient_service
 
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10

@@ -206,7 +206,9 @@ def test_status_json_and_logs(stack: Stack) -> None:
     assert row["model"] == "tiny" and row["config_current"] is True
     assert row["uptime_s"] is not None and row["uptime_s"] >= 0
     assert set(row) == {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
-                        "accelerator", "uptime_s", "model", "config_current", "detail"}
+                        "accelerator", "uptime_s", "model", "config_current", "detail",
+                        "memory"}
+    assert set(row["memory"]) == {"estimate_bytes", "fits"} and row["memory"]["fits"] is True
 
     not_running = stack.airpods("status", "llamacpp-emb", "--json")
     assert not_running.returncode == 1
