@@ -25,7 +25,8 @@ class Number(click.ParamType):
         self.low, self.high, self.unit, self.integer = low, high, unit, integer
         self.name = "integer" if integer else "number"
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:
+        # click 8.2 passes ctx= by keyword, older releases nothing more
         return "N" if self.integer else "NUMBER"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:

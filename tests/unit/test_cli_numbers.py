@@ -56,3 +56,17 @@ def test_every_number_option_uses_the_shared_type() -> None:
     found = [(path, p.name) for path, p in _walk(cli) if isinstance(p.type, click_numbers)]
     assert found == [], f"use airpods.cli.params.Number for {found}"
     assert any(isinstance(p.type, Number) for _, p in _walk(cli))
+
+
+def test_every_command_prints_its_help() -> None:
+    """--help renders every option's metavar, the shared Number type's included."""
+    from click.testing import CliRunner
+
+    from airpods.cli import cli
+
+    paths = sorted({path for path, _ in _walk(cli)})
+    assert "airpods usage" in paths and "airpods models recommend" in paths
+    for path in paths:
+        result = CliRunner().invoke(cli, [*path.split()[1:], "--help"])
+        assert result.exit_code == 0, f"{path} --help: {result.output}{result.exception!r}"
+        assert "Usage:" in result.output
