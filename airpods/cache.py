@@ -32,12 +32,18 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import airpods
 from airpods.config.files import read_config_bytes
-from airpods.config.paths import ENV_OVERRIDES, default_config_path
+from airpods.config.paths import (
+    ENV_OVERRIDES,
+    builtin_catalogue_path,
+    default_config_path,
+    user_catalogue_path,
+)
 from airpods.errors import AirpodsError
 from airpods.resolved import Resolved, from_dict, to_dict
 from airpods.spec import ContainerSpec
@@ -86,10 +92,18 @@ def cache_key(user_path: Path, environ: Mapping[str, str]) -> str:
     # The loader's own reader: a FIFO or device is refused (ConfigError), never read or waited on.
     user = read_config_bytes(user_path)
     part("user", b"absent" if user is None else b"present\0" + user)
+    for label, path in _catalogue_paths():
+        # The model catalogue decides host.auto_model (the tier a "auto" model source serves).
+        data = read_config_bytes(path)
+        part(label, b"absent" if data is None else b"present\0" + data)
     for variable in sorted(ENV_OVERRIDES):
         value = environ.get(variable)
         part(f"env:{variable}", b"unset" if value is None else b"set\0" + value.encode())
     return digest.hexdigest()
+
+
+def _catalogue_paths() -> list[tuple[str, Path]]:
+    return [("catalogue", builtin_catalogue_path()), ("user-catalogue", user_catalogue_path())]
 
 
 def _code_fingerprint() -> bytes:
@@ -188,7 +202,9 @@ def lookup(path: Path, secrets: SecretStore, key: bytes) -> Resolved | None:
         return None
     from airpods import host as host_module  # looked up at call time: tests replace it
 
-    if host_module.detect_host(requested) != resolved.host:
+    # auto_model follows from the other facts and the catalogue, whose files are in the key.
+    if host_module.detect_host(requested, auto_model=False) != replace(resolved.host,
+                                                                       auto_model=""):
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used: pruning keeps it

@@ -17,7 +17,6 @@ each service.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,8 @@ from airpods.gpu_probe import (
 )
 
 if TYPE_CHECKING:  # host.py imports this module, never the other way round at run time
+    import subprocess
+
     from airpods.host import HostFacts
 
 # The accelerator names, written once: the schema, the loader and detection use these.

@@ -7,11 +7,13 @@ the accelerator choice.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 CDI_DIRS = ("etc/cdi", "var/run/cdi")
 CDI_SUFFIXES = (".yaml", ".yml", ".json")
@@ -51,7 +53,12 @@ def probe_nvidia(
     timeout: float = NVIDIA_SMI_TIMEOUT_S,
 ) -> tuple[list[NvidiaGpu], str | None]:
     """The GPUs `nvidia-smi` reports, and a note when it is there but does not answer."""
-    which = which or shutil.which
+    # subprocess and shutil (which brings bz2 and lzma) are imported only here: `status`
+    # detects the host on every call.
+    import subprocess
+
+    if which is None:
+        from shutil import which
     run = run or subprocess.run
     exe = which("nvidia-smi")
     if not exe:

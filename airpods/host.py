@@ -7,6 +7,7 @@ runs once per invocation, when a command asks, never at import.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -129,6 +130,16 @@ def physical_cores(root: Path = Path("/")) -> int:
     return _sysfs_cores(root) or _cpuinfo_cores(root) or logical_cores(root)
 
 
+def ram_total(root: Path = Path("/")) -> int | None:
+    """MemTotal from /proc/meminfo, in bytes."""
+    try:
+        text = (root / "proc/meminfo").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^MemTotal:\s+(\d+)\s*kB", text, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else None
+
+
 def selinux_enforcing(root: Path = Path("/")) -> bool:
     try:
         return (root / "sys/fs/selinux/enforce").read_text().strip() == "1"
@@ -142,13 +153,15 @@ def detect_host(
     root: Path = Path("/"),
     run: Callable[..., Any] | None = None,
     which: Callable[[str], str | None] | None = None,
+    auto_model: bool = True,
 ) -> HostFacts:
     """Detect the host. `requested` is runtime.accelerator ("auto" or a forced choice).
 
     `run` / `which` replace subprocess.run / shutil.which for the nvidia-smi probe (tests).
+    `auto_model=False` leaves `auto_model` empty: it is a function of the other facts and the
+    model catalogue, which the resolved-services cache checks on its own (reading the catalogue
+    costs a cache hit more than the rest of the detection).
     """
-    from airpods.models.fit import ram_total
-
     accelerator, reason, info, notes = gpu.choose_accelerator(
         requested, root=root, run=run, which=which
     )
@@ -165,7 +178,7 @@ def detect_host(
         vram_bytes=usable.vram_bytes if usable else None,
         gpu_name=usable.name if usable else None,
     )
-    return replace(facts, auto_model=_auto_model(facts))
+    return replace(facts, auto_model=_auto_model(facts)) if auto_model else facts
 
 
 def _auto_model(facts: HostFacts) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Callable, Iterator
@@ -99,6 +98,8 @@ class SecretStore:
         value = self.kept(service, var)
         if not value:
             # Missing, empty or blank: an empty key would leave the service unprotected.
+            import secrets  # only to make a key: the module costs every command a few ms
+
             value = secrets.token_urlsafe(32)
             self._pending[path] = value
         remember([value])
@@ -276,7 +277,7 @@ def _read_key(dir_fd: int, name: str, path: Path, note: Callable[[str], None]) -
 
 def _write_in(dir_fd: int, path: Path, value: str, note: Callable[[str], None]) -> bool:
     # A name of our own: a concurrent save never writes into this file.
-    tmp = f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
     try:
@@ -337,8 +338,8 @@ def local_key(path: Path | None = None, *, create: bool = True) -> bytes | None:
 
 def _new_local_key(path: Path) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = secrets.token_bytes(64)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    data = os.urandom(64)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -37,7 +37,10 @@ def __getattr__(name: str) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: AirpodsError becomes one line on stderr and its exit code, never a traceback."""
-    code = _fast(sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    code = _fast(args)
+    if code is None:
+        code = _guarded(lambda: _fast_run(args), args)
     if code is None:
         code = _run(argv)
     if argv is None:
@@ -63,41 +66,69 @@ def _fast(args: list[str]) -> int | None:
     return None
 
 
+def _fast_run(args: list[str]) -> int | None:
+    """A plain `status` / `start` without click (airpods/cli/fast_run.py); None otherwise."""
+    from airpods.cli import fast_run
+
+    try:
+        return fast_run.run(args, os.environ)
+    except (EOFError, KeyboardInterrupt):
+        sys.stderr.write("\naborted\n")  # what click's main prints for the same interrupt
+        return 130
+
+
 def _run(argv: list[str] | None) -> int:
     import click
 
     from airpods.cli.app import cli
-    from airpods.errors import AirpodsError
 
+    def invoke() -> int:
+        try:
+            cli.main(args=argv, prog_name="airpods", standalone_mode=False)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            return 130
+        except click.ClickException as exc:
+            exc.show()
+            return exc.exit_code
+        except click.exceptions.Exit as exc:
+            return exc.exit_code
+        return 0
+
+    code = _guarded(invoke, sys.argv[1:] if argv is None else argv)
+    assert code is not None
+    return code
+
+
+def _guarded(call: Any, args: list[str]) -> int | None:
+    """`call()`'s exit code; an exception becomes one line on stderr and its exit code."""
     try:
-        cli.main(args=argv, prog_name="airpods", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
+        return call()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except AirpodsError as exc:
-        tail = getattr(exc, "log_tail", "")
-        if tail:
-            click.echo("--- last log lines ---", err=True)
-            click.echo(_masked(tail), err=True)
-            click.echo("---", err=True)
-        click.echo(_masked(f"airpods: {exc.one_line()}"), err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
-    except Exception as exc:  # a bug or an unexpected refusal: one line, the traceback on -v
-        if _verbose(argv):
-            raise
-        click.echo(_masked(f"airpods: {_describe(exc)} (run with -v for details)"), err=True)
+    except Exception as exc:
+        from airpods.errors import AirpodsError
+
+        if isinstance(exc, AirpodsError):
+            tail = getattr(exc, "log_tail", "")
+            if tail:
+                _say("--- last log lines ---")
+                _say(_masked(tail))
+                _say("---")
+            _say(_masked(f"airpods: {exc.one_line()}"))
+            return exc.exit_code
+        if any(a in ("-v", "--verbose") for a in args):
+            raise  # a bug or an unexpected refusal: the traceback on -v
+        _say(_masked(f"airpods: {_describe(exc)} (run with -v for details)"))
         return 1
-    return 0
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _masked(text: str) -> str:
@@ -106,11 +137,6 @@ def _masked(text: str) -> str:
     from airpods.secrets import mask_text, seen_values
 
     return mask_text(text, seen_values())
-
-
-def _verbose(argv: list[str] | None) -> bool:
-    args = sys.argv[1:] if argv is None else argv
-    return any(a in ("-v", "--verbose") for a in args)
 
 
 def _describe(exc: Exception) -> str:

@@ -26,7 +26,7 @@ def gateway_routes(resolved: Resolved, rows: list[dict[str, Any]]) -> list[dict[
     missing = {r["where"] for t in tables.values() for r in t
                if r["backend"] == "local" and r["where"] not in ready}
     if missing:
-        from airpods.engine.readiness import probe_many
+        from airpods.engine.probes import probe_many
 
         probes = probe_many([resolved.specs[n] for n in missing if n in resolved.specs])
         ready |= {name: health == "ready" for name, (health, _detail) in probes.items()}

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 import click
 
 from airpods.cli import AppContext
-from airpods.cli.context import connect, resolve, resolve_and_keep_secrets
+from airpods.cli.context import connect, resolve
 from airpods.cli.params import STOP_SECONDS
 
 if TYPE_CHECKING:
     from airpods.resolved import Resolved
-    from airpods.spec import ContainerSpec
 
 
 @click.command()
@@ -41,81 +40,10 @@ def start(
     Idempotent: a service already running with the same configuration is left alone; one whose
     configuration changed is recreated (its volumes are kept).
     """
-    from airpods.cli.output import ConsoleReporter, echo_json, make_console, print_dry_run
-    from airpods.resolved import select_services
-    from airpods.secrets import SecretStore
+    from airpods.cli.start_run import run_start
 
-    store = SecretStore()
-    resolved = resolve(app, cpu=cpu, secrets=store)
-    names = select_services(resolved, services)
-    specs = [resolved.specs[n] for n in names]
-    if dry_run:
-        from airpods.cli.output import dry_run_json
-        from airpods.models.services import answering_podman, settle_specs
-        from airpods.secrets import secret_values
-
-        if any(spec.deferred for spec in specs):
-            specs = settle_specs(specs, answering_podman(), resolved.host)
-
-        # Every service's secrets: a template may copy one service's key into another's env.
-        values = secret_values(*resolved.specs.values())
-        if as_json:
-            echo_json(dry_run_json(specs, values))
-        else:
-            print_dry_run(specs, make_console(stderr=False), values)
-            from airpods.models.first_use import dry_run_estimates
-
-            for line in dry_run_estimates(resolved, specs, app.config_path):
-                click.echo(line)
-        return
-    _refuse_start_problems(specs)
-    console = make_console()
-    reporter = ConsoleReporter(console)
-    podman = connect(console)
-    from airpods.models.services import settle_specs
-
-    specs = settle_specs(specs, podman, resolved.host)
-    for spec in specs:
-        console.print(f"[dim]{spec.service}: {spec.image} ({spec.image_reason})[/dim]")
-    for note in dict.fromkeys(n for s in specs for n in s.notes):
-        reporter.note(note)
-    from airpods.engine import lifecycle
-
-    if pre_fetch:
-        pulled = lifecycle.prefetch(podman, resolved.settings, specs, reporter)
-        if as_json:
-            echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
-        return
-    from airpods.cli.pull_progress import PullProgress
-    from airpods.models.first_use import prepare_models
-    from airpods.models.services import record_usage
-
-    def fetch_models(creating: list[ContainerSpec]) -> None:
-        # Only what the plan (re)creates: a service left running as it is costs nothing.
-        prepare_models(resolved, creating, podman, config_path=app.config_path,
-                       offline=offline, note=reporter.note, progress=PullProgress())
-
-    with lifecycle.locked(podman, reporter):
-        if store.pending:
-            # New keys are decided under the lock: a concurrent first start (or `config get`)
-            # may have saved some.
-            resolved = resolve_and_keep_secrets(app, cpu=cpu)
-            specs = settle_specs([resolved.specs[n] for n in names], podman, resolved.host)
-        from airpods.engine.ports import retry_after_podman_leak
-
-        # A port left held by airpods' own transient Podman service: restarted once, retried.
-        outcomes = retry_after_podman_leak(
-            lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
-                                    wait=not no_wait, before_create=fetch_models),
-            reporter.note)
-    record_usage(resolved, [o.service for o in outcomes if o.changed], "start")
-    if as_json:
-        echo_json({"services": [o.__dict__ for o in outcomes]})
-        return
-    word = "started" if no_wait else "ready"
-    for spec in specs:
-        url = spec.ports[0].url if spec.ports else "-"
-        console.print(f"[green]{word}[/green] {spec.service}  {url}")
+    run_start(app, services, dry_run=dry_run, pre_fetch=pre_fetch, cpu=cpu, no_wait=no_wait,
+              as_json=as_json, offline=offline)
 
 
 @click.command()
@@ -201,16 +129,3 @@ def _volumes_to_remove(
                 users.setdefault(source, []).append(other)
     kept = {v: users[v] for v in sorted(set(wanted)) if v in users}
     return sorted(set(wanted) - set(kept)), kept
-
-
-def _refuse_start_problems(specs: list[ContainerSpec]) -> None:
-    """What a kind needs from this shell before anything starts (a remote's key variable)."""
-    import os
-
-    from airpods import kinds
-    from airpods.errors import UsageError
-
-    for spec in specs:
-        problems = kinds.get(spec.kind).start_problems(spec, os.environ)
-        if problems:
-            raise UsageError(problems[0])

@@ -6,11 +6,15 @@ import sys
 import time
 from typing import Any
 
-import click
-
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _err(text: str) -> None:
+    # Not click.echo: `start` runs without click (airpods/cli/fast_run.py).
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _console() -> Any:
@@ -52,7 +56,7 @@ class PullProgress:
             self._bar.start()
             self._task = self._bar.add_task(name + resumed, total=total, completed=done)
         else:
-            click.echo(f"pulling {name}: {_gb(total)}{resumed}", err=True)
+            _err(f"pulling {name}: {_gb(total)}{resumed}")
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -62,7 +66,7 @@ class PullProgress:
         now = time.monotonic()
         if now - self.last >= self.PLAIN_EVERY_S:
             self.last = now
-            click.echo(self._line(now), err=True)
+            _err(self._line(now))
 
     def _line(self, now: float) -> str:
         rate = (self.done - self.base) / max(now - self.t0, 1e-6)
@@ -76,18 +80,12 @@ class PullProgress:
         if self._bar is not None:
             self._bar.console.print(f"[yellow]note:[/yellow] {text}")
         else:
-            click.echo(f"note: {text}", err=True)
+            _err(f"note: {text}")
 
     def end(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
         elif self.name and self.total:
-            click.echo(self._line(time.monotonic()), err=True)
+            _err(self._line(time.monotonic()))
         self.name = ""
-
-
-def _console() -> Any:
-    from airpods.cli.output import make_console
-
-    return make_console()

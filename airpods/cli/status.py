@@ -1,179 +1,15 @@
-"""`airpods status` and `airpods logs`.
-
-`status --json` is a stable shape scripts rely on (documented in the README):
-{"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
-"accelerator", "uptime_s", "model", "config_current", "detail"}],
- "host": {"accelerator", "reason", "notes"},
- "routes": [{"gateway", "model", "backend", "private", "route", "via"}]}
-A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
-unloaded or failed). Keys a kind adds to its rows come from `Kind.status_fields` (kinds/base.py),
-run in each service's probe thread; the common keys are built here.
+"""`airpods status` and `airpods logs` (click). What status shows is in
+airpods/cli/status_view.py, which `airpods status` also reaches without click (cli/fast_run.py).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from airpods.cli import AppContext
 from airpods.cli.params import LINES
-
-if TYPE_CHECKING:
-    from airpods.spec import ContainerSpec
-
-PROBE_TIMEOUT_S = 1.0  # each health request of `status` (and a kind's own, for its fields)
-
-
-def collect_status(
-    app: AppContext, services: tuple[str, ...], *, memory: bool = False
-) -> tuple[list[dict], bool, dict[str, Any], list[dict]]:
-    """Rows for the requested services (default: enabled ones plus anything airpods runs), and
-    the gateway routes (cli/gateway_routes.py)."""
-    from airpods import kinds
-    from airpods.cli.context import connect, resolve
-    from airpods.cli.output import make_console
-    from airpods.resolved import select_services
-    from airpods.spec import Actual
-
-    resolved = resolve(app)
-    podman = connect(make_console())
-    actual: dict[str, Actual] = podman.managed()
-    names = select_services(resolved, services)
-    if not services:
-        names += [n for n in actual if n in resolved.services and n not in names]
-    specs = dict(resolved.specs)
-    if any(specs[n].deferred for n in names):
-        from airpods.models.services import settle_specs
-
-        # What start decided from the model files: else a router's hash would never match.
-        specs.update((s.service, s) for s in settle_specs(
-            [specs[n] for n in names], podman, resolved.host))
-    states = {n: actual[n].state if n in actual else "absent" for n in names}
-    observed = _observe([specs[n] for n in names], states, podman, resolved.host)
-    rows = []
-    now = time.time()
-    for name in names:
-        spec, current, state = specs[name], actual.get(name), states[name]
-        health, detail, extra = observed[name]
-        started = _epoch(current.started_at) if current else None
-        rows.append({
-            "name": name,
-            "kind": spec.kind,
-            "enabled": resolved.services[name].enabled,
-            "state": state,
-            "health": health,
-            "healthy": health == "ready",
-            "url": spec.ports[0].url if spec.ports else None,
-            "image": current.image if current else spec.image,
-            "accelerator": spec.accelerator,
-            "uptime_s": round(now - started, 1) if started and state == "running" else None,
-            "model": kinds.get(spec.kind).model_id(spec),
-            "config_current": bool(current and current.config_hash == spec.config_hash),
-            "detail": detail,
-            **extra,  # the kind's own keys (Kind.status_fields), after the common ones
-        })
-    if memory:  # --json only (the table does not show it): a header read and two volume lookups
-        from airpods.models.services import status_memory
-
-        for row in rows:
-            estimate = status_memory(specs[row["name"]], podman, resolved.host)
-            if estimate is not None:  # services that serve a GGUF (docs/json.md)
-                row["memory"] = estimate
-    from airpods.secrets import mask_data, secret_values
-
-    # A template may have copied a key into an image name or an alias: never print it.
-    rows = mask_data(rows, secret_values(*specs.values()))
-    requested = set(services) if services else set(resolved.enabled_services())
-    all_ok = all(r["healthy"] for r in rows if r["name"] in requested)
-    host = resolved.host
-    from airpods.cli.gateway_routes import gateway_routes
-
-    return rows, all_ok, {"accelerator": host.accelerator, "reason": host.reason,
-                          "notes": list(host.notes)}, gateway_routes(resolved, rows)
-
-
-def _observe(
-    specs: list[ContainerSpec], states: dict[str, str], podman: Any, host: Any
-) -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """service -> (health, detail, its kind's extra fields), one thread per service: a running
-    service's probe (each request bounded by PROBE_TIMEOUT_S) and its `Kind.status_fields`, so
-    `status` takes about as long as the slowest service, not the sum."""
-    import threading
-
-    from airpods import kinds
-    from airpods.engine.readiness import new_client, probe_once
-
-    def observe(spec: ContainerSpec) -> tuple[str, str, dict[str, Any]]:
-        running = states[spec.service] == "running"
-        health, detail = (probe_once(spec, client, timeout_s=PROBE_TIMEOUT_S) if running
-                          else ("stopped", ""))
-        ctx = kinds.StatusContext(running=running, host=host, podman=podman,
-                                  timeout_s=PROBE_TIMEOUT_S)
-        return health, detail, kinds.get(spec.kind).status_fields(spec, ctx)
-
-    found: dict[str, Any] = {}
-
-    def run(spec: ContainerSpec) -> None:
-        try:
-            found[spec.service] = observe(spec)
-        except BaseException as exc:  # raised in the caller's thread below
-            found[spec.service] = exc
-
-    # Plain threads: concurrent.futures would add its import to every status.
-    with new_client(PROBE_TIMEOUT_S) as client:
-        threads = [threading.Thread(target=run, args=(s,), name=f"status-{s.service}")
-                   for s in specs]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    for result in found.values():
-        if isinstance(result, BaseException):
-            raise result
-    return {spec.service: found[spec.service] for spec in specs}
-
-
-def _epoch(value: str) -> float | None:
-    try:
-        stamp = float(value)
-    except (TypeError, ValueError):
-        return None
-    return stamp if stamp > 0 else None
-
-
-def _print_table(rows: list[dict], console: Any) -> None:
-    from airpods.cli.plain import print_table
-
-    colors = {"ready": "green", "loading model": "yellow", "starting": "yellow"}
-    cells = []
-    for r in rows:
-        color = colors.get(r["health"], "red" if r["state"] == "running" else "dim")
-        health = r["health"] + ("" if r["config_current"] or r["state"] != "running"
-                                else " (config changed: run start)")
-        cells.append((
-            r["name"], r["state"], f"[{color}]{health}[/{color}]", r["url"] or "-",
-            r["model"] or "-", _uptime(r["uptime_s"]), r["accelerator"], r["image"],
-        ))
-    print_table(console, ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "ACCEL",
-                          "IMAGE"), cells)
-    for r in rows:
-        if r.get("models"):
-            console.print(f"{r['name']} models: " + ", ".join(
-                f"{m['id']} [{_MODEL_COLORS.get(m['state'], 'dim')}]{m['state']}[/] ({m['file']})"
-                for m in r["models"]))
-
-
-_MODEL_COLORS = {"loaded": "green", "loading": "yellow", "failed": "red"}
-
-
-def _uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 @click.command()
@@ -183,36 +19,9 @@ def _uptime(seconds: float | None) -> str:
 @click.pass_obj
 def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: bool) -> None:
     """Show state, health, URL, model and uptime. Exit 1 when a requested service is not ready."""
-    from airpods.cli.output import echo_json, make_console
+    from airpods.cli.status_view import show_status
 
-    console = make_console(stderr=False)
-    try:
-        while True:
-            rows, all_ok, host, routes = collect_status(app, services, memory=as_json)
-            if as_json:
-                echo_json({"services": rows, "host": host, "routes": routes})
-            else:
-                if watch:
-                    console.clear()
-                _print_table(rows, console)
-                console.print(f"[dim]accelerator: {host['accelerator']} ({host['reason']})[/dim]")
-                for note in host["notes"]:
-                    console.print(f"[yellow]note:[/yellow] {note}")
-                _print_routes(routes, console)
-            if not watch:
-                raise SystemExit(0 if all_ok else 1)
-            time.sleep(2)
-    except KeyboardInterrupt:
-        return  # the way to leave --watch
-
-
-def _print_routes(routes: list[dict], console: Any) -> None:
-    for r in routes:
-        where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
-                 "remote": f"remote ({r['via']})",
-                 "unavailable": "local down: private, unavailable" if r["private"]
-                 else "local down: unavailable"}[r["route"]]
-        console.print(f"{r['gateway']}: {r['model']} -> {where}", markup=False)
+    raise SystemExit(show_status(app, services, as_json, watch))
 
 
 def parse_since(value: str, now: float | None = None) -> int:

@@ -17,7 +17,6 @@ import errno
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +158,8 @@ def atomic_write(
     old = check(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # only when writing: status and start read
+
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise AirpodsError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -28,3 +28,18 @@ def user_config_path() -> Path:
     import platformdirs
 
     return platformdirs.user_config_path("airpods") / "config.toml"
+
+
+CATALOGUE_FILE = "models.toml"
+
+
+def builtin_catalogue_path() -> Path:
+    """The model catalogue (airpods.models.tiers): packaged, else the checkout's copy."""
+    package = Path(airpods.__file__).parent
+    packaged = package / "defaults" / CATALOGUE_FILE
+    return packaged if packaged.exists() else package.parent / "config" / CATALOGUE_FILE
+
+
+def user_catalogue_path() -> Path:
+    """The user's catalogue, beside the default user config file."""
+    return user_config_path().parent / CATALOGUE_FILE

@@ -3,11 +3,14 @@ listing (llama-server's /v1/models, a router's /models): readiness and status sh
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
+from airpods import kinds
 from airpods.http1 import on_server
 from airpods.kinds import ModelCheck
-from airpods.localhttp import Client, Reply, TransportError
+from airpods.localhttp import Client, LocalHTTP, Reply, TransportError
+from airpods.spec import ContainerSpec
 
 
 class State(StrEnum):
@@ -117,3 +120,84 @@ def _error_message(resp: Reply) -> str:
             return body["message"]
     text = resp.text.strip().splitlines()[0][:200] if resp.text.strip() else ""
     return text or resp.reason_phrase or f"HTTP {resp.status_code}"
+
+
+# --------------------------------------------------------------------------------------------
+# One probe (status reaches these without importing the waiting loop in readiness.py)
+# --------------------------------------------------------------------------------------------
+
+
+def _probe(
+    spec: ContainerSpec,
+    client: Client,
+    timeout: float | None,
+    check: ModelCheck | None = None,
+) -> tuple[str, str]:
+    """(state, detail) with state in ready / loading model / starting / unhealthy / unknown, or
+    failed (a model the check waits for failed to load). `check` replaces the kind's."""
+    health = spec.health
+    url = health.url if health is not None else None
+    if health is None or url is None:
+        return UNKNOWN, "no health check" if health is None else "no published port to probe"
+    try:
+        resp = client.get(url, timeout=timeout)
+    except TransportError as exc:
+        return STARTING, exc.detail
+    kind = kinds.get(spec.kind)
+    if resp.status_code == health.expected_status:
+        check = kind.ready_check(spec) if check is None else check
+        if check is None:
+            return READY, f"HTTP {resp.status_code}"
+        if check.states is not None:
+            return _models_loaded(client, url, check, timeout)
+        ok, detail = _model_listed(client, url, check, timeout)
+        return (READY if ok else LOADING), detail
+    if resp.status_code == 503:
+        message = _error_message(resp)
+        if kind.loading_on_503 or "loading" in message.lower():
+            return LOADING, message
+        return STARTING, f"HTTP 503: {message}"
+    return UNHEALTHY, f"HTTP {resp.status_code}"
+
+
+def new_client(timeout: float | None = None) -> LocalHTTP:
+    # Health URLs are always plain http:// (Health.url builds them): no TLS, no proxy.
+    return LocalHTTP(timeout=timeout)
+
+
+def probe_once(
+    spec: ContainerSpec, client: Client, *, timeout_s: float | None = None
+) -> tuple[str, str]:
+    """One health probe, for `airpods status`: (state, detail).
+
+    state is "ready" | "loading model" | "starting" (nothing answers yet) | "unhealthy" (answers
+    with an unexpected status) | "unknown" (no health check or no published port).
+    `timeout_s` is per request (None = the client's default).
+    """
+    return _for_status(_probe(spec, client, timeout_s))
+
+
+def _for_status(result: tuple[str, str]) -> tuple[str, str]:
+    # A model that failed to load: the service answers, but not as it should.
+    return (UNHEALTHY, result[1]) if result[0] == FAILED else result
+
+
+def probe_many(
+    specs: Iterable[ContainerSpec], *, timeout_s: float = 1.0
+) -> dict[str, tuple[str, str]]:
+    """probe_once for every spec in parallel threads: {service: (state, detail)}.
+
+    Takes about as long as the slowest service (each request is bounded by `timeout_s`; a
+    llama-server probe makes two requests).
+    """
+    specs = list(specs)
+    if not specs:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with (
+        new_client(timeout_s) as client,
+        ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="probe") as pool,
+    ):
+        futures = {s.service: pool.submit(_probe, s, client, timeout_s) for s in specs}
+        return {service: _for_status(fut.result()) for service, fut in futures.items()}

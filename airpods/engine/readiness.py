@@ -31,10 +31,9 @@ injectable clock for tests, none of which tenacity's stop/wait strategies do cle
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from airpods import kinds
 from airpods.engine.probes import (  # noqa: E402,F401 (readiness.X names)
     FAILED,
     LOADING,
@@ -44,12 +43,14 @@ from airpods.engine.probes import (  # noqa: E402,F401 (readiness.X names)
     UNHEALTHY,
     UNKNOWN,
     State,
-    _error_message,
-    _model_listed,
-    _models_loaded,
+    _for_status,
+    _probe,
+    new_client,
+    probe_many,
+    probe_once,
 )
 from airpods.kinds import ModelCheck
-from airpods.localhttp import Client, LocalHTTP, TransportError
+from airpods.localhttp import Client
 from airpods.spec import ContainerSpec
 
 FIRST_INTERVAL_S = 0.01  # first gap between polls
@@ -85,92 +86,6 @@ class ReadinessResult:
     elapsed_s: float
     detail: str
     exit_code: int | None = None  # set when state == "failed" and podman reported one
-
-
-# --------------------------------------------------------------------------------------------
-# A kind's extra check (airpods.kinds): the model it serves is listed
-# --------------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------------
-# One probe
-# --------------------------------------------------------------------------------------------
-
-
-def _probe(
-    spec: ContainerSpec,
-    client: Client,
-    timeout: float | None,
-    check: ModelCheck | None = None,
-) -> tuple[str, str]:
-    """(state, detail) with state in ready / loading model / starting / unhealthy / unknown, or
-    failed (a model the check waits for failed to load). `check` replaces the kind's."""
-    health = spec.health
-    url = health.url if health is not None else None
-    if health is None or url is None:
-        return UNKNOWN, "no health check" if health is None else "no published port to probe"
-    try:
-        resp = client.get(url, timeout=timeout)
-    except TransportError as exc:
-        return STARTING, exc.detail
-    kind = kinds.get(spec.kind)
-    if resp.status_code == health.expected_status:
-        check = kind.ready_check(spec) if check is None else check
-        if check is None:
-            return READY, f"HTTP {resp.status_code}"
-        if check.states is not None:
-            return _models_loaded(client, url, check, timeout)
-        ok, detail = _model_listed(client, url, check, timeout)
-        return (READY if ok else LOADING), detail
-    if resp.status_code == 503:
-        message = _error_message(resp)
-        if kind.loading_on_503 or "loading" in message.lower():
-            return LOADING, message
-        return STARTING, f"HTTP 503: {message}"
-    return UNHEALTHY, f"HTTP {resp.status_code}"
-
-
-def new_client(timeout: float | None = None) -> LocalHTTP:
-    # Health URLs are always plain http:// (Health.url builds them): no TLS, no proxy.
-    return LocalHTTP(timeout=timeout)
-
-
-def probe_once(
-    spec: ContainerSpec, client: Client, *, timeout_s: float | None = None
-) -> tuple[str, str]:
-    """One health probe, for `airpods status`: (state, detail).
-
-    state is "ready" | "loading model" | "starting" (nothing answers yet) | "unhealthy" (answers
-    with an unexpected status) | "unknown" (no health check or no published port).
-    `timeout_s` is per request (None = the client's default).
-    """
-    return _for_status(_probe(spec, client, timeout_s))
-
-
-def _for_status(result: tuple[str, str]) -> tuple[str, str]:
-    # A model that failed to load: the service answers, but not as it should.
-    return (UNHEALTHY, result[1]) if result[0] == FAILED else result
-
-
-def probe_many(
-    specs: Iterable[ContainerSpec], *, timeout_s: float = 1.0
-) -> dict[str, tuple[str, str]]:
-    """probe_once for every spec in parallel threads: {service: (state, detail)}.
-
-    Takes about as long as the slowest service (each request is bounded by `timeout_s`; a
-    llama-server probe makes two requests).
-    """
-    specs = list(specs)
-    if not specs:
-        return {}
-    from concurrent.futures import ThreadPoolExecutor
-
-    with (
-        new_client(timeout_s) as client,
-        ThreadPoolExecutor(max_workers=min(16, len(specs)), thread_name_prefix="probe") as pool,
-    ):
-        futures = {s.service: pool.submit(_probe, s, client, timeout_s) for s in specs}
-        return {service: _for_status(fut.result()) for service, fut in futures.items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,13 +14,14 @@ memory.total, amdgpu's sysfs mem_info_vram_total) less 10% for the driver's own 
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import subprocess
+
     from airpods.host import HostFacts
     from airpods.models.gguf_meta import ModelMeta
 
@@ -171,16 +172,6 @@ def fit(
 
 
 # --- what the host has ------------------------------------------------------------------------
-
-
-def ram_total(root: Path = Path("/")) -> int | None:
-    """MemTotal from /proc/meminfo, in bytes."""
-    try:
-        text = (root / "proc/meminfo").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^MemTotal:\s+(\d+)\s*kB", text, re.MULTILINE)
-    return int(match.group(1)) * 1024 if match else None
 
 
 def vram_total(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.errors import AirpodsError, UsageError
+from airpods.host import ram_total
 from airpods.models.store import volume_dir
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights:
     est = fitmod.estimate(meta, weights, ctx)
     on_gpu = spec.accelerator != "cpu"
     vram_total = (vram or fitmod.vram_total)(host) if on_gpu else None
-    result = fitmod.fit(meta, est, ctx, ram_total=fitmod.ram_total() or 0,
+    result = fitmod.fit(meta, est, ctx, ram_total=ram_total() or 0,
                         vram_total=vram_total, on_gpu=on_gpu,
                         memory_limit=fitmod.parse_memory_limit(spec.memory))
     return Estimate(ctx, est, result)
@@ -263,7 +264,7 @@ def settle_specs(
     for spec in specs:
         if spec.deferred:
             on_gpu = spec.accelerator != "cpu"
-            memory = kinds.Memory(fit.ram_total(), fit.vram_total(host) if on_gpu else None)
+            memory = kinds.Memory(ram_total(), fit.vram_total(host) if on_gpu else None)
             spec = kinds.get(spec.kind).settle(spec, partial(_host_path, podman, spec), memory)
         settled.append(spec)
     return settled

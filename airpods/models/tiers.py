@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airpods.config.paths import builtin_catalogue_path, user_catalogue_path
 from airpods.errors import ConfigError
 from airpods.models.fit import KV_BYTES, LLAMA_DEFAULT_CTX, RAM_HEADROOM, VRAM_HEADROOM, gb
 
 if TYPE_CHECKING:
     from airpods.host import HostFacts
 
-CATALOGUE_FILE = "models.toml"
 TIER_KEYS = {"repo": str, "file": str, "quant": str, "parameters": int, "size_bytes": int,
              "layers": int, "kv_heads": int, "head_dim": int, "cpu_min_cores": int}
 # Below about 3B parameters a model is likely to call tools unreliably: the issue's threshold,
@@ -80,21 +80,6 @@ def budget(host: HostFacts, *, on_gpu: bool | None = None) -> Budget:
 
 
 # --- the catalogue ----------------------------------------------------------------------------
-
-
-def builtin_catalogue_path() -> Path:
-    """Packaged in the wheel, else the source checkout's config/models.toml."""
-    import airpods
-
-    package = Path(airpods.__file__).parent
-    packaged = package / "defaults" / CATALOGUE_FILE
-    return packaged if packaged.exists() else package.parent / "config" / CATALOGUE_FILE
-
-
-def user_catalogue_path() -> Path:
-    from airpods.config.paths import user_config_path
-
-    return user_config_path().parent / CATALOGUE_FILE
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

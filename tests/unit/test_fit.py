@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from airpods.host import GpuInfo, HostFacts
+from airpods.host import GpuInfo, HostFacts, ram_total
 from airpods.models.fit import (
     estimate,
     fit,
     kv_bytes_per_token,
     parse_memory_limit,
-    ram_total,
     vram_total,
 )
 from airpods.models.gguf_meta import ModelMeta

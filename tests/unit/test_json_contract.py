@@ -80,7 +80,7 @@ def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
-    monkeypatch.setattr("airpods.engine.readiness.probe_many",
+    monkeypatch.setattr("airpods.engine.probes.probe_many",
                         lambda specs, **kw: {s.service: ("stopped", "") for s in specs})
     config = tmp_path / "gw.toml"
     config.write_text('[services.gateway]\nenabled = true\n'

@@ -77,20 +77,23 @@ def test_podman_missing_is_one_line_with_install_hint(tmp_path: Path) -> None:
                      "(Debian/Ubuntu) or sudo dnf install podman)"]
 
 
-def test_unexpected_errors_are_one_line_unless_verbose(monkeypatch, capsys) -> None:
+@pytest.mark.parametrize("command", ["status", "stop"])  # without click, and through click
+def test_unexpected_errors_are_one_line_unless_verbose(command, monkeypatch, capsys) -> None:
     from airpods import cli
+    from airpods.cli import fast_run
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(cli.cli, "main", boom)
+    monkeypatch.setattr(fast_run, "run", boom)
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["status"])
+        cli.main([command])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["airpods: internal error: RuntimeError: kaboom (run with -v for details)"]
     with pytest.raises(RuntimeError):
-        cli.main(["-v", "status"])
+        cli.main(["-v", command])
 
 
 def test_runtime_dir_is_private(tmp_path: Path) -> None:

@@ -1,0 +1,115 @@
+"""What `airpods start` does, without click: the fast path (airpods/cli/fast_run.py) and the
+click command (airpods/cli/lifecycle.py) both run `run_start`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airpods.cli.context import connect, resolve, resolve_and_keep_secrets
+
+if TYPE_CHECKING:
+    from airpods.cli.meta import AppContext
+    from airpods.spec import ContainerSpec
+
+
+def run_start(
+    app: AppContext,
+    services: tuple[str, ...],
+    *,
+    dry_run: bool = False,
+    pre_fetch: bool = False,
+    cpu: bool = False,
+    no_wait: bool = False,
+    as_json: bool = False,
+    offline: bool = False,
+) -> None:
+    """Start `services` (default: every enabled one) and wait until they are ready; see
+    `airpods start --help`."""
+    from airpods.cli.output import ConsoleReporter, echo_json, make_console, print_dry_run
+    from airpods.resolved import select_services
+    from airpods.secrets import SecretStore
+
+    store = SecretStore()
+    resolved = resolve(app, cpu=cpu, secrets=store)
+    names = select_services(resolved, services)
+    specs = [resolved.specs[n] for n in names]
+    if dry_run:
+        from airpods.cli.output import dry_run_json
+        from airpods.models.services import answering_podman, settle_specs
+        from airpods.secrets import secret_values
+
+        if any(spec.deferred for spec in specs):
+            specs = settle_specs(specs, answering_podman(), resolved.host)
+
+        # Every service's secrets: a template may copy one service's key into another's env.
+        values = secret_values(*resolved.specs.values())
+        if as_json:
+            echo_json(dry_run_json(specs, values))
+        else:
+            print_dry_run(specs, make_console(stderr=False), values)
+            from airpods.models.first_use import dry_run_estimates
+
+            for line in dry_run_estimates(resolved, specs, app.config_path):
+                print(line)
+        return
+    _refuse_start_problems(specs)
+    console = make_console()
+    reporter = ConsoleReporter(console)
+    podman = connect(console)
+    from airpods.models.services import settle_specs
+
+    specs = settle_specs(specs, podman, resolved.host)
+    for spec in specs:
+        console.print(f"[dim]{spec.service}: {spec.image} ({spec.image_reason})[/dim]")
+    for note in dict.fromkeys(n for s in specs for n in s.notes):
+        reporter.note(note)
+    from airpods.engine import lifecycle
+
+    if pre_fetch:
+        pulled = lifecycle.prefetch(podman, resolved.settings, specs, reporter)
+        if as_json:
+            echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
+        return
+    from airpods.cli.pull_progress import PullProgress
+    from airpods.models.first_use import prepare_models
+    from airpods.models.services import record_usage
+
+    def fetch_models(creating: list[ContainerSpec]) -> None:
+        # Only what the plan (re)creates: a service left running as it is costs nothing.
+        prepare_models(resolved, creating, podman, config_path=app.config_path,
+                       offline=offline, note=reporter.note, progress=PullProgress())
+
+    with lifecycle.locked(podman, reporter):
+        if store.pending:
+            # New keys are decided under the lock: a concurrent first start (or `config get`)
+            # may have saved some.
+            resolved = resolve_and_keep_secrets(app, cpu=cpu)
+            specs = settle_specs([resolved.specs[n] for n in names], podman, resolved.host)
+        from airpods.engine.ports import retry_after_podman_leak
+
+        # A port left held by airpods' own transient Podman service: restarted once, retried.
+        outcomes = retry_after_podman_leak(
+            lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
+                                    wait=not no_wait, before_create=fetch_models),
+            reporter.note)
+    record_usage(resolved, [o.service for o in outcomes if o.changed], "start")
+    if as_json:
+        echo_json({"services": [o.__dict__ for o in outcomes]})
+        return
+    word = "started" if no_wait else "ready"
+    for spec in specs:
+        url = spec.ports[0].url if spec.ports else "-"
+        console.print(f"[green]{word}[/green] {spec.service}  {url}")
+
+
+def _refuse_start_problems(specs: list[ContainerSpec]) -> None:
+    """What a kind needs from this shell before anything starts (a remote's key variable)."""
+    import os
+
+    from airpods import kinds
+    from airpods.errors import UsageError
+
+    for spec in specs:
+        problems = kinds.get(spec.kind).start_problems(spec, os.environ)
+        if problems:
+            raise UsageError(problems[0])
