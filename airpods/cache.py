@@ -60,9 +60,9 @@ _DEPENDENCIES = ("tomlkit", "jinja2", "markupsafe", "pydantic", "pydantic_core")
 
 
 def default_cache_dir() -> Path:
-    import platformdirs
+    from airpods.config.paths import user_dir
 
-    return platformdirs.user_cache_path("airpods") / "resolved"
+    return user_dir("cache") / "resolved"
 
 
 def enabled(environ: Mapping[str, str]) -> bool:

@@ -6,6 +6,7 @@ the accelerator choice.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,17 @@ def _host_path(root: Path, path: Path) -> str:
         return str(path)
 
 
+def _on_path(name: str) -> str | None:
+    """shutil.which(name) without importing shutil (and with it bz2 and lzma) on every command:
+    the first executable regular file called `name` in PATH's absolute directories (an empty
+    or relative entry, which would mean the current directory, is skipped)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(directory, name)
+        if os.path.isabs(directory) and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def probe_nvidia(
     *,
     run: Callable[..., subprocess.CompletedProcess] | None = None,
@@ -53,16 +65,13 @@ def probe_nvidia(
     timeout: float = NVIDIA_SMI_TIMEOUT_S,
 ) -> tuple[list[NvidiaGpu], str | None]:
     """The GPUs `nvidia-smi` reports, and a note when it is there but does not answer."""
-    # subprocess and shutil (which brings bz2 and lzma) are imported only here: `status`
-    # detects the host on every call.
-    import subprocess
-
-    if which is None:
-        from shutil import which
-    run = run or subprocess.run
-    exe = which("nvidia-smi")
+    # subprocess is imported only when nvidia-smi is there: `status` detects the host each call.
+    exe = (which or _on_path)("nvidia-smi")
     if not exe:
         return [], None
+    import subprocess
+
+    run = run or subprocess.run
     try:
         proc = run(
             [exe, *NVIDIA_SMI_QUERY],

@@ -65,9 +65,9 @@ class SecretFileError(OSError):
 
 
 def default_root() -> Path:
-    import platformdirs
+    from airpods.config.paths import user_dir
 
-    return platformdirs.user_data_path("airpods") / "secrets"
+    return user_dir("data") / "secrets"
 
 
 def _note_on_stderr(text: str) -> None:
@@ -313,9 +313,9 @@ def local_key(path: Path | None = None, *, create: bool = True) -> bytes | None:
     file that is a symlink, not ours, or readable by others is replaced, never followed or
     trusted.
     """
-    import platformdirs
+    from airpods.config.paths import user_dir
 
-    path = path if path is not None else platformdirs.user_data_path("airpods") / "local.key"
+    path = path if path is not None else user_dir("data") / "local.key"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:  # missing, or a symlink (ELOOP) or something we will not read

@@ -70,12 +70,13 @@ def run_start(
         if as_json:
             echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
         return
-    from airpods.cli.pull_progress import PullProgress
-    from airpods.models.first_use import prepare_models
     from airpods.models.services import record_usage
 
     def fetch_models(creating: list[ContainerSpec]) -> None:
         # Only what the plan (re)creates: a service left running as it is costs nothing.
+        from airpods.cli.pull_progress import PullProgress
+        from airpods.models.first_use import prepare_models
+
         prepare_models(resolved, creating, podman, config_path=app.config_path,
                        offline=offline, note=reporter.note, progress=PullProgress())
 

@@ -6,9 +6,19 @@ cache key, `airpods config path`) imports no pydantic, jinja2 or tomlkit.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import airpods
+
+APP = "airpods"
+# which -> (the XDG variable, its default under HOME), as platformdirs reads them on Linux.
+_XDG = {
+    "config": ("XDG_CONFIG_HOME", ".config"),
+    "data": ("XDG_DATA_HOME", ".local/share"),
+    "cache": ("XDG_CACHE_HOME", ".cache"),
+}
 
 # Environment variable -> the key path it overrides (a KeyPath: table keys, list indexes).
 ENV_OVERRIDES: dict[str, tuple[str | int, ...]] = {
@@ -23,11 +33,28 @@ def default_config_path() -> Path:
     return packaged if packaged.exists() else package.parent / "config" / "airpods.toml"
 
 
-def user_config_path() -> Path:
-    """The default user file (platformdirs; honours XDG_CONFIG_HOME on Linux)."""
+def user_dir(which: str) -> Path:
+    """airpods' own "config", "data" or "cache" directory: platformdirs' answer.
+
+    On Linux with an absolute XDG variable or HOME (the usual case) it is worked out here, as
+    platformdirs does: importing platformdirs (it loads tempfile) costs every `status` a few ms.
+    tests/unit/test_paths.py holds both answers equal.
+    """
+    variable, default = _XDG[which]
+    if sys.platform.startswith("linux"):
+        value, home = os.environ.get(variable, ""), os.environ.get("HOME", "")
+        if os.path.isabs(value):
+            return Path(value) / APP
+        if os.path.isabs(home):
+            return Path(home) / default / APP
     import platformdirs
 
-    return platformdirs.user_config_path("airpods") / "config.toml"
+    return Path(getattr(platformdirs, f"user_{which}_path")(APP))
+
+
+def user_config_path() -> Path:
+    """The default user file (honours XDG_CONFIG_HOME on Linux)."""
+    return user_dir("config") / "config.toml"
 
 
 CATALOGUE_FILE = "models.toml"

@@ -52,9 +52,9 @@ if TYPE_CHECKING:
 
 def usage_host_dir(service: str) -> Path:
     """Where the gateway's usage records live on this host (bind-mounted read-write)."""
-    import platformdirs
+    from airpods.config.paths import user_dir
 
-    return platformdirs.user_data_path("airpods") / "gateway" / service
+    return user_dir("data") / "gateway" / service
 
 
 class Gateway(Kind):

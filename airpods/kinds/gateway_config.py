@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Kind, ServedModel
@@ -111,6 +110,8 @@ def local_keys(local: list[tuple[str, ServedModel]]) -> dict[str, str]:
 def shipped_modules() -> dict[str, str]:
     """{module name: source} of the modules airpods ships for the container (usage may be
     absent until that part lands: the config lists only what exists)."""
+    from importlib import resources  # not at import: `status` loads this module
+
     out = {}
     for module in (GUARD_MODULE, USAGE_MODULE):
         path = resources.files(FILES_PACKAGE) / f"{module}.py"

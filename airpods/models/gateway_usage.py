@@ -34,9 +34,9 @@ UNKNOWN = "-"
 
 
 def usage_root() -> Path:
-    import platformdirs
+    from airpods.config.paths import user_dir
 
-    return platformdirs.user_data_path("airpods") / "gateway"
+    return user_dir("data") / "gateway"
 
 
 @dataclass(slots=True)  # not frozen: thousands are built per run, and frozen costs 2x

@@ -24,9 +24,9 @@ CACHE_FORMAT = 1
 
 
 def cache_dir() -> Path:
-    import platformdirs
+    from airpods.config.paths import user_dir
 
-    return platformdirs.user_cache_path("airpods") / "hub-search"
+    return user_dir("cache") / "hub-search"
 
 
 def _key(endpoint: str, query: str, limit: int) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +178,8 @@ def add_model(
                 progress(done, total)
             out.flush()
             os.fsync(out.fileno())
+        import shutil  # rarely: `start` imports this module, and shutil brings bz2 and lzma
+
         shutil.copymode(source, partial)
         os.chmod(partial, 0o644)
         os.replace(partial, dest)

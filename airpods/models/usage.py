@@ -35,9 +35,9 @@ USE_EVENTS = ("start", "stop")
 
 
 def default_path() -> Path:
-    import platformdirs
+    from airpods.config.paths import user_dir
 
-    return platformdirs.user_data_path("airpods") / "usage.sqlite3"
+    return user_dir("data") / "usage.sqlite3"
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def test_plain_forms_parse_as_click_parses_them(args: list[str], env_config: str
 
 @pytest.mark.parametrize("args", [
     [], ["--help"], ["status", "--help"], ["start", "-h"], ["status", "--jsn"],
-    ["stop"], ["logs", "llamacpp"], ["--config"], ["--config", "", "status"], ["--config=", "status"],
+    ["stop"], ["logs", "llamacpp"], ["--config"], ["--config", "", "status"],
+    ["--config=", "status"],
     ["status", "-"], ["--version", "status"], ["start", "--timeout", "3"], ["models", "list"],
 ])
 def test_anything_else_goes_to_click(args: list[str]) -> None:

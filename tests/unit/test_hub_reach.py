@@ -100,6 +100,7 @@ def test_a_token_file_that_cannot_be_sent_is_named_not_the_network(
     token = tmp_path / "token"
     token.write_bytes("hf_\u4e2d\n".encode())
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(token))
+    monkeypatch.setenv("HF_TOKEN_PATH", str(token))  # where it is found without the import
     with pytest.raises(UsageError) as err:
         Hub(endpoint="http://127.0.0.1:9")
     assert str(token) in err.value.one_line() and "cannot reach" not in err.value.one_line()
