@@ -15,6 +15,25 @@ from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
 from airpods.models.retry import is_transient, retrying
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+MAX_REDIRECTS = 10
+
+
+def resolve_url(endpoint: str, repo: str, path: str, revision: str) -> str:
+    """huggingface_hub's hf_hub_url for a model repository (tests hold the two equal)."""
+    from urllib.parse import quote
+
+    return f"{endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
+
+
+class HubAnswer(Exception):
+    """An error answer from the hub (its X-Error-Code says which, where it sends one)."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response  # is_transient reads response.status_code (5xx, 429: retried)
+        self.status = int(response.status_code)
+        self.code = response.headers.get("X-Error-Code", "")
+        self.message = response.headers.get("X-Error-Message", "")
+        super().__init__(f"HTTP {self.status} {self.code}".strip())
 
 
 def endpoint_from_env(environ: dict[str, str] | None = None) -> str:
@@ -29,6 +48,8 @@ def token_from_env(environ: dict[str, str] | None = None) -> str | None:
 
 def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
     """One line for whatever huggingface_hub or httpx raised."""
+    if isinstance(exc, HubAnswer):
+        return _answer_error(exc, what, endpoint)
     from huggingface_hub import errors as hf
 
     name = type(exc).__name__
@@ -61,6 +82,24 @@ def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
                             hint="check HF_ENDPOINT points at a Hugging Face hub or mirror")
     return AirpodsError(f"{what}: cannot reach {endpoint} ({detail})",
                         hint="check the network, or HF_ENDPOINT for a mirror")
+
+
+def _answer_error(exc: HubAnswer, what: str, endpoint: str) -> AirpodsError:
+    """As huggingface_hub's hf_raise_for_status reads an answer, in airpods' words."""
+    if exc.code == "RepoNotFound" or (
+            exc.status == 401 and exc.message != "Invalid credentials in Authorization header"):
+        return UsageError(f"{what}: no such repository on {endpoint} (or it is private)",
+                          hint="check the name; set HF_TOKEN for a private or gated repo")
+    if exc.code == "EntryNotFound":
+        return UsageError(f"{what}: no such file in the repository",
+                          hint="`airpods models pull ORG/REPO:QUANT` lists the quants there")
+    if exc.code == "RevisionNotFound":
+        return UsageError(f"{what}: no such revision")
+    if exc.code == "GatedRepo":
+        return UsageError(f"{what}: the repository is gated",
+                          hint="accept its terms on the hub and set HF_TOKEN")
+    return AirpodsError(f"{what}: the hub answered HTTP {exc.status}",
+                        hint="try again later, or check HF_ENDPOINT")
 
 
 def token_problem(token: str) -> str | None:
@@ -124,6 +163,7 @@ class Hub:
         self.endpoint = (endpoint or endpoint_from_env()).rstrip("/")
         self.token = _token() if token is None else token
         self.reached = False
+        self._http: Any = None
 
     def reach(self) -> None:
         """Once per Hub: fail in seconds, in one line, when nothing answers at the endpoint
@@ -172,16 +212,56 @@ class Hub:
                 search=query, filter="gguf", sort="downloads", limit=limit)])
 
     def file(self, repo: str, path: str, revision: str = "main") -> RemoteFile:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-        url = hf_hub_url(repo, path, revision=revision, endpoint=self.endpoint)
-        meta = self._call(f"{repo}/{path}", lambda: get_hf_file_metadata(
-            url, token=self.token or False, endpoint=self.endpoint))
-        if meta.size is None or not meta.etag or not meta.commit_hash:
+        """A file's size, sha256 (ETag) and commit, from a HEAD on its resolve URL: the protocol
+        huggingface_hub's get_hf_file_metadata speaks (shared/REFERENCE.md), on airpods' own
+        client, so a pull does not import huggingface_hub (0.1-0.3 s) for one request."""
+        url = resolve_url(self.endpoint, repo, path, revision)
+        head = self._call(f"{repo}/{path}", lambda: self._head(url))
+        commit = head.headers.get("X-Repo-Commit")
+        etag = (head.headers.get("X-Linked-Etag") or head.headers.get("ETag") or "")
+        etag = etag.removeprefix("W/").strip('"')
+        size = head.headers.get("X-Linked-Size") or (
+            None if head.is_redirect else head.headers.get("Content-Length"))
+        if not (size and size.isdigit()) or not etag or not commit:
             raise AirpodsError(f"{repo}/{path}: the hub did not send its size, ETag and commit",
                                hint="check HF_ENDPOINT points at a Hugging Face hub or mirror")
-        pinned = hf_hub_url(repo, path, revision=meta.commit_hash, endpoint=self.endpoint)
-        return RemoteFile(repo, path, int(meta.size), meta.etag, meta.commit_hash, pinned)
+        pinned = resolve_url(self.endpoint, repo, path, commit)
+        return RemoteFile(repo, path, int(size), etag, commit, pinned)
+
+    def http(self) -> Any:
+        """The httpx client for this hub's requests and downloads (built once)."""
+        if self._http is None:
+            from airpods.models.transfer import http_client
+
+            self._http = http_client()
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _head(self, url: str) -> Any:
+        """HEAD `url`, following redirects that stay on the hub's host (a renamed repository),
+        not those to a CDN: the file's facts are on that redirect, and the token stays here."""
+        from urllib.parse import urljoin, urlsplit
+
+        headers = {"Accept-Encoding": "identity"}  # the stored size, not a compressed one
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        for _ in range(MAX_REDIRECTS):
+            resp = self.http().head(url, headers=headers, follow_redirects=False)
+            if resp.status_code >= 400:
+                raise HubAnswer(resp)
+            location = resp.headers.get("Location")
+            if not (resp.is_redirect and location):
+                return resp
+            target = urljoin(url, location)
+            if urlsplit(target).netloc != urlsplit(url).netloc:
+                return resp
+            url = target
+        raise AirpodsError(f"{url}: more than {MAX_REDIRECTS} redirects",
+                           hint="check HF_ENDPOINT points at a Hugging Face hub or mirror")
 
     def files_for(self, ref: Ref) -> list[RemoteFile]:
         """The files a reference means: one GGUF, or every part of a split one."""

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
 from airpods.models.hub import Hub
-from airpods.models.refs import Ref, parse_ref, quant_sizes
+from airpods.models.refs import Ref, RemoteFile, parse_ref, quant_sizes
 from airpods.models.store import PARTIAL_SUFFIX, check_name, check_space, model_path
-from airpods.models.transfer import NoProgress, Progress, dest_names, download, http_client
+from airpods.models.transfer import NoProgress, Progress, dest_names, download
 
 if TYPE_CHECKING:
     from airpods.models.tiers import Budget
@@ -44,33 +44,33 @@ def pull(
     hub = hub or Hub()
     progress = progress or NoProgress()
     parsed = choose_quant(parsed, hub, room, force=force, note=progress.note)
-    # Building an httpx client loads the CA bundle (0.1-0.2 s): do it while the hub answers.
-    from concurrent.futures import ThreadPoolExecutor
+    try:
+        files = hub.files_for(parsed)  # HEADs on the hub's client, which the GETs reuse
+        return _pull_files(files, root, name, progress, hub)
+    finally:
+        hub.close()
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        building = pool.submit(http_client)
-        try:
-            files = hub.files_for(parsed)
-        finally:
-            client = building.result()
+
+def _pull_files(files: list[RemoteFile], root: Path, name: str | None, progress: Progress,
+                hub: Hub) -> Pulled:
     names = dest_names(files, name)
     moved, skipped = 0, []
-    with client:
-        for remote, target in zip(files, names, strict=True):
-            dest = model_path(root, target)
-            if dest.exists():
-                if dest.stat().st_size == remote.size:
-                    skipped.append(target)
-                    progress.note(f"{target} is already in the volume")
-                    continue
-                raise UsageError(f"{target} is already in the volume and differs from "
-                                 f"{remote.repo}/{remote.path}",
-                                 hint="remove it first (`airpods models rm`) or use --name")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
-            have = partial.stat().st_size if partial.exists() else 0
-            check_space(dest.parent, remote.size - min(have, remote.size), target)  # no file yet
-            moved += download(client, remote, dest, progress, hub.token)
+    client = hub.http()
+    for remote, target in zip(files, names, strict=True):
+        dest = model_path(root, target)
+        if dest.exists():
+            if dest.stat().st_size == remote.size:
+                skipped.append(target)
+                progress.note(f"{target} is already in the volume")
+                continue
+            raise UsageError(f"{target} is already in the volume and differs from "
+                             f"{remote.repo}/{remote.path}",
+                             hint="remove it first (`airpods models rm`) or use --name")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
+        have = partial.stat().st_size if partial.exists() else 0
+        check_space(dest.parent, remote.size - min(have, remote.size), target)  # no file yet
+        moved += download(client, remote, dest, progress, hub.token)
     return Pulled(names, moved, skipped)
 
 

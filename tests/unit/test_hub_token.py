@@ -56,3 +56,53 @@ def test_a_token_file_is_read_by_huggingface_hub(tmp_path: Path) -> None:
     (tmp_path / "hf" / "token").write_text("hf_abc\n")
     assert run_token(tmp_path, HF_HOME=str(tmp_path / "hf")).stdout.split() == ["'hf_abc'",
                                                                                "True"]
+
+
+@pytest.mark.parametrize(("repo", "path", "revision"), [
+    ("acme/Tiny-GGUF", "tiny-Q4_K_M.gguf", "main"),
+    ("acme/Tiny-GGUF", "sub dir/a+b#c?.gguf", "refs/pr/1"),
+    ("o/r", "Q8_0/part-00001-of-00002.gguf", "0123abcd" * 5),
+])
+def test_resolve_url_is_hf_hub_url(repo: str, path: str, revision: str) -> None:
+    from huggingface_hub import hf_hub_url
+
+    for endpoint in ("https://huggingface.co", "http://127.0.0.1:8080"):
+        assert hub.resolve_url(endpoint, repo, path, revision) == hf_hub_url(
+            repo, path, revision=revision, endpoint=endpoint)
+
+
+def test_a_pull_does_not_import_huggingface_hub(tmp_path: Path) -> None:
+    """The HEAD and the GET go through airpods' own client (a loopback hub, no token)."""
+    from tests.hf_server import FakeHub, write_gguf_blob
+
+    source = write_gguf_blob(tmp_path / "src.gguf", 1 << 20)
+    (tmp_path / "vol").mkdir()
+    code = ("import sys; from pathlib import Path; from airpods.models.hub import Hub; "
+            "from airpods.models.pull import pull; "
+            "got = pull(sys.argv[2], Path(sys.argv[3]), hub=Hub(endpoint=sys.argv[1])); "
+            "print(got.names, 'huggingface_hub' in sys.modules)")
+    with FakeHub() as fake:
+        fake.add("acme/Tiny-GGUF", "tiny.gguf", source)
+        run = subprocess.run([sys.executable, "-c", code, fake.url, "acme/Tiny-GGUF/tiny.gguf",
+                              str(tmp_path / "vol")], capture_output=True, text=True, timeout=60,
+                             env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert run.stdout.split() == ["['tiny.gguf']", "False"], run.stderr
+    assert (tmp_path / "vol" / "tiny.gguf").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(("status", "code", "message", "expected"), [
+    (404, "RepoNotFound", "", "no such repository"),
+    (401, "", "", "no such repository"),
+    (401, "", "Invalid credentials in Authorization header", "the hub answered HTTP 401"),
+    (404, "EntryNotFound", "", "no such file in the repository"),
+    (404, "RevisionNotFound", "", "no such revision"),
+    (403, "GatedRepo", "", "the repository is gated"),
+    (500, "", "", "the hub answered HTTP 500"),
+])
+def test_hub_answers_read_as_huggingface_hub_reads_them(status: int, code: str, message: str,
+                                                        expected: str) -> None:
+    import httpx
+
+    headers = {k: v for k, v in (("X-Error-Code", code), ("X-Error-Message", message)) if v}
+    answer = hub.HubAnswer(httpx.Response(status, headers=headers))
+    assert expected in hub._hub_error(answer, "o/r/x.gguf", "http://h").one_line()
