@@ -74,8 +74,9 @@ def collect_status(
     if memory:  # --json only (the table does not show it): a header read and two volume lookups
         from airpods.models.services import status_memory
 
+        directories: dict = {}
         for row in rows:
-            estimate = status_memory(specs[row["name"]], podman, resolved.host)
+            estimate = status_memory(specs[row["name"]], podman, resolved.host, directories)
             if estimate is not None:  # services that serve a GGUF (docs/json.md)
                 row["memory"] = estimate
     from airpods.secrets import mask_data, secret_values

@@ -137,18 +137,23 @@ def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights:
     return Estimate(ctx, est, result)
 
 
-def status_memory(spec: ContainerSpec, podman: Podman, host: HostFacts) -> dict[str, Any] | None:
+def status_memory(spec: ContainerSpec, podman: Podman, host: HostFacts,
+                  directories: dict[str, Path | None] | None = None) -> dict[str, Any] | None:
     """`status --json`'s `memory` of a service that serves a GGUF: the estimate at its ctx_size
     and whether it fits (both null while the file is not in the volume); None for others.
-    Cheap: one header read (mmap), no heavy import."""
+    Cheap: one header read (mmap), no heavy import; `directories` remembers each volume's
+    directory across the services of one `status` (they often share one volume)."""
     served = served_model(spec)
     if served is None:
         return None
     volume, name = served
-    try:
-        directory = volume_dir(podman, volume)
-    except Exception:  # an estimate never breaks status: Podman's own errors show elsewhere
-        directory = None
+    directories = {} if directories is None else directories
+    if volume not in directories:
+        try:
+            directories[volume] = volume_dir(podman, volume)
+        except Exception:  # an estimate never breaks status: Podman's own errors show elsewhere
+            directories[volume] = None
+    directory = directories[volume]
     path = directory / name if directory is not None else None
     meta = read_meta_or_none(path) if path is not None and path.is_file() else None
     if meta is None or directory is None:
