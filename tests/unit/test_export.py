@@ -23,7 +23,9 @@ import pytest
 import yaml
 
 from airpods.errors import UsageError
-from airpods.export.kube import hf_url, quantity_memory, render_kube
+from airpods.export.checks import quantity_memory
+from airpods.export.kube import render_kube
+from airpods.export.model_init import hf_url
 from airpods.export.names import dns_label
 from airpods.export.quadlet import render_quadlet
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
@@ -261,7 +263,7 @@ def test_model_init_is_opt_in_and_downloads_into_the_volume() -> None:
 
 def test_model_init_script_downloads_only_when_missing(tmp_path: Path) -> None:
     """The script itself, run by sh with a file:// stand-in for curl."""
-    from airpods.export.kube import MODEL_INIT_SCRIPT
+    from airpods.export.model_init import MODEL_INIT_SCRIPT
 
     source = tmp_path / "src.gguf"
     source.write_bytes(b"GGUF" + b"\0" * 100)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods.export.kube import check_quantity
+from airpods.export.checks import check_quantity
 from tests.unit.test_bad_files import airpods, one_line
 
 
