@@ -91,11 +91,11 @@ def test_an_unset_field_added_later_leaves_the_hash_alone() -> None:
     """A new option at its default must not recreate every container on upgrade."""
     from dataclasses import asdict, field, make_dataclass
 
-    later = make_dataclass("Later", [("shm_size", "str | None", field(default=None))],
+    later = make_dataclass("Later", [("added_later", "str | None", field(default=None))],
                            bases=(ContainerSpec,), frozen=True)
     today = base()
     assert config_hash(later(**asdict(today))) == config_hash(today)
-    assert config_hash(later(**asdict(today), shm_size="1g")) != config_hash(today)
+    assert config_hash(later(**asdict(today), added_later="1g")) != config_hash(today)
     # Today's fields hash as they always did, set or not (the pins in test_spec_outputs_pinned).
     assert config_hash(replace(today, memory=None)) == config_hash(today)
     assert config_hash(replace(today, memory="1g")) != config_hash(today)
