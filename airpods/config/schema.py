@@ -22,7 +22,14 @@ from pydantic import (
 )
 
 from airpods.config.gateway import ClientName, ClientSpec, ModelName, RemoteName, RemoteSpec
-from airpods.config.values import check_image_ref, finite, memory_bytes, no_control, not_bool
+from airpods.config.values import (
+    check_image_ref,
+    finite,
+    listed_once,
+    memory_bytes,
+    no_control,
+    not_bool,
+)
 from airpods.gpu import ACCELERATORS, REQUESTS
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
@@ -233,10 +240,7 @@ class RouterSpec(_Strict):
     @field_validator("preload")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        twice = sorted({i for i in v if v.count(i) > 1})
-        if twice:
-            raise ValueError(f"{twice[0]!r} is listed twice")
-        return v
+        return listed_once(v)
 
 
 class ModelPreset(_Strict):
