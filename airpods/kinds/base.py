@@ -167,6 +167,13 @@ class Kind:
         """What the kind renders from its own config keys (`mode`, `router`, `models`)."""
         return spec
 
+    def config_tables(self) -> dict[str, Any]:
+        """Keys this kind adds to a service's table: {key: (type, pydantic Field)}, validated
+        with the shared schema (config.kind_checks.config_model). Every service may carry them
+        (checked for their shape); `config_problems` says where they apply. Import pydantic
+        models lazily here: kind modules stay light."""
+        return {}
+
     def config_problems(
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:

@@ -121,6 +121,11 @@ class LlamaServer(Kind):
     def configure(self, spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
         return llama_router.configure(spec, svc, host)
 
+    def config_tables(self) -> dict[str, Any]:
+        from airpods.kinds import llama_config
+
+        return llama_config.config_tables()
+
     def config_problems(
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
