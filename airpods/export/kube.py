@@ -94,6 +94,16 @@ def _meta(name: str, spec: ContainerSpec | None = None) -> dict[str, Any]:
     return {"name": name, "labels": labels}
 
 
+def kube_secret_name(name: str) -> str:
+    """`airpods-llamacpp-llama-api-key` -> `airpods-kube-llamacpp-llama-api-key`.
+
+    `start` and the quadlets keep a service's key in a Podman secret of the first name, holding
+    the bare key; `kube play` reads its secrets as JSON. Distinct names let both live on one
+    host's Podman: neither replaces the other's secret with a format it cannot read.
+    """
+    return "airpods-kube-" + name.removeprefix("airpods-")
+
+
 @dataclass
 class _Secrets:
     """Secret documents and their Podman payloads, named once."""
@@ -103,7 +113,7 @@ class _Secrets:
     podman: list[PodmanSecret] = field(default_factory=list)
 
     def add_env(self, spec: ContainerSpec, var: str, value: str) -> dict[str, Any]:
-        name = self.names(f"airpods-{spec.service}-{var}")
+        name = self.names(kube_secret_name(f"airpods-{spec.service}-{var}"))
         self._doc(spec, name, {var: value}, f"{spec.service}: env {var}")
         self.podman.append(PodmanSecret(name, json.dumps({var: _b64(value)}), "env"))
         return {"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": var}}}
@@ -113,7 +123,7 @@ class _Secrets:
         index: int,
     ) -> str:
         raw = files[0].name if len(files) == 1 else f"airpods-{spec.service}-secrets-{index}"
-        name = self.names(raw)
+        name = self.names(kube_secret_name(raw))
         data = {posixpath.basename(f.target): f.value for f in files}
         self._doc(spec, name, data, f"{spec.service}: files in {directory}")
         self.podman.append(PodmanSecret(name, json.dumps({"data": data}), "file"))

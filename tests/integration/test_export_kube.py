@@ -151,12 +151,30 @@ def test_exported_llama_server_plays_under_podman(
     assert key not in podman_yaml.read_text()
     assert key not in full.read_text()  # base64 in the Secret document, never in clear
 
-    _play(podman_env, podman_yaml, [(secret["name"], Path(secret["file"]))],
-          lambda: _import_model(podman_env, pvc, tiny_model, tmp_path), f"{pod}-pod-0")
+    # The secret `airpods start` (and the quadlets) keep, with the bare key, already on this
+    # host: the kube secret has a name of its own, so neither replaces the other.
+    dry = json.loads(airpods("start", "llamacpp", "--dry-run", "--json").stdout)
+    started = dry["services"][0]["podman"][0].split()[-2]  # `... podman secret create NAME -`
+    assert started == "airpods-llamacpp-llama-api-key"
+    ours = podman_env.podman("secret", "inspect", started).returncode != 0
+    if ours:  # else left by another test's `start`: compared all the same
+        bare = tmp_path / "bare-key"
+        bare.write_text(key)
+        podman_env.podman("secret", "create", started, str(bare), check=True)
+    started_id = podman_env.podman("secret", "inspect", "--format", "{{.ID}}", started).stdout
+    assert secret["name"] != started and secret["name"].startswith("airpods-kube-")
     try:
-        _assert_key_guards(port, key, "tiny")
+        _play(podman_env, podman_yaml, [(secret["name"], Path(secret["file"]))],
+              lambda: _import_model(podman_env, pvc, tiny_model, tmp_path), f"{pod}-pod-0")
+        try:
+            _assert_key_guards(port, key, "tiny")
+        finally:
+            _down(podman_env, podman_yaml, [secret["name"]], pvc)
+        after = podman_env.podman("secret", "inspect", "--format", "{{.ID}}", started).stdout
+        assert after == started_id  # untouched
     finally:
-        _down(podman_env, podman_yaml, [secret["name"]], pvc)
+        if ours:
+            podman_env.podman("secret", "rm", started)
 
 
 def test_secret_file_spec_plays_under_podman(

@@ -183,7 +183,7 @@ def test_secret_file_is_a_secret_volume_at_its_directory() -> None:
     pod = by_kind(docs, "Deployment")["airpods-llamacpp"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["automountServiceAccountToken"] is False
-    secret_name = "airpods-llamacpp-llama-api-key"
+    secret_name = "airpods-kube-llamacpp-llama-api-key"
     assert {"name": secret_name, "mountPath": "/run/secrets", "readOnly": True} in container[
         "volumeMounts"]
     assert {"name": secret_name, "secret": {"secretName": secret_name, "optional": False}} in pod[
@@ -195,11 +195,11 @@ def test_secret_file_is_a_secret_volume_at_its_directory() -> None:
 
 def test_podman_payloads_match_what_podman_4_3_reads() -> None:
     payloads = {s.name: s for s in render_kube(stack()).podman_secrets}
-    env = payloads["airpods-llamacpp-gpu-llama-api-key"]
+    env = payloads["airpods-kube-llamacpp-gpu-llama-api-key"]
     assert env.usage == "env"
     # secretKeyRef: a JSON map of base64 values (Go's map[string][]byte).
     assert base64.b64decode(json.loads(env.payload)["LLAMA_API_KEY"]).decode() == KEY
-    file = payloads["airpods-llamacpp-llama-api-key"]
+    file = payloads["airpods-kube-llamacpp-llama-api-key"]
     # A secret volume: the Secret's `data` written as is, so the raw value.
     assert file.usage == "file"
     assert json.loads(file.payload) == {"data": {"llama-api-key": KEY}}
@@ -592,3 +592,15 @@ def test_model_init_through_the_cli(tmp_path: Path) -> None:
     assert plain.returncode == 2 and plain.stdout == ""
     [line] = plain.stderr.strip().splitlines()
     assert "names no file" in line, line
+
+
+def test_kube_and_start_secrets_have_distinct_names(tmp_path: Path) -> None:
+    """`start` and the quadlets hold the bare key under one name; `kube play` needs JSON: on one
+    host's Podman, neither may replace the other's secret."""
+    specs = stack()
+    kube = {s.name for s in render_kube(specs).podman_secrets}
+    quadlet = {s.name for s in render_quadlet(specs, network="airpods").secrets}
+    started = {f.name for spec in specs for f in (*spec.secret_files, *spec.config_files)}
+    assert kube and quadlet and started <= quadlet
+    assert not kube & quadlet
+    assert all(name.startswith("airpods-kube-") for name in kube)
