@@ -26,30 +26,7 @@ import httpx
 from airpods.export.kube import render_kube
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
 from tests.sandbox import free_port
-
-CONFIG = """\
-[runtime]
-network = "airpods-it-kube"
-
-[services.llamacpp]
-image = "{image}"
-images = {{ cpu = "{image}" }}
-default_model = "tiny.gguf"
-pod = "{pod}"
-ports = [{{ host = {port}, container = 8080 }}]
-
-[services.llamacpp.volumes.models]
-source = "{volume}"
-target = "/models"
-mode = "ro"
-
-[services.llamacpp.command_args]
-threads = 1
-ctx_size = 256
-
-[services.open-webui]
-enabled = false
-"""
+from tests.stack_config import airpods_env, llama_config
 
 
 def _wait_ready(url: str, timeout: float = 90) -> None:
@@ -121,10 +98,9 @@ def test_exported_llama_server_plays_under_podman(
     pvc = volume.replace("_", "-")
     pod = f"airpods-it-kube-{suffix.replace('_', '-')}"
     config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(image=llama_image, port=port, volume=volume, pod=pod))
-    env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "AIRPODS_ACCELERATOR": "cpu"}
+    config.write_text(llama_config(llama_image, port, volume, network="airpods-it-kube",
+                                   settings=f'pod = "{pod}"'))
+    env = airpods_env(podman_env.env, tmp_path, AIRPODS_ACCELERATOR="cpu")
 
     def airpods(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],
