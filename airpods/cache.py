@@ -222,9 +222,12 @@ def safety_problems(spec: ContainerSpec) -> list[str]:
         problems.append("no-new-privileges is off")
     if any(cap.upper().removeprefix("CAP_") == "ALL" for cap in spec.cap_add):
         problems.append("every capability is added back")
-    model = kinds.get(spec.kind).model_path(spec)
+    kind = kinds.get(spec.kind)
+    # Every model it serves: one file, a router's presets, or a router's whole models dir.
+    models = [*kind.model_files(spec), *filter(None, [kind.model_dir(spec)])]
     for mount in spec.mounts:
-        holds_model = model is not None and model.startswith(mount.target.rstrip("/") + "/")
+        root = mount.target.rstrip("/")
+        holds_model = any(m == root or m.startswith(root + "/") for m in models)
         if holds_model and mount.mode != "ro":
             problems.append(f"the model mount {mount.target} is writable")
         if mount.is_bind != mount.source.startswith("/"):

@@ -147,10 +147,7 @@ def choose_accelerator(
 
     # auto
     if nvidia and cdi:
-        desc = _describe_nvidia(nvidia)
-        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,),
-                       vram_bytes=nvidia_vram(nvidia))
-        return "cuda", f"{desc} with CDI spec {cdi}", info, notes
+        return _nvidia_with_cdi("cuda", "", nvidia, cdi, notes)
     nvidia_problem: GpuInfo | None = None
     if nvidia:
         desc = _describe_nvidia(nvidia)
@@ -184,13 +181,22 @@ def _nvidia_driver_loaded(root: Path) -> bool:
         return False
 
 
+def _nvidia_with_cdi(
+    accelerator: str, reason: str, nvidia: list[NvidiaGpu], cdi: str, notes: list[str]
+) -> Result:
+    """NVIDIA GPUs that Podman can add (a CDI spec exists), used for `accelerator`; `reason`:
+    why that accelerator, when it was asked for ("" when chosen by detection)."""
+    desc = _describe_nvidia(nvidia)
+    info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,),
+                   vram_bytes=nvidia_vram(nvidia))
+    why = f"{reason}: " if reason else ""
+    return accelerator, f"{why}{desc} with CDI spec {cdi}", info, notes
+
+
 def _forced_cuda(nvidia: list[NvidiaGpu], cdi: str | None, notes: list[str]) -> Result:
     reason = "runtime.accelerator = 'cuda'"
     if nvidia and cdi:
-        desc = _describe_nvidia(nvidia)
-        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,),
-                       vram_bytes=nvidia_vram(nvidia))
-        return "cuda", f"{reason}: {desc} with CDI spec {cdi}", info, notes
+        return _nvidia_with_cdi("cuda", reason, nvidia, cdi, notes)
     if nvidia:
         desc = _describe_nvidia(nvidia)
         problem = (
@@ -246,10 +252,7 @@ def _vulkan(root: Path, nvidia: list[NvidiaGpu], cdi: str | None, notes: list[st
     reason = "runtime.accelerator = 'vulkan'"
     if nvidia and cdi:
         # The CDI spec injects the NVIDIA device nodes and the driver's Vulkan ICD.
-        desc = _describe_nvidia(nvidia)
-        info = GpuInfo(vendor="nvidia", name=desc, devices=(NVIDIA_DEVICE,),
-                       vram_bytes=nvidia_vram(nvidia))
-        return "vulkan", f"{reason}: {desc} with CDI spec {cdi}", info, notes
+        return _nvidia_with_cdi("vulkan", reason, nvidia, cdi, notes)
     if nvidia:
         notes.append(_no_cdi_problem(_describe_nvidia(nvidia)))
     amd_nodes = amd_gpu_nodes(root) if (root / "dev/kfd").exists() else []

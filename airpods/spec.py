@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import Field, asdict, dataclass, field, fields, replace
+from functools import cache
+from typing import Any
 
 LABEL_MANAGED = "io.airpods.managed"
 LABEL_SERVICE = "io.airpods.service"
@@ -85,6 +88,50 @@ class Health:
         return _http_url(self.host_ip, self.host_port) + self.path
 
 
+def _same(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class PodmanOption:
+    """How one ContainerSpec field reaches Podman, written once for every place that needs it.
+
+    The adapter (engine/args.py, engine/specgen.py), `--dry-run`'s podman lines (cli/output.py)
+    and both exports (export/quadlet.py, export/kube.py) iterate these, so a new pass-through
+    option is a field here, a key in config/schema.py and a line in render.py. An option left
+    at its false-y default (empty, None) is not passed at all.
+    """
+
+    flag: str  # the `podman run` flag
+    kwarg: str  # podman-py `containers.create` keyword
+    # Where podman-py puts the keyword in libpod's SpecGenerator (engine/specgen.py sends the
+    # same body), and how: "" as is, "bytes" (a size: "512m" -> bytes), "paths" ([{"path": x}]).
+    # None: podman-py drops the keyword, so Podman never sees it (specgen drops it too).
+    body: tuple[str, ...] | None
+    body_form: str = ""
+    to_kwarg: Callable[[Any], Any] = _same  # the field's value -> the keyword's value
+    text: Callable[[Any], str] = str  # the keyword's value (a list: each item) as flag text
+    # Its podman-systemd.unit(5) key (one line per item); "": `PodmanArgs=<flag> <value>`.
+    quadlet: str = ""
+    quadlet_joined: bool = False  # every item on one line, space-separated (AddCapability=)
+    # Items with a unit line of their own ("no-new-privileges": "NoNewPrivileges=true").
+    quadlet_items: Mapping[str, str] = field(default_factory=dict)
+    unit_text: Callable[[Any], str] | None = None  # the field's value as unit text, if not text
+    example: Any = None  # a value tests pass through every consumer
+
+
+def podman_option(option: PodmanOption, default: Any = None) -> Any:
+    """A ContainerSpec field described by `option` (see `podman_options`)."""
+    return field(default=default, metadata={"podman": option})
+
+
+@cache
+def podman_options() -> tuple[tuple[str, PodmanOption], ...]:
+    """(field name, option) for every pass-through field of ContainerSpec, in field order."""
+    return tuple((f.name, f.metadata["podman"]) for f in fields(ContainerSpec)
+                 if "podman" in f.metadata)
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """Everything needed to create one service's pod and container, and nothing Podman-specific."""
@@ -106,13 +153,27 @@ class ContainerSpec:
     secret_env: frozenset[str] = frozenset()
     secret_files: tuple[SecretFile, ...] = ()
     config_files: tuple[ConfigFile, ...] = ()
-    devices: tuple[str, ...] = ()
-    group_add: tuple[str, ...] = ()
-    cap_drop: tuple[str, ...] = ()
-    cap_add: tuple[str, ...] = ()
-    security_opt: tuple[str, ...] = ()
-    memory: str | None = None
-    cpus: float | None = None
+    # Pass-through options: each says how it reaches Podman (PodmanOption), in this order.
+    devices: tuple[str, ...] = podman_option(PodmanOption(
+        "--device", "devices", ("devices",), "paths", quadlet="AddDevice",
+        example=("/dev/kfd", "/dev/dri/renderD128")), ())
+    group_add: tuple[str, ...] = podman_option(PodmanOption(
+        "--group-add", "group_add", ("groups",), example=("44", "993")), ())
+    cap_drop: tuple[str, ...] = podman_option(PodmanOption(
+        "--cap-drop", "cap_drop", ("cap_drop",), quadlet="DropCapability", example=("ALL",)), ())
+    cap_add: tuple[str, ...] = podman_option(PodmanOption(
+        "--cap-add", "cap_add", ("cap_add",), quadlet="AddCapability", quadlet_joined=True,
+        example=("CHOWN", "SETUID")), ())
+    security_opt: tuple[str, ...] = podman_option(PodmanOption(
+        "--security-opt", "security_opt", ("selinux_opts",),
+        quadlet_items={"no-new-privileges": "NoNewPrivileges=true"},
+        example=("no-new-privileges",)), ())
+    memory: str | None = podman_option(PodmanOption(
+        "--memory", "mem_limit", ("resource_limits", "memory", "limit"), "bytes",
+        example="4g"))
+    cpus: float | None = podman_option(PodmanOption(
+        "--cpus", "nano_cpus", None, to_kwarg=lambda cpus: int(cpus * 1e9),
+        text=lambda nano: str(nano / 1e9), unit_text=lambda cpus: f"{cpus:g}", example=1.5))
     health: Health | None = None
     depends_on: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
@@ -138,11 +199,30 @@ class Actual:
     ports: tuple[tuple[str, int, int], ...] = field(default=())  # (host_ip, host, container)
 
 
+# The fields the first hash format carried, set or not. A field added since enters the hash only
+# when it differs from its default, so a new option left unset changes no hash (and recreates
+# no container on upgrade).
+_HASHED_ALWAYS = frozenset({
+    "service", "kind", "image", "accelerator", "pod", "container", "network", "network_aliases",
+    "ports", "mounts", "env", "command", "entrypoint", "secret_env", "secret_files",
+    "config_files", "devices", "group_add", "cap_drop", "cap_add", "security_opt", "memory",
+    "cpus", "deferred",
+})
+_NOT_HASHED = ("labels", "config_hash", "notes", "image_reason", "health", "depends_on")
+
+
+def _at_default(f: Field[Any], value: Any) -> bool:
+    return value == (f.default_factory() if callable(f.default_factory) else f.default)
+
+
 def config_hash(spec: ContainerSpec) -> str:
     """Hash of everything that shapes the container; a change means it must be recreated."""
     data = asdict(spec)
-    for key in ("labels", "config_hash", "notes", "image_reason", "health", "depends_on"):
+    for key in _NOT_HASHED:
         data.pop(key, None)
+    for f in fields(spec):
+        if f.name in data and f.name not in _HASHED_ALWAYS and _at_default(f, data[f.name]):
+            del data[f.name]
     blob = json.dumps(data, sort_keys=True, default=sorted)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -33,34 +33,11 @@ from tests.sandbox import (  # noqa: E402
     isolated_podman,
     write_tiny_model,
 )
+from tests.stack_config import airpods_env, llama_config  # noqa: E402
 
 VOLUME = "airpods_bench_models"
 NETWORK = "airpods-bench"
 MODEL_ALIAS = "tiny"
-
-USER_CONFIG = """\
-# benchmark config: only what differs from the built-in defaults
-[runtime]
-network = "{network}"
-
-[services.llamacpp]
-image = "{image}"
-images = {{ cpu = "{image}" }}
-default_model = "tiny.gguf"
-ports = [{{ host = {port}, container = 8080 }}]
-
-[services.llamacpp.volumes.models]
-source = "{volume}"
-target = "/models"
-mode = "ro"
-
-[services.llamacpp.command_args]
-threads = 1
-ctx_size = 256
-
-[services.open-webui]
-enabled = false
-"""
 
 # One more llama-server instance, added in TOML only (as a user would), on its own port.
 EXTRA_LLAMA = """
@@ -164,8 +141,7 @@ def bench_stack(extra_llama: int = 0) -> Iterator[BenchStack]:
         work = penv.base / "bench"
         model = write_tiny_model(work / "models")
         ports = {"llamacpp": free_port()}
-        text = USER_CONFIG.format(network=NETWORK, image=image, port=ports["llamacpp"],
-                                  volume=VOLUME)
+        text = llama_config(image, ports["llamacpp"], VOLUME, network=NETWORK)
         for i in range(2, extra_llama + 2):
             name = f"llamacpp-{i}"
             ports[name] = free_port()
@@ -173,9 +149,7 @@ def bench_stack(extra_llama: int = 0) -> Iterator[BenchStack]:
                                        alias=f"{MODEL_ALIAS}-{i}")
         config = work / "config.toml"
         config.write_text(text)
-        env = dict(penv.env)
-        env.update(XDG_CONFIG_HOME=str(work / "xdg-config"), XDG_DATA_HOME=str(work / "xdg-data"),
-                   XDG_CACHE_HOME=str(work / "xdg-cache"))
+        env = airpods_env(penv.env, work)
         env.pop("AIRPODS_CONFIG", None)
         # Fresh bytecode, as a pip install (or any checkout without PYTHONDONTWRITEBYTECODE)
         # has: written on the first (warm-up) run, inside the sandbox, never into the repo.

@@ -80,9 +80,14 @@ def _model_checks(
     checks, missing_bytes = [], 0
     for name in names:
         spec = resolved.specs[name]
-        required = kinds.get(spec.kind).required_files(spec)
+        kind = kinds.get(spec.kind)
+        required = kind.required_files(spec)
         if required:  # a router's presets: `start` refuses without them, whatever the source
             checks += _required_file_checks(podman, spec, required)
+        if kind.model_dir(spec) is not None:  # a router without presets serves the volume
+            checks.append(_served_dir_check(podman, spec))
+            continue
+        if required:
             continue
         try:
             volume, path = model_location(spec)
@@ -105,6 +110,33 @@ def _model_checks(
                                 f"airpods models add FILE --service {name} (or set "
                                 f"services.{name}.model_source)"))
     return checks, missing_bytes
+
+
+def _served_dir_check(podman: Podman, spec: ContainerSpec) -> Check:
+    """A router without presets serves every GGUF of its models directory: are there any?"""
+    from airpods.models.services import serving
+    from airpods.models.store import list_models
+
+    served = serving(spec)
+    label = f"models ({spec.service}: router, every GGUF in its directory)"
+    if served is None or served.directory is None:
+        return Check(label, FAIL, "its models directory is in no volume",
+                     f"mount a volume at the router's --models-dir (services.{spec.service}"
+                     ".volumes)")
+    volume, inside = served.volume, served.directory
+    if volume.startswith("/"):
+        root: Path | None = Path(volume)
+    else:
+        root = podman.volume_path(volume) if podman.volume_exists(volume) else None
+    top = root / inside if root is not None else None
+    found = list_models(top) if top is not None and top.is_dir() else []
+    where = f"volume {volume}" + (f", {inside}" if inside else "")
+    if not found:
+        return Check(label, WARN, f"no GGUF in {where}: the router serves no model",
+                     f"airpods models add FILE --service {spec.service} (or models pull)")
+    names = ", ".join(m.name.removesuffix(".gguf") for m in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return Check(label, OK, f"{len(found)} in {where}, served by file stem: {names}{more}")
 
 
 def _required_file_checks(

@@ -212,7 +212,8 @@ def kube(
 ) -> None:
     """Kubernetes YAML for SERVICES (default: every enabled one), as `start` would run them."""
     from airpods.cli.output import echo_json
-    from airpods.export.kube import check_quantity, render_kube
+    from airpods.export.checks import check_quantity
+    from airpods.export.kube import render_kube
 
     output = output_path(output_arg, stdout_ok=True)  # before anything is written or saved
     check_quantity(pvc_size, "--pvc-size")
@@ -240,7 +241,7 @@ def kube(
         commands.append(shlex.join(["podman", "kube", "play", str(output or "FILE.yaml")]))
     if output is not None:
         write_private(output, text)
-    notes = _unreached(resolved, specs)
+    notes = [*_unreached(resolved, specs), *result.notes]  # and the options kube cannot carry
     if as_json:
         data: dict[str, Any] = {
             "format": "kube",

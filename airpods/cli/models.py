@@ -20,14 +20,18 @@ if TYPE_CHECKING:
 SERVICE_HELP = "The service whose model volume to use (default: the first enabled llama-server)."
 
 
-def _target(app: AppContext, service: str | None) -> tuple[Resolved, str, str, str]:
-    """(resolved, service, volume, configured model) for `service`, touching no Podman."""
+def _target(app: AppContext, service: str | None) -> tuple[Resolved, str, str, str | None]:
+    """(resolved, service, volume, configured model) for `service`, touching no Podman; the
+    model is None for a router without presets (it serves every GGUF in the volume)."""
     from airpods.cli.context import resolve
-    from airpods.models.services import pick_service, served_model
+    from airpods.models.services import pick_service, served_model, serving
 
     resolved = resolve(app)
     name = pick_service(resolved, service)
-    volume, model = served_model(resolved.specs[name])  # type: ignore[misc]
+    spec = resolved.specs[name]
+    volume = serving(spec).volume  # type: ignore[union-attr]  (pick_service checked it)
+    served = served_model(spec)  # none for a router without presets: it serves them all
+    model = served[1] if served is not None and served[0] == volume else None
     return resolved, name, volume, model
 
 
@@ -229,7 +233,7 @@ def rm_cmd(app: AppContext, name: str, service: str | None, yes: bool) -> None:
     """Delete model NAME from the volume (never one a running service uses)."""
     from airpods.errors import UsageError
     from airpods.models.refs import split_parts
-    from airpods.models.services import running_models
+    from airpods.models.services import running_services, users
     from airpods.models.store import check_name, remove_model
     from airpods.models.usage import UsageDB
 
@@ -239,13 +243,13 @@ def rm_cmd(app: AppContext, name: str, service: str | None, yes: bool) -> None:
     directory = _existing_dir(podman, volume)
     if directory is None or not (directory / name).is_file():
         raise _unknown_model(name, volume)
-    running = running_models(resolved, podman)
+    running = running_services(resolved, podman)
     parts = [p for p in split_parts(name) if (directory / p).is_file()]
     for part in parts:
-        if (volume, part) in running:
-            raise UsageError(f"{part} is in use by running service "
-                             f"{', '.join(running[(volume, part)])}",
-                             hint=f"stop it first: airpods stop {running[(volume, part)][0]}")
+        serving_it = users(resolved, volume, part, among=running)
+        if serving_it:
+            raise UsageError(f"{part} is in use by running service {', '.join(serving_it)}",
+                             hint=f"stop it first: airpods stop {serving_it[0]}")
     size = sum((directory / p).stat().st_size for p in parts)
     if not yes:
         click.confirm(f"Delete {', '.join(parts)} ({_gb(size)}) from volume {volume}?",
@@ -290,7 +294,7 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     """
     from airpods.cli.context import resolve
     from airpods.models.gguf_meta import escape
-    from airpods.models.services import running_models
+    from airpods.models.services import running_services
     from airpods.models.store import PARTIAL_SUFFIX
     from airpods.models.usage import UsageDB, iso
 
@@ -298,7 +302,7 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     podman = _podman()
     db = UsageDB()
     found, notes = _cleanup_candidates(resolved, podman, db, days,
-                                       running_models(resolved, podman))
+                                       running_services(resolved, podman))
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not found:
@@ -324,7 +328,7 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
 
 def _cleanup_candidates(
     resolved: Resolved, podman: Podman, db: Any, days: float,
-    running: dict[tuple[str, str], list[str]],
+    running: list[str],
 ) -> tuple[list[tuple[str, Path, Any]], list[str]]:
     """(volume, checked path, candidate) for every model to offer, and notes on the skipped.
 
@@ -333,18 +337,18 @@ def _cleanup_candidates(
     """
     from airpods.errors import UsageError
     from airpods.models.gguf_meta import escape
-    from airpods.models.services import model_services
+    from airpods.models.services import model_volumes, users
     from airpods.models.store import list_models, model_path
     from airpods.models.usage import unused
 
     found: list[tuple[str, Path, Any]] = []
     notes: list[str] = []
-    for volume in dict.fromkeys(v for v, _ in model_services(resolved).values()):
+    for volume in model_volumes(resolved):
         directory = _existing_dir(podman, volume)
         if directory is None:
             continue
-        in_use = {m for (v, m) in running if v == volume}
         models_here = [(m.name, m.size) for m in list_models(directory)]
+        in_use = {name for name, _ in models_here if users(resolved, volume, name, running)}
         for cand in unused(models_here, db.last_used(volume), days, in_use):
             try:
                 path = model_path(directory, cand.name)

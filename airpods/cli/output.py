@@ -19,7 +19,7 @@ from airpods.secrets import (
     secret_values,
     seen_values,
 )
-from airpods.spec import ContainerSpec
+from airpods.spec import ContainerSpec, podman_options
 
 
 def make_console(stderr: bool = True) -> Any:
@@ -33,13 +33,6 @@ def make_console(stderr: bool = True) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-# podman run flags for the list-valued create arguments, in the order they are printed.
-_LIST_FLAGS = (
-    ("devices", "--device"), ("group_add", "--group-add"), ("cap_drop", "--cap-drop"),
-    ("cap_add", "--cap-add"), ("security_opt", "--security-opt"),
-)
 
 
 def podman_cli_lines(
@@ -66,15 +59,18 @@ def podman_cli_lines(
         run += ["-v", f"{source}:{bind['bind']}:{bind['mode']}"]
     for key, value in mask_env(kw.get("environment", {}), spec.secret_env).items():
         run += ["-e", f"{key}={value}"]
-    for key, flag in _LIST_FLAGS:
-        run += [a for item in kw.get(key, ()) for a in (flag, item)]
+    # The pass-through options (airpods.spec.PodmanOption): repeated flags, the mounted
+    # secrets, then the one-value flags.
+    options = [(o, kw[o.kwarg]) for _, o in podman_options() if o.kwarg in kw]
+    for option, value in options:
+        if isinstance(value, list):
+            run += [a for item in value for a in (option.flag, option.text(item))]
     for secret in kw.get("secrets", ()):
         run += ["--secret", f"{secret['source']},type=mount,target={secret['target']},"
                 f"mode={secret['mode']:04o}"]
-    if "mem_limit" in kw:
-        run += ["--memory", kw["mem_limit"]]
-    if "nano_cpus" in kw:
-        run += ["--cpus", str(kw["nano_cpus"] / 1e9)]
+    for option, value in options:
+        if not isinstance(value, list):
+            run += [option.flag, option.text(value)]
     if "entrypoint" in kw:
         run += ["--entrypoint", json.dumps(mask_argv(kw["entrypoint"]))]
     run += [kw["image"], *mask_argv(kw["command"])]

@@ -109,10 +109,9 @@ class RemoteSpec(_Strict):
     @field_validator("models")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        twice = sorted({m for m in v if v.count(m) > 1})
-        if twice:
-            raise ValueError(f"model {twice[0]!r} is listed twice")
-        return v
+        from airpods.config.values import listed_once
+
+        return listed_once(v, "model ")
 
 
 class ClientSpec(_Strict):

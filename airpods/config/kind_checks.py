@@ -6,8 +6,31 @@ understands: that the kind exists, that it offers the `mode` asked for, and its 
 
 from __future__ import annotations
 
+from functools import cache
+
 from airpods.config.keys import Problem
-from airpods.config.schema import AirpodsConfig
+from airpods.config.schema import AirpodsConfig, ServiceConfig, ServiceName
+
+
+@cache
+def config_model() -> type[AirpodsConfig]:
+    """AirpodsConfig whose services also carry the keys the kinds add (`Kind.config_tables`,
+    e.g. llama-server's `router` and `models`): what the loader validates with, so those keys
+    get the shared schema's defaults, messages and key paths while the schema knows no kind."""
+    from pydantic import Field, create_model
+
+    from airpods import kinds
+
+    tables: dict = {}
+    for name in kinds.names():
+        tables.update(kinds.get(name).config_tables())
+    if not tables:
+        return AirpodsConfig
+    service = create_model("ServiceConfig", __base__=ServiceConfig, **tables)
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "AirpodsConfig", __base__=AirpodsConfig,
+        services=(dict[ServiceName, service], Field(default_factory=dict)),  # type: ignore[valid-type]
+    )
 
 
 def kind_problems(cfg: AirpodsConfig) -> list[Problem]:

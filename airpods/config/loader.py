@@ -40,7 +40,7 @@ from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: im
     read_text,
 )
 from airpods.config.keys import KeyPath, Problem
-from airpods.config.kind_checks import kind_problems
+from airpods.config.kind_checks import config_model, kind_problems
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
     depth,
@@ -315,11 +315,12 @@ def _resolve_and_validate(
     except TemplateError as exc:
         raise _Problems([Problem(exc.path, exc.message, exc.hint)]) from None
     _drop_empty_env(resolved)
+    model = config_model()  # the shared schema and the keys the kinds add to it
     try:
-        config = AirpodsConfig.model_validate(resolved)
+        config = model.model_validate(resolved)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        raise _Problems([pydantic_problem(error) for error in errors]) from None
+        raise _Problems([pydantic_problem(error, model) for error in errors]) from None
     problems = [*cross_service_problems(config), *kind_problems(config)]
     if problems:
         raise _Problems(problems)

@@ -20,15 +20,16 @@ from airpods.errors import ConfigError
 # --- pydantic errors -> problems --------------------------------------------------------------
 
 
-def pydantic_problem(error: Mapping[str, Any]) -> Problem:
-    """One pydantic error as a Problem with a TOML key path and a plain message."""
+def pydantic_problem(error: Mapping[str, Any], root: type[Any] = AirpodsConfig) -> Problem:
+    """One pydantic error as a Problem with a TOML key path and a plain message. `root`: the
+    model validated (for the known keys an unknown one is compared with)."""
     loc: KeyPath = tuple(error["loc"])
     is_key = bool(loc) and loc[-1] == "[key]"  # the key itself is invalid, not its value
     if is_key:
         loc = loc[:-1]
     kind, message = error["type"], str(error["msg"])
     if kind == "extra_forbidden":
-        return _unknown_key(loc)
+        return _unknown_key(loc, root)
     if kind == "missing":
         return Problem(loc, "required key is missing")
     if message.startswith(("Value error, ", "Assertion failed, ")):
@@ -41,9 +42,9 @@ def pydantic_problem(error: Mapping[str, Any]) -> Problem:
     return Problem(loc, f"invalid key: {message}" if is_key else message)
 
 
-def _unknown_key(loc: KeyPath) -> Problem:
+def _unknown_key(loc: KeyPath, root: type[Any]) -> Problem:
     name = str(loc[-1])
-    known = _known_keys(loc[:-1])
+    known = _known_keys(loc[:-1], root)
     close = difflib.get_close_matches(name, known, n=1)
     if close:
         hint: str | None = f"did you mean {close[0]!r}?"
@@ -52,11 +53,11 @@ def _unknown_key(loc: KeyPath) -> Problem:
     return Problem(loc, f"unknown key {name!r}", hint)
 
 
-def _known_keys(loc: KeyPath) -> list[str]:
+def _known_keys(loc: KeyPath, root: type[Any]) -> list[str]:
     """The field names of the schema model at `loc` (for did-you-mean on unknown keys)."""
     from pydantic import BaseModel
 
-    annotation: Any = AirpodsConfig
+    annotation: Any = root
     for part in loc:
         annotation = _unwrap_optional(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):

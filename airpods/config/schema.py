@@ -127,6 +127,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# For the kinds' own config tables (airpods/kinds/*_config.py): the same rules as here.
+StrictModel = _Strict
+check_name = _check_name
+
+
 class RuntimeConfig(_Strict):
     accelerator: AcceleratorRequest = "auto"
     network: str = "airpods"
@@ -212,53 +217,6 @@ class ResourcesSpec(_Strict):
         return v
 
 
-_MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-ModelId = Annotated[str, _check_name(_MODEL_ID_RE, "model id (letters, digits, '_.-')")]
-
-
-def _check_models_max(v: Any) -> Any:
-    # One clear sentence instead of pydantic's error for each member of the union.
-    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-        return v
-    raise ValueError(f'must be a whole number of at least 1, or "auto" (got {v!r})')
-
-
-class RouterSpec(_Strict):
-    """`mode = "router"`: how many models may be loaded at once, and which at start."""
-
-    models_max: Annotated[int | Literal["auto"], BeforeValidator(_check_models_max)] = "auto"
-    idle_unload_s: int = Field(default=0, ge=0, le=10**7)  # 0 = never
-    preload: list[ModelId] = Field(default_factory=list)
-
-    @field_validator("preload")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        twice = sorted({i for i in v if v.count(i) > 1})
-        if twice:
-            raise ValueError(f"{twice[0]!r} is listed twice")
-        return v
-
-
-class ModelPreset(_Strict):
-    """One model a router serves: its file in the model volume and its own flags."""
-
-    file: str
-    command_args: dict[ArgKey, ArgValue] = Field(default_factory=dict)
-    # The gateway never sends this model's requests anywhere else (no fallback, ever).
-    private: bool = False
-
-    @field_validator("file")
-    @classmethod
-    def _relative(cls, v: str) -> str:
-        parts = v.split("/")
-        if not v or v.startswith("/") or ".." in parts or "" in parts or "\n" in v:
-            raise ValueError(
-                f"{v!r} must be a file name relative to the model volume (no '/' at the "
-                "start, no '..')"
-            )
-        return v
-
-
 class ServiceConfig(_Strict):
     enabled: bool = True
     # The kind's name (kinds.DEFAULT_KIND); the registry checks it, above this module.
@@ -289,11 +247,10 @@ class ServiceConfig(_Strict):
     # Free-form values for templates, e.g. `vars = { quant = "Q4_K_M" }` → `{{ quant }}`.
     vars: dict[str, Any] = Field(default_factory=dict)
     # "single": one model (today's behaviour); "router": many models behind one endpoint,
-    # loaded on demand (kinds that support it: see `Kind.modes`).
+    # loaded on demand (kinds that support it: see `Kind.modes`). The keys a mode needs are the
+    # kind's own (`Kind.config_tables`: llama-server's `router` and `models`), added to this
+    # model above the schema (airpods.config.kind_checks.config_model).
     mode: Literal["single", "router"] = "single"
-    router: RouterSpec = Field(default_factory=RouterSpec)
-    # Router mode: one preset per model id (without any, every GGUF in the volume is served).
-    models: dict[ModelId, ModelPreset] = Field(default_factory=dict)
     # A model server: the gateway never sends its models' requests anywhere else.
     private: bool = False
     # The gateway kind (airpods/config/gateway.py): remote servers, local -> remote fallbacks in

@@ -56,3 +56,11 @@ def finite(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError(f"must be a finite number (got {v})")
     return v
+
+
+def listed_once(items: list[str], what: str = "") -> list[str]:
+    """`items` when none is listed twice, else a ValueError naming the first such (sorted)."""
+    twice = sorted({item for item in items if items.count(item) > 1})
+    if twice:
+        raise ValueError(f"{what}{twice[0]!r} is listed twice")
+    return items

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airpods.spec import ContainerSpec
+from airpods.spec import ContainerSpec, podman_options
 
 
 def pod_kwargs(spec: ContainerSpec) -> dict[str, Any]:
@@ -39,11 +39,6 @@ def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
             m.source: {"bind": m.target, "mode": m.mode + (",z" if m.relabel else "")}
             for m in spec.mounts
         },
-        "cap_drop": list(spec.cap_drop),
-        "cap_add": list(spec.cap_add),
-        "security_opt": list(spec.security_opt),
-        "devices": list(spec.devices),
-        "group_add": list(spec.group_add),
         # Mounted files (type=mount): unlike env, `podman inspect` does not show their content.
         "secrets": [
             {"source": s.name, "target": s.target, "mode": 0o400}
@@ -52,8 +47,8 @@ def container_kwargs(spec: ContainerSpec) -> dict[str, Any]:
     }
     if spec.entrypoint:
         kwargs["entrypoint"] = list(spec.entrypoint)
-    if spec.memory:
-        kwargs["mem_limit"] = spec.memory
-    if spec.cpus:
-        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+    for name, option in podman_options():  # devices, capabilities, limits: airpods.spec
+        value = getattr(spec, name)
+        if value:
+            kwargs[option.kwarg] = option.to_kwarg(value)
     return {k: v for k, v in kwargs.items() if v not in ([], {}, None) or k == "command"}

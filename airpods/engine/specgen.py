@@ -11,8 +11,10 @@ every argument airpods passes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from airpods.spec import podman_options
 
 # podman-py's test for a named volume (anything else is a host directory, a bind mount).
 _NAMED_VOLUME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -29,11 +31,6 @@ def container_body(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         "entrypoint": kwargs.get("entrypoint"),
         "env": kwargs.get("environment"),
         "labels": kwargs.get("labels"),
-        "cap_add": kwargs.get("cap_add"),
-        "cap_drop": kwargs.get("cap_drop"),
-        "selinux_opts": kwargs.get("security_opt"),
-        "groups": kwargs.get("group_add"),
-        "devices": [{"path": d} for d in kwargs.get("devices", [])],
         "secrets": [{k: v for k, v in s.items() if k in ("source", "target", "uid", "gid", "mode")}
                     for s in kwargs.get("secrets", [])],
         "volumes": [],
@@ -46,21 +43,21 @@ def container_body(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         else:
             body["mounts"].append({"destination": mount["bind"], "options": options,
                                    "source": source, "type": "bind"})
-    if kwargs.get("mem_limit") is not None:
-        body["resource_limits"] = {"memory": {"limit": _bytes(kwargs["mem_limit"])}}
-    # podman-py drops `nano_cpus` (not in its API): so does this, to create the same container.
+    # The pass-through options, where podman-py puts them. It drops those without a place
+    # (`nano_cpus`: so `cpus` never limits a container): so does this, to create the same one.
+    for _, option in podman_options():
+        value = kwargs.get(option.kwarg)
+        if option.body is not None and value is not None:
+            *parents, last = option.body
+            place = body
+            for key in parents:
+                place = place.setdefault(key, {})
+            place[last] = _FORMS[option.body_form](value)
     return stripped(body)
 
 
-def stripped(value: Any) -> Any:
-    """`value` without nulls, and without the empty lists and maps they leave behind (podman-py
-    also sends "cni_networks": [null] for a container without networks: one in a pod)."""
-    if isinstance(value, Mapping):
-        out = {k: stripped(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
-    if isinstance(value, list):
-        return [stripped(v) for v in value if v is not None]
-    return value
+def _paths(devices: list[str]) -> list[dict[str, str]]:
+    return [{"path": d} for d in devices]
 
 
 def _bytes(size: int | str) -> int:
@@ -73,3 +70,20 @@ def _bytes(size: int | str) -> int:
     if match is None:
         raise ValueError(f"memory size {size!r}: use a number of bytes, or 512m, 4g")
     return int(match[1]) * 1024 ** "bkmg".index(match[2])
+
+
+# How podman-py shapes a keyword's value in the body (PodmanOption.body_form).
+_FORMS: dict[str, Callable[[Any], Any]] = {"": lambda value: value, "bytes": _bytes,
+                                           "paths": _paths}
+
+
+def stripped(value: Any) -> Any:
+    """`value` without nulls, and without the empty lists and maps they leave behind (podman-py
+    also sends "cni_networks": [null] for a container without networks: one in a pod)."""
+    if isinstance(value, Mapping):
+        out = {k: stripped(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [stripped(v) for v in value if v is not None]
+    return value
+

@@ -8,6 +8,8 @@ from airpods.errors import UsageError
 from airpods.masking import mask_argv
 from airpods.spec import ContainerSpec
 
+_QUANTITY_RE = re.compile(r"(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?")
+
 
 def quantity_memory(value: str) -> str:
     """Podman's `16g` / `512m` / `1024` -> Kubernetes' `16Gi` / `512Mi` / `1024`."""
@@ -30,3 +32,13 @@ def check_no_clear_secret(spec: ContainerSpec) -> None:
                     "would write it in clear",
                     hint="pass it through generated_secrets or env instead of command_args",
                 )
+
+
+def check_quantity(value: str, option: str) -> str:
+    """`value` when it is a Kubernetes quantity above zero (20Gi, 500M, 1e9), else one
+    UsageError: a PVC with `storage: lots` is refused by the API server, long after export."""
+    match = _QUANTITY_RE.fullmatch(value)
+    if match is None or float(match.group(1)) == 0:
+        raise UsageError(f"{option} {value!r} is not a Kubernetes quantity above zero",
+                         hint="examples: 20Gi, 500Mi, 100G")
+    return value

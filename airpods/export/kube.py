@@ -21,39 +21,31 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import posixpath
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airpods.errors import UsageError
 from airpods.export.checks import check_no_clear_secret, quantity_memory
+from airpods.export.model_init import model_init
 from airpods.export.names import MAPPING_NOTE, NameTable, dns_label, service_name
 from airpods.export.yamltext import dump_all
-from airpods.spec import ConfigFile, ContainerSpec, SecretFile
+from airpods.spec import ConfigFile, ContainerSpec, SecretFile, podman_options
 
 PART_OF = "airpods"
 DEFAULT_PVC_SIZE = "20Gi"
-HF_ENDPOINT = "https://huggingface.co"
 # GPU resource names of the NVIDIA and AMD device plugins, chosen from the spec's devices.
 GPU_RESOURCES = (("nvidia.com/gpu", "nvidia.com/gpu"), ("/dev/kfd", "amd.com/gpu"))
-
-# The initContainer's script: download only when the model is missing, through a partial file
-# (never visible as a model) and a rename. `${VAR%/*}` rather than `$(dirname ...)`: Kubernetes
-# expands `$(NAME)` in command lines.
-MODEL_INIT_SCRIPT = """\
-set -eu
-if [ -s "$MODEL_PATH" ]; then echo "model present: $MODEL_PATH"; exit 0; fi
-mkdir -p "${MODEL_PATH%/*}"
-part="$MODEL_PATH.partial"
-echo "downloading $MODEL_URL to $MODEL_PATH"
-if command -v curl >/dev/null 2>&1; then curl -fL --retry 5 -C - -o "$part" "$MODEL_URL"
-else wget -c -O "$part" "$MODEL_URL"; fi
-mv "$part" "$MODEL_PATH"
-"""
-
+# The pass-through options (airpods.spec.PodmanOption) a Deployment carries, and which of their
+# items: devices as GPU limits, numeric groups as supplementalGroups, capabilities, no-new-
+# privileges as allowPrivilegeEscalation, limits. Kubernetes has no field for arbitrary podman
+# flags: any other option a spec sets is named in a comment and a note, never dropped unseen.
+_CARRIED: dict[str, Callable[[Any], bool]] = {
+    "devices": lambda _: True, "group_add": lambda gid: str(gid).isdigit(),
+    "cap_drop": lambda _: True, "cap_add": lambda _: True,
+    "security_opt": lambda opt: opt == "no-new-privileges",
+    "memory": lambda _: True, "cpus": lambda _: True,
+}
 
 @dataclass(frozen=True)
 class KubeDoc:
@@ -102,6 +94,16 @@ def _meta(name: str, spec: ContainerSpec | None = None) -> dict[str, Any]:
     return {"name": name, "labels": labels}
 
 
+def kube_secret_name(name: str) -> str:
+    """`airpods-llamacpp-llama-api-key` -> `airpods-kube-llamacpp-llama-api-key`.
+
+    `start` and the quadlets keep a service's key in a Podman secret of the first name, holding
+    the bare key; `kube play` reads its secrets as JSON. Distinct names let both live on one
+    host's Podman: neither replaces the other's secret with a format it cannot read.
+    """
+    return "airpods-kube-" + name.removeprefix("airpods-")
+
+
 @dataclass
 class _Secrets:
     """Secret documents and their Podman payloads, named once."""
@@ -111,7 +113,7 @@ class _Secrets:
     podman: list[PodmanSecret] = field(default_factory=list)
 
     def add_env(self, spec: ContainerSpec, var: str, value: str) -> dict[str, Any]:
-        name = self.names(f"airpods-{spec.service}-{var}")
+        name = self.names(kube_secret_name(f"airpods-{spec.service}-{var}"))
         self._doc(spec, name, {var: value}, f"{spec.service}: env {var}")
         self.podman.append(PodmanSecret(name, json.dumps({var: _b64(value)}), "env"))
         return {"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": var}}}
@@ -121,7 +123,7 @@ class _Secrets:
         index: int,
     ) -> str:
         raw = files[0].name if len(files) == 1 else f"airpods-{spec.service}-secrets-{index}"
-        name = self.names(raw)
+        name = self.names(kube_secret_name(raw))
         data = {posixpath.basename(f.target): f.value for f in files}
         self._doc(spec, name, data, f"{spec.service}: files in {directory}")
         self.podman.append(PodmanSecret(name, json.dumps({"data": data}), "file"))
@@ -136,45 +138,6 @@ class _Secrets:
             "data": {key: _b64(value) for key, value in data.items()},
         }
         self.docs.append(KubeDoc("Secret", name, body, (why,)))
-
-
-def hf_url(source: str, endpoint: str = HF_ENDPOINT) -> str:
-    """`hf://ORG/REPO/PATH.gguf`, `ORG/REPO/PATH.gguf` or an http(s) URL -> a download URL."""
-    if source.startswith(("http://", "https://")):
-        return source
-    ref = source.removeprefix("hf://")
-    parts = ref.split("/", 2)
-    if len(parts) < 3 or not parts[2].endswith(".gguf") or ":" in ref:
-        raise UsageError(
-            f"model_source {source!r} names no file",
-            hint="--model-init needs hf://ORG/REPO/FILE.gguf (the ORG/REPO:QUANT form is "
-            "resolved by `airpods models pull`, which needs the hub)",
-        )
-    org, repo, path = parts
-    return f"{endpoint.rstrip('/')}/{org}/{repo}/resolve/main/{path}"
-
-
-def _model_init(
-    spec: ContainerSpec, source: str, volumes: Mapping[str, str], security: dict[str, Any]
-) -> dict[str, Any]:
-    from airpods.models.store import model_location
-
-    volume, path = model_location(spec)
-    target = next(m.target for m in spec.mounts if m.source == volume and not m.is_bind)
-    return {
-        "name": "model-init",
-        "image": spec.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", MODEL_INIT_SCRIPT],
-        "env": [
-            {"name": "MODEL_URL",
-             "value": hf_url(source, os.environ.get("HF_ENDPOINT") or HF_ENDPOINT)},
-            {"name": "MODEL_PATH", "value": posixpath.join(target, path)},
-        ],
-        # The only writable mount of the model volume: the server itself mounts it read-only.
-        "volumeMounts": [{"name": volumes[volume], "mountPath": target}],
-        "securityContext": security,
-    }
 
 
 def _gpu_limits(spec: ContainerSpec) -> dict[str, int]:
@@ -285,7 +248,7 @@ class _Renderer:
             pod_spec["securityContext"] = {"supplementalGroups": gids}
         source = self.model_sources.get(spec.service)
         if source:
-            pod_spec["initContainers"] = [_model_init(spec, source, by_source, security)]
+            pod_spec["initContainers"] = [model_init(spec, source, by_source, security)]
         pod_spec["containers"] = [container]
         if volumes:
             pod_spec["volumes"] = volumes
@@ -363,7 +326,24 @@ def _deployment_comments(spec: ContainerSpec) -> tuple[str, ...]:
     if spec.accelerator != "cpu" and not _gpu_limits(spec):
         lines.append(f"accelerator {spec.accelerator}: no Kubernetes GPU resource is known for "
                      f"devices {', '.join(spec.devices) or '(none)'}; add one for your cluster")
-    return tuple(lines)
+    return (*lines, *left_out(spec))
+
+
+def left_out(spec: ContainerSpec) -> list[str]:
+    """One line per pass-through option the Deployment cannot carry (see _CARRIED)."""
+    lines = []
+    for name, option in podman_options():
+        value = getattr(spec, name)
+        if not value:
+            continue
+        items = value if isinstance(value, tuple) else (value,)
+        carried = _CARRIED.get(name, lambda _: False)
+        texts = [option.text(option.to_kwarg(item)) for item in items if not carried(item)]
+        if texts:
+            flags = " ".join(f"{option.flag} {text}" for text in texts)
+            lines.append(f"{spec.service}: `{flags}` has no Kubernetes field here and is left "
+                         "out; add its equivalent for your cluster, if it has one")
+    return lines
 
 
 def render_kube(
@@ -383,17 +363,6 @@ def render_kube(
               f"{', '.join(s.service for s in specs)}.", MAPPING_NOTE]
     header += [f"  {raw} -> {label}" for raw, label in sorted(r.renamed.items())]
     docs = [*r.secrets.docs, *r.pvcs.values(), *services, *deployments]
-    return KubeExport(docs, r.secrets.podman, header)
+    notes = [line for spec in specs for line in left_out(spec)]
+    return KubeExport(docs, r.secrets.podman, header, notes)
 
-
-_QUANTITY_RE = re.compile(r"(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?")
-
-
-def check_quantity(value: str, option: str) -> str:
-    """`value` when it is a Kubernetes quantity above zero (20Gi, 500M, 1e9), else one
-    UsageError: a PVC with `storage: lots` is refused by the API server, long after export."""
-    match = _QUANTITY_RE.fullmatch(value)
-    if match is None or float(match.group(1)) == 0:
-        raise UsageError(f"{option} {value!r} is not a Kubernetes quantity above zero",
-                         hint="examples: 20Gi, 500Mi, 100G")
-    return value

@@ -3,7 +3,8 @@ volume, the `.network`, and with `pods=True` a `.pod` per service (Podman 5.0+).
 
 Keys are those of podman-systemd.unit(5); without pods every key used exists since Podman 4.7
 (VolumeName= and NetworkName= keep the names `start` uses, so the model volume is shared).
-Keys added later are passed as PodmanArgs= (`--group-add`, `--network-alias`, `--entrypoint`).
+Keys added later are passed as PodmanArgs= (`--group-add`, `--network-alias`, `--entrypoint`),
+and so is every pass-through option (airpods.spec.PodmanOption) without a quadlet key.
 
 Secrets never appear in a unit: env secrets become `Secret=NAME,type=env,target=VAR`, secret
 files `Secret=NAME,type=mount,target=PATH`; `secrets` lists the Podman secrets to create.
@@ -14,9 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from airpods.export.checks import check_no_clear_secret
-from airpods.spec import ContainerSpec
+from airpods.spec import ContainerSpec, PodmanOption, podman_options
 
 EXPORT_LABEL = "io.airpods.export=quadlet"
 
@@ -83,6 +85,30 @@ def _service_section(spec: ContainerSpec) -> list[tuple[str, str]]:
     return [("Restart", "always"), ("TimeoutStartSec", str(timeout))]
 
 
+def _option_entries(option: PodmanOption, value: Any) -> list[tuple[str, str]]:
+    """A pass-through option's unit lines: its own key where quadlet has one, else its
+    PodmanArgs= flag; one line per item of a list (or all on one, `quadlet_joined`)."""
+    if not value:
+        return []
+    if isinstance(value, tuple):
+        texts = [option.text(item) for item in value]
+    else:
+        texts = [option.unit_text(value) if option.unit_text
+                 else option.text(option.to_kwarg(value))]
+    if option.quadlet_joined:
+        texts = [" ".join(texts)]
+    out = []
+    for text in texts:
+        if text in option.quadlet_items:
+            key, _, setting = option.quadlet_items[text].partition("=")
+            out.append((key, setting))
+        elif option.quadlet:
+            out.append((option.quadlet, text))
+        else:
+            out.append(("PodmanArgs", f"{option.flag} {quote_word(text)}"))
+    return out
+
+
 class _Renderer:
     def __init__(self, specs: Sequence[ContainerSpec], network: str, pods: bool) -> None:
         self.specs = specs
@@ -146,17 +172,8 @@ class _Renderer:
         for f in (*spec.secret_files, *spec.config_files):  # a config file travels the same way
             self.secrets.append(QuadletSecret(f.name, f.value, "mount", spec.service))
             c.append(("Secret", f"{f.name},type=mount,target={f.target}"))
-        c += [("AddDevice", d) for d in spec.devices]
-        c += [("PodmanArgs", f"--group-add {quote_word(g)}") for g in spec.group_add]
-        c += [("DropCapability", cap) for cap in spec.cap_drop]
-        if spec.cap_add:
-            c.append(("AddCapability", " ".join(spec.cap_add)))
-        if "no-new-privileges" in spec.security_opt:
-            c.append(("NoNewPrivileges", "true"))
-        if spec.memory:
-            c.append(("PodmanArgs", f"--memory {quote_word(spec.memory)}"))
-        if spec.cpus:
-            c.append(("PodmanArgs", f"--cpus {spec.cpus:g}"))
+        for name, option in podman_options():
+            c += _option_entries(option, getattr(spec, name))
         if spec.entrypoint:
             c.append(("PodmanArgs", f"--entrypoint {quote_word(json.dumps(spec.entrypoint))}"))
         c.append(("Label", EXPORT_LABEL))

@@ -147,6 +147,17 @@ class Kind:
         """The model file's path inside the container, when the kind serves one file."""
         return None
 
+    def model_files(self, spec: ContainerSpec) -> tuple[str, ...]:
+        """Every model file its config names, as paths inside the container (a router: each
+        preset's file)."""
+        path = self.model_path(spec)
+        return (path,) if path else ()
+
+    def model_dir(self, spec: ContainerSpec) -> str | None:
+        """A directory inside the container whose every GGUF it serves (a router without
+        presets), or None."""
+        return None
+
     def context_size(self, spec: ContainerSpec) -> int | None:
         """The context length its argv asks for (None: the server's own default)."""
         return None
@@ -166,6 +177,13 @@ class Kind:
     def configure(self, spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
         """What the kind renders from its own config keys (`mode`, `router`, `models`)."""
         return spec
+
+    def config_tables(self) -> dict[str, Any]:
+        """Keys this kind adds to a service's table: {key: (type, pydantic Field)}, validated
+        with the shared schema (config.kind_checks.config_model). Every service may carry them
+        (checked for their shape); `config_problems` says where they apply. Import pydantic
+        models lazily here: kind modules stay light."""
+        return {}
 
     def config_problems(
         self, svc: ServiceConfig

@@ -91,6 +91,16 @@ class LlamaServer(Kind):
             return next(iter(llama_router.preset_files(spec).values()), None)
         return option_value(spec.command, MODEL_FLAGS) or spec.env.get("LLAMA_ARG_MODEL")
 
+    def model_files(self, spec: ContainerSpec) -> tuple[str, ...]:
+        if llama_router.is_router(spec):
+            return tuple(llama_router.preset_files(spec).values())
+        return super().model_files(spec)
+
+    def model_dir(self, spec: ContainerSpec) -> str | None:
+        if llama_router.is_router(spec) and option_value(spec.command, ("--models-dir",)):
+            return llama_router.spec_models_dir(spec)  # every GGUF there, named by its stem
+        return None
+
     def context_size(self, spec: ContainerSpec) -> int | None:
         value = option_value(spec.command, ("--ctx-size", "-c")) or spec.env.get(
             "LLAMA_ARG_CTX_SIZE"
@@ -120,6 +130,11 @@ class LlamaServer(Kind):
 
     def configure(self, spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
         return llama_router.configure(spec, svc, host)
+
+    def config_tables(self) -> dict[str, Any]:
+        from airpods.kinds import llama_config
+
+        return llama_config.config_tables()
 
     def config_problems(
         self, svc: ServiceConfig

@@ -31,13 +31,9 @@ def served_files(spec: ContainerSpec) -> list[tuple[str, str]]:
     """(volume, file in it) of every model `spec` serves: each router preset's file, else the
     one `--model`. Files on no mounted volume are left out (nothing to download into)."""
     from airpods import kinds
-    from airpods.kinds import llama_router
     from airpods.models.store import model_volume
 
-    paths = list(llama_router.preset_files(spec).values())
-    if not paths:
-        model = kinds.get(spec.kind).model_path(spec)
-        paths = [model] if model else []
+    paths = kinds.get(spec.kind).model_files(spec)
     mounts = {m.target: m.source for m in spec.mounts}
     found = []
     for path in paths:

@@ -36,8 +36,47 @@ def served_model(spec: ContainerSpec) -> tuple[str, str] | None:
         return None
 
 
+@dataclass(frozen=True)
+class Serving:
+    """The models a service serves from one volume: the files its config names, and for a
+    router without presets a directory whose every GGUF it serves."""
+
+    volume: str  # a volume name, or a host directory for a bind mount
+    files: tuple[str, ...]  # paths inside the volume
+    directory: str | None = None  # inside the volume ("" = all of it); None: `files` only
+
+    def serves(self, volume: str, model: str) -> bool:
+        if volume != self.volume:
+            return False
+        if model in self.files:
+            return True
+        top = self.directory
+        return top is not None and (top == "" or model.startswith(top.rstrip("/") + "/"))
+
+
+def serving(spec: ContainerSpec) -> Serving | None:
+    """What `spec` serves from its model volume (its kind says where), or None."""
+    from airpods import kinds
+    from airpods.models.store import model_volume, mount_for
+
+    kind = kinds.get(spec.kind)
+    mounts = {m.target: m.source for m in spec.mounts}
+    directory = kind.model_dir(spec)
+    where = mount_for(directory, mounts) if directory else None
+    files: list[tuple[str, str]] = []
+    for path in kind.model_files(spec):
+        try:
+            files.append(model_volume(path, mounts))
+        except AirpodsError:
+            continue  # not in a volume: nothing a model command manages
+    volume = where[0] if where else files[0][0] if files else None
+    if volume is None:
+        return None
+    return Serving(volume, tuple(f for v, f in files if v == volume), where[1] if where else None)
+
+
 def model_services(resolved: Resolved) -> dict[str, tuple[str, str]]:
-    """service -> (volume, model) for every configured service that serves a GGUF."""
+    """service -> (volume, model) for every configured service that serves one GGUF file."""
     found = {}
     for name in resolved.services:
         served = served_model(resolved.specs[name])
@@ -46,35 +85,40 @@ def model_services(resolved: Resolved) -> dict[str, tuple[str, str]]:
     return found
 
 
+def model_volumes(resolved: Resolved) -> list[str]:
+    """The volumes configured services serve models from, each once."""
+    return list(dict.fromkeys(
+        s.volume for n in resolved.services if (s := serving(resolved.specs[n])) is not None))
+
+
 def pick_service(resolved: Resolved, service: str | None) -> str:
-    """The named service (it must serve a GGUF), or the first enabled one that does."""
+    """The named service (it must serve GGUF models), or the first enabled one that does."""
     from airpods.resolved import select_services
 
     if service is not None:
         select_services(resolved, (service,))
-        if served_model(resolved.specs[service]) is None:
+        if serving(resolved.specs[service]) is None:
             raise UsageError(f"service {service!r} serves no GGUF model from a volume",
                              hint="name a llama-server service with --service")
         return service
     for name in resolved.enabled_services():
-        if served_model(resolved.specs[name]) is not None:
+        if serving(resolved.specs[name]) is not None:
             return name
     raise UsageError("no enabled service serves a GGUF model", hint="name one with --service")
 
 
-def users(resolved: Resolved, volume: str, model: str) -> list[str]:
-    """Services whose configuration names this model in this volume."""
-    return [s for s, vm in model_services(resolved).items() if vm == (volume, model)]
+def users(
+    resolved: Resolved, volume: str, model: str, among: Iterable[str] | None = None
+) -> list[str]:
+    """Services (`among`, default: every configured one) serving this model from this volume."""
+    names = list(resolved.services) if among is None else list(among)
+    return [n for n in names if (s := serving(resolved.specs[n])) and s.serves(volume, model)]
 
 
-def running_models(resolved: Resolved, podman: Podman) -> dict[tuple[str, str], list[str]]:
-    """(volume, model) -> the running services serving it."""
+def running_services(resolved: Resolved, podman: Podman) -> list[str]:
+    """The configured services whose container runs: a model they serve is in use."""
     running = {n for n, a in podman.managed().items() if a.state == "running"}
-    out: dict[tuple[str, str], list[str]] = {}
-    for name, vm in model_services(resolved).items():
-        if name in running:
-            out.setdefault(vm, []).append(name)
-    return out
+    return [n for n in resolved.services if n in running]
 
 
 def uses(resolved: Resolved, names: Iterable[str]) -> list[Use]:

@@ -10,29 +10,14 @@ import sys
 from pathlib import Path
 
 from tests.sandbox import free_port
-
-CONFIG = """\
-[runtime]
-network = "airpods-it-doctor"
-
-[services.llamacpp]
-image = "{image}"
-images = {{ cpu = "{image}" }}
-default_model = "{model}"
-ports = [{{ host = {port}, container = 8080 }}]
-volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
-
-[services.open-webui]
-enabled = false
-"""
+from tests.stack_config import airpods_env, llama_config
 
 
 def doctor(podman_env, tmp_path: Path, model: str, port: int, volume: str, image: str):
     config = tmp_path / f"{model}.toml"
-    config.write_text(CONFIG.format(image=image, model=model, port=port, volume=volume))
-    env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "AIRPODS_ACCELERATOR": "cpu"}
+    config.write_text(llama_config(image, port, volume, network="airpods-it-doctor",
+                                   model=model, args=""))
+    env = airpods_env(podman_env.env, tmp_path, AIRPODS_ACCELERATOR="cpu")
     result = subprocess.run(
         [sys.executable, "-m", "airpods", "--config", str(config), "doctor", "--json"],
         env=env, capture_output=True, text=True, timeout=120)
@@ -110,9 +95,7 @@ def test_doctor_fails_for_a_missing_preset_and_survives_a_hostile_gguf(
     config = tmp_path / "router.toml"
     config.write_text(ROUTER_CONFIG.format(image=llama_image, model="deep.gguf",
                                            port=free_port(), volume=volume))
-    env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "AIRPODS_ACCELERATOR": "cpu"}
+    env = airpods_env(podman_env.env, tmp_path, AIRPODS_ACCELERATOR="cpu")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],

@@ -26,30 +26,7 @@ import httpx
 from airpods.export.kube import render_kube
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
 from tests.sandbox import free_port
-
-CONFIG = """\
-[runtime]
-network = "airpods-it-kube"
-
-[services.llamacpp]
-image = "{image}"
-images = {{ cpu = "{image}" }}
-default_model = "tiny.gguf"
-pod = "{pod}"
-ports = [{{ host = {port}, container = 8080 }}]
-
-[services.llamacpp.volumes.models]
-source = "{volume}"
-target = "/models"
-mode = "ro"
-
-[services.llamacpp.command_args]
-threads = 1
-ctx_size = 256
-
-[services.open-webui]
-enabled = false
-"""
+from tests.stack_config import airpods_env, llama_config
 
 
 def _wait_ready(url: str, timeout: float = 90) -> None:
@@ -121,10 +98,9 @@ def test_exported_llama_server_plays_under_podman(
     pvc = volume.replace("_", "-")
     pod = f"airpods-it-kube-{suffix.replace('_', '-')}"
     config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(image=llama_image, port=port, volume=volume, pod=pod))
-    env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "AIRPODS_ACCELERATOR": "cpu"}
+    config.write_text(llama_config(llama_image, port, volume, network="airpods-it-kube",
+                                   settings=f'pod = "{pod}"'))
+    env = airpods_env(podman_env.env, tmp_path, AIRPODS_ACCELERATOR="cpu")
 
     def airpods(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],
@@ -151,12 +127,30 @@ def test_exported_llama_server_plays_under_podman(
     assert key not in podman_yaml.read_text()
     assert key not in full.read_text()  # base64 in the Secret document, never in clear
 
-    _play(podman_env, podman_yaml, [(secret["name"], Path(secret["file"]))],
-          lambda: _import_model(podman_env, pvc, tiny_model, tmp_path), f"{pod}-pod-0")
+    # The secret `airpods start` (and the quadlets) keep, with the bare key, already on this
+    # host: the kube secret has a name of its own, so neither replaces the other.
+    dry = json.loads(airpods("start", "llamacpp", "--dry-run", "--json").stdout)
+    started = dry["services"][0]["podman"][0].split()[-2]  # `... podman secret create NAME -`
+    assert started == "airpods-llamacpp-llama-api-key"
+    ours = podman_env.podman("secret", "inspect", started).returncode != 0
+    if ours:  # else left by another test's `start`: compared all the same
+        bare = tmp_path / "bare-key"
+        bare.write_text(key)
+        podman_env.podman("secret", "create", started, str(bare), check=True)
+    started_id = podman_env.podman("secret", "inspect", "--format", "{{.ID}}", started).stdout
+    assert secret["name"] != started and secret["name"].startswith("airpods-kube-")
     try:
-        _assert_key_guards(port, key, "tiny")
+        _play(podman_env, podman_yaml, [(secret["name"], Path(secret["file"]))],
+              lambda: _import_model(podman_env, pvc, tiny_model, tmp_path), f"{pod}-pod-0")
+        try:
+            _assert_key_guards(port, key, "tiny")
+        finally:
+            _down(podman_env, podman_yaml, [secret["name"]], pvc)
+        after = podman_env.podman("secret", "inspect", "--format", "{{.ID}}", started).stdout
+        assert after == started_id  # untouched
     finally:
-        _down(podman_env, podman_yaml, [secret["name"]], pvc)
+        if ours:
+            podman_env.podman("secret", "rm", started)
 
 
 def test_secret_file_spec_plays_under_podman(

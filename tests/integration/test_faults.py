@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 from tests.sandbox import PodmanEnv, free_port
+from tests.stack_config import airpods_env, llama_config
 
 SERVICE = "llamacpp"
 POD = "airpods-llamacpp"
@@ -152,30 +153,6 @@ class HoldingProxy:
 # A user's airpods against the isolated Podman
 # --------------------------------------------------------------------------------------
 
-CONFIG = """\
-[runtime]
-network = "{network}"
-
-[services.llamacpp]
-image = "{image}"
-images = {{ cpu = "{image}" }}
-default_model = "tiny.gguf"
-ports = [{{ host = {port}, container = 8080 }}]
-
-[services.llamacpp.volumes.models]
-source = "{volume}"
-target = "/models"
-mode = "ro"
-
-[services.llamacpp.command_args]
-threads = 1
-ctx_size = 256
-
-[services.open-webui]
-enabled = false
-"""
-
-
 @dataclass
 class User:
     config: Path
@@ -224,12 +201,10 @@ def user(podman_env, llama_image, tiny_model, tmp_path) -> Iterator[User]:
     tag = tmp_path.name[-8:].replace("-", "_")
     port = free_port()
     config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(image=llama_image, port=port, network=f"airpods-it-f{tag}",
-                                    volume=f"airpods_it_faults_{tag}"))
+    config.write_text(llama_config(llama_image, port, f"airpods_it_faults_{tag}",
+                                   network=f"airpods-it-f{tag}"))
     run_dir = _short_dir("apf-")
-    env = dict(podman_env.env)
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_DATA_HOME=str(tmp_path / "data"),
-               XDG_CACHE_HOME=str(tmp_path / "cache"), XDG_RUNTIME_DIR=str(run_dir))
+    env = airpods_env(podman_env.env, tmp_path, XDG_RUNTIME_DIR=str(run_dir))
     u = User(config, env, port, podman_env, run_dir)
     added = u.airpods("models", "add", str(tiny_model))
     assert added.returncode == 0, added.stderr

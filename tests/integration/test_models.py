@@ -13,28 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.hf_server import FakeHub
-
-CONFIG = """\
-[runtime]
-network = "{network}"
-
-[services.llamacpp]
-image = "{image}"
-images = {{ cpu = "{image}" }}
-default_model = "first-use.gguf"
-model_source = "acme/Tiny-GGUF:Q4_K_M"
-ports = [{{ host = {port}, container = 8080 }}]
-volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
-
-[services.llamacpp.command_args]
-threads = 1
-ctx_size = 256
-alias = "tiny"
-
-[services.open-webui]
-enabled = false
-"""
-
+from tests.stack_config import TINY_ARGS, airpods_env, llama_config
 
 AUTO_FILE = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
 
@@ -76,12 +55,11 @@ def cli(podman_env, llama_image, hub: FakeHub, tmp_path: Path):
     port = free_port()
     # A network name of its own: aardvark-dns keeps configs by name host-wide.
     network = f"airpods-itm-{secrets.token_hex(4)}"
-    config.write_text(CONFIG.format(image=llama_image, port=port, volume=volume,
-                                    network=network))
-    env = dict(podman_env.env)
+    config.write_text(llama_config(
+        llama_image, port, volume, network=network, model="first-use.gguf",
+        settings='model_source = "acme/Tiny-GGUF:Q4_K_M"', args=TINY_ARGS + 'alias = "tiny"\n'))
+    env = airpods_env(podman_env.env, tmp_path, HF_ENDPOINT=hub.url)
     env.pop("HF_TOKEN", None)
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
-               XDG_CACHE_HOME=str(tmp_path / "xdg-cache"), HF_ENDPOINT=hub.url)
     c = Cli(config, env)
     c.volume, c.port, c.podman = volume, port, podman_env.podman  # type: ignore[attr-defined]
     yield c

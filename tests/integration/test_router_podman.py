@@ -244,6 +244,41 @@ def test_without_presets_every_gguf_in_the_volume_is_served(make_stack) -> None:
     assert args[args.index("--ctx-size") + 1] == "256"  # the service's own command_args
 
 
+def test_a_router_without_presets_is_found_by_models_and_doctor(make_stack) -> None:
+    """No `[models]` tables: `models list` shows the router serving every GGUF of its volume,
+    `doctor` checks that volume, and a running router's models cannot be deleted."""
+    stack = make_stack(presets="")
+
+    def doctor_check() -> dict:
+        out = stack.airpods("doctor", "--json")
+        checks = json.loads(out.stdout)["checks"]
+        return next(c for c in checks if c["name"].startswith("models (llamacpp"))
+
+    listed = stack.airpods("models", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert data["configured"] is None
+    assert {m["name"]: m["used_by"] for m in data["models"]} == {
+        "alpha.gguf": ["llamacpp"], "beta.gguf": ["llamacpp"]}
+    check = doctor_check()
+    assert check["status"] == "ok" and "2 in volume" in check["found"], check
+    assert "alpha, beta" in check["found"], check
+
+    start(stack)
+    refused = stack.airpods("models", "rm", "alpha.gguf", "--yes")
+    assert refused.returncode == 2 and "in use by running service llamacpp" in refused.stderr
+    chat(stack, "alpha")  # still served
+
+
+def test_doctor_warns_about_a_router_with_nothing_to_serve(make_stack) -> None:
+    stack = make_stack(presets="", files=())
+    out = stack.airpods("doctor", "--json")
+    check = next(c for c in json.loads(out.stdout)["checks"]
+                 if c["name"].startswith("models (llamacpp"))
+    assert check["status"] == "warn" and "serves no model" in check["found"], check
+    assert "airpods models add FILE --service llamacpp" in check["fix"], check
+
+
 def test_auto_models_max_is_decided_from_the_model_files(make_stack) -> None:
     """models_max = "auto": start reads both GGUF headers from the volume, both fit this
     machine's RAM together, so the router may hold both; status agrees with what runs."""

@@ -23,7 +23,9 @@ import pytest
 import yaml
 
 from airpods.errors import UsageError
-from airpods.export.kube import hf_url, quantity_memory, render_kube
+from airpods.export.checks import quantity_memory
+from airpods.export.kube import render_kube
+from airpods.export.model_init import hf_url
 from airpods.export.names import dns_label
 from airpods.export.quadlet import render_quadlet
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
@@ -181,7 +183,7 @@ def test_secret_file_is_a_secret_volume_at_its_directory() -> None:
     pod = by_kind(docs, "Deployment")["airpods-llamacpp"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["automountServiceAccountToken"] is False
-    secret_name = "airpods-llamacpp-llama-api-key"
+    secret_name = "airpods-kube-llamacpp-llama-api-key"
     assert {"name": secret_name, "mountPath": "/run/secrets", "readOnly": True} in container[
         "volumeMounts"]
     assert {"name": secret_name, "secret": {"secretName": secret_name, "optional": False}} in pod[
@@ -193,11 +195,11 @@ def test_secret_file_is_a_secret_volume_at_its_directory() -> None:
 
 def test_podman_payloads_match_what_podman_4_3_reads() -> None:
     payloads = {s.name: s for s in render_kube(stack()).podman_secrets}
-    env = payloads["airpods-llamacpp-gpu-llama-api-key"]
+    env = payloads["airpods-kube-llamacpp-gpu-llama-api-key"]
     assert env.usage == "env"
     # secretKeyRef: a JSON map of base64 values (Go's map[string][]byte).
     assert base64.b64decode(json.loads(env.payload)["LLAMA_API_KEY"]).decode() == KEY
-    file = payloads["airpods-llamacpp-llama-api-key"]
+    file = payloads["airpods-kube-llamacpp-llama-api-key"]
     # A secret volume: the Secret's `data` written as is, so the raw value.
     assert file.usage == "file"
     assert json.loads(file.payload) == {"data": {"llama-api-key": KEY}}
@@ -261,7 +263,7 @@ def test_model_init_is_opt_in_and_downloads_into_the_volume() -> None:
 
 def test_model_init_script_downloads_only_when_missing(tmp_path: Path) -> None:
     """The script itself, run by sh with a file:// stand-in for curl."""
-    from airpods.export.kube import MODEL_INIT_SCRIPT
+    from airpods.export.model_init import MODEL_INIT_SCRIPT
 
     source = tmp_path / "src.gguf"
     source.write_bytes(b"GGUF" + b"\0" * 100)
@@ -590,3 +592,15 @@ def test_model_init_through_the_cli(tmp_path: Path) -> None:
     assert plain.returncode == 2 and plain.stdout == ""
     [line] = plain.stderr.strip().splitlines()
     assert "names no file" in line, line
+
+
+def test_kube_and_start_secrets_have_distinct_names(tmp_path: Path) -> None:
+    """`start` and the quadlets hold the bare key under one name; `kube play` needs JSON: on one
+    host's Podman, neither may replace the other's secret."""
+    specs = stack()
+    kube = {s.name for s in render_kube(specs).podman_secrets}
+    quadlet = {s.name for s in render_quadlet(specs, network="airpods").secrets}
+    started = {f.name for spec in specs for f in (*spec.secret_files, *spec.config_files)}
+    assert kube and quadlet and started <= quadlet
+    assert not kube & quadlet
+    assert all(name.startswith("airpods-kube-") for name in kube)

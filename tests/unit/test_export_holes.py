@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods.export.kube import check_quantity
+from airpods.export.checks import check_quantity
 from tests.unit.test_bad_files import airpods, one_line
 
 
@@ -31,13 +31,13 @@ def test_kube_podman_secret_files_are_never_written_through_a_symlink(tmp_path: 
     secrets.mkdir()
     victim = tmp_path / "victim.txt"
     victim.write_text("mine\n")
-    (secrets / "airpods-llamacpp-llama-api-key.json").symlink_to(victim)
+    (secrets / "airpods-kube-llamacpp-llama-api-key.json").symlink_to(victim)
     out = tmp_path / "stack.yaml"
     line = one_line(run(tmp_path, "export", "kube", "llamacpp", "--podman-secrets", str(secrets),
                         "-o", str(out)))
     assert "symlink" in line
     assert victim.read_text() == "mine\n" and not out.exists()
-    assert sorted(p.name for p in secrets.iterdir()) == ["airpods-llamacpp-llama-api-key.json"]
+    assert sorted(p.name for p in secrets.iterdir()) == ["airpods-kube-llamacpp-llama-api-key.json"]
 
 
 def test_empty_output_is_refused_and_dash_is_stdout(tmp_path: Path) -> None:

@@ -167,3 +167,19 @@ def test_doctor_fails_for_a_missing_preset_file(tmp_path: Path) -> None:
     assert [c.status for c in checks] == [OK, FAIL]
     assert "sub/coder.gguf not in volume" in checks[1].found and "start refuses" in \
         checks[1].found
+
+
+@pytest.mark.parametrize("presets", [True, False], ids=["presets", "models-dir"])
+def test_a_cached_router_must_keep_its_model_mount_read_only(tmp_path: Path, presets) -> None:
+    """The cache's safety check knows a router's models (every preset, or its whole models
+    dir), not only a single server's --model."""
+    from dataclasses import replace
+
+    from airpods.cache import safety_problems
+
+    text = ROUTER if presets else '[services.llamacpp]\nmode = "router"\n'
+    spec = spec_of(text, tmp_path)
+    assert safety_problems(spec) == []
+    writable = tuple(replace(m, mode="rw") for m in spec.mounts)
+    assert safety_problems(replace(spec, mounts=writable)) == [
+        "the model mount /models is writable"]

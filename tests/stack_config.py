@@ -1,0 +1,46 @@
+"""The user config and environment the integration tests and the benchmarks (bench/_stack.py)
+run airpods with: one llama-server on the locally built image, a tiny model in its own volume,
+Open WebUI off, and XDG directories of its own. One place, so a test and a benchmark measure
+the same stack."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+LLAMA_CONFIG = """\
+[runtime]
+network = "{network}"
+
+[services.llamacpp]
+image = "{image}"
+images = {{ cpu = "{image}" }}
+default_model = "{model}"
+ports = [{{ host = {port}, container = 8080 }}]
+volumes = {{ models = {{ source = "{volume}", target = "/models", mode = "ro" }} }}
+{settings}
+{args}
+[services.open-webui]
+enabled = false
+"""
+
+# llama-server's flags for a tiny model on a shared 2-core machine.
+TINY_ARGS = "threads = 1\nctx_size = 256\n"
+
+
+def llama_config(image: str, port: int, volume: str, *, network: str,
+                 model: str = "tiny.gguf", settings: str = "", args: str = TINY_ARGS) -> str:
+    """The TOML text: `settings`, more keys of [services.llamacpp] (TOML lines); `args`, the
+    body of its command_args table ("" for none)."""
+    table = f"[services.llamacpp.command_args]\n{args}" if args else ""
+    return LLAMA_CONFIG.format(network=network, image=image, model=model, port=port,
+                               volume=volume, settings=settings, args=table)
+
+
+def airpods_env(base: Mapping[str, str], root: Path, **extra: str) -> dict[str, str]:
+    """`base` (the sandbox's Podman environment) with airpods' config, data and cache under
+    `root`: nothing of the user's airpods is read or written."""
+    env = dict(base)
+    env.update(XDG_CONFIG_HOME=str(root / "xdg-config"), XDG_DATA_HOME=str(root / "xdg-data"),
+               XDG_CACHE_HOME=str(root / "xdg-cache"), **extra)
+    return env
