@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from airpods.engine.apply import Outcome, Reporter, apply_plan, plan_creates, pull_images
 from airpods.engine.lock import lock_path, state_lock
-from airpods.engine.plan import Action, Plan, Step, make_plan
+from airpods.engine.plan import Action, Plan, Step, keeps, make_plan
 from airpods.engine.podman import Podman
 from airpods.resolved import Resolved, Settings
 from airpods.spec import ContainerSpec
@@ -17,15 +17,20 @@ def current_plan(
     podman: Podman, specs: Sequence[ContainerSpec], *, wait: bool = True
 ) -> tuple[Plan, dict]:
     actual = podman.managed(bare_pods=True)
+    # A service kept running has its image, volumes and network (Podman refuses to remove
+    # them while in use): only what the plan (re)creates is asked about.
+    changing = [s for s in specs if not keeps(s, actual.get(s.service))]
     images = {s.image for s in specs}
     volumes = {m.source for s in specs for m in s.mounts if not m.is_bind}
-    networks = {s.network for s in specs}
+    missing_images = {i for i in {s.image for s in changing} if not podman.image_exists(i)}
+    missing_volumes = {v for v in {m.source for s in changing for m in s.mounts if not m.is_bind}
+                       if not podman.volume_exists(v)}
     plan = make_plan(
         specs,
         actual=actual,
-        images_present={i for i in images if podman.image_exists(i)},
-        volumes_present={v for v in volumes if podman.volume_exists(v)},
-        network_present=all(podman.network_exists(n) for n in networks),
+        images_present=images - missing_images,
+        volumes_present=volumes - missing_volumes,
+        network_present=all(podman.network_exists(n) for n in {s.network for s in changing}),
         wait=wait,
     )
     return plan, actual

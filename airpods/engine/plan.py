@@ -66,6 +66,12 @@ def make_plan(
     return Plan(tuple(steps), tuple(specs))
 
 
+def keeps(spec: ContainerSpec, current: Actual | None) -> bool:
+    """The service runs as `spec` says: the plan leaves it alone (KEEP)."""
+    return (current is not None and bool(current.container)
+            and current.config_hash == spec.config_hash and current.state == "running")
+
+
 def _service_steps(spec: ContainerSpec, current: Actual | None) -> list[Step]:
     name = spec.service
     if current is None:
@@ -84,7 +90,7 @@ def _service_steps(spec: ContainerSpec, current: Actual | None) -> list[Step]:
             Step(Action.CREATE, name, "configuration changed"),
             Step(Action.START, name),
         ]
-    if current.state == "running":
+    if keeps(spec, current):
         return [Step(Action.KEEP, name, "running with the same configuration")]
     return [
         Step(Action.REMOVE, name, f"container is {current.state or 'not running'}"),
