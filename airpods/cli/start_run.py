@@ -3,7 +3,7 @@ click command (airpods/cli/lifecycle.py) both run `run_start`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airpods.cli.context import connect, resolve, resolve_and_keep_secrets
 
@@ -56,9 +56,7 @@ def run_start(
     console = make_console()
     reporter = ConsoleReporter(console)
     podman = connect(console)
-    from airpods.models.services import settle_specs
-
-    specs = settle_specs(specs, podman, resolved.host)
+    specs = _settled(specs, podman, resolved.host)
     for spec in specs:
         console.print(f"[dim]{spec.service}: {spec.image} ({spec.image_reason})[/dim]")
     for note in dict.fromkeys(n for s in specs for n in s.notes):
@@ -70,8 +68,6 @@ def run_start(
         if as_json:
             echo_json({"pulled": pulled, "images": sorted({s.image for s in specs})})
         return
-    from airpods.models.services import record_usage
-
     def fetch_models(creating: list[ContainerSpec]) -> None:
         # Only what the plan (re)creates: a service left running as it is costs nothing.
         from airpods.cli.pull_progress import PullProgress
@@ -85,7 +81,7 @@ def run_start(
             # New keys are decided under the lock: a concurrent first start (or `config get`)
             # may have saved some.
             resolved = resolve_and_keep_secrets(app, cpu=cpu)
-            specs = settle_specs([resolved.specs[n] for n in names], podman, resolved.host)
+            specs = _settled([resolved.specs[n] for n in names], podman, resolved.host)
         from airpods.engine.ports import retry_after_podman_leak
 
         # A port left held by airpods' own transient Podman service: restarted once, retried.
@@ -93,7 +89,11 @@ def run_start(
             lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
                                     wait=not no_wait, before_create=fetch_models),
             reporter.note)
-    record_usage(resolved, [o.service for o in outcomes if o.changed], "start")
+    changed = [o.service for o in outcomes if o.changed]
+    if changed:  # a start that changed nothing records nothing (nor imports the usage code)
+        from airpods.models.services import record_usage
+
+        record_usage(resolved, changed, "start")
     if as_json:
         echo_json({"services": [o.__dict__ for o in outcomes]})
         return
@@ -101,6 +101,16 @@ def run_start(
     for spec in specs:
         url = spec.ports[0].url if spec.ports else "-"
         console.print(f"[green]{word}[/green] {spec.service}  {url}")
+
+
+def _settled(specs: list[ContainerSpec], podman: Any, host: Any) -> list[ContainerSpec]:
+    """Specs with their deferred settings decided (models.services.settle_specs); the common
+    case, none deferred, without importing the models code."""
+    if not any(spec.deferred for spec in specs):
+        return specs
+    from airpods.models.services import settle_specs
+
+    return settle_specs(specs, podman, host)
 
 
 def _refuse_start_problems(specs: list[ContainerSpec]) -> None:
