@@ -18,7 +18,6 @@ each service.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -41,6 +40,7 @@ from airpods.gpu_probe import (
     probe_nvidia,
     render_nodes,
 )
+from airpods.record import record
 
 if TYPE_CHECKING:  # host.py imports this module, never the other way round at run time
     import subprocess
@@ -52,7 +52,7 @@ ACCELERATORS = ("cpu", "cuda", "rocm", "vulkan")
 REQUESTS = ("auto", *ACCELERATORS)
 
 
-@dataclass(frozen=True)
+@record
 class GpuInfo:
     vendor: str  # "nvidia" | "amd" | "other" (Vulkan on an unidentified GPU)
     name: str

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from airpods.record import record
 
 if TYPE_CHECKING:
     import subprocess
@@ -32,7 +33,7 @@ GPU_GROUPS = ("video", "render")
 KFD_NODES = "sys/class/kfd/kfd/topology/nodes"
 
 
-@dataclass(frozen=True)
+@record
 class NvidiaGpu:
     name: str
     driver: str = ""

@@ -9,17 +9,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from pathlib import Path
 from typing import Any
 
 from airpods import gpu
 from airpods.gpu import GpuInfo
+from airpods.record import record
 
 __all__ = ["GpuInfo", "HostFacts", "detect_host"]
 
 
-@dataclass(frozen=True)
+@record
 class HostFacts:
     accelerator: str  # "cpu" | "cuda" | "rocm" | "vulkan": what GPU-enabled services get
     reason: str

@@ -12,16 +12,16 @@ skip loading the configuration).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airpods.host import HostFacts
+from airpods.record import record
 from airpods.serial import from_plain, to_plain
 from airpods.spec import ContainerSpec
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     """The global settings commands need."""
 
@@ -31,7 +31,7 @@ class Settings:
     failure_log_lines: int
 
 
-@dataclass(frozen=True)
+@record
 class ServiceEntry:
     """What commands need to know about a service besides its ContainerSpec."""
 
@@ -44,7 +44,7 @@ class ServiceEntry:
     volumes: tuple[tuple[str, bool], ...] = ()  # (source, is_bind), in config order
 
 
-@dataclass(frozen=True)
+@record
 class Resolved:
     """The configuration in effect, resolved: every service's ContainerSpec, rendered."""
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import Field, asdict, dataclass, field, fields, replace
+from dataclasses import Field, asdict, field, fields, replace
 from functools import cache
 from typing import Any
+
+from airpods.record import record
 
 LABEL_MANAGED = "io.airpods.managed"
 LABEL_SERVICE = "io.airpods.service"
@@ -23,7 +25,7 @@ def _http_url(host_ip: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-@dataclass(frozen=True)
+@record
 class PortMapping:
     host_ip: str
     host_port: int
@@ -36,7 +38,7 @@ class PortMapping:
         return _http_url(self.host_ip, self.host_port)
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     source: str  # a named volume, or an absolute host path for a bind mount
     target: str
@@ -47,7 +49,7 @@ class Mount:
     relabel: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class SecretFile:
     """A secret handed to the container as a file (a Podman secret, type=mount), never as env.
 
@@ -59,7 +61,7 @@ class SecretFile:
     value: str  # never printed; the config hash covers it, so a new key recreates the container
 
 
-@dataclass(frozen=True)
+@record
 class ConfigFile:
     """A configuration file handed to the container read-only (a Podman secret, type=mount).
 
@@ -72,7 +74,7 @@ class ConfigFile:
     value: str
 
 
-@dataclass(frozen=True)
+@record
 class Health:
     path: str
     expected_status: int
@@ -92,7 +94,7 @@ def _same(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-@dataclass(frozen=True)
+@record
 class PodmanOption:
     """How one ContainerSpec field reaches Podman, written once for every place that needs it.
 
@@ -132,7 +134,7 @@ def podman_options() -> tuple[tuple[str, PodmanOption], ...]:
                  if "podman" in f.metadata)
 
 
-@dataclass(frozen=True)
+@record
 class ContainerSpec:
     """Everything needed to create one service's pod and container, and nothing Podman-specific."""
 
@@ -184,7 +186,7 @@ class ContainerSpec:
     deferred: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Actual:
     """What Podman has for one airpods service."""
 

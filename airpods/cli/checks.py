@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import resource
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from airpods.record import record
 
 if TYPE_CHECKING:
     from airpods.host import HostFacts
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 
-@dataclass(frozen=True)
+@record
 class Check:
     name: str
     status: str  # ok | warn | fail

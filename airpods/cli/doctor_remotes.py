@@ -11,15 +11,15 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from airpods.cli.checks import FAIL, OK, WARN, Check
+from airpods.record import record
 
 RESOLVE_TIMEOUT_S = 3.0
 
 
-@dataclass(frozen=True)
+@record
 class Remote:
     service: str  # the gateway service
     name: str

@@ -18,11 +18,11 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airpods.errors import AirpodsError, ConfigError
+from airpods.record import record
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _DEV_NULL = os.makedev(1, 3)  # the same on every Linux system
@@ -206,7 +206,7 @@ def _fsync_dir(directory: Path) -> None:
 # --- config files as layers ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Layer:
     """One source of settings: a TOML file, or an environment override."""
 

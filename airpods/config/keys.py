@@ -7,7 +7,8 @@ the CLI name keys with it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from airpods.record import record
 
 # A location in the config tree: table keys and list indexes, e.g. ("services", "x", "ports", 0).
 KeyPath = tuple[str | int, ...]
@@ -84,7 +85,7 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
     return "".join(buf), j + 1
 
 
-@dataclass(frozen=True)
+@record
 class Problem:
     """A config problem found after validation, located by key path (the loader adds file/line)."""
 

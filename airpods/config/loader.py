@@ -28,7 +28,7 @@ import copy
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,11 @@ from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts
+from airpods.record import record
 from airpods.secrets import SecretStore
 
 
-@dataclass(frozen=True)
+@record
 class LoadedConfig:
     """The configuration in effect, and where it came from."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +17,7 @@ from airpods.engine.podman import Podman
 from airpods.engine.ports import PortInUse
 from airpods.engine.readiness import ContainerState, ReadinessEvent, ReadinessResult, wait_ready
 from airpods.errors import AirpodsError, PodmanError, ServiceFailed
+from airpods.record import record
 from airpods.spec import Actual, ContainerSpec
 
 
@@ -28,7 +28,7 @@ class Reporter(Protocol):
     def note(self, text: str) -> None: ...
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """One service after `start`. A service that fails to become ready raises instead."""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
+from airpods.record import record
 from airpods.spec import Actual, ContainerSpec
 
 
@@ -23,14 +23,14 @@ class Action(StrEnum):
     PRESENT = "present"  # an image --pre-fetch finds already there
 
 
-@dataclass(frozen=True)
+@record
 class Step:
     action: Action
     target: str  # the network, volume, image or service the step is about
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     steps: tuple[Step, ...]
     specs: tuple[ContainerSpec, ...]

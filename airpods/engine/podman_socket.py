@@ -12,7 +12,6 @@ the write path (engine/podman.py) share it without importing each other.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -53,6 +52,8 @@ def _private_socket_path(environ: Mapping[str, str]) -> Path:
 
 
 def _start_transient_service(path: Path) -> None:
+    import shutil  # only here: shutil brings bz2 and lzma, and every command imports this module
+
     podman = shutil.which("podman")
     if podman is None:
         raise PodmanError("podman is not installed", hint=INSTALL_HINT)
@@ -119,6 +120,8 @@ def find_socket(
     with state_lock(private.with_name("transient.lock")):
         if _socket_answers(str(private)):
             return f"unix://{private}"
+        import shutil
+
         if shutil.which("podman") is None:
             raise PodmanError("podman is not installed", hint=INSTALL_HINT)
         _start_transient_service(private)

@@ -18,18 +18,18 @@ import re
 import socket
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from airpods.errors import AirpodsError
+from airpods.record import record
 
 T = TypeVar("T")
 _IN_USE = re.compile(r"(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d+): bind: address already in use")
 _TIME_WAIT = "06"  # a closed connection lingering: holds nothing a bind needs
 
 
-@dataclass(frozen=True)
+@record
 class Holder:
     pid: int
     name: str  # the process's comm (python3, conmon, podman)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from airpods.engine.probes import (  # noqa: E402,F401 (readiness.X names)
     FAILED,
@@ -51,6 +50,7 @@ from airpods.engine.probes import (  # noqa: E402,F401 (readiness.X names)
 )
 from airpods.kinds import ModelCheck
 from airpods.localhttp import Client
+from airpods.record import record
 from airpods.spec import ContainerSpec
 
 FIRST_INTERVAL_S = 0.01  # first gap between polls
@@ -64,7 +64,7 @@ MAX_REQUEST_TIMEOUT_S = 2.0  # one health request never blocks longer than this
 MIN_REQUEST_TIMEOUT_S = 0.05
 
 
-@dataclass(frozen=True)
+@record
 class ReadinessEvent:
     service: str
     state: State  # starting | loading model | ready | failed | timeout
@@ -72,14 +72,14 @@ class ReadinessEvent:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class ContainerState:
     running: bool
     exit_code: int | None = None
     status: str = ""  # podman's status string, e.g. "exited"
 
 
-@dataclass(frozen=True)
+@record
 class ReadinessResult:
     ready: bool
     state: State  # ready | failed | timeout

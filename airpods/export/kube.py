@@ -30,6 +30,7 @@ from airpods.export.checks import check_no_clear_secret, quantity_memory
 from airpods.export.model_init import model_init
 from airpods.export.names import MAPPING_NOTE, NameTable, dns_label, service_name
 from airpods.export.yamltext import dump_all
+from airpods.record import record
 from airpods.spec import ConfigFile, ContainerSpec, SecretFile, podman_options
 
 PART_OF = "airpods"
@@ -47,7 +48,7 @@ _CARRIED: dict[str, Callable[[Any], bool]] = {
     "memory": lambda _: True, "cpus": lambda _: True,
 }
 
-@dataclass(frozen=True)
+@record
 class KubeDoc:
     kind: str
     name: str
@@ -55,7 +56,7 @@ class KubeDoc:
     comments: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class PodmanSecret:
     """What `podman secret create NAME FILE` must hold for Podman 4.3.1 `kube play`."""
 

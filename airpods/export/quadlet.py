@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airpods.export.checks import check_no_clear_secret
+from airpods.record import record
 from airpods.spec import ContainerSpec, PodmanOption, podman_options
 
 EXPORT_LABEL = "io.airpods.export=quadlet"
 
 
-@dataclass(frozen=True)
+@record
 class QuadletSecret:
     name: str
     value: str

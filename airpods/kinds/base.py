@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from airpods.record import record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,7 +25,7 @@ _ABSENT = object()
 HostPath = Callable[[str], "Path | None"]
 
 
-@dataclass(frozen=True)
+@record
 class StatusContext:
     """What `Kind.status_fields` may look at besides the spec."""
 
@@ -36,7 +37,7 @@ class StatusContext:
     timeout_s: float = 1.0
 
 
-@dataclass(frozen=True)
+@record
 class Memory:
     """What models may take: total RAM, and the GPU's memory when the service uses one."""
 
@@ -44,7 +45,7 @@ class Memory:
     vram_total: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ModelCheck:
     """Ready only when GET `path` lists one of `model_ids` (any model when empty).
 
@@ -59,7 +60,7 @@ class ModelCheck:
     states: Callable[[Any], dict[str, tuple[str, str]]] | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Backend:
     """One entry of a template backend list (`openai_backends`): how Open WebUI reaches it."""
 
@@ -71,7 +72,7 @@ class Backend:
     provider: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class RouterModel:
     """One model a router serves, as its API (or, stopped, its presets) tells it."""
 
@@ -246,7 +247,7 @@ class Kind:
         return []
 
 
-@dataclass(frozen=True)
+@record
 class ServedModel:
     """One model a service serves, as a gateway routes to it."""
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from airpods.record import record
 
 if TYPE_CHECKING:
     import subprocess
@@ -40,7 +41,7 @@ LADDER = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 MIN_CTX = 512
 
 
-@dataclass(frozen=True)
+@record
 class MemoryEstimate:
     weights_bytes: int
     kv_cache_bytes: int
@@ -54,7 +55,7 @@ class MemoryEstimate:
                 "total_bytes": self.total_bytes}
 
 
-@dataclass(frozen=True)
+@record
 class Fit:
     ram: bool
     vram: bool | None  # None: no GPU in use, or its memory is unknown

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import mmap
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from airpods.errors import UsageError
+from airpods.record import record
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)  # what llama.cpp reads; 1 is gone, a later one may change the layout
@@ -71,7 +72,7 @@ TENSOR_TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class TensorInfo:
     name: str
     shape: tuple[int, ...]
@@ -93,7 +94,7 @@ class TensorInfo:
         return self.elements // block * size
 
 
-@dataclass(frozen=True)
+@record
 class GGUFHeader:
     version: int
     metadata: dict[str, Any]  # long arrays (vocabularies) are replaced by their length
@@ -104,7 +105,7 @@ class GGUFHeader:
         return self.metadata.get(key, default)
 
 
-@dataclass(frozen=True)
+@record
 class ModelMeta:
     """The facts `models list` / `models info` show and the memory estimate uses."""
 

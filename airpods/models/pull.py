@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,12 +11,13 @@ from airpods.models.hub import Hub
 from airpods.models.refs import Ref, RemoteFile, parse_ref, quant_sizes
 from airpods.models.store import PARTIAL_SUFFIX, check_name, check_space, model_path
 from airpods.models.transfer import NoProgress, Progress, dest_names, download
+from airpods.record import record
 
 if TYPE_CHECKING:
     from airpods.models.tiers import Budget
 
 
-@dataclass(frozen=True)
+@record
 class Pulled:
     names: list[str]
     bytes_moved: int

@@ -8,9 +8,9 @@ validates `model_source` / `default_model` references with `parse_ref`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from airpods.errors import UsageError
+from airpods.record import record
 
 SPLIT_RE = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 # A quant tag as it appears in GGUF file names: `-Q4_K_M.gguf`, `.q8_0.gguf`, `-IQ2_XS-00001-`.
@@ -23,7 +23,7 @@ REF_HELP = ("use ORG/REPO (the largest quant that fits), ORG/REPO:QUANT (e.g. :Q
             "ORG/REPO/FILE.gguf or hf://ORG/REPO/FILE.gguf")
 
 
-@dataclass(frozen=True)
+@record
 class Ref:
     repo: str
     path: str | None = None  # a file in the repo
@@ -36,7 +36,7 @@ class Ref:
         return f"{self.repo}/{self.path}" if self.path else self.repo
 
 
-@dataclass(frozen=True)
+@record
 class RemoteFile:
     repo: str
     path: str

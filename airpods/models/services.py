@@ -5,13 +5,13 @@ fits, who uses it, and the first-use download `start` does. No CLI here: callers
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.errors import AirpodsError, UsageError
 from airpods.host import ram_total
 from airpods.models.store import volume_dir
+from airpods.record import record
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman
@@ -36,7 +36,7 @@ def served_model(spec: ContainerSpec) -> tuple[str, str] | None:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class Serving:
     """The models a service serves from one volume: the files its config names, and for a
     router without presets a directory whose every GGUF it serves."""
@@ -158,7 +158,7 @@ def read_meta_or_why(path: Path) -> tuple[ModelMeta | None, str | None]:
         return None, why.removeprefix("is ")
 
 
-@dataclass(frozen=True)
+@record
 class Estimate:
     ctx: int
     memory: MemoryEstimate

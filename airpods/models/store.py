@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.durable import fsync_dir
 from airpods.errors import AirpodsError, UsageError
+from airpods.record import record
 from airpods.spec import ContainerSpec
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-@dataclass(frozen=True)
+@record
 class ModelFile:
     name: str
     size: int

@@ -10,13 +10,13 @@ downloaded model, so `recommend`, `start` and `models info` agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.config.paths import builtin_catalogue_path, user_catalogue_path
 from airpods.errors import ConfigError
 from airpods.models.fit import KV_BYTES, LLAMA_DEFAULT_CTX, RAM_HEADROOM, VRAM_HEADROOM, gb
+from airpods.record import record
 
 if TYPE_CHECKING:
     from airpods.host import HostFacts
@@ -33,7 +33,7 @@ TOOL_CALLING_MIN_PARAMS = 3_000_000_000
 LISTING_OVERHEAD = 0.10
 
 
-@dataclass(frozen=True)
+@record
 class Tier:
     name: str
     repo: str
@@ -57,7 +57,7 @@ class Tier:
         return f"{self.repo}/{self.file}"
 
 
-@dataclass(frozen=True)
+@record
 class Budget:
     total_bytes: int
     usable_bytes: int
@@ -145,7 +145,7 @@ def load_catalogue(user: Path | None = None) -> list[Tier]:
 # --- choices ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Fitting:
     tier: Tier
     estimate_bytes: int
@@ -181,7 +181,7 @@ def tier_for_file(name: str, tiers: list[Tier]) -> Tier | None:
     return next((t for t in tiers if t.file == name), None)
 
 
-@dataclass(frozen=True)
+@record
 class QuantChoice:
     path: str | None  # None: nothing fits
     why: str

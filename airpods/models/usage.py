@@ -15,8 +15,9 @@ import stat
 import time
 from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
+
+from airpods.record import record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -40,7 +41,7 @@ def default_path() -> Path:
     return user_dir("data") / "usage.sqlite3"
 
 
-@dataclass(frozen=True)
+@record
 class Use:
     volume: str
     model: str
@@ -143,7 +144,7 @@ def iso(at: float | None) -> str | None:
     return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
+@record
 class Candidate:
     name: str
     size: int
