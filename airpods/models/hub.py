@@ -1,7 +1,8 @@
-"""The hub (Hugging Face, or a mirror: HF_ENDPOINT): huggingface_hub answers the questions (which
-files a repo has, a file's size, sha256 and commit, its URL, the token and endpoint in effect),
-with airpods' one-line errors and retries. The bytes move in airpods.models.transfer; a whole pull
-is airpods.models.pull.
+"""The hub (Hugging Face, or a mirror: HF_ENDPOINT): which files a repo has and their sizes
+(huggingface_hub's HfApi), a file's size, sha256 and commit (a HEAD on its resolve URL, sent on
+airpods' own client: the protocol in shared/REFERENCE.md), the token and endpoint in effect,
+with airpods' one-line errors and retries. The bytes move in airpods.models.transfer; a whole
+pull is airpods.models.pull.
 """
 
 from __future__ import annotations
