@@ -45,13 +45,19 @@ def send(sock: socket.socket, method: str, target: str, host: str, headers: dict
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
 
 
-def read_response(rfile: BinaryIO) -> Response:
-    """One answer from `rfile` (the socket's makefile("rb")); Closed if it is cut short."""
+def read_head(rfile: BinaryIO) -> tuple[str, int, str, dict[str, str]]:
+    """(version, status, reason, headers) of the next final answer; interim ones (100
+    Continue) are skipped. Header names in lower case. Closed if it is cut short."""
     while True:
         version, status, reason = _status_line(rfile)
         headers = _headers(rfile)
-        if not 100 <= status < 200:  # skip interim answers (100 Continue)
-            break
+        if not 100 <= status < 200:
+            return version, status, reason, headers
+
+
+def read_response(rfile: BinaryIO) -> Response:
+    """One answer from `rfile` (the socket's makefile("rb")); Closed if it is cut short."""
+    version, status, reason, headers = read_head(rfile)
     connection = headers.get("connection", "").lower()
     will_close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
     if status in (204, 304):

@@ -230,11 +230,19 @@ class Hub:
         return RemoteFile(repo, path, int(size), etag, commit, pinned)
 
     def http(self) -> Any:
-        """The httpx client for this hub's requests and downloads (built once)."""
+        """The client for this hub's requests and downloads (built once): airpods' own
+        (models/hubhttp.py), or httpx where a proxy applies to the endpoint."""
         if self._http is None:
-            from airpods.models.transfer import http_client
+            from airpods.models.reach import target
+            from airpods.models.transfer import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, http_client
 
-            self._http = http_client()
+            if target(self.endpoint)[2].startswith("proxy "):
+                self._http = http_client()
+            else:
+                from airpods.models.hubhttp import HubClient
+
+                self._http = HubClient(connect_timeout=CONNECT_TIMEOUT_S,
+                                       read_timeout=READ_TIMEOUT_S)
         return self._http
 
     def close(self) -> None:

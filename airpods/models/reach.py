@@ -12,7 +12,9 @@ what must answer, so that is what is probed and named.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -26,14 +28,18 @@ HINT = "check the network, or HF_ENDPOINT for a mirror (HF_HUB_OFFLINE / --offli
 
 def target(endpoint: str, environ: dict[str, str] | None = None) -> tuple[str, int, str]:
     """(host, port, what to call it) that must answer for `endpoint` to be reachable."""
-    import urllib.request
-
     parts = urlsplit(endpoint)
     scheme = parts.scheme or "https"
     host = parts.hostname or ""
-    proxies = urllib.request.getproxies() if environ is None else {
-        k[:-len("_proxy")].lower(): v for k, v in environ.items()
-        if k.lower().endswith("_proxy") and v}
+    env = os.environ if environ is None else environ
+    proxies = {k[:-len("_proxy")].lower(): v for k, v in env.items()
+               if k.lower().endswith("_proxy") and v}
+    if not proxies and (environ is not None or sys.platform.startswith("linux")):
+        return host, parts.port or (443 if scheme == "https" else 80), endpoint
+    import urllib.request  # (with http.client and email): only when a proxy may apply
+
+    if environ is None:
+        proxies = urllib.request.getproxies()  # macOS and Windows also read system settings
     proxy = proxies.get(scheme) or proxies.get("all")
     if proxy and host and not urllib.request.proxy_bypass(host):
         p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")

@@ -14,10 +14,12 @@ RETRY_MAX_WAIT_S = 8.0
 
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: connection trouble, timeouts, 5xx and 429 answers."""
-    import httpx
+    from airpods.models.hubhttp import TransportError
 
-    if isinstance(exc, RetryableStatus):
+    if isinstance(exc, RetryableStatus | TransportError):
         return True
+    import httpx  # the client where a proxy applies (models/hub.py)
+
     if isinstance(exc, (httpx.TransportError,)):
         return True
     response = getattr(exc, "response", None)

@@ -1,0 +1,160 @@
+"""A small HTTP/1.1 client for `models pull`: HEADs and streamed GETs to the hub and its CDN,
+over TCP or TLS (the system's trust store, SSL_CERT_FILE / SSL_CERT_DIR honoured).
+
+Why not httpx here: a pull is one HEAD and one GET, and httpx's import (with h11, httpcore
+and its CLI's rich) plus its client cost a pull about as long as moving 100 MB on loopback
+(bench/README.md); this reads the socket in 1 MiB pieces with no per-chunk parsing. It covers
+what the hub needs: Content-Length or chunked bodies, redirects (the Authorization header
+stays on the host it was meant for), connect and read timeouts. Where a proxy applies, the
+hub uses httpx instead (models/hub.py), which speaks CONNECT. The same `head` / `stream` /
+`close` surface as httpx's client, so models/transfer.py serves both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
+
+from airpods import http1
+
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10
+READ_BYTES = 1 << 20
+
+
+class TransportError(Exception):
+    """The connection failed, timed out or was cut: worth another try (models/retry.py)."""
+
+
+class Headers(dict):
+    """Header names in lower case; `get` takes any case, as httpx's headers do."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
+class Answer:
+    """One response: status and headers read, the body left on the socket for `iter_raw`."""
+
+    def __init__(self, url: str, status: int, headers: Headers, sock: socket.socket,
+                 rfile: BinaryIO) -> None:
+        self.url, self.status_code, self.headers = url, status, headers
+        self.sock, self.rfile = sock, rfile
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in REDIRECTS and "location" in self.headers
+
+    def iter_raw(self) -> Iterator[bytes]:
+        """The body as it arrives (Content-Length, chunked, or up to the connection's end)."""
+        try:
+            if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                yield from self._chunked()
+                return
+            length = self.headers.get("content-length")
+            left = int(length) if length is not None and length.isdigit() else None
+            while left is None or left > 0:
+                data = self.rfile.read1(READ_BYTES if left is None else min(left, READ_BYTES))
+                if not data:
+                    return  # cut short: the caller compares what it got with the size
+                if left is not None:
+                    left -= len(data)
+                yield data
+        except OSError as exc:  # reset, timed out, TLS error while reading
+            raise TransportError(f"reading {self.url}: {exc}") from None
+
+    def _chunked(self) -> Iterator[bytes]:
+        while True:
+            line = self.rfile.readline(http1.MAX_LINE)
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16) if line else 0
+            if size == 0:
+                return
+            while size > 0:
+                data = self.rfile.read1(min(size, READ_BYTES))
+                if not data:
+                    return
+                size -= len(data)
+                yield data
+            self.rfile.readline(http1.MAX_LINE)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+            self.sock.close()
+
+
+class HubClient:
+    def __init__(self, *, connect_timeout: float, read_timeout: float,
+                 user_agent: str = "airpods") -> None:
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.user_agent = user_agent
+        self._tls: Any = None
+
+    def head(self, url: str, headers: dict[str, str], follow_redirects: bool = False) -> Answer:
+        answer = self._follow("HEAD", url, headers, follow_redirects)
+        answer.close()  # a HEAD has no body
+        return answer
+
+    @contextlib.contextmanager
+    def stream(self, method: str, url: str, headers: dict[str, str]) -> Iterator[Answer]:
+        answer = self._follow(method, url, headers, True)
+        try:
+            yield answer
+        finally:
+            answer.close()
+
+    def close(self) -> None:
+        pass  # no connection outlives its answer
+
+    def _follow(self, method: str, url: str, headers: dict[str, str], follow: bool) -> Answer:
+        origin = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS):
+            answer = self._send(method, url, headers)
+            if not (follow and answer.is_redirect):
+                return answer
+            answer.close()
+            url = urljoin(url, answer.headers["location"])
+            if urlsplit(url).netloc != origin:  # the token is for the hub, not its CDN
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        raise TransportError(f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    def _send(self, method: str, url: str, headers: dict[str, str]) -> Answer:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TransportError(f"cannot fetch {url}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sock = self._connect(parts.scheme, parts.hostname, port)
+        try:
+            sock.settimeout(self.read_timeout)
+            host = parts.netloc.rpartition("@")[2]
+            sent = {"User-Agent": self.user_agent, "Connection": "close"}
+            # http1.send asks for the identity encoding itself (sizes are the stored ones).
+            sent |= {k: v for k, v in headers.items() if k.lower() != "accept-encoding"}
+            http1.send(sock, method, target, host, sent)
+            rfile = sock.makefile("rb", buffering=READ_BYTES)
+            _, status, _, found = http1.read_head(rfile)
+        except OSError as exc:  # http1.Closed included
+            sock.close()
+            raise TransportError(f"{method} {url}: {exc}") from None
+        return Answer(url, status, Headers(found), sock, rfile)
+
+    def _connect(self, scheme: str, host: str, port: int) -> socket.socket:
+        try:
+            sock = socket.create_connection((host, port), timeout=self.connect_timeout)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            if scheme == "https":
+                sock = self._context().wrap_socket(sock, server_hostname=host)
+            return sock
+        except OSError as exc:  # refused, unreachable, DNS, TLS handshake or certificate
+            raise TransportError(f"connecting to {host}:{port}: {exc}") from None
+
+    def _context(self) -> Any:
+        if self._tls is None:
+            import ssl
+
+            self._tls = ssl.create_default_context()  # verifies the certificate and host name
+        return self._tls

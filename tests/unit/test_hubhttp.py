@@ -1,0 +1,149 @@
+"""airpods' own hub client (models/hubhttp.py) against real local servers: plain and TLS
+(a certificate it must refuse unless trusted), redirects that keep the token on its host,
+chunked bodies, a body cut short, a server that never answers."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airpods.models.hubhttp import HubClient, TransportError
+
+BODY = bytes(range(256)) * 4096  # 1 MiB
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, str, str | None]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _answer(self, body: bool) -> None:
+        Handler.seen.append((self.command, self.path, self.headers.get("Authorization")))
+        if self.path == "/redirect-away":
+            port = self.server.other_port  # type: ignore[attr-defined]
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{port}/file")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/redirect-here":
+            self.send_response(307)
+            self.send_header("Location", "/file")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (BODY[:1000], BODY[1000:5000], BODY[5000:]):
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        if body:
+            self.wfile.write(BODY[: len(BODY) // 2] if self.path == "/short" else BODY)
+
+    def do_GET(self) -> None:
+        self._answer(True)
+
+    def do_HEAD(self) -> None:
+        self._answer(False)
+
+
+def serve(context: ssl.SSLContext | None = None) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[str, str]]:
+    a, b = serve(), serve()
+    a.other_port = b.server_address[1]  # type: ignore[attr-defined]
+    Handler.seen = []
+    yield f"http://127.0.0.1:{a.server_address[1]}", f"http://127.0.0.1:{b.server_address[1]}"
+    a.shutdown()
+    b.shutdown()
+
+
+def client(timeout: float = 5.0) -> HubClient:
+    return HubClient(connect_timeout=timeout, read_timeout=timeout)
+
+
+def test_head_get_and_the_token_stays_on_its_host(servers: tuple[str, str]) -> None:
+    hub, _ = servers
+    head = client().head(f"{hub}/file", headers={"Authorization": "Bearer t"})
+    assert head.status_code == 200 and head.headers.get("Content-Length") == str(len(BODY))
+    with client().stream("GET", f"{hub}/redirect-away", headers={"Authorization": "Bearer t"}) \
+            as answer:
+        assert answer.status_code == 200 and b"".join(answer.iter_raw()) == BODY
+    with client().stream("GET", f"{hub}/redirect-here", headers={"Authorization": "Bearer t"}) \
+            as answer:
+        assert b"".join(answer.iter_raw()) == BODY
+    assert Handler.seen == [("HEAD", "/file", "Bearer t"),
+                            ("GET", "/redirect-away", "Bearer t"), ("GET", "/file", None),
+                            ("GET", "/redirect-here", "Bearer t"), ("GET", "/file", "Bearer t")]
+    redirect = client().head(f"{hub}/redirect-away", headers={})
+    assert redirect.is_redirect and redirect.status_code == 302  # a HEAD does not follow
+
+
+def test_chunked_and_cut_short_bodies(servers: tuple[str, str]) -> None:
+    hub, _ = servers
+    with client().stream("GET", f"{hub}/chunked", headers={}) as answer:
+        assert b"".join(answer.iter_raw()) == BODY
+    with client().stream("GET", f"{hub}/short", headers={}) as answer:
+        got = b"".join(answer.iter_raw())
+    assert got == BODY[: len(BODY) // 2]  # the caller sees the size fall short and resumes
+
+
+def test_refused_and_silent_servers_are_transport_errors() -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(TransportError):
+        client().head(f"http://127.0.0.1:{port}/x", headers={})
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        with pytest.raises(TransportError, match="timed out"):
+            client(timeout=0.3).head(f"http://127.0.0.1:{silent.getsockname()[1]}/x",
+                                     headers={})
+    finally:
+        silent.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+def test_tls_refuses_an_untrusted_certificate_and_takes_a_trusted_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = serve(context)
+    url = f"https://localhost:{server.server_address[1]}/file"
+    try:
+        with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            client().head(url, headers={})
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the user's own trust, as OpenSSL reads
+        with client().stream("GET", url, headers={}) as answer:
+            assert b"".join(answer.iter_raw()) == BODY
+    finally:
+        server.shutdown()
