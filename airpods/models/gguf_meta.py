@@ -7,9 +7,8 @@ a 70B model: its 150k-token vocabulary dominates it.
 
 The `gguf` package's GGUFReader builds one numpy view per element of every array, so a real
 vocabulary (Qwen2.5: 151k tokens, 151k merges) takes it seconds; this parser skips those arrays
-with plain `struct` over an mmap of the header and takes milliseconds (bench figures in the
-commit). The numbering (value types, file types, tensor types) is the GGUF spec's; a unit test
-checks the tables below against the `gguf` package so they cannot drift.
+with plain `struct` over an mmap of the header and takes milliseconds. The numbering (value,
+file and tensor types) is the GGUF spec's; a unit test holds the tables to the `gguf` package.
 """
 
 from __future__ import annotations
