@@ -13,6 +13,7 @@ import socket
 from typing import BinaryIO
 
 MAX_LINE = 64 * 1024
+MAX_HEADERS = 256  # a server that keeps sending header lines is refused, not buffered forever
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -120,7 +121,7 @@ def _status_line(rfile: BinaryIO) -> tuple[str, int, str]:
 
 def _headers(rfile: BinaryIO) -> dict[str, str]:
     headers: dict[str, str] = {}
-    while True:
+    for _ in range(MAX_HEADERS + 1):
         line = rfile.readline(MAX_LINE)
         if not line:
             raise Closed("headers cut short")
@@ -128,6 +129,7 @@ def _headers(rfile: BinaryIO) -> dict[str, str]:
             return headers
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
+    raise Closed(f"more than {MAX_HEADERS} header lines")
 
 
 def _exactly(rfile: BinaryIO, n: int) -> bytes:

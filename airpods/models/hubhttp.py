@@ -16,9 +16,10 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from typing import Any, BinaryIO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from airpods import http1
+from airpods.errors import AirpodsError
 
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
@@ -69,7 +70,10 @@ class Answer:
     def _chunked(self) -> Iterator[bytes]:
         while True:
             line = self.rfile.readline(http1.MAX_LINE)
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16) if line else 0
+            try:
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16) if line else 0
+            except ValueError:
+                raise TransportError(f"{self.url}: bad chunk size {line[:40]!r}") from None
             if size == 0:
                 return
             while size > 0:
@@ -119,14 +123,21 @@ class HubClient:
             url = urljoin(url, answer.headers["location"])
             if urlsplit(url).netloc != origin:  # the token is for the hub, not its CDN
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-        raise TransportError(f"more than {MAX_REDIRECTS} redirects from {url}")
+        raise AirpodsError(f"more than {MAX_REDIRECTS} redirects, last to {url}",
+                           hint="check HF_ENDPOINT points at a Hugging Face hub or mirror")
 
     def _send(self, method: str, url: str, headers: dict[str, str]) -> Answer:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TransportError(f"cannot fetch {url}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port out of range or not a number
+            port = 0
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+            raise AirpodsError(f"cannot fetch {url}: not an http:// or https:// URL",
+                               hint="check HF_ENDPOINT points at a Hugging Face hub or mirror")
+        # What a URL may hold as it is; anything else (a space, a quote) is percent-encoded.
+        target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                       safe="/?&=%:@!$'()*+,;~-._")
         sock = self._connect(parts.scheme, parts.hostname, port)
         try:
             sock.settimeout(self.read_timeout)

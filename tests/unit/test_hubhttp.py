@@ -42,6 +42,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if self.path in ("/loop", "/to-ftp", "/spaced"):
+            self.send_response(302)
+            self.send_header("Location", {"/loop": "/loop", "/to-ftp": "ftp://127.0.0.1/f",
+                                          "/spaced": "/a file?x=\"y\""}[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/flood":
+            self.send_response(200)
+            for i in range(1000):
+                self.send_header(f"X-{i}", "x")
+            self.end_headers()
+            return
+        if self.path == "/bad-chunk":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"zz\r\nhello\r\n")
+            return
+        if self.path.startswith("/a%20file"):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            return
         if self.path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -126,6 +151,26 @@ def test_refused_and_silent_servers_are_transport_errors() -> None:
                                      headers={})
     finally:
         silent.close()
+
+
+def test_hostile_answers_are_one_clear_error(servers: tuple[str, str]) -> None:
+    from airpods.errors import AirpodsError
+
+    hub, _ = servers
+    with pytest.raises(AirpodsError, match="more than 10 redirects"):
+        client().stream("GET", f"{hub}/loop", headers={}).__enter__()
+    with pytest.raises(AirpodsError, match="not an http:// or https:// URL"):
+        client().stream("GET", f"{hub}/to-ftp", headers={}).__enter__()
+    with pytest.raises(AirpodsError, match="not an http:// or https:// URL"):
+        client().head("http://127.0.0.1:99999/x", headers={})
+    with pytest.raises(TransportError, match="more than 256 header lines"):
+        client().head(f"{hub}/flood", headers={})
+    with client().stream("GET", f"{hub}/bad-chunk", headers={}) as answer, \
+            pytest.raises(TransportError, match="bad chunk size"):
+        b"".join(answer.iter_raw())
+    with client().stream("GET", f"{hub}/spaced", headers={}) as answer:
+        assert b"".join(answer.iter_raw()) == b"ok"  # the space went out percent-encoded
+    assert ("GET", '/a%20file?x=%22y%22', None) in Handler.seen
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
