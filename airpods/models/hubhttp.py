@@ -168,4 +168,10 @@ class HubClient:
             import ssl
 
             self._tls = ssl.create_default_context()  # verifies the certificate and host name
+            if not self._tls.cert_store_stats()["x509_ca"]:
+                # No system bundle loaded (a bare image): certifi's, which httpx would use.
+                with contextlib.suppress(ImportError):
+                    import certifi
+
+                    self._tls.load_verify_locations(certifi.where())
         return self._tls
