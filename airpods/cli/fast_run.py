@@ -1,11 +1,12 @@
-"""`airpods status` and `airpods start` without click: the commands scripts and routers call in
-a loop, where importing click costs about as much as the interpreter's start (bench/README.md).
+"""`airpods status`, `start` and `models list` without click: the commands scripts and routers
+call in a loop, where importing click costs about as much as the interpreter's start
+(bench/README.md).
 
 Only the plain forms are answered here: the group's `--config PATH` / `-v`, then the command,
-its flags and service names, in any order, `--` ending the options. Anything else (`--help`,
-an unknown or misspelt option, an empty value, another command) returns None and goes to click,
-which parses and reports it as always. tests/unit/test_fast_run.py holds the flag tables equal
-to the click commands' options and the parse equal to click's.
+its flags, options and service names, in any order, `--` ending the options. Anything else
+(`--help`, an unknown or misspelt option, an empty or odd value, another command) returns None
+and goes to click, which parses and reports it as always. tests/unit/test_fast_run.py holds
+the tables equal to the click commands' options and the parse equal to click's.
 """
 
 from __future__ import annotations
@@ -17,21 +18,24 @@ if TYPE_CHECKING:
 
     from airpods.cli.meta import AppContext
 
-# command -> (module, function, {flag: keyword}); the function takes (app, services, **flags).
-FAST_COMMANDS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "status": ("airpods.cli.status_view", "show_status",
-               {"--json": "as_json", "--watch": "watch"}),
-    "start": ("airpods.cli.start_run", "run_start",
-              {"--dry-run": "dry_run", "--pre-fetch": "pre_fetch", "--cpu": "cpu",
-               "--no-wait": "no_wait", "--json": "as_json", "--offline": "offline"}),
+# command words -> (module, function, {flag: keyword}, {option taking a value: keyword},
+# whether it takes service names). The function takes (app, [names,] **flags, **values).
+FAST_COMMANDS: dict[tuple[str, ...], tuple[str, str, dict[str, str], dict[str, str], bool]] = {
+    ("status",): ("airpods.cli.status_view", "show_status",
+                  {"--json": "as_json", "--watch": "watch"}, {}, True),
+    ("start",): ("airpods.cli.start_run", "run_start",
+                 {"--dry-run": "dry_run", "--pre-fetch": "pre_fetch", "--cpu": "cpu",
+                  "--no-wait": "no_wait", "--json": "as_json", "--offline": "offline"}, {}, True),
+    ("models", "list"): ("airpods.cli.models_view", "show_models",
+                         {"--json": "as_json"}, {"--service": "service"}, False),
 }
 CONFIG_ENV = "AIRPODS_CONFIG"  # the group's --config envvar (airpods/cli/app.py)
 
 
 def parse(
     args: list[str], environ: Mapping[str, str]
-) -> tuple[AppContext, str, tuple[str, ...], dict[str, bool]] | None:
-    """(context, command, service names, flags) for a plain `status`/`start`, else None."""
+) -> tuple[AppContext, tuple[str, ...], tuple[str, ...], dict[str, Any]] | None:
+    """(context, command words, service names, keywords) for a plain form, else None."""
     from airpods.cli.meta import AppContext
 
     config: str | None = None
@@ -47,25 +51,48 @@ def parse(
             config = option.removeprefix("--config=")
         else:
             return None
-    if not rest or rest[0] not in FAST_COMMANDS:
+    command = next((words for words in FAST_COMMANDS if tuple(rest[:len(words)]) == words),
+                   None)
+    if command is None:
         return None
-    command, rest = rest[0], rest[1:]
-    table = FAST_COMMANDS[command][2]
-    flags = dict.fromkeys(table.values(), False)
+    parsed = _command_args(rest[len(command):], *FAST_COMMANDS[command][2:])
+    if parsed is None:
+        return None
+    if config is None and environ.get(CONFIG_ENV):
+        config = environ[CONFIG_ENV]
+    return (_context(AppContext, config, verbose), command, *parsed)
+
+
+def _command_args(rest: list[str], flags: dict[str, str], values: dict[str, str],
+                  names_ok: bool) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+    """(names, keywords) as click would parse the command's own arguments; None for anything
+    click must answer (an unknown option, a missing or odd value, names it does not take)."""
+    keywords: dict[str, Any] = dict.fromkeys(flags.values(), False)
+    keywords |= dict.fromkeys(values.values())
     names: list[str] = []
-    for i, arg in enumerate(rest):
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        option, eq, inline = arg.partition("=")
         if arg == "--":
             names += rest[i + 1:]
             break
-        if arg in table:
-            flags[table[arg]] = True
+        if arg in flags:
+            keywords[flags[arg]] = True
+        elif option in values:
+            value = inline if eq else (rest[i + 1] if i + 1 < len(rest) else "")
+            if not value or value.startswith("-"):
+                return None
+            keywords[values[option]] = value
+            i += 0 if eq else 1
         elif arg.startswith("-"):
             return None
         else:
             names.append(arg)
-    if config is None and environ.get(CONFIG_ENV):
-        config = environ[CONFIG_ENV]
-    return _context(AppContext, config, verbose), command, tuple(names), flags
+        i += 1
+    if names and not names_ok:
+        return None
+    return tuple(names), keywords
 
 
 def _context(make: Any, config: str | None, verbose: bool) -> AppContext:
@@ -75,13 +102,14 @@ def _context(make: Any, config: str | None, verbose: bool) -> AppContext:
 
 
 def run(args: list[str], environ: Mapping[str, str]) -> int | None:
-    """Run a plain `status`/`start`; None when click must handle `args`."""
+    """Run a plain `status` / `start` / `models list`; None when click must handle `args`."""
     parsed = parse(args, environ)
     if parsed is None:
         return None
-    app, command, names, flags = parsed
+    app, command, names, keywords = parsed
     import importlib
 
-    module, function, _ = FAST_COMMANDS[command]
-    code = getattr(importlib.import_module(module), function)(app, names, **flags)
+    module, function, _, _, names_ok = FAST_COMMANDS[command]
+    call = getattr(importlib.import_module(module), function)
+    code = call(app, names, **keywords) if names_ok else call(app, **keywords)
     return code if isinstance(code, int) else 0

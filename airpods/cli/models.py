@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from airpods.cli import AppContext
+from airpods.cli.models_view import (
+    existing_dir,
+    model_target,
+    params_text,
+    podman_client,
+    size_text,
+)
 from airpods.cli.params import DAYS
 
 if TYPE_CHECKING:
@@ -18,32 +25,6 @@ if TYPE_CHECKING:
     from airpods.resolved import Resolved
 
 SERVICE_HELP = "The service whose model volume to use (default: the first enabled llama-server)."
-
-
-def _target(app: AppContext, service: str | None) -> tuple[Resolved, str, str, str | None]:
-    """(resolved, service, volume, configured model) for `service`, touching no Podman; the
-    model is None for a router without presets (it serves every GGUF in the volume)."""
-    from airpods.cli.context import resolve
-    from airpods.models.services import pick_service, served_model, serving
-
-    resolved = resolve(app)
-    name = pick_service(resolved, service)
-    spec = resolved.specs[name]
-    volume = serving(spec).volume  # type: ignore[union-attr]  (pick_service checked it)
-    served = served_model(spec)  # none for a router without presets: it serves them all
-    model = served[1] if served is not None and served[0] == volume else None
-    return resolved, name, volume, model
-
-
-def _podman() -> Podman:
-    from airpods.cli.context import connect
-    from airpods.cli.output import make_console
-
-    return connect(make_console())
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 @click.group()
@@ -78,7 +59,7 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
     parsed = parse_ref(ref)  # bad input fails before anything is touched
     if name is not None:
         check_name(name, flat=True)
-    resolved, chosen, volume, _ = _target(app, service)
+    resolved, chosen, volume, _ = model_target(app, service)
     room = budget(resolved.host, on_gpu=resolved.specs[chosen].accelerator != "cpu")
     directory = _ensure_dir(volume)
     try:
@@ -96,18 +77,9 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
 def _ensure_dir(volume: str) -> Path:
     if volume.startswith("/"):
         return Path(volume)  # a bind mount: no Podman needed
-    podman = _podman()
+    podman = podman_client()
     podman.ensure_volume(volume)
     return podman.volume_path(volume)
-
-
-def _existing_dir(podman: Podman | None, volume: str) -> Path | None:
-    """The volume's directory, if it exists; a bind mount's path needs no Podman at all."""
-    from airpods.models.store import volume_dir
-
-    if volume.startswith("/"):
-        return Path(volume) if Path(volume).is_dir() else None
-    return volume_dir(podman or _podman(), volume)
 
 
 @models.command("list")
@@ -116,37 +88,9 @@ def _existing_dir(podman: Podman | None, volume: str) -> Path | None:
 @click.pass_obj
 def list_cmd(app: AppContext, service: str | None, as_json: bool) -> None:
     """List the models in the service's model volume; the configured one is marked."""
-    from airpods.cli.output import echo_json
-    from airpods.models.gguf_meta import escape
-    from airpods.models.services import describe, users
-    from airpods.models.store import list_models
-    from airpods.models.usage import UsageDB
+    from airpods.cli.models_view import show_models
 
-    resolved, _, volume, current = _target(app, service)
-    directory = _existing_dir(None, volume)  # a missing volume is empty, not created
-    found = list_models(directory) if directory is not None else []
-    last = UsageDB().last_used(volume) if found else {}
-    entries = [describe(directory, m.name, m.size, last_used=last.get(m.name),  # type: ignore
-                        used_by=users(resolved, volume, m.name)) for m in found]
-    if as_json:
-        echo_json({"volume": volume, "configured": current, "models": entries})
-        return
-    for e in entries:
-        mark = "*" if e["name"] == current else " "
-        facts = ", ".join(escape(str(x)) for x in (e["architecture"], e["quantization"],
-                                                  _params(e["parameters"])) if x)
-        if e["damaged"]:
-            facts = f"damaged: {e['damaged']}"
-        used = f"last used {e['last_used']}" if e["last_used"] else "never used"
-        click.echo(f"{mark} {escape(e['name'])}  {_gb(e['size'])}  {facts or '-'}  {used}")
-    if not any(e["name"] == current for e in entries):
-        click.echo(f"the configured model {current} is not in volume {volume}", err=True)
-
-
-def _params(n: int | None) -> str:
-    if not n:
-        return ""
-    return f"{n / 1e9:.1f}B params" if n >= 1e8 else f"{n / 1e6:.1f}M params"
+    show_models(app, service, as_json)
 
 
 @models.command("info")
@@ -162,8 +106,8 @@ def info_cmd(app: AppContext, name: str, service: str | None, as_json: bool) -> 
     from airpods.models.usage import UsageDB
 
     check_name(name)
-    resolved, svc, volume, _ = _target(app, service)
-    directory = _existing_dir(None, volume)
+    resolved, svc, volume, _ = model_target(app, service)
+    directory = existing_dir(None, volume)
     if directory is None or not (directory / name).is_file():
         raise _unknown_model(name, volume)
     path = model_path(directory, name)  # a symlink out of the volume is refused, as `rm` does
@@ -198,10 +142,10 @@ def _print_info(entry: dict[str, Any], meta: ModelMeta | None, est: Estimate | N
 
     for key in ("name", "architecture", "quantization", "context_length", "last_used"):
         click.echo(f"{key + ':':<16}{show(entry[key])}")
-    click.echo(f"{'size:':<16}{_gb(entry['size'])}")
+    click.echo(f"{'size:':<16}{size_text(entry['size'])}")
     if entry["damaged"]:
         click.echo(f"{'damaged:':<16}{entry['damaged']}")
-    click.echo(f"{'parameters:':<16}{_params(entry['parameters']) or '-'}")
+    click.echo(f"{'parameters:':<16}{params_text(entry['parameters']) or '-'}")
     if meta is not None:
         click.echo(f"{'layers:':<16}{meta.layers}  heads {meta.heads}, K/V heads "
                    f"{meta.kv_heads}, head dim {meta.head_dim}")
@@ -210,8 +154,9 @@ def _print_info(entry: dict[str, Any], meta: ModelMeta | None, est: Estimate | N
         click.echo(f"{'memory:':<16}- (the header cannot be read)")
         return
     mem = est.memory
-    click.echo(f"{'memory:':<16}{_gb(mem.total_bytes)} = {_gb(mem.weights_bytes)} weights + "
-               f"{_gb(mem.kv_cache_bytes)} K/V cache (f16, ctx {est.ctx}, service {svc})")
+    click.echo(f"{'memory:':<16}{size_text(mem.total_bytes)} = "
+               f"{size_text(mem.weights_bytes)} weights + {size_text(mem.kv_cache_bytes)} "
+               f"K/V cache (f16, ctx {est.ctx}, service {svc})")
     vram = {True: "yes", False: "no", None: "-"}[est.fits.vram]
     click.echo(f"{'fits:':<16}RAM {'yes' if est.fits.ram else 'no'}, VRAM {vram}: "
                f"{est.fits.advice}")
@@ -238,9 +183,9 @@ def rm_cmd(app: AppContext, name: str, service: str | None, yes: bool) -> None:
     from airpods.models.usage import UsageDB
 
     check_name(name)
-    resolved, _, volume, _ = _target(app, service)
-    podman = _podman()
-    directory = _existing_dir(podman, volume)
+    resolved, _, volume, _ = model_target(app, service)
+    podman = podman_client()
+    directory = existing_dir(podman, volume)
     if directory is None or not (directory / name).is_file():
         raise _unknown_model(name, volume)
     running = running_services(resolved, podman)
@@ -252,7 +197,7 @@ def rm_cmd(app: AppContext, name: str, service: str | None, yes: bool) -> None:
                              hint=f"stop it first: airpods stop {serving_it[0]}")
     size = sum((directory / p).stat().st_size for p in parts)
     if not yes:
-        click.confirm(f"Delete {', '.join(parts)} ({_gb(size)}) from volume {volume}?",
+        click.confirm(f"Delete {', '.join(parts)} ({size_text(size)}) from volume {volume}?",
                       abort=True, err=True)
     for part in parts:
         remove_model(directory, part)
@@ -273,7 +218,7 @@ def import_cmd(app: AppContext, file: Path, service: str | None, name: str | Non
     # Bad input fails before anything is touched: the name, then the whole header.
     target = check_name(name if name is not None else file.name, flat=True)
     check_gguf(file)
-    _, _, volume, _ = _target(app, service)
+    _, _, volume, _ = model_target(app, service)
     dest = add_model(file, _ensure_dir(volume), target)
     UsageDB().record("import", [Use(volume, target, "")])
     click.echo(f"added {dest.name} to volume {volume}")
@@ -299,7 +244,7 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     from airpods.models.usage import UsageDB, iso
 
     resolved = resolve(app)
-    podman = _podman()
+    podman = podman_client()
     db = UsageDB()
     found, notes = _cleanup_candidates(resolved, podman, db, days,
                                        running_services(resolved, podman))
@@ -310,9 +255,9 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
         return
     for volume, _, cand in found:
         when = f"last used {iso(cand.last_used)}" if cand.last_used else "never used"
-        click.echo(f"{volume}/{escape(cand.name)}  {_gb(cand.size)}  {when}")
+        click.echo(f"{volume}/{escape(cand.name)}  {size_text(cand.size)}  {when}")
     total = sum(c.size for _, _, c in found)
-    click.echo(f"{len(found)} model(s), {_gb(total)} to reclaim")
+    click.echo(f"{len(found)} model(s), {size_text(total)} to reclaim")
     if not yes and not sys.stdin.isatty():
         click.echo("nothing deleted (pass --yes to delete them)")
         return
@@ -344,7 +289,7 @@ def _cleanup_candidates(
     found: list[tuple[str, Path, Any]] = []
     notes: list[str] = []
     for volume in model_volumes(resolved):
-        directory = _existing_dir(podman, volume)
+        directory = existing_dir(podman, volume)
         if directory is None:
             continue
         models_here = [(m.name, m.size) for m in list_models(directory)]

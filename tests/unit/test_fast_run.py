@@ -16,16 +16,20 @@ from airpods.cli.fast_run import CONFIG_ENV, FAST_COMMANDS, parse
 
 
 def click_parse(args: list[str], environ: dict[str, str]) -> tuple:
-    """(config_path, verbose, command, services, flags) as click's parser gives them."""
+    """(config_path, verbose, command words, services, keywords) as click's parser gives them."""
     # The group's envvar is read from os.environ: the caller sets it to match `environ`.
-    group = cli.make_context("airpods", list(args))
+    ctx = group = cli.make_context("airpods", list(args))
+    words: list[str] = []
+    command = cli
     with warnings.catch_warnings():  # click 8.2+: protected_args moves into args in click 9
         warnings.simplefilter("ignore", DeprecationWarning)
-        name, command, rest = cli.resolve_command(group, group.protected_args + group.args)
-    sub = command.make_context(name, rest, parent=group)
-    params = dict(sub.params)
-    services = params.pop("services")
-    return (group.params["config_path"], group.params["verbose"], name, services, params)
+        while isinstance(command, click.Group):
+            name, command, rest = command.resolve_command(ctx, ctx.protected_args + ctx.args)
+            words.append(name)
+            ctx = command.make_context(name, rest, parent=ctx)
+    params = dict(ctx.params)
+    services = params.pop("services", ())
+    return (group.params["config_path"], group.params["verbose"], tuple(words), services, params)
 
 
 def fast_parse(args: list[str], environ: dict[str, str]) -> tuple | None:
@@ -47,6 +51,9 @@ PLAIN = [
     ["start", "--json", "--json", "a", "b"],
     ["start", "--", "--json"],  # after `--`, a name
     ["--config", "a.toml", "--config", "b.toml", "status"],  # the last one wins
+    ["models", "list"],
+    ["models", "list", "--json", "--service", "llamacpp-2"],
+    ["models", "list", "--service=a", "--service", "b"],  # the last one wins
 ]
 
 
@@ -69,43 +76,57 @@ def test_plain_forms_parse_as_click_parses_them(args: list[str], env_config: str
     [], ["--help"], ["status", "--help"], ["start", "-h"], ["status", "--jsn"],
     ["stop"], ["logs", "llamacpp"], ["--config"], ["--config", "", "status"],
     ["--config=", "status"],
-    ["status", "-"], ["--version", "status"], ["start", "--timeout", "3"], ["models", "list"],
+    ["status", "-"], ["--version", "status"], ["start", "--timeout", "3"], ["models", "pull"],
+    ["models"], ["models", "list", "extra"], ["models", "list", "--service"],
+    ["models", "list", "--service", ""], ["models", "list", "--service=", "--json"],
+    ["models", "list", "--service", "--json"], ["models", "list", "--json=1"],
+    ["models", "info", "x"], ["list", "models"],
 ])
 def test_anything_else_goes_to_click(args: list[str]) -> None:
     assert parse(args, {}) is None
 
 
-@pytest.mark.parametrize("command", sorted(FAST_COMMANDS))
-def test_the_flag_tables_are_the_click_commands_options(command: str) -> None:
-    """A new option on `status`/`start` must be added to the fast table too (or this fails)."""
+@pytest.mark.parametrize("words", sorted(FAST_COMMANDS))
+def test_the_tables_are_the_click_commands_options(words: tuple[str, ...]) -> None:
+    """A new option on a fast command must be added to its table too (or this fails)."""
     from airpods.cli.app import cli as group
 
-    click_command = group.get_command(click.Context(group), command)
-    assert click_command is not None
-    options = {}
-    for param in click_command.params:
+    command: click.Command = group
+    for word in words:
+        found = command.get_command(click.Context(command), word)  # type: ignore[attr-defined]
+        assert found is not None
+        command = found
+    _, _, flags, values, names_ok = FAST_COMMANDS[words]
+    seen_flags, seen_values, arguments = {}, {}, []
+    for param in command.params:
         if isinstance(param, click.Option):
-            assert param.is_flag and not param.secondary_opts, param.name
+            assert not param.secondary_opts and not param.multiple, param.name
+            target = seen_flags if param.is_flag else seen_values
             for opt in param.opts:
-                options[opt] = param.name
+                target[opt] = param.name
         else:
-            assert param.name == "services" and param.nargs == -1
-    assert options == FAST_COMMANDS[command][2]
+            arguments.append((param.name, param.nargs))
+    assert (seen_flags, seen_values) == (flags, values)
+    assert arguments == ([("services", -1)] if names_ok else [])
 
 
-def test_status_runs_without_importing_click(tmp_path: Path) -> None:
-    """Bad input on the fast path still gets its one line and exit 2 (here: an unknown
-    service), and click is never imported."""
+@pytest.mark.parametrize("command", [["status", "no-such-service"],
+                                     ["models", "list", "--service", "no-such-service"]])
+def test_bad_input_on_the_fast_path_is_one_line_without_click(tmp_path: Path,
+                                                              command: list[str]) -> None:
+    """Bad input on the fast path still gets its one line and exit 2 (an unknown service),
+    and click is never imported."""
     config = tmp_path / "c.toml"
     config.write_text("")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_DATA_HOME": str(tmp_path / "data")}
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "airpods", "--config",
-                          str(config), "status", "no-such-service"],
+                          str(config), *command],
                          capture_output=True, text=True, timeout=60, env=env)
     imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()
                 if line.startswith("import time:")}
     errors = [line for line in run.stderr.splitlines() if not line.startswith("import time:")]
     assert run.returncode == 2, run.stderr
-    assert len(errors) == 1 and errors[0].startswith("airpods: unknown service 'no-such-service'")
+    assert len(errors) == 1 and "no-such-service" in errors[0] and errors[0].startswith(
+        "airpods: "), errors
     assert "click" not in imported
