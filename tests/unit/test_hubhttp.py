@@ -192,3 +192,33 @@ def test_tls_refuses_an_untrusted_certificate_and_takes_a_trusted_one(
             assert b"".join(answer.iter_raw()) == BODY
     finally:
         server.shutdown()
+
+
+def test_a_proxy_means_httpx_which_serves_the_same_pull(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a proxy variable set for the hub, the hub's client is httpx (it speaks to proxies);
+    the same HEAD and GET code pulls through it (here forced, with no proxy in the way)."""
+    import httpx
+
+    from airpods.models.hub import Hub
+    from airpods.models.hubhttp import HubClient
+    from airpods.models.pull import pull
+    from airpods.models.transfer import http_client
+    from tests.hf_server import FakeHub, write_gguf_blob
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
+                 "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(Hub(endpoint="https://hub.example", token="").http(), HubClient)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert isinstance(Hub(endpoint="https://hub.example", token="").http(), httpx.Client)
+    monkeypatch.delenv("HTTPS_PROXY")
+
+    source = write_gguf_blob(tmp_path / "src.gguf", 3 << 20)
+    with FakeHub() as fake:
+        fake.add("acme/Tiny-GGUF", "tiny.gguf", source)
+        hub = Hub(endpoint=fake.url, token="")
+        hub._http = http_client()
+        got = pull("acme/Tiny-GGUF/tiny.gguf", tmp_path / "vol", hub=hub)
+    assert got.names == ["tiny.gguf"]
+    assert (tmp_path / "vol" / "tiny.gguf").read_bytes() == source.read_bytes()
