@@ -1,6 +1,6 @@
 """`status`'s "routes": each gateway model and where a request for it goes now.
 
-Kept apart from airpods/cli/status.py (its rows and fast path are another module's concern):
+Kept apart from airpods/cli/status_view.py (its rows and fast path are another module's concern):
 this reads the rows status already has and probes only the local servers it lacks.
 """
 

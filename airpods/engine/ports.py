@@ -8,7 +8,7 @@ process (name and pid, from /proc/net/{tcp,udp}[6] and /proc/*/fd, when readable
 (its conmon's `-n NAME`).
 
 Linux only, no dependencies: /proc is read directly. Used by engine/apply.py (check_ports) and
-cli/lifecycle.py (start); nothing here talks to Podman.
+cli/start_run.py (start); nothing here talks to Podman.
 """
 
 from __future__ import annotations
