@@ -133,10 +133,13 @@ def uses(resolved: Resolved, names: Iterable[str]) -> list[Use]:
 
 def model_size(directory: Path, name: str) -> int:
     """Bytes of a model, all parts of a split GGUF included."""
-    from airpods.models.refs import split_parts
+    parts = [name]
+    if "-of-" in name:  # a split GGUF's name; refs (regexes, dataclasses) only then
+        from airpods.models.refs import split_parts
 
+        parts = split_parts(name)
     total = 0
-    for part in split_parts(name):
+    for part in parts:
         path = directory / part
         total += path.stat().st_size if path.exists() else 0
     return total
