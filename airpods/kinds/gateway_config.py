@@ -7,7 +7,9 @@ Checked against LiteLLM 1.106.12's source:
   (connection refused included); a request with `disable_fallbacks: true` gets none;
 - `model_info.id` names the deployment; the proxy answers with it in `x-litellm-model-id` and
   the backend's URL in `x-litellm-model-api-base`;
-- `litellm_params.input_cost_per_token` / `output_cost_per_token` price a deployment;
+- `litellm_params.input_cost_per_token` / `output_cost_per_token` price a deployment (and are
+  registered into the cost map on every request: main.py `_register_custom_pricing_for_request`);
+  the same keys in `model_info` are registered once, when the router is built;
 - modules named in the config (`airpods_guard.guard`) are loaded from the config's directory.
 """
 
@@ -32,6 +34,10 @@ USAGE_MODULE = "airpods_usage"
 # Local first: no retry of a refused connection (it only adds latency before the fallback),
 # and a failed local server is skipped for `cooldown_time` seconds, then tried again.
 ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "timeout": 600}
+# Local costs nothing. Priced in model_info, which the router registers once at start: a price
+# in litellm_params is registered again on every request, and each registration makes LiteLLM
+# rebuild its whole cost-map index (about 2.7 ms of CPU per request, bench/bench_gateway.py).
+LOCAL_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
 REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
 
@@ -79,10 +85,9 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
             params["api_key"] = f"os.environ/{var}"
         else:
             params["api_key"] = REMOTE_NO_KEY
-        params |= {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
         entries.append({"model_name": model.id, "litellm_params": params, "model_info": {
             "id": f"local:{service}:{model.id}", "airpods_backend": "local",
-            "airpods_service": service, "airpods_private": model.private,
+            "airpods_service": service, "airpods_private": model.private, **LOCAL_PRICE,
         }})
     for remote, spec in svc.remotes.items():
         for name in spec.models:

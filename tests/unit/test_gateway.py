@@ -68,8 +68,11 @@ def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
     assert local["litellm_params"]["api_key"] == "os.environ/AIRPODS_LOCAL_KEY_0"
     assert local["model_info"] | {} == {
         "id": f"local:llamacpp:{LOCAL}", "airpods_backend": "local",
-        "airpods_service": "llamacpp", "airpods_private": False}
-    assert local["litellm_params"]["input_cost_per_token"] == 0
+        "airpods_service": "llamacpp", "airpods_private": False,
+        "input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+    # Local's zero price is in model_info (registered once), never in litellm_params (registered
+    # again on every request, which costs LiteLLM a rebuild of its cost-map index each time).
+    assert not {"input_cost_per_token", "output_cost_per_token"} & set(local["litellm_params"])
     assert remote["model_name"] == "llama3.1:8b"
     assert remote["litellm_params"]["api_key"] == "os.environ/HOMELAB_KEY"
     assert remote["litellm_params"]["input_cost_per_token"] == pytest.approx(1.5e-6)
