@@ -51,6 +51,9 @@ from tests.remote_standin import StandinRemote  # noqa: E402
 ADDED_GOAL_MS = 20.0
 STREAM_GOAL = 0.95
 FALLBACK_GOAL_S = 2.0
+# llama-server and uvicorn close a connection idle for 5 s: a realistic stream on one path
+# takes longer than that, so the client drops its idle connections first (no stale-socket race).
+KEEPALIVE = httpx.Limits(keepalive_expiry=1.0)
 GATEWAY = """
 [services.gateway]
 enabled = true
@@ -118,6 +121,17 @@ def stream_rate(http: httpx.Client, base: str, key: str, bias: dict[str, int],
     if len(times) < 10:
         raise RuntimeError(f"only {len(times)} tokens streamed")
     return (len(times) - 1) / (times[-1] - times[0])
+
+
+def retried_rate(http: httpx.Client, base: str, key: str, bias: dict[str, int],
+                 max_tokens: int, retries: dict[str, int], name: str) -> float:
+    """stream_rate, again once when the server closed the connection before answering
+    (seen with the slower model on a loaded machine); each retry is counted and reported."""
+    try:
+        return stream_rate(http, base, key, bias, max_tokens)
+    except httpx.RemoteProtocolError:
+        retries[name] += 1
+        return stream_rate(http, base, key, bias, max_tokens)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -194,15 +208,18 @@ def sized_config(text: str, st: BenchStack, layers: int, hidden: int) -> str:
 def production_threads(text: str) -> str:
     """The shared bench config pins `threads = 1`; `start` uses the kind's default (the host's
     physical cores): both the direct and the gateway runs go to that one server."""
+    if "\nthreads = 1\n" not in text:
+        raise RuntimeError("the bench config no longer pins threads = 1: update production_threads")
     return text.replace("\nthreads = 1\n", "\n", 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=21, help="tiny-model rounds")
-    parser.add_argument("--real-repeat", type=int, default=11,
+    parser.add_argument("--real-repeat", type=int, default=21,
                         help="rounds with the realistic model (0: skip)")
-    parser.add_argument("--real-tokens", type=int, default=100)
+    parser.add_argument("--real-tokens", type=int, default=50,
+                        help="tokens per realistic stream (short: a pair runs close in time)")
     parser.add_argument("--fallback-repeat", type=int, default=5)
     parser.add_argument("--bare", action="store_true",
                         help="LiteLLM without airpods' guard module (auth, private lane): to "
@@ -224,7 +241,7 @@ def main() -> None:
         urls = {"http://llamacpp:8080/v1": f"{direct}/v1"}
         with run_gateway(spec, st.penv.base / "gateway", urls,
                          edit=bare if args.bare else None) as gw, \
-                httpx.Client(timeout=120, trust_env=False) as http:
+                httpx.Client(timeout=120, trust_env=False, limits=KEEPALIVE) as http:
             gkey = gw.master_key
             paths = {"direct": (direct, lkey), "gateway": (gw.url, gkey)}
             pids = {"gateway": gw.proc.pid, "server": server_pid(st)}
@@ -250,6 +267,7 @@ def main() -> None:
                     for proc, spent in meter.spent.items():
                         cpu[name][proc] += spent
             real: dict[str, list[float]] = {"direct": [], "gateway": []}
+            retries: dict[str, int] = {"direct": 0, "gateway": 0}
             paired: list[float] = []
             real_threads = threads
             if args.real_repeat:
@@ -261,7 +279,8 @@ def main() -> None:
                     stream_rate(http, base, key, bias, args.real_tokens)
                 for i in range(args.real_repeat):
                     order = list(paths.items()) if i % 2 == 0 else list(paths.items())[::-1]
-                    got = {name: stream_rate(http, base, key, bias, args.real_tokens)
+                    got = {name: retried_rate(http, base, key, bias, args.real_tokens, retries,
+                                              name)
                            for name, (base, key) in order}
                     for name, value in got.items():
                         real[name].append(value)
@@ -278,8 +297,19 @@ def main() -> None:
                 st.airpods("start", "llamacpp")
             if remote.count < args.fallback_repeat:
                 raise RuntimeError(f"the stand-in saw {remote.count} requests")
+            if any(retries.values()):
+                print(f"  realistic streams retried after a closed connection: {retries}")
             report(args, plain, rates, cpu, real, paired, fallback,
                    {"tiny": threads, "real": real_threads})
+
+
+def real_verdict(paired: list[float]) -> str:
+    """PASS/MISS, or NOISY when the middle half of the paired ratios is wider than the goal's
+    own margin (other work on the machine swings llama-server's rate more than the gateway)."""
+    q = statistics.quantiles(paired, n=4)
+    if q[2] - q[0] > 2 * (1 - STREAM_GOAL):
+        return "NOISY"
+    return "PASS" if statistics.median(paired) >= STREAM_GOAL else "MISS"
 
 
 def _threads(command: list[str]) -> str:
@@ -315,17 +345,18 @@ def report(args, plain, rates, cpu, real, paired, fallback, commands) -> None:  
               f"{_threads(commands['real'])}), {args.real_tokens} tokens: direct "
               f"{spread(real['direct'], '{:.1f}')} tok/s; gateway "
               f"{spread(real['gateway'], '{:.1f}')} tok/s")
+        best = {k: statistics.quantiles(v, n=10)[-1] for k, v in real.items()}
         print(f"    paired ratio gateway/direct: {spread(paired, '{:.3f}')}; ratio of medians "
-              f"x{rmed['gateway'] / rmed['direct']:.3f}; the relay needs "
+              f"x{rmed['gateway'] / rmed['direct']:.3f}; of the 90th percentiles (the quiet "
+              f"moments) x{best['gateway'] / best['direct']:.3f}; the relay needs "
               f"{rmed['direct'] * gw_us / 1e4:.1f}% of one core at the direct rate")
     print(f"  local killed -> fallback answer: {spread(fallback, '{:.2f}')} s")
     print(f"  {'PASS' if added <= ADDED_GOAL_MS else 'MISS'}  added latency: {added:.1f} ms "
           f"(goal <= {ADDED_GOAL_MS:.0f} ms)")
     if paired:
         real_ratio = statistics.median(paired)
-        print(f"  {'PASS' if real_ratio >= STREAM_GOAL else 'MISS'}  streaming tokens/s, "
-              f"{args.layers}x{args.hidden} model: x{real_ratio:.3f} of direct (goal >= "
-              f"{STREAM_GOAL})")
+        print(f"  {real_verdict(paired)}  streaming tokens/s, {args.layers}x{args.hidden} model: "
+              f"x{real_ratio:.3f} of direct, median of paired ratios (goal >= {STREAM_GOAL})")
     print(f"  {'PASS' if ratio >= STREAM_GOAL else 'MISS'}  streaming tokens/s, tiny model "
           f"(relay ceiling): x{ratio:.3f} of direct (goal >= {STREAM_GOAL})")
     print(f"  {'PASS' if fb <= FALLBACK_GOAL_S else 'MISS'}  local down -> fallback answer: "

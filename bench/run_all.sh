@@ -30,7 +30,7 @@ for name in bench_cli_startup bench_start_ready bench_start_running bench_status
   printf '(%s took %ds)\n' "$name" "$((SECONDS - t0))"
 done
 printf '\n######## summary (all done in %ds)\n' "$((SECONDS - start))"
-grep -E '^ +(PASS|MISS) ' "$log" || echo "  (no goal verdicts printed)"
+grep -E '^ +(PASS|MISS|NOISY) ' "$log" || echo "  (no goal verdicts printed)"
 if ((${#failed[@]})); then
   printf 'FAILED: %s\n' "${failed[*]}" >&2
   exit 1
