@@ -165,3 +165,24 @@ def test_cpu_flag_overrides_a_gpu(fake_host, monkeypatch, tmp_path) -> None:
     svc = dry_run_on(root, bin_dir, monkeypatch, tmp_path, "--cpu")
     assert svc["image"] == "ghcr.io/ggml-org/llama.cpp:server-b11206" and svc["devices"] == []
     assert svc["command"][svc["command"].index("--threads") + 1] == "3"  # physical cores
+
+
+def test_gateway_dry_run_shows_its_config_and_names_its_shipped_code(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """The gateway's config.yaml is printed in full; the Python hooks airpods ships are one line
+    each (size and sha256) in the text, and whole in --json."""
+    config = tmp_path / "gw.toml"
+    config.write_text('[services.gateway]\nenabled = true\n[services.gateway.remotes.r]\n'
+                      'base_url = "http://192.0.2.1/v1"\nmodels = ["big"]\n')
+    text = run_cli(["--config", str(config), "start", "gateway", "--dry-run"], env)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    modules = [line for line in lines if ".py (read-only" in line]
+    assert len(modules) == 2 and all("lines of Python, sha256" in line for line in modules)
+    assert not any(line.strip().startswith("def ") for line in lines)  # no source printed
+    assert any("\"model_list\"" in line for line in lines)  # config.yaml itself is shown
+    data = json.loads(run_cli(["--config", str(config), "start", "gateway", "--dry-run",
+                               "--json"], env).stdout)
+    [spec] = data["services"]
+    sources = [f["content"] for f in spec["files"] if f["target"].endswith(".py")]
+    assert len(sources) == 2 and all("def " in source for source in sources)
