@@ -108,11 +108,15 @@ def pick_service(resolved: Resolved, service: str | None) -> str:
 
 
 def users(
-    resolved: Resolved, volume: str, model: str, among: Iterable[str] | None = None
+    resolved: Resolved, volume: str, model: str, among: Iterable[str] | None = None,
+    servings: dict[str, Serving | None] | None = None,
 ) -> list[str]:
-    """Services (`among`, default: every configured one) serving this model from this volume."""
+    """Services (`among`, default: every configured one) serving this model from this volume.
+    `servings`: each service's `serving`, worked out once for a list of many models."""
     names = list(resolved.services) if among is None else list(among)
-    return [n for n in names if (s := serving(resolved.specs[n])) and s.serves(volume, model)]
+    if servings is None:
+        servings = {n: serving(resolved.specs[n]) for n in names}
+    return [n for n in names if (s := servings[n]) and s.serves(volume, model)]
 
 
 def running_services(resolved: Resolved, podman: Podman) -> list[str]:
