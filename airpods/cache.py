@@ -161,8 +161,10 @@ def _private_dir(directory: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
-def _read_entry(path: Path) -> bytes | None:
-    """The entry's bytes if it is a regular file we own, 0600 or stricter, and not too big."""
+def read_private(path: Path) -> bytes | None:
+    """The file's bytes if it is a regular file we own, 0600 or stricter, in a 0700 directory
+    we own, and not too big; else None (a link, a FIFO, another user's file: never followed,
+    never waited on)."""
     if not _private_dir(path.parent):
         return None
     try:
@@ -179,7 +181,7 @@ def _read_entry(path: Path) -> bytes | None:
 
 def lookup(path: Path, secrets: SecretStore, key: bytes) -> Resolved | None:
     """The cached services at `path` if the entry is sound and still valid, else None."""
-    data = _read_entry(path)
+    data = read_private(path)
     if data is None:
         return None
     try:
@@ -248,8 +250,6 @@ def store(
     key: bytes,
 ) -> None:
     """Write the entry atomically, 0600 in a 0700 directory; a failure only costs the cache."""
-    import tempfile
-
     try:
         secret_digests = []
         for (service, var), value in used.items():
@@ -266,23 +266,32 @@ def store(
             sort_keys=True,
         )
         text = json.dumps({"mac": _mac(key, body), "body": body})
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        st = directory.lstat()
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            return  # a link or someone else's directory: write nothing there
-        os.chmod(directory, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")  # 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, directory / f"{cache_key_hex}.json")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        prune(directory)
+        if write_private(directory, f"{cache_key_hex}.json", text):
+            prune(directory)
     except (OSError, AirpodsError):
         pass  # a failure only costs the cache; the secret's own problem is reported elsewhere
+
+
+def write_private(directory: Path, name: str, text: str) -> bool:
+    """Write `directory/name` atomically, 0600 in a 0700 directory we own; False (nothing
+    written) when the directory is a link or someone else's. OSError for a failed write."""
+    import tempfile
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = directory.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        return False
+    os.chmod(directory, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, directory / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return True
 
 
 def prune(directory: Path, keep: int = KEEP_ENTRIES) -> None:

@@ -53,6 +53,7 @@ def show_models(app: AppContext, service: str | None, as_json: bool) -> None:
     """List the models in the service's model volume; the configured one is marked."""
     from airpods.cli.output import echo_json
     from airpods.models.gguf_meta import escape
+    from airpods.models.meta_cache import MetaCache
     from airpods.models.services import describe, serving, users
     from airpods.models.store import list_models
     from airpods.models.usage import UsageDB
@@ -62,9 +63,12 @@ def show_models(app: AppContext, service: str | None, as_json: bool) -> None:
     found = list_models(directory) if directory is not None else []
     last = UsageDB().last_used(volume) if found else {}
     servings = {n: serving(resolved.specs[n]) for n in resolved.services}
+    headers = MetaCache()
     entries = [describe(directory, m.name, m.size, last_used=last.get(m.name),  # type: ignore
-                        used_by=users(resolved, volume, m.name, servings=servings))
+                        used_by=users(resolved, volume, m.name, servings=servings),
+                        meta_cache=headers)
                for m in found]
+    headers.save()
     if as_json:
         echo_json({"volume": volume, "configured": current, "models": entries})
         return

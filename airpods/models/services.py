@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airpods.host import HostFacts
     from airpods.models.fit import Fit, MemoryEstimate
     from airpods.models.gguf_meta import ModelMeta
+    from airpods.models.meta_cache import MetaCache
     from airpods.models.usage import Use
     from airpods.resolved import Resolved
     from airpods.spec import ContainerSpec
@@ -215,11 +216,12 @@ def status_memory(spec: ContainerSpec, podman: Podman, host: HostFacts,
 
 
 def describe(directory: Path, name: str, size: int, *, last_used: float | None,
-             used_by: list[str]) -> dict[str, Any]:
-    """One `models list` entry (the JSON contract)."""
+             used_by: list[str], meta_cache: MetaCache | None = None) -> dict[str, Any]:
+    """One `models list` entry (the JSON contract); `meta_cache` remembers headers read."""
+    from airpods.models.meta_cache import cached_meta
     from airpods.models.usage import iso
 
-    meta, damaged = read_meta_or_why(directory / name)
+    meta, damaged = cached_meta(directory / name, meta_cache, read_meta_or_why)
     return {
         "name": name,
         "size": size,
