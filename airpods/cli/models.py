@@ -14,9 +14,9 @@ from airpods.cli.models_view import (
     model_target,
     params_text,
     podman_client,
-    size_text,
 )
 from airpods.cli.params import DAYS
+from airpods.models.store import size_text
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman

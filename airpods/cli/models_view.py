@@ -36,10 +36,6 @@ def podman_client() -> Podman:
     return connect(make_console())
 
 
-def size_text(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
 def existing_dir(podman: Podman | None, volume: str) -> Path | None:
     """The volume's directory, if it exists; a bind mount's path needs no Podman at all."""
     from airpods.models.store import volume_dir
@@ -55,7 +51,7 @@ def show_models(app: AppContext, service: str | None, as_json: bool) -> None:
     from airpods.models.gguf_meta import escape
     from airpods.models.meta_cache import MetaCache
     from airpods.models.services import describe, serving, users
-    from airpods.models.store import list_models
+    from airpods.models.store import list_models, size_text
     from airpods.models.usage import UsageDB
 
     resolved, _, volume, current = model_target(app, service)

@@ -6,9 +6,7 @@ import sys
 import time
 from typing import Any
 
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+from airpods.models.store import size_text
 
 
 def _err(text: str) -> None:
@@ -39,7 +37,7 @@ class PullProgress:
         self.end()
         self.name, self.total, self.done, self.base = name, total, done, done
         self.t0 = self.last = time.monotonic()
-        resumed = f" (resuming at {_gb(done)})" if done else ""
+        resumed = f" (resuming at {size_text(done)})" if done else ""
         if self.tty:
             from rich.progress import (
                 BarColumn,
@@ -56,7 +54,7 @@ class PullProgress:
             self._bar.start()
             self._task = self._bar.add_task(name + resumed, total=total, completed=done)
         else:
-            _err(f"pulling {name}: {_gb(total)}{resumed}")
+            _err(f"pulling {name}: {size_text(total)}{resumed}")
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -73,7 +71,7 @@ class PullProgress:
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         pct = 100 * self.done / self.total if self.total else 100
         eta_s = f"{eta:.0f}s" if eta != float("inf") else "?"
-        return (f"  {self.name}: {_gb(self.done)} of {_gb(self.total)} ({pct:.0f}%), "
+        return (f"  {self.name}: {size_text(self.done)} of {size_text(self.total)} ({pct:.0f}%), "
                 f"{rate / 1e6:.1f} MB/s, ETA {eta_s}")
 
     def note(self, text: str) -> None:

@@ -193,14 +193,13 @@ def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
     Asks Podman only when its socket already answers: a dry run starts nothing.
     """
     from airpods.models.services import (
-        _gb,
         answering_podman,
         estimate_for,
         model_size,
         read_meta_or_none,
         served_model,
     )
-    from airpods.models.store import volume_dir
+    from airpods.models.store import size_text, volume_dir
 
     served = [(s, vm) for s in specs if (vm := served_model(s)) is not None]
     if not served:
@@ -222,7 +221,8 @@ def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
             continue
         est = estimate_for(spec, resolved.host, meta, model_size(directory, name))
         mem = est.memory
-        lines.append(f"model:    {spec.service}: {name}: {_gb(mem.total_bytes)} = "
-                     f"{_gb(mem.weights_bytes)} weights + {_gb(mem.kv_cache_bytes)} K/V cache "
-                     f"at ctx {est.ctx}; {est.fits.advice}")
+        lines.append(f"model:    {spec.service}: {name}: {size_text(mem.total_bytes)} = "
+                     f"{size_text(mem.weights_bytes)} weights + "
+                     f"{size_text(mem.kv_cache_bytes)} K/V cache at ctx {est.ctx}; "
+                     f"{est.fits.advice}")
     return lines

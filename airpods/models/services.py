@@ -290,10 +290,6 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
     return found
 
 
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
 def answering_podman() -> Podman | None:
     """The Podman adapter when an API socket already answers, else None (a dry run starts no
     service just to look at the model files)."""

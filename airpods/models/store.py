@@ -139,7 +139,7 @@ def check_space(root: Path, needed: int, what: str) -> None:
     free = free_bytes(root)
     if needed > free:
         raise AirpodsError(
-            f"not enough disk space for {what}: needs {_size(needed)}, {_size(free)} free "
+            f"not enough disk space for {what}: needs {size_text(needed)}, {size_text(free)} free "
             f"in {root}",
             hint="free some space (`airpods models cleanup` lists unused models) and retry",
         )
@@ -152,7 +152,8 @@ def disk_full(what: str, root: Path) -> AirpodsError:
     )
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """A byte count as people read it: "4.92 GB", "315.6 MB"."""
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
