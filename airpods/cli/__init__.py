@@ -112,21 +112,22 @@ def _guarded(call: Any, args: list[str]) -> int | None:
         if isinstance(exc, AirpodsError):
             tail = getattr(exc, "log_tail", "")
             if tail:
-                _say("--- last log lines ---")
-                _say(_masked(tail))
-                _say("---")
-            _say(_masked(f"airpods: {exc.one_line()}"))
+                say("--- last log lines ---")
+                say(_masked(tail))
+                say("---")
+            say(_masked(f"airpods: {exc.one_line()}"))
             return exc.exit_code
         if any(a in ("-v", "--verbose") for a in args):
             raise  # a bug or an unexpected refusal: the traceback on -v
-        _say(_masked(f"airpods: {_describe(exc)} (run with -v for details)"))
+        say(_masked(f"airpods: {_describe(exc)} (run with -v for details)"))
         return 1
     except KeyboardInterrupt:
-        _say("interrupted")
+        say("interrupted")
         return 130
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
+    """One line on stderr, flushed: for code that runs with or without click."""
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
 

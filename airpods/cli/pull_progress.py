@@ -6,13 +6,8 @@ import sys
 import time
 from typing import Any
 
+from airpods.cli import say  # not click.echo: `start` runs without click (cli/fast_run.py)
 from airpods.models.store import size_text
-
-
-def _err(text: str) -> None:
-    # Not click.echo: `start` runs without click (airpods/cli/fast_run.py).
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
 
 
 def _console() -> Any:
@@ -54,7 +49,7 @@ class PullProgress:
             self._bar.start()
             self._task = self._bar.add_task(name + resumed, total=total, completed=done)
         else:
-            _err(f"pulling {name}: {size_text(total)}{resumed}")
+            say(f"pulling {name}: {size_text(total)}{resumed}")
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -64,7 +59,7 @@ class PullProgress:
         now = time.monotonic()
         if now - self.last >= self.PLAIN_EVERY_S:
             self.last = now
-            _err(self._line(now))
+            say(self._line(now))
 
     def _line(self, now: float) -> str:
         rate = (self.done - self.base) / max(now - self.t0, 1e-6)
@@ -78,12 +73,12 @@ class PullProgress:
         if self._bar is not None:
             self._bar.console.print(f"[yellow]note:[/yellow] {text}")
         else:
-            _err(f"note: {text}")
+            say(f"note: {text}")
 
     def end(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
         elif self.name and self.total:
-            _err(self._line(time.monotonic()))
+            say(self._line(time.monotonic()))
         self.name = ""

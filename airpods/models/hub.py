@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from airpods.errors import AirpodsError, UsageError
+from airpods.models.hubhttp import MAX_REDIRECTS
 from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
 from airpods.models.retry import is_transient, retrying
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-MAX_REDIRECTS = 10
 
 
 def resolve_url(endpoint: str, repo: str, path: str, revision: str) -> str:
