@@ -50,6 +50,7 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
     HF_ENDPOINT selects a mirror, HF_TOKEN a token.
     """
     from airpods.cli.pull_progress import PullProgress
+    from airpods.models.hub import endpoint_from_env
     from airpods.models.pull import pull
     from airpods.models.refs import parse_ref
     from airpods.models.store import check_name
@@ -57,6 +58,7 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
     from airpods.models.usage import UsageDB, Use
 
     parsed = parse_ref(ref)  # bad input fails before anything is touched
+    endpoint_from_env()  # a bad HF_ENDPOINT too
     if name is not None:
         check_name(name, flat=True)
     resolved, chosen, volume, _ = model_target(app, service)

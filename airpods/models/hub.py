@@ -38,8 +38,25 @@ class HubAnswer(Exception):
 
 
 def endpoint_from_env(environ: dict[str, str] | None = None) -> str:
+    """HF_ENDPOINT (or the hub), checked: an http(s) URL with a host and a valid port."""
     env = os.environ if environ is None else environ
-    return (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    endpoint = (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    check_endpoint(endpoint)
+    return endpoint
+
+
+def check_endpoint(endpoint: str) -> None:
+    """UsageError naming HF_ENDPOINT unless `endpoint` is an http:// or https:// URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise UsageError(f"HF_ENDPOINT {endpoint!r} is not an http:// or https:// URL",
+                         hint="set it to a hub or mirror, e.g. https://huggingface.co, or unset it")
 
 
 def token_from_env(environ: dict[str, str] | None = None) -> str | None:
@@ -162,6 +179,7 @@ class Hub:
 
     def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
         self.endpoint = (endpoint or endpoint_from_env()).rstrip("/")
+        check_endpoint(self.endpoint)
         self.token = _token() if token is None else token
         self.reached = False
         self._http: Any = None

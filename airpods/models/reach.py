@@ -31,11 +31,12 @@ def target(endpoint: str, environ: dict[str, str] | None = None) -> tuple[str, i
     parts = urlsplit(endpoint)
     scheme = parts.scheme or "https"
     host = parts.hostname or ""
+    direct = host, parts.port or (443 if scheme == "https" else 80), endpoint
     env = os.environ if environ is None else environ
     proxies = {k[:-len("_proxy")].lower(): v for k, v in env.items()
                if k.lower().endswith("_proxy") and v}
     if not proxies and (environ is not None or sys.platform.startswith("linux")):
-        return host, parts.port or (443 if scheme == "https" else 80), endpoint
+        return direct
     import urllib.request  # (with http.client and email): only when a proxy may apply
 
     if environ is None:
@@ -44,8 +45,7 @@ def target(endpoint: str, environ: dict[str, str] | None = None) -> tuple[str, i
     if proxy and host and not urllib.request.proxy_bypass(host):
         p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         return p.hostname or "", p.port or (443 if p.scheme == "https" else 80), f"proxy {proxy}"
-    port = parts.port or (443 if scheme == "https" else 80)
-    return host, port, endpoint
+    return direct
 
 
 def _resolve(host: str, port: int, timeout: float) -> list[tuple]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from airpods.errors import UsageError
 from airpods.models import hub
 
 CASES = [
@@ -106,3 +107,26 @@ def test_hub_answers_read_as_huggingface_hub_reads_them(status: int, code: str, 
     headers = {k: v for k, v in (("X-Error-Code", code), ("X-Error-Message", message)) if v}
     answer = hub.HubAnswer(httpx.Response(status, headers=headers))
     assert expected in hub._hub_error(answer, "o/r/x.gguf", "http://h").one_line()
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:99999", "ftp://mirror.example/",
+                                      "http://:8080", "huggingface.co", "http://h:port"])
+def test_a_bad_hf_endpoint_is_one_line_before_anything_is_touched(
+        tmp_path: Path, endpoint: str) -> None:
+    volume = tmp_path / "models"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[services.llamacpp.volumes.models]\nsource = "{volume}"\n'
+                      'target = "/models"\nmode = "ro"\n')
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_ENDPOINT": endpoint,
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "AIRPODS_ACCELERATOR": "cpu"}
+    run = subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), "models",
+                          "pull", "acme/Tiny-GGUF/tiny.gguf"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        f"airpods: HF_ENDPOINT {endpoint.rstrip('/')!r} is not an http:// or https:// URL "
+        "(set it to a hub or mirror, e.g. https://huggingface.co, or unset it)"]
+    assert not volume.exists()
+    with pytest.raises(UsageError, match="HF_ENDPOINT"):
+        hub.Hub(endpoint=endpoint, token="")
