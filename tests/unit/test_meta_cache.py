@@ -23,6 +23,22 @@ def models(tmp_path: Path) -> Path:
     return directory
 
 
+def saved(models: Path, cache_file: Path) -> Path:
+    """`cache_file` as a listing of `models/a.gguf` leaves it."""
+    cache = MetaCache(cache_file)
+    cached_meta(models / "a.gguf", cache, read_meta_or_why)
+    cache.save()
+    return cache_file
+
+
+def read_again(models: Path, cache_file: Path) -> int:
+    """How many headers a listing of `models/a.gguf` reads with `cache_file` (checking it got
+    the model's facts)."""
+    calls: list[Path] = []
+    assert cached_meta(models / "a.gguf", MetaCache(cache_file), counting(calls))[0] is not None
+    return len(calls)
+
+
 def counting(calls: list[Path]):
     def read(path: Path):
         calls.append(path)
@@ -67,30 +83,21 @@ def test_a_bad_cache_file_is_a_miss(models: Path, tmp_path: Path, content: bytes
     cache_file.parent.mkdir(mode=0o700)
     cache_file.write_bytes(content)
     cache_file.chmod(0o600)
-    calls: list[Path] = []
-    assert cached_meta(models / "a.gguf", MetaCache(cache_file), counting(calls))[0] is not None
-    assert len(calls) == 1
+    assert read_again(models, cache_file) == 1
 
 
 def test_a_forged_entry_of_the_wrong_shape_is_read_again(models: Path, tmp_path: Path) -> None:
-    cache_file = tmp_path / "c" / "meta.json"
-    cache = MetaCache(cache_file)
-    cached_meta(models / "a.gguf", cache, read_meta_or_why)
-    cache.save()
+    cache_file = saved(models, tmp_path / "c" / "meta.json")
+    assert read_again(models, cache_file) == 0
     data = json.loads(cache_file.read_text())
     for entry in data["entries"].values():
         entry["meta"] = {"architecture": ["not", "a", "str"]}  # fields missing
     cache_file.write_text(json.dumps(data))
-    calls: list[Path] = []
-    assert cached_meta(models / "a.gguf", MetaCache(cache_file), counting(calls))[0] is not None
-    assert len(calls) == 1
+    assert read_again(models, cache_file) == 1
 
 
 def test_links_fifos_and_open_modes_are_not_trusted(models: Path, tmp_path: Path) -> None:
-    cache_file = tmp_path / "c" / "meta.json"
-    cache = MetaCache(cache_file)
-    cached_meta(models / "a.gguf", cache, read_meta_or_why)
-    cache.save()
+    cache_file = saved(models, tmp_path / "c" / "meta.json")
     cache_file.chmod(0o644)  # readable by others: not airpods' file as it writes it
     assert MetaCache(cache_file).entries == {}
     cache_file.unlink()
