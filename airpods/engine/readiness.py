@@ -42,11 +42,8 @@ from airpods.engine.probes import (  # noqa: E402,F401 (readiness.X names)
     UNHEALTHY,
     UNKNOWN,
     State,
-    _for_status,
     _probe,
     new_client,
-    probe_many,
-    probe_once,
 )
 from airpods.kinds import ModelCheck
 from airpods.localhttp import Client

@@ -86,4 +86,3 @@ def stripped(value: Any) -> Any:
     if isinstance(value, list):
         return [stripped(v) for v in value if v is not None]
     return value
-

@@ -12,12 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from airpods.engine import readiness
+from airpods.engine.probes import probe_many, probe_once
 from airpods.engine.readiness import (
     ContainerState,
     ReadinessEvent,
     next_poll_interval,
-    probe_many,
-    probe_once,
     wait_ready,
 )
 from airpods.kinds.llama_server import expected_model_ids
