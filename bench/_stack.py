@@ -29,7 +29,7 @@ if str(REPO_ROOT) not in sys.path:
 from tests.sandbox import (  # noqa: E402
     PodmanEnv,
     build_llama_image,
-    free_port,
+    free_ports,
     isolated_podman,
     write_tiny_model,
 )
@@ -140,11 +140,10 @@ def bench_stack(extra_llama: int = 0) -> Iterator[BenchStack]:
         image = build_llama_image(penv)
         work = penv.base / "bench"
         model = write_tiny_model(work / "models")
-        ports = {"llamacpp": free_port()}
+        names = ["llamacpp", *(f"llamacpp-{i}" for i in range(2, extra_llama + 2))]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         text = llama_config(image, ports["llamacpp"], VOLUME, network=NETWORK)
-        for i in range(2, extra_llama + 2):
-            name = f"llamacpp-{i}"
-            ports[name] = free_port()
+        for i, name in enumerate(names[1:], start=2):
             text += EXTRA_LLAMA.format(name=name, image=image, port=ports[name], volume=VOLUME,
                                        alias=f"{MODEL_ALIAS}-{i}")
         config = work / "config.toml"

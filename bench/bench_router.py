@@ -34,8 +34,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import BenchStack, bench_stack, free_port  # noqa: E402
+from _stack import BenchStack, bench_stack  # noqa: E402
 from _timing import report  # noqa: E402
+
+from tests.sandbox import free_port  # noqa: E402
 
 FLOOR = "floor: chat to a loaded model -> 1st token"
 SINGLE = "single: airpods start -> 1st token"

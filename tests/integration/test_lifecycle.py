@@ -20,11 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.sandbox import free_ports
 
 
 @dataclass
@@ -103,7 +99,7 @@ enabled = false
 def stack(podman_env, llama_image, tiny_model, tmp_path) -> Stack:
     volume = f"airpods_it_models_{tmp_path.name[-8:].replace('-', '_')}"
     config = tmp_path / "config.toml"
-    port, emb_port = free_port(), free_port()
+    port, emb_port = free_ports(2)
     network = f"airpods-it-{podman_env.subnet.split('.')[1]}"
     config.write_text(USER_CONFIG.format(image=llama_image, port=port, emb_port=emb_port,
                                          network=network,
