@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_lifecycle import Stack, free_port
+from tests.integration.test_lifecycle import Stack
+from tests.sandbox import free_port
 
 CONFIG = """\
 [runtime]
