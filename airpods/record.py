@@ -61,7 +61,7 @@ def _init_for(cls: type) -> Any:
         if len(args) > len(names):
             raise TypeError(f"{title} takes {len(names) + 1} positional arguments"
                             f" but {len(args) + 1} were given")
-        given = dict(zip(names, args))
+        given = dict(zip(names, args, strict=False))  # fewer args than names: the rest by keyword
         for key, value in kwargs.items():
             if key not in known:
                 raise TypeError(f"{title} got an unexpected keyword argument {key!r}")
