@@ -32,7 +32,6 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +44,7 @@ from airpods.config.paths import (
     user_catalogue_path,
 )
 from airpods.errors import AirpodsError
+from airpods.record import replace
 from airpods.resolved import Resolved, from_dict, to_dict
 from airpods.spec import ContainerSpec
 

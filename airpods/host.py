@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, field, replace
 from pathlib import Path
 from typing import Any
 
 from airpods import gpu
 from airpods.gpu import GpuInfo
-from airpods.record import record
+from airpods.record import asdict, field, record, replace
 
 __all__ = ["GpuInfo", "HostFacts", "detect_host"]
 

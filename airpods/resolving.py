@@ -9,11 +9,11 @@ configuration is loaded, validated and rendered, and the result stored for the n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.config.paths import user_config_path
+from airpods.record import replace
 from airpods.resolved import Resolved, ServiceEntry, Settings
 
 if TYPE_CHECKING:

@@ -1,27 +1,28 @@
-"""Dataclasses <-> plain JSON values, driven by `dataclasses.fields` and the field types.
+"""Records <-> plain JSON values, driven by `airpods.record.fields` and the field types.
 
-One serializer for every plain-data class (ContainerSpec and its parts, HostFacts, the resolved
+One serializer for every record (ContainerSpec and its parts, HostFacts, the resolved
 settings): a new field is written and read back with no code here. Decoding is strict where it
 matters for untrusted input: every field must be present (a KeyError otherwise); values are
 taken as they are, shaped by the declared type (tuples, frozensets, dicts, Paths, nested
-dataclasses, `X | None`).
+records, `X | None`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
+from airpods.record import fields, is_record
+
 _HINTS: dict[type, dict[str, Any]] = {}
 
 
 def to_plain(value: Any) -> Any:
-    """Dataclasses → dicts, tuples → lists, frozensets → sorted lists, Paths → str."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    """Records → dicts, tuples → lists, frozensets → sorted lists, Paths → str."""
+    if is_record(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, list | tuple):
         return [to_plain(item) for item in value]
     if isinstance(value, frozenset | set):
@@ -35,11 +36,11 @@ def to_plain(value: Any) -> Any:
 
 def from_plain(kind: Any, data: Any) -> Any:
     """The value of type `kind` that `to_plain` wrote as `data`."""
-    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and is_record(kind):
         hints = _hints(kind)
         return kind(**{
             f.name: from_plain(hints[f.name], data[f.name])
-            for f in dataclasses.fields(kind)
+            for f in fields(kind)
             if f.init
         })
     origin, args = typing.get_origin(kind), typing.get_args(kind)

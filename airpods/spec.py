@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import Field, asdict, field, fields, replace
 from functools import cache
 from typing import Any
 
-from airpods.record import record
+from airpods.record import Field, asdict, field, fields, record, replace
 
 LABEL_MANAGED = "io.airpods.managed"
 LABEL_SERVICE = "io.airpods.service"

@@ -14,13 +14,13 @@ import resource
 import shutil
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from airpods.cli import AppContext
+from airpods.record import asdict
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman

@@ -80,11 +80,10 @@ def _find(models: list[RouterModel], model_id: str, service: str) -> RouterModel
 @click.pass_obj
 def load_cmd(app: AppContext, model_id: str, service: str | None, timeout: float | None) -> None:
     """Load model ID in a router service and wait until it has loaded (or failed)."""
-    from dataclasses import replace
-
     from airpods import kinds
     from airpods.engine.readiness import ContainerState, wait_ready
     from airpods.errors import ServiceFailed
+    from airpods.record import replace
 
     spec, router = _router(app, service)
     podman = _running(spec)

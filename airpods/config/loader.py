@@ -28,7 +28,6 @@ import copy
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,7 @@ from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts
-from airpods.record import record
+from airpods.record import field, record
 from airpods.secrets import SecretStore
 
 

@@ -6,7 +6,6 @@ asks the same libpod endpoint podman-py asked, so the answers are the same JSON.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from airpods.engine.libpod import Libpod, maps_lost_connection, quote
 from airpods.engine.podman_socket import lost_connection_error
 from airpods.errors import PodmanError
+from airpods.record import replace
 from airpods.spec import LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, Actual
 
 
@@ -76,7 +76,7 @@ class PodmanReads:
             if actual is None:
                 continue
             if attrs.get("IsInfra"):  # a pod's infra container carries the pod's labels
-                pods[actual.service] = dataclasses.replace(actual, container="")
+                pods[actual.service] = replace(actual, container="")
             else:
                 found[actual.service] = actual
         return {**pods, **found} if bare_pods else found

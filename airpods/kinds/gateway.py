@@ -20,7 +20,6 @@ Rendering (config.yaml and checks) is in airpods/kinds/gateway_config.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Backend, Kind, Reader, instance_defaults, service_url
@@ -38,6 +37,7 @@ from airpods.kinds.gateway_names import (  # noqa: F401 (gateway.X is their publ
     USAGE_DIR,
     WEBUI_CLIENT,
 )
+from airpods.record import replace
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Kind, ServedModel
+from airpods.record import replace
 
 if TYPE_CHECKING:
     from airpods.config.schema import AirpodsConfig, ServiceConfig

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS, option_value
 from airpods.kinds.base import RouterModel
+from airpods.record import replace
 
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig

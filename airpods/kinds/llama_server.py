@@ -12,7 +12,6 @@ shows it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds import llama_router
@@ -30,6 +29,7 @@ from airpods.kinds.base import (
     instance_defaults,
     service_url,
 )
+from airpods.record import replace
 
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig

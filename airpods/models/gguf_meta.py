@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import mmap
 import struct
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from airpods.errors import UsageError
-from airpods.record import record
+from airpods.record import field, record
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)  # what llama.cpp reads; 1 is gone, a later one may change the layout

@@ -18,12 +18,12 @@ import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from airpods.export.kube import render_kube
+from airpods.record import replace
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
 from tests.sandbox import free_port
 from tests.stack_config import airpods_env, llama_config

@@ -164,6 +164,24 @@ def test_second_instance_serves_embeddings(stack: Stack) -> None:
     assert len(emb.data[0].embedding) == 64  # the tiny model's hidden size
 
 
+# What the hot paths must not import (bench/README.md: each costs a `status` 5-200 ms):
+# podman-py, click, pydantic, httpx, rich, and dataclasses with inspect (airpods.record).
+NOT_ON_HOT_PATHS = {"podman", "click", "pydantic", "httpx", "rich", "dataclasses", "inspect"}
+
+
+def test_status_and_start_of_a_running_service_import_nothing_heavy(stack: Stack) -> None:
+    assert stack.airpods("start", "llamacpp").returncode == 0
+    for args in (("status",), ("status", "--json"), ("start", "llamacpp")):
+        run = subprocess.run([sys.executable, "-X", "importtime", "-m", "airpods", "--config",
+                              str(stack.config), *args],
+                             env=stack.env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                    for line in run.stderr.splitlines() if line.startswith("import time:")}
+        assert "airpods" in imported and "socket" in imported  # the measurement itself works
+        assert not imported & NOT_ON_HOT_PATHS, (args, sorted(imported & NOT_ON_HOT_PATHS))
+
+
 def test_config_edit_recreates_only_the_changed_service(stack: Stack) -> None:
     assert stack.airpods("start", "llamacpp", "llamacpp-emb").returncode == 0
     main_id = stack.container_id("airpods-llamacpp-server")

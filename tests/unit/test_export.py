@@ -16,7 +16,6 @@ import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from airpods.export.kube import render_kube
 from airpods.export.model_init import hf_url
 from airpods.export.names import dns_label
 from airpods.export.quadlet import render_quadlet
+from airpods.record import replace
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
 
 KEY = "sk-llama-0123456789abcdefghijklmnopqrstuv"

@@ -6,6 +6,7 @@ import io
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,25 @@ def test_a_read_on_a_lost_service_is_one_podman_error(tmp_path: Path) -> None:
         reads.managed()
     with pytest.raises(PodmanError, match="lost the connection"):
         reads.image_exists("x")
+
+
+def test_the_lost_connection_wrapper_knows_generators_without_inspect() -> None:
+    import inspect
+
+    from airpods.engine import libpod
+
+    assert libpod.CO_GENERATOR == inspect.CO_GENERATOR
+
+    @libpod.maps_lost_connection
+    class Adapter:
+        def lost_connection(self) -> str:
+            return "gone"
+
+        def one(self) -> int:
+            return 1
+
+        def many(self) -> Iterator[int]:
+            yield from (1, 2)
+
+    assert inspect.isgeneratorfunction(Adapter.many) and Adapter().one() == 1
+    assert list(Adapter().many()) == [1, 2]

@@ -93,17 +93,17 @@ def test_created_but_never_started_container_is_recreated() -> None:
 
 
 def test_ports_held_by_the_services_own_bare_pod_do_not_refuse_the_start() -> None:
-    import dataclasses
     import socket
 
     from airpods.engine.apply import check_ports
+    from airpods.record import replace
 
     with socket.socket() as holder:  # the bare pod's conmon holds the port like this
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        wanted = dataclasses.replace(spec(), ports=(PortMapping("127.0.0.1", port, 8080),))
-        left = dataclasses.replace(bare_pod(), ports=(("127.0.0.1", port, 8080),))
+        wanted = replace(spec(), ports=(PortMapping("127.0.0.1", port, 8080),))
+        left = replace(bare_pod(), ports=(("127.0.0.1", port, 8080),))
         plan = make_plan([wanted], actual={"llamacpp": left}, images_present={"localhost/x:1"},
                          volumes_present={"models"}, network_present=True)
         check_ports(plan, {"llamacpp": left})  # no error: the pod is removed before the create

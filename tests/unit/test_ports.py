@@ -46,11 +46,10 @@ class RefusingPodman:
 
 
 def test_a_vague_start_failure_is_recognised_by_the_ports_holder(tmp_path, monkeypatch) -> None:
-    from dataclasses import replace
-
     import pytest
 
     from airpods.engine import apply, ports
+    from airpods.record import replace
     from tests.unit.test_router import spec_of
 
     with socket.socket() as sock:

@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from airpods import resolved as R
 from airpods import resolving as RV
 from airpods.errors import ConfigError, UsageError
 from airpods.host import GpuInfo, HostFacts
+from airpods.record import replace
 from airpods.secrets import SecretStore
 
 USER = '[services.llamacpp.command_args]\nctx_size = 4096\n'

@@ -7,7 +7,6 @@ tests/integration/test_router_podman.py against the real llama-server.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from airpods.engine.readiness import FAILED, LOADING, READY, _probe
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
 from airpods.kinds import llama_router as LR
+from airpods.record import replace
 from airpods.render import render_service
 from airpods.secrets import SecretStore, secret_values
 from airpods.spec import ContainerSpec

@@ -173,9 +173,8 @@ def test_doctor_fails_for_a_missing_preset_file(tmp_path: Path) -> None:
 def test_a_cached_router_must_keep_its_model_mount_read_only(tmp_path: Path, presets) -> None:
     """The cache's safety check knows a router's models (every preset, or its whole models
     dir), not only a single server's --model."""
-    from dataclasses import replace
-
     from airpods.cache import safety_problems
+    from airpods.record import replace
 
     text = ROUTER if presets else '[services.llamacpp]\nmode = "router"\n'
     spec = spec_of(text, tmp_path)

@@ -6,8 +6,6 @@ field for it, a note. A new option is checked here with no new test code: its `e
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from airpods.cli.output import podman_cli_lines
@@ -15,6 +13,7 @@ from airpods.engine.args import container_kwargs
 from airpods.engine.specgen import _FORMS, container_body, stripped
 from airpods.export.kube import render_kube
 from airpods.export.quadlet import quote_word, render_quadlet
+from airpods.record import replace
 from airpods.spec import ContainerSpec, Mount, PortMapping, config_hash, podman_options
 
 OPTIONS = podman_options()
@@ -89,10 +88,10 @@ def test_kube_carries_or_names_every_option() -> None:
 
 def test_an_unset_field_added_later_leaves_the_hash_alone() -> None:
     """A new option at its default must not recreate every container on upgrade."""
-    from dataclasses import asdict, field, make_dataclass
+    from airpods.record import asdict, field, record
 
-    later = make_dataclass("Later", [("added_later", "str | None", field(default=None))],
-                           bases=(ContainerSpec,), frozen=True)
+    later = record(type("Later", (ContainerSpec,), {
+        "__annotations__": {"added_later": "str | None"}, "added_later": field(default=None)}))
     today = base()
     assert config_hash(later(**asdict(today))) == config_hash(today)
     assert config_hash(later(**asdict(today), added_later="1g")) != config_hash(today)

@@ -148,10 +148,9 @@ def test_exposed_port_is_warned_about(tmp_path: Path, store: SecretStore) -> Non
 
 
 def test_selinux_relabels_bind_mounts_only_and_shared(tmp_path: Path, store: SecretStore) -> None:
-    from dataclasses import replace
-
     from airpods.cli.output import podman_cli_lines
     from airpods.engine.args import container_kwargs
+    from airpods.record import replace
 
     user = tmp_path / "config.toml"
     user.write_text('[services.llamacpp.volumes.extra]\nsource = "/srv/prompts"\n'
