@@ -77,7 +77,7 @@ print(time.perf_counter() - clock.first)  # from the GET to the verified, fsynce
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     if shutil.which("curl") is None:
         print("curl is not installed: nothing to compare against", file=sys.stderr)
