@@ -34,11 +34,12 @@ from _stack import (  # noqa: E402
     BenchStack,
     before,
     bench_stack,
-    free_port,
     run_checked,
     wait_http,
 )
 from _timing import report, verdict  # noqa: E402
+
+from tests.sandbox import free_ports  # noqa: E402
 
 GOAL_MS = 100.0
 FLOOR = "floor: podman CLI (local) create+run+/health"
@@ -92,7 +93,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_stack() as st, httpx.Client(timeout=1.0) as http:
-        pod, ctr, port = "bench-floor", "bench-floor-server", free_port()
+        # Not the port the stack already picked for llamacpp (free until it starts).
+        port = next(p for p in free_ports(len(st.ports) + 1) if p not in st.ports.values())
+        pod, ctr = "bench-floor", "bench-floor-server"
         key = st.api_key()
         cmds = floor_commands(st, key, pod, ctr, port)
         health = f"http://127.0.0.1:{port}/health"
