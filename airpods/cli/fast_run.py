@@ -1,9 +1,10 @@
-"""`airpods status`, `start` and `models list` without click: the commands scripts and routers
-call in a loop, where importing click costs about as much as the interpreter's start
-(bench/README.md).
+"""`airpods status`, `start`, `models list` and `models pull` without click: the commands
+scripts and routers call in a loop (and a pull, timed against curl), where importing click costs
+about as much as the interpreter's start (bench/README.md).
 
 Only the plain forms are answered here: the group's `--config PATH` / `-v`, then the command,
-its flags, options and service names, in any order, `--` ending the options. Anything else
+its flags, options and arguments (service names; a pull's one REF), in any order, `--` ending
+the options. Anything else
 (`--help`, an unknown or misspelt option, an empty or odd value, another command) returns None
 and goes to click, which parses and reports it as always. tests/unit/test_fast_run.py holds
 the tables equal to the click commands' options and the parse equal to click's.
@@ -19,15 +20,21 @@ if TYPE_CHECKING:
     from airpods.cli.meta import AppContext
 
 # command words -> (module, function, {flag: keyword}, {option taking a value: keyword},
-# whether it takes service names). The function takes (app, [names,] **flags, **values).
-FAST_COMMANDS: dict[tuple[str, ...], tuple[str, str, dict[str, str], dict[str, str], bool]] = {
+# its argument as click declares it: (name, nargs), -1 for any number, or None). The function
+# takes (app, [arguments,] **flags, **values).
+FastCommand = tuple[str, str, dict[str, str], dict[str, str], "tuple[str, int] | None"]
+SERVICES = ("services", -1)
+FAST_COMMANDS: dict[tuple[str, ...], FastCommand] = {
     ("status",): ("airpods.cli.status_view", "show_status",
-                  {"--json": "as_json", "--watch": "watch"}, {}, True),
+                  {"--json": "as_json", "--watch": "watch"}, {}, SERVICES),
     ("start",): ("airpods.cli.start_run", "run_start",
                  {"--dry-run": "dry_run", "--pre-fetch": "pre_fetch", "--cpu": "cpu",
-                  "--no-wait": "no_wait", "--json": "as_json", "--offline": "offline"}, {}, True),
+                  "--no-wait": "no_wait", "--json": "as_json", "--offline": "offline"}, {},
+                 SERVICES),
     ("models", "list"): ("airpods.cli.models_view", "show_models",
-                         {"--json": "as_json"}, {"--service": "service"}, False),
+                         {"--json": "as_json"}, {"--service": "service"}, None),
+    ("models", "pull"): ("airpods.cli.models_view", "run_pull", {"--force": "force"},
+                         {"--service": "service", "--name": "name"}, ("ref", 1)),
 }
 CONFIG_ENV = "AIRPODS_CONFIG"  # the group's --config envvar (airpods/cli/app.py)
 
@@ -64,7 +71,8 @@ def parse(
 
 
 def _command_args(rest: list[str], flags: dict[str, str], values: dict[str, str],
-                  names_ok: bool) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+                  argument: tuple[str, int] | None
+                  ) -> tuple[tuple[str, ...], dict[str, Any]] | None:
     """(names, keywords) as click would parse the command's own arguments; None for anything
     click must answer (an unknown option, a missing or odd value, names it does not take)."""
     keywords: dict[str, Any] = dict.fromkeys(flags.values(), False)
@@ -90,7 +98,8 @@ def _command_args(rest: list[str], flags: dict[str, str], values: dict[str, str]
         else:
             names.append(arg)
         i += 1
-    if names and not names_ok:
+    wanted = 0 if argument is None else argument[1]
+    if wanted != -1 and len(names) != wanted:
         return None
     return tuple(names), keywords
 
@@ -102,14 +111,14 @@ def _context(make: Any, config: str | None, verbose: bool) -> AppContext:
 
 
 def run(args: list[str], environ: Mapping[str, str]) -> int | None:
-    """Run a plain `status` / `start` / `models list`; None when click must handle `args`."""
+    """Run a plain form of a FAST_COMMANDS command; None when click must handle `args`."""
     parsed = parse(args, environ)
     if parsed is None:
         return None
     app, command, names, keywords = parsed
     import importlib
 
-    module, function, _, _, names_ok = FAST_COMMANDS[command]
+    module, function, _, _, argument = FAST_COMMANDS[command]
     call = getattr(importlib.import_module(module), function)
-    code = call(app, names, **keywords) if names_ok else call(app, **keywords)
+    code = call(app, names, **keywords) if argument is not None else call(app, **keywords)
     return code if isinstance(code, int) else 0

@@ -10,6 +10,7 @@ import click
 
 from airpods.cli import AppContext
 from airpods.cli.models_view import (
+    ensure_dir,
     existing_dir,
     model_target,
     params_text,
@@ -49,39 +50,9 @@ def pull_cmd(app: AppContext, ref: str, service: str | None, name: str | None,
     this machine's memory (as `models recommend` counts it), refused when none fits.
     HF_ENDPOINT selects a mirror, HF_TOKEN a token.
     """
-    from airpods.cli.pull_progress import PullProgress
-    from airpods.models.hub import endpoint_from_env
-    from airpods.models.pull import pull
-    from airpods.models.refs import parse_ref
-    from airpods.models.store import check_name
-    from airpods.models.tiers import budget
-    from airpods.models.usage import UsageDB, Use
+    from airpods.cli.models_view import run_pull
 
-    parsed = parse_ref(ref)  # bad input fails before anything is touched
-    endpoint_from_env()  # a bad HF_ENDPOINT too
-    if name is not None:
-        check_name(name, flat=True)
-    resolved, chosen, volume, _ = model_target(app, service)
-    room = budget(resolved.host, on_gpu=resolved.specs[chosen].accelerator != "cpu")
-    directory = _ensure_dir(volume)
-    try:
-        got = pull(parsed, directory, name=name, progress=PullProgress(), room=room,
-                   force=force)
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: run `airpods models pull {ref}` again to resume", err=True)
-        raise SystemExit(130) from None
-    UsageDB().record("pull", [Use(volume, n, "") for n in got.names])
-    for n in got.names:
-        state = "already there" if n in got.skipped else "pulled"
-        click.echo(f"{state}: {n} in volume {volume}")
-
-
-def _ensure_dir(volume: str) -> Path:
-    if volume.startswith("/"):
-        return Path(volume)  # a bind mount: no Podman needed
-    podman = podman_client()
-    podman.ensure_volume(volume)
-    return podman.volume_path(volume)
+    run_pull(app, (ref,), service=service, name=name, force=force)
 
 
 @models.command("list")
@@ -221,7 +192,7 @@ def import_cmd(app: AppContext, file: Path, service: str | None, name: str | Non
     target = check_name(name if name is not None else file.name, flat=True)
     check_gguf(file)
     _, _, volume, _ = model_target(app, service)
-    dest = add_model(file, _ensure_dir(volume), target)
+    dest = add_model(file, ensure_dir(volume), target)
     UsageDB().record("import", [Use(volume, target, "")])
     click.echo(f"added {dest.name} to volume {volume}")
 

@@ -1,6 +1,6 @@
-"""What `airpods models` commands share, and what `models list` shows, without click: the fast
-path (airpods/cli/fast_run.py) and the click command (airpods/cli/models.py) both run
-`show_models`."""
+"""What `airpods models` commands share, and what `models list` and `models pull` do, without
+click: the fast path (airpods/cli/fast_run.py) and the click commands (airpods/cli/models.py)
+both run `show_models` and `run_pull`."""
 
 from __future__ import annotations
 
@@ -84,3 +84,45 @@ def params_text(n: int | None) -> str:
     if not n:
         return ""
     return f"{n / 1e9:.1f}B params" if n >= 1e8 else f"{n / 1e6:.1f}M params"
+
+
+def run_pull(app: AppContext, refs: tuple[str, ...], *, service: str | None = None,
+             name: str | None = None, force: bool = False) -> None:
+    """Download the one REF in `refs` into the service's model volume; see
+    `airpods models pull --help`."""
+    from airpods.cli import say
+    from airpods.cli.pull_progress import PullProgress
+    from airpods.models.hub import endpoint_from_env
+    from airpods.models.pull import pull
+    from airpods.models.refs import parse_ref
+    from airpods.models.store import check_name
+    from airpods.models.tiers import budget
+    from airpods.models.usage import UsageDB, Use
+
+    (ref,) = refs
+    parsed = parse_ref(ref)  # bad input fails before anything is touched
+    endpoint_from_env()  # a bad HF_ENDPOINT too
+    if name is not None:
+        check_name(name, flat=True)
+    resolved, chosen, volume, _ = model_target(app, service)
+    room = budget(resolved.host, on_gpu=resolved.specs[chosen].accelerator != "cpu")
+    directory = ensure_dir(volume)
+    try:
+        got = pull(parsed, directory, name=name, progress=PullProgress(), room=room,
+                   force=force)
+    except KeyboardInterrupt:
+        say(f"interrupted: run `airpods models pull {ref}` again to resume")
+        raise SystemExit(130) from None
+    UsageDB().record("pull", [Use(volume, n, "") for n in got.names])
+    for n in got.names:
+        state = "already there" if n in got.skipped else "pulled"
+        print(f"{state}: {n} in volume {volume}")
+
+
+def ensure_dir(volume: str) -> Path:
+    """The volume's directory, the volume created if missing; a bind mount's path as it is."""
+    if volume.startswith("/"):
+        return Path(volume)  # a bind mount: no Podman needed
+    podman = podman_client()
+    podman.ensure_volume(volume)
+    return podman.volume_path(volume)

@@ -4,8 +4,11 @@ making progress keeps going, and one that does not stops)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 RETRIES = 5  # attempts in a row that make no progress before giving up
 RETRY_WAIT_S = 0.5  # first wait; doubles up to RETRY_MAX_WAIT_S
@@ -40,9 +43,10 @@ class RetryableStatus(Exception):
 class NoProgressStop:
     """tenacity stop: give up after RETRIES attempts in a row that moved no byte."""
 
-    def __init__(self, progress: Callable[[], int], attempts: int) -> None:
+    def __init__(self, progress: Callable[[], int], attempts: int, last: int | None = None
+                 ) -> None:
         self.progress, self.attempts = progress, attempts
-        self.last, self.failures = progress(), 0
+        self.last, self.failures = progress() if last is None else last, 0
 
     def __call__(self, state: Any) -> bool:
         now = self.progress()
@@ -52,7 +56,29 @@ class NoProgressStop:
 
 
 def retrying(progress: Callable[[], int] = lambda: 0, *, attempts: int = RETRIES,
-              on_retry: Callable[[BaseException], None] = lambda e: None) -> Any:
+             on_retry: Callable[[BaseException], None] = lambda e: None
+             ) -> Callable[[Callable[[], T]], T]:
+    """A runner: `retrying(...)(fn)` calls fn, again after transient errors (is_transient),
+    with exponential waits, until an attempt succeeds or `attempts` in a row moved no byte.
+
+    The first attempt runs without tenacity: a pull that needs no retry (nearly all) does not
+    import it (~10 ms of a `models pull`, bench/README.md)."""
+
+    def run(fn: Callable[[], T]) -> T:
+        stop = NoProgressStop(progress, attempts)
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc) or stop(None):
+                raise
+            on_retry(exc)
+        time.sleep(RETRY_WAIT_S)
+        return _tenacity(stop, on_retry)(fn)  # type: ignore[no-any-return]
+
+    return run
+
+
+def _tenacity(stop: NoProgressStop, on_retry: Callable[[BaseException], None]) -> Any:
     from tenacity import Retrying, retry_if_exception, wait_exponential
 
     def before_sleep(state: Any) -> None:
@@ -60,14 +86,14 @@ def retrying(progress: Callable[[], int] = lambda: 0, *, attempts: int = RETRIES
         if exc is not None:
             on_retry(exc)
 
+    # The first wait was taken before this: tenacity's waits start from the doubled one.
     return Retrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential(multiplier=RETRY_WAIT_S, max=RETRY_MAX_WAIT_S),
-        stop=NoProgressStop(progress, attempts),
+        wait=wait_exponential(multiplier=2 * RETRY_WAIT_S, max=RETRY_MAX_WAIT_S),
+        stop=stop,
         before_sleep=before_sleep,
         reraise=True,
     )
-
 
 
 def describe_error(exc: BaseException) -> str:

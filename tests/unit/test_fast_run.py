@@ -28,8 +28,10 @@ def click_parse(args: list[str], environ: dict[str, str]) -> tuple:
             words.append(name)
             ctx = command.make_context(name, rest, parent=ctx)
     params = dict(ctx.params)
-    services = params.pop("services", ())
-    return (group.params["config_path"], group.params["verbose"], tuple(words), services, params)
+    argument = FAST_COMMANDS[tuple(words)][4]
+    names = () if argument is None else params.pop(argument[0])
+    names = (names,) if isinstance(names, str) else names  # nargs=1: one value, not a tuple
+    return (group.params["config_path"], group.params["verbose"], tuple(words), names, params)
 
 
 def fast_parse(args: list[str], environ: dict[str, str]) -> tuple | None:
@@ -54,6 +56,9 @@ PLAIN = [
     ["models", "list"],
     ["models", "list", "--json", "--service", "llamacpp-2"],
     ["models", "list", "--service=a", "--service", "b"],  # the last one wins
+    ["models", "pull", "org/repo/x.gguf"],
+    ["models", "pull", "--force", "org/repo:Q4_K_M", "--name", "x.gguf", "--service=s"],
+    ["--config", "c.toml", "models", "pull", "--", "org/repo"],
 ]
 
 
@@ -81,6 +86,9 @@ def test_plain_forms_parse_as_click_parses_them(args: list[str], env_config: str
     ["models", "list", "--service", ""], ["models", "list", "--service=", "--json"],
     ["models", "list", "--service", "--json"], ["models", "list", "--json=1"],
     ["models", "info", "x"], ["list", "models"],
+    ["models", "pull", "a/b/c.gguf", "d/e/f.gguf"], ["models", "pull", "--name"],
+    ["models", "pull", "a/b/c.gguf", "--force=1"], ["models", "pull", "a/b", "--name", ""],
+    ["models", "pull", "--help"],
 ])
 def test_anything_else_goes_to_click(args: list[str]) -> None:
     assert parse(args, {}) is None
@@ -96,7 +104,7 @@ def test_the_tables_are_the_click_commands_options(words: tuple[str, ...]) -> No
         found = command.get_command(click.Context(command), word)  # type: ignore[attr-defined]
         assert found is not None
         command = found
-    _, _, flags, values, names_ok = FAST_COMMANDS[words]
+    _, _, flags, values, argument = FAST_COMMANDS[words]
     seen_flags, seen_values, arguments = {}, {}, []
     for param in command.params:
         if isinstance(param, click.Option):
@@ -107,11 +115,14 @@ def test_the_tables_are_the_click_commands_options(words: tuple[str, ...]) -> No
         else:
             arguments.append((param.name, param.nargs))
     assert (seen_flags, seen_values) == (flags, values)
-    assert arguments == ([("services", -1)] if names_ok else [])
+    assert arguments == ([argument] if argument is not None else [])
 
 
 @pytest.mark.parametrize("command", [["status", "no-such-service"],
-                                     ["models", "list", "--service", "no-such-service"]])
+                                     ["models", "list", "--service", "no-such-service"],
+                                     ["models", "pull", "no-such-service"],
+                                     ["models", "pull", "a/b/c.gguf", "--name", "../x.gguf",
+                                      "--service", "no-such-service"]])
 def test_bad_input_on_the_fast_path_is_one_line_without_click(tmp_path: Path,
                                                               command: list[str]) -> None:
     """Bad input on the fast path still gets its one line and exit 2 (an unknown service),
@@ -127,6 +138,6 @@ def test_bad_input_on_the_fast_path_is_one_line_without_click(tmp_path: Path,
                 if line.startswith("import time:")}
     errors = [line for line in run.stderr.splitlines() if not line.startswith("import time:")]
     assert run.returncode == 2, run.stderr
-    assert len(errors) == 1 and "no-such-service" in errors[0] and errors[0].startswith(
-        "airpods: "), errors
+    assert len(errors) == 1 and errors[0].startswith("airpods: "), errors
+    assert "no-such-service" in errors[0] or "../x.gguf" in errors[0], errors
     assert "click" not in imported
