@@ -4,10 +4,10 @@ about as much as the interpreter's start (bench/README.md).
 
 Only the plain forms are answered here: the group's `--config PATH` / `-v`, then the command,
 its flags, options and arguments (service names; a pull's one REF), in any order, `--` ending
-the options. Anything else
-(`--help`, an unknown or misspelt option, an empty or odd value, another command) returns None
-and goes to click, which parses and reports it as always. tests/unit/test_fast_run.py holds
-the tables equal to the click commands' options and the parse equal to click's.
+the options. Anything else (`--help`, an unknown or misspelt option, an empty or odd value,
+another command) returns None and goes to click, which parses and reports it as always.
+tests/unit/test_fast_run.py holds the tables equal to the click commands' options and the parse
+equal to click's.
 """
 
 from __future__ import annotations
