@@ -19,6 +19,7 @@ _QUANT_RE = re.compile(
     re.IGNORECASE,
 )
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters, backslash
 REF_HELP = ("use ORG/REPO (the largest quant that fits), ORG/REPO:QUANT (e.g. :Q4_K_M), "
             "ORG/REPO/FILE.gguf or hf://ORG/REPO/FILE.gguf")
 
@@ -61,7 +62,9 @@ def parse_ref(text: str) -> Ref:
     parts = body.split("/")
     if len(parts) >= 3 and _REPO_RE.fullmatch("/".join(parts[:2])):
         path = "/".join(parts[2:])
-        if any(p in ("", ".", "..") for p in parts[2:]):
+        if any(p in ("", ".", "..") for p in parts[2:]) or _UNSAFE_RE.search(path):
+            # Refused here, before Podman or the network is touched: the file's name in the
+            # volume is its last part, and check_name would refuse it only after both.
             raise UsageError(f"bad model reference {text!r}: the file path is not clean",
                              hint=REF_HELP)
         if not path.endswith(".gguf"):

@@ -64,7 +64,8 @@ def test_parse_ref_forms() -> None:
     assert parse_ref("acme/Tiny-GGUF") == refs.Ref(REPO)  # the quant is picked by fit
     assert parse_ref("hf://acme/Tiny-GGUF") == refs.Ref(REPO)
     for bad in ("acme", "acme/repo/README.md", "acme/repo/../x.gguf",
-                "acme/repo:", "a/b/c:d/e.gguf", "hf://"):
+                "acme/repo:", "a/b/c:d/e.gguf", "hf://", "acme/repo/x\n.gguf",
+                "acme/repo/\x1b[31mx.gguf", "acme/repo/sub\\x.gguf", "acme/repo/x\x7f.gguf"):
         with pytest.raises(UsageError):
             parse_ref(bad)
 
