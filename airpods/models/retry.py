@@ -43,10 +43,9 @@ class RetryableStatus(Exception):
 class NoProgressStop:
     """tenacity stop: give up after RETRIES attempts in a row that moved no byte."""
 
-    def __init__(self, progress: Callable[[], int], attempts: int, last: int | None = None
-                 ) -> None:
+    def __init__(self, progress: Callable[[], int], attempts: int) -> None:
         self.progress, self.attempts = progress, attempts
-        self.last, self.failures = progress() if last is None else last, 0
+        self.last, self.failures = progress(), 0
 
     def __call__(self, state: Any) -> bool:
         now = self.progress()
