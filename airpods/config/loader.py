@@ -268,7 +268,7 @@ def _fill_client_keys(
     name: str, svc: dict[str, Any], store: SecretStore, layers: list[Layer]
 ) -> None:
     """A gateway's `clients.NAME` without a `key` gets one generated once and kept (0600)."""
-    from airpods.config.gateway import CLIENT_NAME_RE, client_variable
+    from airpods.kinds.gateway_schema import CLIENT_NAME_RE, client_variable
 
     clients = svc.get("clients")
     for client, table in clients.items() if isinstance(clients, dict) else ():

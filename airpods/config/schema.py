@@ -21,7 +21,6 @@ from pydantic import (
     model_validator,
 )
 
-from airpods.config.gateway import ClientName, ClientSpec, ModelName, RemoteName, RemoteSpec
 from airpods.config.values import check_image_ref, finite, memory_bytes, no_control, not_bool
 from airpods.gpu import ACCELERATORS, REQUESTS
 
@@ -247,17 +246,13 @@ class ServiceConfig(_Strict):
     # Free-form values for templates, e.g. `vars = { quant = "Q4_K_M" }` → `{{ quant }}`.
     vars: dict[str, Any] = Field(default_factory=dict)
     # "single": one model (today's behaviour); "router": many models behind one endpoint,
-    # loaded on demand (kinds that support it: see `Kind.modes`). The keys a mode needs are the
-    # kind's own (`Kind.config_tables`: llama-server's `router` and `models`), added to this
-    # model above the schema (airpods.config.kind_checks.config_model).
+    # loaded on demand (kinds that support it: see `Kind.modes`). The keys a kind needs are its
+    # own (`Kind.config_tables`: llama-server's `router` and `models`, the gateway's `remotes`,
+    # `fallbacks` and `clients`), added to this model above the schema
+    # (airpods.config.kind_checks.config_model).
     mode: Literal["single", "router"] = "single"
     # A model server: the gateway never sends its models' requests anywhere else.
     private: bool = False
-    # The gateway kind (airpods/config/gateway.py): remote servers, local -> remote fallbacks in
-    # order, and named client keys.
-    remotes: dict[RemoteName, RemoteSpec] = Field(default_factory=dict)
-    fallbacks: dict[ModelName, list[ModelName]] = Field(default_factory=dict)
-    clients: dict[ClientName, ClientSpec] = Field(default_factory=dict)
     # Open WebUI: the gateway is its one OpenAI connection instead of one per llama-server.
     via_gateway: bool = False
 

@@ -103,6 +103,11 @@ class Gateway(Kind):
 
         return gateway_config.wire(spec, svc, config)
 
+    def config_tables(self) -> dict[str, Any]:
+        from airpods.kinds import gateway_schema
+
+        return gateway_schema.config_tables()
+
     def config_problems(
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:

@@ -147,3 +147,16 @@ def test_the_schema_sits_below_the_kinds() -> None:
     graph = import_graph()
     schema = graph["airpods.config.schema"]
     assert not {d for d in schema if d.startswith("airpods.kinds")}, schema
+
+
+def test_kind_keys_are_the_kinds_own_not_the_shared_schemas() -> None:
+    """The router's and the gateway's tables come from their kinds (`Kind.config_tables`): the
+    shared ServiceConfig has none of them, the model the loader validates with has them all."""
+    from airpods.config.kind_checks import config_model
+    from airpods.config.schema import ServiceConfig
+
+    kinds_keys = {"router", "models", "remotes", "fallbacks", "clients"}
+    assert not kinds_keys & set(ServiceConfig.model_fields)
+    loaded = config_model().model_fields["services"].annotation
+    service_model = loaded.__args__[1]  # dict[ServiceName, <ServiceConfig with kind keys>]
+    assert kinds_keys <= set(service_model.model_fields)

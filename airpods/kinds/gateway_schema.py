@@ -11,8 +11,12 @@
 
     [services.gateway.clients.laptop]     # a key generated once, revoked by removing the table
 
-What needs every service at once (unknown or duplicate model names, cycles, private models with
-fallbacks) is checked by the gateway kind (`airpods.kinds.gateway.config_problems_in`).
+The shared schema (airpods.config.schema) knows none of them: the kind adds them to the service
+model (`Kind.config_tables`, assembled by airpods.config.kind_checks.config_model), so keys,
+defaults and messages are those of any schema key. What needs every service at once (unknown or
+duplicate model names, cycles, private models with fallbacks) is checked by the gateway kind
+(`airpods.kinds.gateway.config_problems_in`). Imported only to validate a configuration: kind
+modules stay free of pydantic on the cache-hit path.
 """
 
 from __future__ import annotations
@@ -123,3 +127,13 @@ class ClientSpec(_Strict):
 def client_variable(name: str) -> str:
     """Where a client's generated key is kept: CLIENT_<NAME> (names are safe identifiers)."""
     return f"CLIENT_{name.upper()}"
+
+
+def config_tables() -> dict[str, Any]:
+    """The keys the gateway kind adds to a service, as pydantic field definitions."""
+    return {
+        # Remote servers, local -> remote fallbacks in order, and named client keys.
+        "remotes": (dict[RemoteName, RemoteSpec], Field(default_factory=dict)),
+        "fallbacks": (dict[ModelName, list[ModelName]], Field(default_factory=dict)),
+        "clients": (dict[ClientName, ClientSpec], Field(default_factory=dict)),
+    }
