@@ -11,6 +11,8 @@ Here nothing is compiled: `__init__` is a closure over the fields, and the froze
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 TYPE_CHECKING = False  # `typing` is not needed at run time here
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -27,7 +29,7 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-_NO_METADATA: Mapping[str, Any] = {}
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
 class FrozenInstanceError(AttributeError):
@@ -52,7 +54,8 @@ class Field:
         self.repr = repr
         self.hash = hash
         self.compare = compare
-        self.metadata = _NO_METADATA if metadata is None else metadata
+        # Read-only, as dataclasses' own: one field's options cannot change another's.
+        self.metadata = _NO_METADATA if metadata is None else MappingProxyType(dict(metadata))
 
     def __repr__(self) -> str:
         return f"Field(name={self.name!r}, default={self.default!r})"

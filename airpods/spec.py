@@ -212,7 +212,7 @@ _HASHED_ALWAYS = frozenset({
 _NOT_HASHED = ("labels", "config_hash", "notes", "image_reason", "health", "depends_on")
 
 
-def _at_default(f: Field[Any], value: Any) -> bool:
+def _at_default(f: Field, value: Any) -> bool:
     return value == (f.default_factory() if callable(f.default_factory) else f.default)
 
 

@@ -139,7 +139,7 @@ def uses(resolved: Resolved, names: Iterable[str]) -> list[Use]:
 def model_size(directory: Path, name: str) -> int:
     """Bytes of a model, all parts of a split GGUF included."""
     parts = [name]
-    if "-of-" in name:  # a split GGUF's name; refs (regexes, dataclasses) only then
+    if "-of-" in name:  # a split GGUF's name: refs (and its regexes) only then
         from airpods.models.refs import split_parts
 
         parts = split_parts(name)

@@ -184,3 +184,14 @@ def test_a_record_may_extend_a_record() -> None:
     assert value == later(1, 7, 9) and value != base(1, 7)
     with pytest.raises(rec.FrozenInstanceError):
         value.a = 3  # type: ignore[misc]
+
+
+def test_field_metadata_is_read_only_as_with_dataclasses() -> None:
+    made = record(type("Meta", (), {"__annotations__": {"a": "int", "b": "int"},
+                                    "a": rec.field(default=1, metadata={"podman": "x"}),
+                                    "b": 2}))
+    a, b = rec.fields(made)
+    assert a.metadata["podman"] == "x" and dict(b.metadata) == {}
+    for metadata in (a.metadata, b.metadata):
+        with pytest.raises(TypeError):
+            metadata["podman"] = "y"  # type: ignore[index]
