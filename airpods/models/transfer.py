@@ -98,6 +98,29 @@ def _hash_prefix(fd: int, n: int, hasher: Any) -> None:
         pos += len(chunk)
 
 
+def _open_partial(path: Path) -> int:
+    """`path` opened for writing, created if missing; refused unless it is a regular file of
+    its own: a link planted there would have the pull write (and truncate) its target, and a
+    FIFO would hang it."""
+    import errno
+    import stat
+
+    not_regular = AirpodsError(f"{path} is not a regular file (a link, FIFO or directory)",
+                               hint="remove it, then pull again")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                     | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise not_regular from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise not_regular
+    os.set_blocking(fd, True)
+    return fd
+
+
 class _Partial:
     """`<dest>.partial`, locked against a second pull of the same file."""
 
@@ -105,7 +128,7 @@ class _Partial:
         self.dest = dest
         self.closed = False
         self.path = dest.with_name(dest.name + PARTIAL_SUFFIX)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = _open_partial(self.path)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -256,3 +256,28 @@ def test_second_pull_of_the_same_file_is_refused_while_one_runs(fake: FakeHub,
             pull("acme/Tiny-GGUF/tiny-Q4_K_M.gguf", tmp_path, hub=client(fake))
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("planted", ["symlink", "dangling symlink", "fifo", "directory"])
+def test_a_partial_that_is_not_a_regular_file_is_refused_untouched(fake: FakeHub, tmp_path: Path,
+                                                                   planted: str) -> None:
+    """A link planted as `<name>.partial` would have the pull truncate and write its target;
+    a FIFO would hang it. Each is one error, and nothing is written through it."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    partial = volume / "tiny-Q4_K_M.gguf.partial"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    if planted == "symlink":
+        partial.symlink_to(victim)
+    elif planted == "dangling symlink":
+        partial.symlink_to(tmp_path / "created-through-the-link")
+    elif planted == "fifo":
+        os.mkfifo(partial)
+    else:
+        partial.mkdir()
+    with pytest.raises(AirpodsError, match="is not a regular file"):
+        pull("acme/Tiny-GGUF/tiny-Q4_K_M.gguf", volume, hub=client(fake))
+    assert victim.read_text() == "keep me"
+    assert not (tmp_path / "created-through-the-link").exists()
+    assert not (volume / "tiny-Q4_K_M.gguf").exists()
