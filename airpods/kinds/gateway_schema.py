@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
 # A client's name becomes a variable name (CLIENT_<NAME>) and a label in usage records.
 CLIENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _REMOTE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
@@ -91,13 +92,26 @@ class RemoteSpec(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
+        example = "(example: http://192.168.1.20:11434/v1)"
+        # urlsplit drops tabs and newlines silently: such a URL would reach LiteLLM as written.
+        if _URL_BAD_CHARS.search(v):
+            raise ValueError(f"{v!r} holds a space or control character {example}")
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{v!r} is not an http(s) URL (example: http://192.168.1.20:11434/v1)"
-            )
+            raise ValueError(f"{v!r} is not an http(s) URL {example}")
+        try:
+            parts.port  # noqa: B018 - raises on a port outside 0-65535 or not a number
+        except ValueError:
+            raise ValueError(f"{v!r} has no valid port (1-65535) {example}") from None
+        if parts.port == 0:
+            raise ValueError(f"{v!r} has no valid port (1-65535) {example}")
         if parts.username or parts.password:
             raise ValueError("a base_url must not carry a user or password; use api_key_env")
+        if parts.query or parts.fragment or v.endswith(("?", "#")):
+            raise ValueError(
+                f"{v!r} has a query or fragment: LiteLLM appends paths such as "
+                f"/chat/completions to base_url {example}"
+            )
         return v.rstrip("/")
 
     @field_validator("api_key_env")

@@ -160,6 +160,17 @@ BAD = [
      "services.gateway.remotes.r.base_url", "required key is missing"),
     ("ftp-base-url", ON + '[services.gateway.remotes.r]\nbase_url = "ftp://x/v1"\n'
      'models = ["m"]\n', "services.gateway.remotes.r.base_url", "not an http(s) URL"),
+    ("newline-in-base-url", ON + '[services.gateway.remotes.r]\n'
+     'base_url = "http://x/v1\\nmodel_list: []"\nmodels = ["m"]\n',
+     "services.gateway.remotes.r.base_url", "space or control character"),
+    ("space-in-base-url", ON + '[services.gateway.remotes.r]\nbase_url = "http://lab x/v1"\n'
+     'models = ["m"]\n', "services.gateway.remotes.r.base_url", "space or control character"),
+    ("port-out-of-range", ON + '[services.gateway.remotes.r]\nbase_url = "http://x:99999/v1"\n'
+     'models = ["m"]\n', "services.gateway.remotes.r.base_url", "no valid port"),
+    ("port-zero", ON + '[services.gateway.remotes.r]\nbase_url = "http://x:0/v1"\n'
+     'models = ["m"]\n', "services.gateway.remotes.r.base_url", "no valid port"),
+    ("query-in-base-url", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1?a=1"\n'
+     'models = ["m"]\n', "services.gateway.remotes.r.base_url", "query or fragment"),
     ("literal-key", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
      'api_key = "sk-abc"\nmodels = ["m"]\n', "services.gateway.remotes.r", "literal key"),
     ("key-in-api-key-env", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
