@@ -6,9 +6,11 @@ understands: that the kind exists, that it offers the `mode` asked for, and its 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
 from functools import cache
+from typing import Any
 
-from airpods.config.keys import Problem
+from airpods.config.keys import KeyPath, Problem
 from airpods.config.schema import AirpodsConfig, ServiceConfig, ServiceName
 
 
@@ -33,17 +35,63 @@ def config_model() -> type[AirpodsConfig]:
     )
 
 
+def key_owners() -> dict[str, list[str]]:
+    """Each key a kind adds (`Kind.config_tables`) -> the kinds that add it."""
+    from airpods import kinds
+
+    owners: dict[str, list[str]] = {}
+    for name in kinds.names():
+        for key in kinds.get(name).config_tables():
+            owners.setdefault(key, []).append(name)
+    return owners
+
+
+def other_kinds_keys(raw: Mapping[str, Any]) -> Callable[[KeyPath], Collection[str]]:
+    """For unknown-key messages: at a service's table, the keys only other kinds take (so
+    a llama-server's "known keys" do not offer the gateway's `remotes`)."""
+    owners = key_owners()
+    default_kind = ServiceConfig.model_fields["kind"].default
+
+    def not_here(loc: KeyPath) -> Collection[str]:
+        services = raw.get("services")
+        if len(loc) != 2 or loc[0] != "services" or not isinstance(services, Mapping):
+            return ()
+        table = services.get(loc[1])
+        kind = table.get("kind", default_kind) if isinstance(table, Mapping) else default_kind
+        return {key for key, kinds in owners.items() if kind not in kinds}
+
+    return not_here
+
+
+def foreign_keys(name: str, svc: ServiceConfig, owners: dict[str, list[str]]) -> list[Problem]:
+    """A kind's own key set on another kind's service does nothing there: said, not ignored
+    (`private = true` on an Open WebUI service, a gateway's `remotes` on a llama-server)."""
+    return [
+        Problem(("services", name, key),
+                f"`{key}` is a key of {' and '.join(owners[key])} services; this one is kind "
+                f"{svc.kind!r}", "remove it: it does nothing here")
+        for key in sorted(svc.model_fields_set & owners.keys())
+        if svc.kind not in owners[key]
+    ]
+
+
 def kind_problems(cfg: AirpodsConfig) -> list[Problem]:
-    """Unknown kinds, a `mode` a kind does not offer, and what a kind finds wrong in its keys."""
+    """Unknown kinds, a `mode` a kind does not offer, another kind's keys, and what a kind
+    finds wrong in its own keys."""
     from airpods import kinds
 
     problems: list[Problem] = []
+    owners = key_owners()
     for name, svc in cfg.services.items():
         if svc.kind not in kinds.names():
             known = ", ".join(kinds.names())
             problems.append(Problem(
                 ("services", name, "kind"), f"unknown kind {svc.kind!r}; known kinds: {known}"
             ))
+            continue
+        foreign = foreign_keys(name, svc, owners)
+        if foreign:
+            problems.extend(foreign)
             continue
         kind = kinds.get(svc.kind)
         if svc.mode not in kind.modes:

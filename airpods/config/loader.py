@@ -39,7 +39,7 @@ from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: im
     read_text,
 )
 from airpods.config.keys import KeyPath, Problem
-from airpods.config.kind_checks import config_model, kind_problems
+from airpods.config.kind_checks import config_model, kind_problems, other_kinds_keys
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
     depth,
@@ -320,7 +320,8 @@ def _resolve_and_validate(
         config = model.model_validate(resolved)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        raise _Problems([pydantic_problem(error, model) for error in errors]) from None
+        not_here = other_kinds_keys(resolved)
+        raise _Problems([pydantic_problem(error, model, not_here) for error in errors]) from None
     problems = [*cross_service_problems(config), *kind_problems(config)]
     if problems:
         raise _Problems(problems)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -20,16 +20,21 @@ from airpods.errors import ConfigError
 # --- pydantic errors -> problems --------------------------------------------------------------
 
 
-def pydantic_problem(error: Mapping[str, Any], root: type[Any] = AirpodsConfig) -> Problem:
+def pydantic_problem(
+    error: Mapping[str, Any],
+    root: type[Any] = AirpodsConfig,
+    not_here: Callable[[KeyPath], Collection[str]] = lambda loc: (),
+) -> Problem:
     """One pydantic error as a Problem with a TOML key path and a plain message. `root`: the
-    model validated (for the known keys an unknown one is compared with)."""
+    model validated (for the known keys an unknown one is compared with); `not_here(loc)`: keys
+    of that model which are not offered at loc (another kind's keys on a service)."""
     loc: KeyPath = tuple(error["loc"])
     is_key = bool(loc) and loc[-1] == "[key]"  # the key itself is invalid, not its value
     if is_key:
         loc = loc[:-1]
     kind, message = error["type"], str(error["msg"])
     if kind == "extra_forbidden":
-        return _unknown_key(loc, root)
+        return _unknown_key(loc, root, not_here(loc[:-1]))
     if kind == "missing":
         return Problem(loc, "required key is missing")
     if message.startswith(("Value error, ", "Assertion failed, ")):
@@ -42,9 +47,9 @@ def pydantic_problem(error: Mapping[str, Any], root: type[Any] = AirpodsConfig) 
     return Problem(loc, f"invalid key: {message}" if is_key else message)
 
 
-def _unknown_key(loc: KeyPath, root: type[Any]) -> Problem:
+def _unknown_key(loc: KeyPath, root: type[Any], not_here: Collection[str]) -> Problem:
     name = str(loc[-1])
-    known = _known_keys(loc[:-1], root)
+    known = [key for key in _known_keys(loc[:-1], root) if key not in not_here]
     close = difflib.get_close_matches(name, known, n=1)
     if close:
         hint: str | None = f"did you mean {close[0]!r}?"

@@ -247,14 +247,11 @@ class ServiceConfig(_Strict):
     vars: dict[str, Any] = Field(default_factory=dict)
     # "single": one model (today's behaviour); "router": many models behind one endpoint,
     # loaded on demand (kinds that support it: see `Kind.modes`). The keys a kind needs are its
-    # own (`Kind.config_tables`: llama-server's `router` and `models`, the gateway's `remotes`,
-    # `fallbacks` and `clients`), added to this model above the schema
-    # (airpods.config.kind_checks.config_model).
+    # own (`Kind.config_tables`: llama-server's `router`, `models` and `private`, the gateway's
+    # `remotes`, `fallbacks` and `clients`, open-webui's `via_gateway`), added to this model
+    # above the schema (airpods.config.kind_checks.config_model); on another kind's service
+    # they are a config error (airpods.config.kind_checks.foreign_keys).
     mode: Literal["single", "router"] = "single"
-    # A model server: the gateway never sends its models' requests anywhere else.
-    private: bool = False
-    # Open WebUI: the gateway is its one OpenAI connection instead of one per llama-server.
-    via_gateway: bool = False
 
     @field_validator("model_source")
     @classmethod

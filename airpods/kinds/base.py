@@ -181,16 +181,16 @@ class Kind:
 
     def config_tables(self) -> dict[str, Any]:
         """Keys this kind adds to a service's table: {key: (type, pydantic Field)}, validated
-        with the shared schema (config.kind_checks.config_model). Every service may carry them
-        (checked for their shape); `config_problems` says where they apply. Import pydantic
-        models lazily here: kind modules stay light."""
+        with the shared schema (config.kind_checks.config_model). Only this kind's services may
+        set them (config.kind_checks.foreign_keys); `config_problems` says which of its modes
+        use them. Import pydantic models lazily here: kind modules stay light."""
         return {}
 
     def config_problems(
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
         """(key path within the service, message, hint) for what its mode cannot use."""
-        return unused_router_tables(svc)
+        return []
 
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
         """`spec` with its `deferred` settings decided from the model files (start, status)."""
@@ -255,21 +255,6 @@ class ServedModel:
     api_base: str  # on the airpods network: http://<alias>:<port>/v1
     api_key: str  # "" for none
     private: bool = False  # never sent anywhere else
-
-
-def unused_router_tables(
-    svc: ServiceConfig,
-) -> list[tuple[tuple[str | int, ...], str, str | None]]:
-    """`router` and `models` tables do nothing unless `mode = "router"`: said, not ignored."""
-    problems: list[tuple[tuple[str | int, ...], str, str | None]] = []
-    if svc.mode == "router":
-        return problems
-    hint = 'set mode = "router" (llama-server), or remove the table'
-    if "router" in svc.model_fields_set:
-        problems.append((("router",), 'a [router] table only applies with mode = "router"', hint))
-    if svc.models:
-        problems.append((("models",), 'model presets only apply with mode = "router"', hint))
-    return problems
 
 
 def service_url(service: str, read: Reader, scheme_path: str = "") -> str:

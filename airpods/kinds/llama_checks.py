@@ -38,10 +38,23 @@ def ini_value_problem(value: Any) -> str | None:
     return None
 
 
+def unused_router_tables(
+    svc: ServiceConfig,
+) -> list[tuple[Path, str, str | None]]:
+    """`router` and `models` tables do nothing unless `mode = "router"`: said, not ignored."""
+    problems: list[tuple[Path, str, str | None]] = []
+    if svc.mode == "router":
+        return problems
+    hint = 'set mode = "router", or remove the table'
+    if "router" in svc.model_fields_set:
+        problems.append((("router",), 'a [router] table only applies with mode = "router"', hint))
+    if svc.models:
+        problems.append((("models",), 'model presets only apply with mode = "router"', hint))
+    return problems
+
+
 def config_problems(svc: ServiceConfig) -> list[tuple[Path, str, str | None]]:
     """What the service's mode cannot use: (key path in the service, message, hint)."""
-    from airpods.kinds.base import unused_router_tables
-
     tables: list[tuple[Path, Mapping[str, Any]]] = [(("command_args",), svc.command_args)]
     if svc.mode != "router":
         return [*unused_router_tables(svc), *value_problems(tables)]

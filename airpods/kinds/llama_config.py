@@ -62,8 +62,11 @@ class ModelPreset(StrictModel):
 
 
 def config_tables() -> dict[str, Any]:
-    """The keys router mode adds to a service, as pydantic field definitions."""
+    """The keys llama-server adds to a service (router mode's, the private lane's), as pydantic
+    field definitions."""
     return {
+        # The gateway never sends this server's models' requests anywhere else.
+        "private": (bool, Field(default=False)),
         "router": (RouterSpec, Field(default_factory=RouterSpec)),
         # One preset per model id (without any, every GGUF in the volume is served).
         "models": (dict[ModelId, ModelPreset], Field(default_factory=dict)),

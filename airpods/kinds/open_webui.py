@@ -59,6 +59,12 @@ class OpenWebUI(Kind):
             },
         }
 
+    def config_tables(self) -> dict[str, Any]:
+        from pydantic import Field
+
+        # true: the gateway is its one OpenAI connection instead of one per llama-server.
+        return {"via_gateway": (bool, Field(default=False))}
+
     def config_problems_in(
         self, service: str, config: AirpodsConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:

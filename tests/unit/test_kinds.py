@@ -132,10 +132,11 @@ def test_gpu_does_not_import_host_at_run_time() -> None:
 
 
 def test_every_kind_has_sound_defaults() -> None:
-    from airpods.config.schema import ServiceConfig
+    from airpods.config.kind_checks import config_model, foreign_keys, key_owners
 
     for name in kinds.names():
         defaults = kinds.get(name).defaults("x")
         if name == kinds.DEFAULT_KIND:
             defaults = {**defaults, "image": "localhost/x:1"}  # a generic service brings its own
-        ServiceConfig.model_validate({**defaults, "kind": name})
+        cfg = config_model().model_validate({"services": {"x": {**defaults, "kind": name}}})
+        assert foreign_keys("x", cfg.services["x"], key_owners()) == [], name

@@ -57,12 +57,37 @@ def test_ids_differing_only_by_case(tmp_path: Path) -> None:
     ('[services.llamacpp.router]\nmodels_max = 2\n', "services.llamacpp.router:"),
     ('[services.llamacpp]\nmode = "single"\n[services.llamacpp.router]\npreload = ["a"]\n',
      "services.llamacpp.router:"),
-    ('[services.ollama]\n[services.ollama.models.x]\nfile = "x.gguf"\n',
-     "services.ollama.models:"),
 ])
 def test_router_tables_under_single_mode(tmp_path: Path, text: str, where: str) -> None:
     line = config_error(text, tmp_path)
     assert where in line and 'mode = "router"' in line, line
+
+
+GATEWAY_ON = '[services.gateway]\nenabled = true\n'
+
+
+@pytest.mark.parametrize(("text", "where", "owner", "kind"), [
+    ('[services.ollama.models.x]\nfile = "x.gguf"\n', "services.ollama.models:", "llama-server",
+     "ollama"),
+    (GATEWAY_ON + '[services.gateway.router]\nmodels_max = 2\n', "services.gateway.router:",
+     "llama-server", "gateway"),
+    ('[services.open-webui]\nprivate = true\n', "services.open-webui.private:", "llama-server",
+     "open-webui"),
+    ('[services.llamacpp]\nvia_gateway = true\n', "services.llamacpp.via_gateway:", "open-webui",
+     "llama-server"),
+    ('[services.llamacpp.remotes.lab]\nbase_url = "http://x/v1"\nmodels = ["m"]\n',
+     "services.llamacpp.remotes:", "gateway", "llama-server"),
+    ('[services.ollama.clients.laptop]\n', "services.ollama.clients:", "gateway", "ollama"),
+    ('[services.open-webui.fallbacks]\nm = []\n', "services.open-webui.fallbacks:", "gateway",
+     "open-webui"),
+])
+def test_another_kinds_key_is_a_config_error(tmp_path: Path, text: str, where: str, owner: str,
+                                            kind: str) -> None:
+    """A kind's own key on another kind's service did nothing, silently: `private = true` on
+    Open WebUI, a gateway's remotes on a llama-server."""
+    line = config_error(text, tmp_path)
+    assert where in line and f"is a key of {owner} services; this one is kind {kind!r}" in line, (
+        line)
 
 
 def test_preload_without_presets_needs_its_gguf(tmp_path: Path) -> None:
@@ -182,3 +207,12 @@ def test_a_cached_router_must_keep_its_model_mount_read_only(tmp_path: Path, pre
     writable = tuple(replace(m, mode="rw") for m in spec.mounts)
     assert safety_problems(replace(spec, mounts=writable)) == [
         "the model mount /models is writable"]
+
+
+def test_unknown_key_offers_only_the_kinds_own_keys(tmp_path: Path) -> None:
+    line = config_error('[services.open-webui]\nprivat = true\n', tmp_path)
+    assert "services.open-webui.privat: unknown key 'privat'" in line, line
+    assert "via_gateway" in line and "private" not in line.replace("'privat'", "")
+    assert not {"remotes", "router"} & set(line.split("known keys: ")[1].rstrip(")").split(", "))
+    assert "did you mean 'private'?" in config_error('[services.llamacpp]\nprivat = true\n',
+                                                     tmp_path)
