@@ -16,7 +16,7 @@ runs with ``--embeddings --pooling mean``.
 Usage::
 
     python -m airpods.models.tiny OUT.gguf [--layers 2] [--hidden 64] [--heads 4] [--ffn 128]
-        [--kv-heads 4]
+        [--kv-heads 4] [--vocab-size N] [--quant f16|q4_0]
 
 Needs the ``gguf`` and ``numpy`` packages (``pip install 'airpods[models]'``).
 """
@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["CHATML_TEMPLATE", "SPECIAL_TOKENS", "write_tiny_gguf", "main"]
 
@@ -39,6 +40,9 @@ CHATML_TEMPLATE = (
 )
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+# quant -> (ggml type of the matrices, of the output layer)
+_QUANTS = {"f16": ("F16", "F16"), "q4_0": ("Q4_0", "Q8_0")}
 
 # Merges in GPT-2's byte-to-unicode alphabet ("Ġ" is the space byte). Each merged token is
 # added to the vocabulary right after the 256 byte tokens, in this order.
@@ -89,12 +93,20 @@ def write_tiny_gguf(
     context_length: int = 2048,
     seed: int = 0,
     kv_heads: int | None = None,
+    vocab_size: int | None = None,
+    quant: str = "f16",
 ) -> Path:
     """Write the tiny model to ``path`` (atomically: temp file in the same folder, then rename).
 
     Returns ``path``. ``hidden`` must be a multiple of ``heads``, with an even head size.
     ``kv_heads`` (default: ``heads``) below ``heads`` makes a grouped-query-attention model;
     ``heads`` must be a multiple of it.
+
+    For a model that streams as fast as a real one of the same shape (benchmarks):
+    ``vocab_size`` pads the vocabulary with plain tokens (``w0``, ``w1``...; the output layer
+    and sampling grow with it), and ``quant = "q4_0"`` stores the matrices in Q4_0 blocks
+    (the output layer in Q8_0), about the bytes per weight of a Q4_K_M file; ``hidden`` and
+    ``ffn`` must then be multiples of 32.
     """
     import gguf
     import numpy as np
@@ -106,6 +118,10 @@ def write_tiny_gguf(
     kv_heads = heads if kv_heads is None else kv_heads
     if kv_heads < 1 or heads % kv_heads:
         raise ValueError(f"heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
+    if quant not in _QUANTS:
+        raise ValueError(f"quant {quant!r} is not one of {', '.join(_QUANTS)}")
+    if quant != "f16" and (hidden % 32 or ffn % 32):
+        raise ValueError(f"{quant} needs hidden ({hidden}) and ffn ({ffn}) multiples of 32")
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,14 +129,27 @@ def write_tiny_gguf(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
 
     tokens, types, merges = _vocab()
+    if vocab_size is not None:
+        if vocab_size < len(tokens):
+            raise ValueError(f"vocab_size must be at least {len(tokens)}")
+        tokens += [f"w{i}" for i in range(vocab_size - len(tokens))]
+        types += [int(gguf.TokenType.NORMAL)] * (vocab_size - len(types))
     n_vocab = len(tokens)
     head_dim = hidden // heads
     kv_width = kv_heads * head_dim
     rng = np.random.default_rng(seed)
+    block, out_block = _QUANTS[quant]
 
-    def weight(*shape: int) -> np.ndarray:
+    def weight(rows: int, cols: int, kind: str | None = None) -> tuple[np.ndarray, Any]:
         # numpy shape (rows, cols) becomes ggml ne = [cols, rows], what llama.cpp expects.
-        return (rng.standard_normal(shape) * 0.02).astype(np.float16)
+        qtype = getattr(gguf.GGMLQuantizationType, kind or block)
+        if qtype == gguf.GGMLQuantizationType.F16:
+            return (rng.standard_normal((rows, cols)) * 0.02).astype(np.float16), None
+        values = rng.standard_normal((rows, cols), dtype=np.float32) * 0.02
+        return gguf.quants.quantize(values, qtype), qtype
+
+    def add(name: str, tensor: tuple[np.ndarray, Any]) -> None:
+        writer.add_tensor(name, tensor[0], raw_dtype=tensor[1])
 
     def norm() -> np.ndarray:
         return np.ones(hidden, dtype=np.float32)
@@ -128,7 +157,7 @@ def write_tiny_gguf(
     writer = gguf.GGUFWriter(tmp, arch="llama")
     try:
         writer.add_name("airpods-tiny")
-        writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+        writer.add_file_type(int(getattr(gguf.LlamaFileType, f"MOSTLY_{block}")))
         writer.add_vocab_size(n_vocab)
         writer.add_context_length(context_length)
         writer.add_embedding_length(hidden)
@@ -149,19 +178,19 @@ def write_tiny_gguf(
         writer.add_add_bos_token(False)
         writer.add_chat_template(CHATML_TEMPLATE)
 
-        writer.add_tensor("token_embd.weight", weight(n_vocab, hidden))
+        add("token_embd.weight", weight(n_vocab, hidden))
         for i in range(layers):
             writer.add_tensor(f"blk.{i}.attn_norm.weight", norm())
-            writer.add_tensor(f"blk.{i}.attn_q.weight", weight(hidden, hidden))
-            writer.add_tensor(f"blk.{i}.attn_k.weight", weight(kv_width, hidden))
-            writer.add_tensor(f"blk.{i}.attn_v.weight", weight(kv_width, hidden))
-            writer.add_tensor(f"blk.{i}.attn_output.weight", weight(hidden, hidden))
+            add(f"blk.{i}.attn_q.weight", weight(hidden, hidden))
+            add(f"blk.{i}.attn_k.weight", weight(kv_width, hidden))
+            add(f"blk.{i}.attn_v.weight", weight(kv_width, hidden))
+            add(f"blk.{i}.attn_output.weight", weight(hidden, hidden))
             writer.add_tensor(f"blk.{i}.ffn_norm.weight", norm())
-            writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(ffn, hidden))
-            writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(ffn, hidden))
-            writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(hidden, ffn))
+            add(f"blk.{i}.ffn_gate.weight", weight(ffn, hidden))
+            add(f"blk.{i}.ffn_up.weight", weight(ffn, hidden))
+            add(f"blk.{i}.ffn_down.weight", weight(hidden, ffn))
         writer.add_tensor("output_norm.weight", norm())
-        writer.add_tensor("output.weight", weight(n_vocab, hidden))
+        add("output.weight", weight(n_vocab, hidden, out_block))
 
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -189,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kv-heads", type=int, default=None)
     parser.add_argument("--context-length", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab-size", type=int, default=None,
+                        help="pad the vocabulary with plain tokens up to this size")
+    parser.add_argument("--quant", choices=sorted(_QUANTS), default="f16")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
@@ -201,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             context_length=args.context_length,
             seed=args.seed,
             kv_heads=args.kv_heads,
+            vocab_size=args.vocab_size,
+            quant=args.quant,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

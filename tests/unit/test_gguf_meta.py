@@ -39,6 +39,37 @@ def test_tiny_metadata(tmp_path: Path, layers, hidden, heads, ffn, kv_heads, ctx
     assert meta.name == "airpods-tiny"
 
 
+def test_q4_0_with_a_padded_vocabulary(tmp_path: Path) -> None:
+    """The benchmark's model of a real one's shape: Q4_0 matrices, a Q8_0 output layer, the
+    vocabulary padded with plain tokens after the tiny one (special tokens keep their ids)."""
+    import gguf
+
+    path = write_tiny_gguf(tmp_path / "q.gguf", layers=2, hidden=64, heads=4, ffn=128,
+                           vocab_size=1000, quant="q4_0")
+    meta = read_meta(path)
+    assert meta.quantization == "Q4_0"
+    assert meta.parameters == tiny_params(2, 64, 4, 128, 4) + 2 * (1000 - N_VOCAB) * 64
+    reader = gguf.GGUFReader(path)
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert types["blk.0.ffn_up.weight"] == types["token_embd.weight"] == "Q4_0"
+    assert types["output.weight"] == "Q8_0" and types["output_norm.weight"] == "F32"
+    tokens = reader.fields["tokenizer.ggml.tokens"]
+    assert len(tokens.data) == 1000
+    assert bytes(tokens.parts[tokens.data[N_VOCAB - 1]]).decode() == SPECIAL_TOKENS[-1]
+    assert bytes(tokens.parts[tokens.data[N_VOCAB]]).decode() == "w0"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"quant": "q8"}, "quant 'q8' is not one of"),
+    ({"quant": "q4_0", "hidden": 48, "heads": 4, "ffn": 64}, "multiples of 32"),
+    ({"vocab_size": 10}, f"vocab_size must be at least {N_VOCAB}"),
+])
+def test_bad_shape_options(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_tiny_gguf(tmp_path / "m.gguf", **options)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_header_skips_a_large_vocabulary_and_keeps_counts(tmp_path: Path) -> None:
     gguf = pytest.importorskip("gguf")
     np = pytest.importorskip("numpy")
