@@ -3,6 +3,8 @@ them is airpods.masking (its names are importable from here too).
 
 **Keeping.** Generated values (API keys, session keys) are made in memory when the config is
 loaded; only `save()` writes them: 0600 files in 0700 directories, `<root>/<service>/<VAR>`.
+Values no longer asked for (a gateway client removed from the config) are deleted by `save()`
+too, once `drop()` named them.
 `start` saves after the config validated (under its lock), and so do `config show` /
 `config get`, so that a key a user reads is the key the next `start` uses. A command that fails,
 or that only plans (`start --dry-run`, `config validate`), leaves no file.
@@ -80,6 +82,7 @@ class SecretStore:
     ) -> None:
         self.root = root if root is not None else default_root()
         self._pending: dict[Path, str] = {}
+        self._dropped: set[Path] = set()
         self._note = note if note is not None else _note_on_stderr
 
     def path(self, service: str, var: str) -> Path:
@@ -111,10 +114,22 @@ class SecretStore:
         with self._service_dir(path, create=False) as dir_fd:
             return "" if dir_fd is None else _read_key(dir_fd, var, path, self._note)
 
+    def names(self, service: str) -> list[str]:
+        """The variables a service has kept (its directory, read with every check above)."""
+        with self._service_dir(self.path(service, "_"), create=False) as dir_fd:
+            return [] if dir_fd is None else sorted(
+                name for name in os.listdir(dir_fd) if not name.startswith(".")
+            )
+
+    def drop(self, service: str, var: str) -> None:
+        """Delete a kept value at `save()` (a revoked key: the name, added again, gets a new
+        one, never the old key back)."""
+        self._dropped.add(self.path(service, var))
+
     @property
     def pending(self) -> bool:
-        """True when values were generated that no file holds yet."""
-        return bool(self._pending)
+        """True when values were generated that no file holds yet, or are to be deleted."""
+        return bool(self._pending or self._dropped)
 
     def save(self) -> bool:
         """Write the values generated so far: each a file, 0600, in a 0700 directory.
@@ -138,6 +153,20 @@ class SecretStore:
                     hint=f"check that {self.root} is a writable directory",
                 ) from None
         self._pending.clear()
+        for path in sorted(self._dropped):
+            try:
+                with self._service_dir(path, create=False) as dir_fd:
+                    if dir_fd is not None:
+                        # unlink never follows a link: a planted one is removed, not its target
+                        os.unlink(path.name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise AirpodsError(
+                    f"cannot delete the revoked secret {path}: {exc.strerror or exc}",
+                    hint=f"delete {path} yourself",
+                ) from None
+        self._dropped.clear()
         return all_ours
 
     def _write_new(self, path: Path, value: str) -> bool:

@@ -143,8 +143,8 @@ def load_config_text(
     layers.insert(0, kind_layer)
     raw = deep_merge(kind_layer.data, raw)
     image_origins = _honour_specific_image(raw, layers)
-    _fill_generated_secrets(raw, secrets if secrets is not None else SecretStore(), layers)
     try:
+        _fill_generated_secrets(raw, secrets if secrets is not None else SecretStore(), layers)
         config, facts = _resolve_and_validate(raw, host)
     except _Problems as exc:
         raise located(exc.problems, layers) from None
@@ -267,20 +267,49 @@ def _fill_generated_secrets(raw: dict[str, Any], store: SecretStore, layers: lis
 def _fill_client_keys(
     name: str, svc: dict[str, Any], store: SecretStore, layers: list[Layer]
 ) -> None:
-    """A gateway's `clients.NAME` without a `key` gets one generated once and kept (0600)."""
+    """A gateway's `clients.NAME` gets a key generated once and kept (0600); the kept key of a
+    client no longer declared is deleted when the store saves (revoked for good: the name,
+    added again, gets a new key)."""
     from airpods.kinds.gateway_schema import CLIENT_NAME_RE, client_variable
 
     clients = svc.get("clients")
+    declared = set()
     for client, table in clients.items() if isinstance(clients, dict) else ():
-        if not _is_name(CLIENT_NAME_RE, client) or not isinstance(table, dict) or "key" in table:
+        if not _is_name(CLIENT_NAME_RE, client) or not isinstance(table, dict):
             continue  # validation reports a bad name or type
         var = client_variable(client)
+        if "key" in table:
+            raise _Problems([Problem(
+                ("services", name, "clients", client, "key"),
+                "a client key does not belong in the config file",
+                f"remove it: airpods generates the key once and keeps it in "
+                f"{store.path(name, var)} (write your own there to choose it)",
+            )])
+        declared.add(var)
         try:
             table["key"] = store.get(name, var)
         except (OSError, UnicodeDecodeError) as exc:
             raise secret_error(
                 exc, store.path(name, var), ("services", name, "clients", client), layers
             ) from None
+    if not _takes(svc, "clients"):
+        return
+    try:
+        kept = store.names(name)
+    except OSError as exc:
+        raise secret_error(exc, store.path(name, "_").parent, ("services", name, "clients"),
+                           layers) from None
+    for var in kept:
+        if var.startswith("CLIENT_") and var not in declared:
+            store.drop(name, var)
+
+
+def _takes(svc: dict[str, Any], key: str) -> bool:
+    """Whether the service's kind is one that has `key` (its own table, Kind.config_tables)."""
+    from airpods import kinds
+    from airpods.config.kind_checks import key_owners
+
+    return svc.get("kind", kinds.DEFAULT_KIND) in key_owners().get(key, ())
 
 
 def _is_name(pattern: re.Pattern[str], value: object) -> bool:

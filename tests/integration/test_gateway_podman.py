@@ -284,7 +284,8 @@ def test_private_crash_mid_stream_never_reaches_the_remote(stack: Stack, gw: Hos
 def test_mistaken_fallback_on_private_model_and_revoked_key(stack: Stack) -> None:
     """A hand-built config (validation bypassed): the model is private AND has a fallback, and
     a remote deployment shares its name. The guard alone must keep it local. The same run has
-    `phone` removed from the TOML: its key is revoked."""
+    `phone` removed from the TOML: its key is revoked, and stays revoked when `phone` is added
+    back (which gets a new key)."""
     phone = stack.client_key("phone")
 
     def mistake(config: dict) -> None:
@@ -313,6 +314,11 @@ def test_mistaken_fallback_on_private_model_and_revoked_key(stack: Stack) -> Non
             assert stack.remote.count == before
         finally:
             stack.start_local()
+    renewed = stack.client_key("phone")  # the table is back: a new key, never the revoked one
+    assert renewed != phone
+    with stack.gateway("phone-again") as gw:
+        assert _chat(gw, key=phone).status_code == 401
+        assert _chat(gw, key=renewed).status_code == 200
 
 
 # --- a remote that fails -----------------------------------------------------------------------

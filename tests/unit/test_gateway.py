@@ -119,6 +119,64 @@ def test_fallbacks_and_clients(tmp_path: Path) -> None:
     assert spec2.config_hash != spec.config_hash
 
 
+def _saved_load(text: str, tmp_path: Path):
+    """Load as `start` does: the store saves what the load generated or dropped."""
+    store = SecretStore(tmp_path / "secrets")
+    loaded = load_config_text(tmp_path / "config.toml", text, host=HOST, environ={},
+                              secrets=store)
+    store.save()
+    return loaded.config
+
+
+def test_a_revoked_client_key_never_comes_back(tmp_path: Path) -> None:
+    """Removing `clients.phone` and saving deletes its kept key: `phone` added again gets a new
+    key, never the one that was revoked (it may have leaked)."""
+    text = ON + '[services.gateway.clients.laptop]\n[services.gateway.clients.phone]\n'
+    first = _saved_load(text, tmp_path).services["gateway"].clients
+    kept = tmp_path / "secrets" / "gateway"
+    assert sorted(p.name for p in kept.glob("CLIENT_*")) == ["CLIENT_LAPTOP", "CLIENT_PHONE"]
+    # Only planning (no save): the file stays, as nothing else is written by a dry run.
+    _load(text.replace("[services.gateway.clients.phone]\n", ""), tmp_path)
+    assert (kept / "CLIENT_PHONE").exists()
+    without = _saved_load(text.replace("[services.gateway.clients.phone]\n", ""), tmp_path)
+    assert "phone" not in without.services["gateway"].clients
+    assert sorted(p.name for p in kept.glob("CLIENT_*")) == ["CLIENT_LAPTOP"]
+    again = _saved_load(text, tmp_path).services["gateway"].clients
+    assert again["phone"].key != first["phone"].key
+    assert again["laptop"].key == first["laptop"].key
+
+
+def test_revoking_removes_a_planted_link_not_its_target(tmp_path: Path) -> None:
+    _saved_load(ON, tmp_path)
+    target = tmp_path / "precious"
+    target.write_text("keep me\n")
+    (tmp_path / "secrets" / "gateway" / "CLIENT_OLD").symlink_to(target)
+    _saved_load(ON, tmp_path)
+    assert not (tmp_path / "secrets" / "gateway" / "CLIENT_OLD").is_symlink()
+    assert target.read_text() == "keep me\n"
+
+
+def test_only_a_gateway_drops_client_named_files(tmp_path: Path) -> None:
+    """Another kind's generated secret that happens to be named CLIENT_* is its own."""
+    text = ('[services.tool]\nimage = "localhost/tool:1"\n'
+            'generated_secrets = ["CLIENT_TOKEN"]\n')
+    first = _saved_load(text, tmp_path).services["tool"].env["CLIENT_TOKEN"]
+    assert _saved_load(text, tmp_path).services["tool"].env["CLIENT_TOKEN"] == first
+
+
+def test_a_literal_client_key_is_a_config_error(tmp_path: Path) -> None:
+    text = ON + '[services.gateway.clients.laptop]\nkey = "a"\n'
+    with pytest.raises(ConfigError) as caught:
+        _load(text, tmp_path)
+    line = caught.value.one_line()
+    assert caught.value.key_path == "services.gateway.clients.laptop.key", line
+    assert "a client key does not belong in the config file" in line
+    assert "CLIENT_LAPTOP" in line and "\n" not in line
+    result = _cli(tmp_path, text, "start", "gateway")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "secrets").exists()
+
+
 def test_config_yaml_is_in_the_hash(tmp_path: Path) -> None:
     spec, _ = _gateway(ON + REMOTE, tmp_path)
     other, _ = _gateway(ON + REMOTE.replace("price_out = 3", "price_out = 4"), tmp_path)

@@ -73,6 +73,12 @@ class _Secrets:
     def get(self, service: str, var: str) -> str:
         return f"generated-{service}-{var}".lower()
 
+    def names(self, service: str) -> list[str]:
+        return []
+
+    def path(self, service: str, var: str) -> Path:
+        return Path("/secrets") / service / var
+
 
 def _outputs(text: str | None, host: HostFacts) -> dict[str, object]:
     from airpods.cli.output import dry_run_json
