@@ -35,14 +35,15 @@ def config_model() -> type[AirpodsConfig]:
     )
 
 
-def key_owners() -> dict[str, list[str]]:
+@cache
+def key_owners() -> dict[str, tuple[str, ...]]:
     """Each key a kind adds (`Kind.config_tables`) -> the kinds that add it."""
     from airpods import kinds
 
-    owners: dict[str, list[str]] = {}
+    owners: dict[str, tuple[str, ...]] = {}
     for name in kinds.names():
         for key in kinds.get(name).config_tables():
-            owners.setdefault(key, []).append(name)
+            owners[key] = (*owners.get(key, ()), name)
     return owners
 
 
@@ -63,7 +64,9 @@ def other_kinds_keys(raw: Mapping[str, Any]) -> Callable[[KeyPath], Collection[s
     return not_here
 
 
-def foreign_keys(name: str, svc: ServiceConfig, owners: dict[str, list[str]]) -> list[Problem]:
+def foreign_keys(
+    name: str, svc: ServiceConfig, owners: dict[str, tuple[str, ...]]
+) -> list[Problem]:
     """A kind's own key set on another kind's service does nothing there: said, not ignored
     (`private = true` on an Open WebUI service, a gateway's `remotes` on a llama-server)."""
     return [

@@ -272,6 +272,8 @@ def _fill_client_keys(
     added again, gets a new key)."""
     from airpods.kinds.gateway_schema import CLIENT_NAME_RE, client_variable
 
+    if not _takes(svc, "clients"):
+        return  # validation says `clients` is another kind's key
     clients = svc.get("clients")
     declared = set()
     for client, table in clients.items() if isinstance(clients, dict) else ():
@@ -292,8 +294,6 @@ def _fill_client_keys(
             raise secret_error(
                 exc, store.path(name, var), ("services", name, "clients", client), layers
             ) from None
-    if not _takes(svc, "clients"):
-        return
     try:
         kept = store.names(name)
     except OSError as exc:
