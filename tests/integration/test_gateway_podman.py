@@ -217,7 +217,15 @@ def test_local_stopped_falls_back_then_returns(stack: Stack, gw: HostGateway) ->
         private = _chat(gw, body, headers=PRIVATE)
         assert private.status_code == 503, private.text
         assert "private" in private.json()["error"]["message"]
+    # The header fails closed: any value but an explicit no, in any of its copies, is private.
+    odd = [[("X-Airpods-Private", v)] for v in ("2", "private", "", " TRUE ")]
+    for headers in [*odd, [("x-airpods-private", "0"), ("X-Airpods-Private", "1")]]:
+        private = _chat(gw, headers=headers)  # type: ignore[arg-type]
+        assert private.status_code == 503, (headers, private.text)
     assert stack.remote.count == before + 1
+    resp = _chat(gw, headers={"X-Airpods-Private": "false"})  # an explicit no: may fall back
+    assert resp.status_code == 200 and _served_by(resp) == "remote:homelab:big-model"
+    assert stack.remote.count == before + 2
     stack.start_local()
     _wait_local(gw, within_s=60)
     status = json.loads(stack.airpods("status", "llamacpp", "--json").stdout)

@@ -4,7 +4,8 @@
   named client key (sha256 of each in the file $AIRPODS_GATEWAY_CLIENTS); anything else is 401.
   The client's name is the key's alias, so usage records can name the client.
 - `guard` (litellm_settings.callbacks): the private lane. A request is private when it carries
-  `X-Airpods-Private: 1` or names a model marked private (model_info.airpods_private). A private
+  `X-Airpods-Private: 1` (any value but 0/false/no/off, in any of its copies) or names a model
+  marked private (model_info.airpods_private). A private
   request is served by a local deployment or refused with 503: fallbacks are switched off for it,
   remote deployments are filtered out of every routing decision (so a fallback chain configured
   by mistake cannot reach one), and a local failure becomes a clear 503.
@@ -28,7 +29,8 @@ from litellm.proxy._types import UserAPIKeyAuth
 
 PRIVATE_HEADER = "x-airpods-private"
 PRIVATE_FLAG = "airpods_private"
-_TRUE = ("1", "true", "yes", "on")
+# Fail closed: the header with any other value (a typo, "2", empty) asks for the private lane.
+_NOT_PRIVATE = ("0", "false", "no", "off")
 _keys: dict[str, str] | None = None
 
 
@@ -54,7 +56,8 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
             status_code=401,
             detail="airpods gateway: missing or unknown key (send Authorization: Bearer <key>)",
         )
-    private = request.headers.get(PRIVATE_HEADER, "").strip().lower() in _TRUE
+    private = any(value.strip().lower() not in _NOT_PRIVATE
+                  for value in request.headers.getlist(PRIVATE_HEADER))
     return UserAPIKeyAuth(
         api_key=digest, key_alias=name, key_name=name, metadata={PRIVATE_FLAG: private}
     )
