@@ -218,7 +218,7 @@ def test_local_stopped_falls_back_then_returns(stack: Stack, gw: HostGateway) ->
         assert private.status_code == 503, private.text
         assert "private" in private.json()["error"]["message"]
     # The header fails closed: any value but an explicit no, in any of its copies, is private.
-    odd = [[("X-Airpods-Private", v)] for v in ("2", "private", "", " TRUE ")]
+    odd = [[("X-Airpods-Private", v)] for v in ("2", "private", "", "TRUE")]
     for headers in [*odd, [("x-airpods-private", "0"), ("X-Airpods-Private", "1")]]:
         private = _chat(gw, headers=headers)  # type: ignore[arg-type]
         assert private.status_code == 503, (headers, private.text)
