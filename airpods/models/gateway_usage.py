@@ -1,7 +1,8 @@
 """What the gateway served: the usage records its callback appends, summed for `airpods usage`.
 
 The gateway's LiteLLM callback (airpods/kinds/gateway_files/airpods_usage.py) appends one JSON
-line per request to `<data dir>/gateway/<service>/usage.jsonl`. The files are written by another
+line per request to `<data dir>/gateway/<service>/usage.jsonl`, and sets a full one aside as
+`usage-<time>-<pid>-<random>.jsonl`. The files are written by another
 process and may be damaged or swapped, so reading is defensive: only regular files, never
 through a symlink, never blocking on a FIFO, at most the last MAX_BYTES of a file, lines over
 MAX_LINE skipped, a torn last line (a gateway killed mid-write) or a garbage line skipped and
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 FILE_NAME = "usage.jsonl"
+_ASIDE_PREFIX = "usage-"  # a full file set aside by the callback (airpods_usage.rotate_if_full)
 MAX_BYTES = 64 * 1024 * 1024
 MAX_LINE = 16 * 1024
 GROUPINGS = ("model", "backend", "client")
@@ -201,8 +203,10 @@ def read_file(path: Path, since: float, into: Reading) -> None:
         into.notes.append(f"{path}: {bad} unreadable line{'s' if bad > 1 else ''} skipped")
 
 
-def usage_files(root: Path, into: Reading) -> list[Path]:
-    """`<root>/<service>/usage.jsonl` for every gateway service directory (symlinks refused)."""
+def usage_files(root: Path, into: Reading, since: float = 0.0) -> list[Path]:
+    """`<root>/<service>/usage.jsonl` for every gateway service directory (symlinks refused),
+    after the files the callback set aside when they were full (`usage-<time>-...jsonl`) that
+    were last written at or after `since`: an older one holds no record of the window."""
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
@@ -213,6 +217,7 @@ def usage_files(root: Path, into: Reading) -> list[Path]:
     found = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
+            found += _aside_files(Path(entry.path), into, since)
             path = Path(entry.path) / FILE_NAME
             if os.path.lexists(path):
                 found.append(path)
@@ -221,9 +226,20 @@ def usage_files(root: Path, into: Reading) -> list[Path]:
     return found
 
 
+def _aside_files(folder: Path, into: Reading, since: float) -> list[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        into.notes.append(f"{folder}: cannot list ({exc.strerror})")
+        return []
+    return [Path(e.path) for e in entries
+            if e.name.startswith(_ASIDE_PREFIX) and e.name.endswith(".jsonl")
+            and (e.is_symlink() or e.stat(follow_symlinks=False).st_mtime >= since)]
+
+
 def read_all(root: Path, since: float) -> Reading:
     reading = Reading()
-    for path in usage_files(root, reading):
+    for path in usage_files(root, reading, since):
         read_file(path, since, reading)
     return reading
 

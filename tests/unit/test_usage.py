@@ -124,6 +124,45 @@ def test_append_is_one_line_per_record_0600_and_refuses_a_symlink(tmp_path: Path
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_a_full_file_is_set_aside_and_every_record_is_still_counted(
+    tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(callback, "ROTATE_BYTES", 600)
+    for i in range(20):
+        callback.append_record(str(data), rec(model=f"m{i % 4}", prompt_tokens=i))
+    aside = sorted(data.parent.glob("usage-*.jsonl"))
+    assert len(aside) >= 3 and data.stat().st_size < 600 + 300
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in aside)
+    # Two workers rotating the same full file: the second finds it gone, nothing is overwritten.
+    callback.rotate_if_full(str(aside[0]))
+    callback.rotate_if_full(str(aside[0]))
+    lines = [json.loads(x) for p in data.parent.glob("usage*.jsonl")
+             for x in p.read_bytes().splitlines()]
+    assert sorted(r["prompt_tokens"] for r in lines) == list(range(20))
+    out = json.loads(run_cli(tmp_path, "--json").stdout)
+    assert out["total"]["requests"] == 20 and out["total"]["prompt_tokens"] == sum(range(20))
+    assert out["notes"] == []
+
+
+def test_a_set_aside_file_older_than_the_window_is_not_read(tmp_path: Path, data: Path) -> None:
+    old = data.parent / "usage-20250101T000000-1-abcdef.jsonl"
+    write(old, rec(model="old", ts=NOW - 40 * 86400))
+    os.utime(old, (NOW - 40 * 86400, NOW - 40 * 86400))
+    recent = data.parent / "usage-20261201T000000-1-abcdef.jsonl"
+    write(recent, rec(model="recent", ts=NOW - 86400))
+    write(data, rec(model="live"))
+    reading = gu.Reading()
+    files = gu.usage_files(data.parent.parent, reading, since=NOW - 30 * 86400)
+    assert files == [recent, data]
+    assert [r["key"] for r in json.loads(run_cli(tmp_path, "--json", "--days", "60")
+                                         .stdout)["rows"]] == ["live", "old", "recent"]
+    link = data.parent / "usage-20261202T000000-1-abcdef.jsonl"
+    link.symlink_to(recent)
+    out = json.loads(run_cli(tmp_path, "--json").stdout)
+    assert sorted(r["key"] for r in out["rows"]) == ["live", "recent"]
+    assert any(str(link) in note and "symlink" in note for note in out["notes"])
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 

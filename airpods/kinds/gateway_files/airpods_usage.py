@@ -4,8 +4,9 @@ Shipped by airpods into the gateway (mounted beside config.yaml, listed in
 `litellm_settings.callbacks` as `airpods_usage.usage_logger`). It runs inside LiteLLM's
 interpreter, so it imports nothing from airpods. Each record is appended to the file named by
 AIRPODS_USAGE_FILE with O_APPEND, then fsync'd: a `kill -9` of the gateway loses at most the
-request in flight, and the file outlives restarts. `airpods usage` reads it (a torn last line
-is skipped there).
+request in flight, and the file outlives restarts. A full file is set aside under a name of its
+own and a new one begun (rotate_if_full). `airpods usage` reads them all (a torn last line is
+skipped there).
 
 Where the fields come from (checked against LiteLLM 1.106.12's source, and run by a real proxy
 in tests/integration/test_gateway_usage.py):
@@ -22,6 +23,7 @@ answer, both under the model asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -36,6 +38,8 @@ except ImportError:  # airpods' unit tests read the pure functions below without
 FILE_VARIABLE = "AIRPODS_USAGE_FILE"
 # Records are one line each; nothing in one comes near this, and the reader skips longer lines.
 MAX_LINE = 16 * 1024
+# About 150,000 records: the file is then set aside and a new one begun (rotate_if_full).
+ROTATE_BYTES = 32 * 1024 * 1024
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -116,12 +120,28 @@ def worth_recording(record: dict[str, Any]) -> bool:
     return record["client"] is not None or record["deployment"] is not None
 
 
+def rotate_if_full(path: str) -> None:
+    """A file of ROTATE_BYTES or more is renamed aside, to usage-<UTC time>-<pid>-<random>.jsonl:
+    never over another file, so two workers rotating at once lose nothing. `airpods usage`
+    reads the aside files too, skipping those last written before the days it is asked for."""
+    try:
+        if os.lstat(path).st_size < ROTATE_BYTES:
+            return
+    except FileNotFoundError:
+        return
+    base, ext = os.path.splitext(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    with contextlib.suppress(FileNotFoundError):  # another worker rotated it first
+        os.rename(path, f"{base}-{stamp}-{os.getpid()}-{os.urandom(3).hex()}{ext}")
+
+
 def append_record(path: str, record: dict[str, Any]) -> None:
     """Append one line and make it durable before returning (O_APPEND: concurrent writers never
     interleave within a line)."""
     line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
     if len(line) > MAX_LINE:
         return
+    rotate_if_full(path)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags, 0o600)
     try:
