@@ -153,6 +153,10 @@ class SecretStore:
                     hint=f"check that {self.root} is a writable directory",
                 ) from None
         self._pending.clear()
+        self._delete_dropped()
+        return all_ours
+
+    def _delete_dropped(self) -> None:
         for path in sorted(self._dropped):
             try:
                 with self._service_dir(path, create=False) as dir_fd:
@@ -162,12 +166,9 @@ class SecretStore:
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise AirpodsError(
-                    f"cannot delete the revoked secret {path}: {exc.strerror or exc}",
-                    hint=f"delete {path} yourself",
-                ) from None
+                raise AirpodsError(f"cannot delete the revoked secret {path}: {exc.strerror}",
+                                   hint=f"delete {path} yourself") from None
         self._dropped.clear()
-        return all_ours
 
     def _write_new(self, path: Path, value: str) -> bool:
         """Write `value` to `path` atomically unless it already holds a value; True if written."""
