@@ -128,6 +128,15 @@ class _Connection:
         self.sock.close()
 
 
+def accepts(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts a TCP connection there (no request is sent)."""
+    try:
+        _connect(host, port, timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def _connect(host: str, port: int, timeout: float | None) -> socket.socket:
     """An IP literal (what health URLs hold) is connected to directly: getaddrinfo, which
     create_connection uses, would import the idna codec (with unicodedata) for the name."""

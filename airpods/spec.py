@@ -17,10 +17,14 @@ LABEL_KIND = "io.airpods.kind"
 LABEL_SECRETS = "io.airpods.secrets"  # the Podman secrets the container mounts, comma-separated
 
 
+def reach_ip(host_ip: str) -> str:
+    """Where this host reaches a port published on host_ip: a wildcard bind through loopback."""
+    return "127.0.0.1" if host_ip in ("0.0.0.0", "::") else host_ip
+
+
 def _http_url(host_ip: str, port: int) -> str:
-    # A wildcard bind is reached through loopback; IPv6 literals need brackets.
-    ip = "127.0.0.1" if host_ip in ("0.0.0.0", "::") else host_ip
-    host = f"[{ip}]" if ":" in ip else ip
+    ip = reach_ip(host_ip)
+    host = f"[{ip}]" if ":" in ip else ip  # IPv6 literals need brackets
     return f"http://{host}:{port}"
 
 

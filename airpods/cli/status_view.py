@@ -107,6 +107,9 @@ def _observe(
         running = states[spec.service] == "running"
         health, detail = (probe_once(spec, client, timeout_s=PROBE_TIMEOUT_S) if running
                           else ("stopped", ""))
+        if health == "starting" and podman.process_gone(spec.container):  # nothing answers
+            health, detail = "stopped", ("Podman records it as running, but its process is gone"
+                                         " (killed with conmon); `airpods start` recreates it")
         ctx = kinds.StatusContext(running=running, host=host, podman=podman,
                                   timeout_s=PROBE_TIMEOUT_S)
         return health, detail, kinds.get(spec.kind).status_fields(spec, ctx)

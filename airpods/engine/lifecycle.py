@@ -9,14 +9,20 @@ from airpods.engine.apply import Outcome, Reporter, apply_plan, plan_creates, pu
 from airpods.engine.lock import lock_path, state_lock
 from airpods.engine.plan import Action, Plan, Step, keeps, make_plan
 from airpods.engine.podman import Podman
+from airpods.record import replace
 from airpods.resolved import Resolved, Settings
 from airpods.spec import ContainerSpec
 
 
 def current_plan(
-    podman: Podman, specs: Sequence[ContainerSpec], *, wait: bool = True
+    podman: Podman,
+    specs: Sequence[ContainerSpec],
+    *,
+    wait: bool = True,
+    note: Callable[[str], None] = lambda text: None,
 ) -> tuple[Plan, dict]:
     actual = podman.managed(bare_pods=True)
+    _mark_dead(podman, specs, actual, note)
     # A service kept running has its image, volumes and network (Podman refuses to remove
     # them while in use): only what the plan (re)creates is asked about.
     changing = [s for s in specs if not keeps(s, actual.get(s.service))]
@@ -34,6 +40,26 @@ def current_plan(
         wait=wait,
     )
     return plan, actual
+
+
+def _mark_dead(podman: Podman, specs: Sequence[ContainerSpec], actual: dict,
+               note: Callable[[str], None]) -> None:
+    """A container Podman records as running whose process is gone (kill -9 of it and its
+    conmon: a killed session, the OOM killer) would be kept and waited on until the readiness
+    timeout. Only a service whose health port accepts nothing is asked about (one request)."""
+    from airpods.localhttp import accepts
+    from airpods.spec import reach_ip
+
+    for spec in specs:
+        current = actual.get(spec.service)
+        health = spec.health
+        if (not keeps(spec, current) or health is None or health.host_port is None
+                or accepts(reach_ip(health.host_ip), health.host_port)):
+            continue
+        if podman.process_gone(current.container):
+            note(f"{spec.service}: Podman records its container as running, but its process is "
+                 "gone (killed with its monitor, conmon); recreating it (its volumes stay)")
+            actual[spec.service] = replace(current, state="dead")
 
 
 @contextmanager
@@ -59,7 +85,7 @@ def start(
     `before_create` gets the specs the plan (re)creates, before anything changes (the models
     they need are fetched there); a service left running as it is costs nothing.
     """
-    plan, actual = current_plan(podman, specs, wait=wait)
+    plan, actual = current_plan(podman, specs, wait=wait, note=reporter.note)
     creating = [spec for spec in plan.specs if plan_creates(plan, spec.service)]
     if before_create is not None and creating:
         before_create(creating)

@@ -44,6 +44,22 @@ class PodmanReads:
     def secret_exists(self, name: str) -> bool:
         return self.api.get(f"/secrets/{quote(name)}/json") is not None
 
+    def process_gone(self, container: str) -> bool:
+        """True when Podman records the container as running but its process is gone: killed
+        together with its monitor (conmon), which would have recorded the exit. Podman's own
+        `top` reads the processes where Podman runs: a running container has at least one.
+        Podman 4.3 answers 200 with an empty body there (the CLI says "open /proc/<pid>/ns/mnt:
+        no such file or directory"); a later one may answer that error instead."""
+        status, body = self.api.request(f"/containers/{quote(container)}/top",
+                                        {"stream": "false"})
+        if 200 <= status < 300:
+            try:
+                return not json.loads(body or b"{}").get("Processes")
+            except (ValueError, AttributeError):
+                return False
+        message = body.decode("utf-8", "replace").lower()
+        return "/proc/" in message and ("no such file" in message or "no such process" in message)
+
     def volume_path(self, name: str) -> Path:
         """The volume's directory on this host (local driver)."""
         volume = self.api.get(f"/volumes/{quote(name)}/json")

@@ -347,6 +347,46 @@ def test_start_killed_part_way_then_start_converges(user: User, point: str) -> N
     assert row["health"] == "ready" and row["config_current"] is True
 
 
+def _gone(pid: int, within_s: float = 10) -> None:
+    deadline = time.monotonic() + within_s
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_container_killed_with_its_conmon_is_recreated_not_waited_on(user: User) -> None:
+    """kill -9 of conmon, then of llama-server (what a killed session or the OOM killer leaves):
+    Podman still records the container as running and no exit. `start` must see that its
+    process is gone and recreate it, instead of waiting on a dead server until the readiness
+    timeout (15 minutes by default); the model volume stays."""
+    first = user.airpods("start", SERVICE)
+    assert first.returncode == 0, first.stderr
+    pids = user.podman("inspect", "--format", "{{.State.ConmonPid}} {{.State.Pid}}",
+                       CONTAINER).stdout.split()
+    for pid in map(int, pids):  # conmon first: nothing is left to record the exit
+        os.kill(pid, signal.SIGKILL)
+        _gone(pid)
+    assert user.containers() == [(CONTAINER, "running")], "Podman no longer shows it running"
+    shown = user.airpods("status", SERVICE, "--json")
+    row = json.loads(shown.stdout)["services"][0]
+    assert shown.returncode == 1 and (row["state"], row["health"]) == ("running", "stopped"), row
+    assert "process is gone" in row["detail"]
+    t0 = time.monotonic()
+    try:
+        again = user.airpods("start", SERVICE, timeout=90)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"start hung on the dead container: {exc.stderr!r}\n"
+                             f"{_diagnose(user)}") from None
+    took = time.monotonic() - t0
+    assert again.returncode == 0, again.stderr + _diagnose(user)
+    assert "its process is gone" in again.stdout + again.stderr, again.stdout
+    assert took < 120, f"start took {took:.0f}s"
+    assert user.containers() == [(CONTAINER, "running")]
+    status = json.loads(user.airpods("status", SERVICE, "--json").stdout)
+    assert status["services"][0]["healthy"] is True, status
+    listed = user.airpods("models", "list", "--json")
+    assert "tiny" in listed.stdout, listed.stdout + listed.stderr
+
+
 def test_stop_killed_between_container_and_pod_then_stop_removes_the_pod(user: User) -> None:
     started = user.airpods("start", SERVICE)
     assert started.returncode == 0, started.stderr
