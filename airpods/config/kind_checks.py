@@ -47,18 +47,24 @@ def key_owners() -> dict[str, tuple[str, ...]]:
     return owners
 
 
+def raw_kind(table: object) -> str:
+    """The kind of a service's table before validation (the default kind when it names none)."""
+    from airpods import kinds
+
+    kind = table.get("kind", kinds.DEFAULT_KIND) if isinstance(table, Mapping) else None
+    return kind if isinstance(kind, str) else kinds.DEFAULT_KIND
+
+
 def other_kinds_keys(raw: Mapping[str, Any]) -> Callable[[KeyPath], Collection[str]]:
     """For unknown-key messages: at a service's table, the keys only other kinds take (so
     a llama-server's "known keys" do not offer the gateway's `remotes`)."""
     owners = key_owners()
-    default_kind = ServiceConfig.model_fields["kind"].default
 
     def not_here(loc: KeyPath) -> Collection[str]:
         services = raw.get("services")
         if len(loc) != 2 or loc[0] != "services" or not isinstance(services, Mapping):
             return ()
-        table = services.get(loc[1])
-        kind = table.get("kind", default_kind) if isinstance(table, Mapping) else default_kind
+        kind = raw_kind(services.get(loc[1]))
         return {key for key, kinds in owners.items() if kind not in kinds}
 
     return not_here

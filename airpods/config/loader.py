@@ -306,10 +306,9 @@ def _fill_client_keys(
 
 def _takes(svc: dict[str, Any], key: str) -> bool:
     """Whether the service's kind is one that has `key` (its own table, Kind.config_tables)."""
-    from airpods import kinds
-    from airpods.config.kind_checks import key_owners
+    from airpods.config.kind_checks import key_owners, raw_kind
 
-    return svc.get("kind", kinds.DEFAULT_KIND) in key_owners().get(key, ())
+    return raw_kind(svc) in key_owners().get(key, ())
 
 
 def _is_name(pattern: re.Pattern[str], value: object) -> bool:

@@ -108,11 +108,6 @@ class Gateway(Kind):
 
         return gateway_schema.config_tables()
 
-    def config_problems(
-        self, svc: ServiceConfig
-    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
-        return []
-
     def config_problems_in(
         self, service: str, config: AirpodsConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:

@@ -100,10 +100,10 @@ class RemoteSpec(_Strict):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{v!r} is not an http(s) URL {example}")
         try:
-            parts.port  # noqa: B018 - raises on a port outside 0-65535 or not a number
+            port = parts.port  # raises on a port outside 0-65535 or not a number
         except ValueError:
-            raise ValueError(f"{v!r} has no valid port (1-65535) {example}") from None
-        if parts.port == 0:
+            port = 0
+        if port == 0:
             raise ValueError(f"{v!r} has no valid port (1-65535) {example}")
         if parts.username or parts.password:
             raise ValueError("a base_url must not carry a user or password; use api_key_env")

@@ -41,10 +41,9 @@ def ini_value_problem(value: Any) -> str | None:
 def unused_router_tables(
     svc: ServiceConfig,
 ) -> list[tuple[Path, str, str | None]]:
-    """`router` and `models` tables do nothing unless `mode = "router"`: said, not ignored."""
+    """`router` and `models` tables do nothing unless `mode = "router"` (the caller's case):
+    said, not ignored."""
     problems: list[tuple[Path, str, str | None]] = []
-    if svc.mode == "router":
-        return problems
     hint = 'set mode = "router", or remove the table'
     if "router" in svc.model_fields_set:
         problems.append((("router",), 'a [router] table only applies with mode = "router"', hint))
