@@ -297,7 +297,7 @@ def _fill_client_keys(
     try:
         kept = store.names(name)
     except OSError as exc:
-        raise secret_error(exc, store.path(name, "_").parent, ("services", name, "clients"),
+        raise secret_error(exc, store.root / name, ("services", name, "clients"),
                            layers) from None
     for var in kept:
         if var.startswith("CLIENT_") and var not in declared:
