@@ -39,7 +39,8 @@ def recommendation(host: Any, ctx: int) -> dict[str, Any]:
         "tiers": [{"tier": f.tier.name, "repo": f.tier.repo, "file": f.tier.file,
                    "quant": f.tier.quant, "parameters": f.tier.parameters,
                    "estimate_bytes": f.estimate_bytes, "headroom_bytes": f.headroom_bytes,
-                   "fast_enough": f.fast_enough,
+                   "fast_enough": f.fast_enough, "licence": f.tier.licence,
+                   "commercial_use": f.tier.commercial_use,
                    "auto": auto is not None and f.tier.name == auto.tier.name}
                   for f in fits],
         "auto": auto.tier.name if auto else None,
@@ -54,8 +55,9 @@ def recommendation(host: Any, ctx: int) -> dict[str, Any]:
 def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
     """The capability tiers (config/models.toml) that fit this machine's RAM or VRAM.
 
-    One line per tier that fits: repo, quant, estimated memory at --ctx, headroom left. The
-    tier `model_source = "auto"` downloads at first start is marked.
+    One line per tier that fits: repo, quant, licence, estimated memory at --ctx, headroom
+    left. The tier `model_source = "auto"` downloads at first start is marked; auto never picks
+    a tier whose licence forbids commercial use.
     """
     from airpods.cli.output import echo_json
     from airpods.models.fit import LLAMA_DEFAULT_CTX, gb
@@ -77,9 +79,10 @@ def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
     for row in doc["tiers"]:
         mark = "  <- auto" if row["auto"] else ""
         slow = "" if row["fast_enough"] else "  (slow on this CPU: auto wants more cores)"
+        barred = ", non-commercial: auto skips it" if row["commercial_use"] is False else ""
         click.echo(f"  {row['tier']:<7} {row['repo']}:{row['quant']}  needs "
-                   f"{gb(row['estimate_bytes'])}, headroom {gb(row['headroom_bytes'])}"
-                   f"{slow}{mark}")
+                   f"{gb(row['estimate_bytes'])}, headroom {gb(row['headroom_bytes'])}  "
+                   f"[licence: {row['licence']}{barred}]{slow}{mark}")
 
 
 @click.command("search")

@@ -109,16 +109,23 @@ def plan(svc: Any, service: str, volume: str, file: str,
     return source, f"{service}: {file} is not in volume {volume}; downloading {source}"
 
 
+_NO_COMMERCE = ": no commercial use"
+
+
 def _auto_line(service: str, file: str, host: HostFacts) -> str:
     from airpods.models.fit import LLAMA_DEFAULT_CTX, gb
-    from airpods.models.tiers import budget
+    from airpods.models.tiers import budget, fitting, licence_skipped, load_catalogue
 
     tier = auto_tier(file)
     assert tier is not None  # source_for found it
     need = tier.estimate(LLAMA_DEFAULT_CTX)
-    return (f"{service}: model_source = auto: tier {tier.name} ({tier.repo}:{tier.quant}, about "
-            f"{gb(need)} at ctx {LLAMA_DEFAULT_CTX}) fits {budget(host).describe()}; "
-            f"downloading {file}")
+    pick = next(iter(fitting(host, LLAMA_DEFAULT_CTX, [tier])), None)
+    skipped = licence_skipped(host, LLAMA_DEFAULT_CTX, load_catalogue(), pick)
+    passed = "".join(f"; skipped tier {t.name} ({t.repo}: {t.licence}, no commercial use)"
+                     for t in skipped)
+    return (f"{service}: model_source = auto: tier {tier.name} ({tier.repo}:{tier.quant}, "
+            f"licence {tier.licence}{_NO_COMMERCE if tier.commercial_use is False else ''}, about {gb(need)} at ctx {LLAMA_DEFAULT_CTX}) fits "
+            f"{budget(host).describe()}{passed}; downloading {file}")
 
 
 def prepare_models(

@@ -22,7 +22,12 @@ if TYPE_CHECKING:
     from airpods.host import HostFacts
 
 TIER_KEYS = {"repo": str, "file": str, "quant": str, "parameters": int, "size_bytes": int,
-             "layers": int, "kv_heads": int, "head_dim": int, "cpu_min_cores": int}
+             "layers": int, "kv_heads": int, "head_dim": int, "cpu_min_cores": int,
+             "licence": str, "commercial_use": bool}
+# Keys a tier may leave out: a user tier without a licence is shown as "not stated".
+OPTIONAL_KEYS = {"cpu_min_cores", "licence", "commercial_use"}
+NOT_STATED = "not stated"
+_KIND_WORDS = {int: "a positive integer", bool: "true or false"}
 # Below about 3B parameters a model is likely to call tools unreliably: the issue's threshold,
 # borne out in public reports, e.g. modelcontextprotocol/modelcontextprotocol#2470 (qwen2.5
 # 1.5B picks the right tool 50% of the time among 80, a 9B model 80%) and
@@ -45,6 +50,10 @@ class Tier:
     kv_heads: int
     head_dim: int
     cpu_min_cores: int = 1
+    licence: str = NOT_STATED
+    # False: the licence forbids commercial use, so `auto` never picks the tier (it is still
+    # listed by `models recommend`, and `models pull` takes it when asked by name).
+    commercial_use: bool | None = None
 
     def kv_bytes(self, ctx: int) -> int:
         return self.layers * self.kv_heads * self.head_dim * 2 * KV_BYTES * ctx
@@ -119,12 +128,12 @@ def _tier(path: Path, name: str, body: Any) -> Tier:
         if want is None:
             raise ConfigError(f"unknown key {key!r}", file=str(path), key_path=f"{where}.{key}",
                               hint=f"known keys: {', '.join(TIER_KEYS)}")
-        ok = isinstance(value, want) and not isinstance(value, bool)
+        ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
         if not ok or (want is int and value <= 0) or (want is str and not value.strip()):
-            kind = "a positive integer" if want is int else "a non-empty string"
+            kind = _KIND_WORDS.get(want, "a non-empty string")
             raise ConfigError(f"must be {kind}, not {value!r}", file=str(path),
                               key_path=f"{where}.{key}")
-    missing = [k for k in TIER_KEYS if k not in body and k != "cpu_min_cores"]
+    missing = [k for k in TIER_KEYS if k not in body and k not in OPTIONAL_KEYS]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}", file=str(path), key_path=where)
     if not body["file"].endswith(".gguf") or "/" in body["file"]:
@@ -169,12 +178,23 @@ def fitting(host: HostFacts, ctx: int, tiers: list[Tier], *,
 
 def auto_pick(host: HostFacts, ctx: int, tiers: list[Tier], *,
               on_gpu: bool | None = None) -> Fitting | None:
-    """The largest fitting tier that is fast enough here; else the smallest that fits."""
-    fits = fitting(host, ctx, tiers, on_gpu=on_gpu)
+    """The largest fitting tier that is fast enough here; else the smallest that fits. Tiers
+    whose licence forbids commercial use are skipped (`licence_skipped` names them)."""
+    allowed = [t for t in tiers if t.commercial_use is not False]
+    fits = fitting(host, ctx, allowed, on_gpu=on_gpu)
     fast = [f for f in fits if f.fast_enough]
     if fast:
         return fast[-1]
     return fits[0] if fits else None
+
+
+def licence_skipped(host: HostFacts, ctx: int, tiers: list[Tier], pick: Fitting | None, *,
+                    on_gpu: bool | None = None) -> list[Tier]:
+    """The non-commercial tiers `auto` passed over: they fit, are fast enough here and are
+    larger than its pick (the start line says so)."""
+    floor = pick.estimate_bytes if pick else -1
+    return [f.tier for f in fitting(host, ctx, tiers, on_gpu=on_gpu)
+            if f.tier.commercial_use is False and f.fast_enough and f.estimate_bytes > floor]
 
 
 def tier_for_file(name: str, tiers: list[Tier]) -> Tier | None:

@@ -20,7 +20,7 @@ RECOMMEND_KEYS = {"host", "usable", "ctx", "tiers", "auto"}
 RECOMMEND_HOST_KEYS = {"memory_bytes", "vram_bytes", "gpu_name", "accelerator", "physical_cores"}
 RECOMMEND_USABLE_KEYS = {"where", "total_bytes", "usable_bytes", "headroom"}
 RECOMMEND_TIER_KEYS = {"tier", "repo", "file", "quant", "parameters", "estimate_bytes",
-                       "headroom_bytes", "fast_enough", "auto"}
+                       "headroom_bytes", "fast_enough", "licence", "commercial_use", "auto"}
 GiB = 1 << 30
 
 
