@@ -180,7 +180,7 @@ def _model_sources(app: AppContext) -> dict[str, str]:
     return {name: configured_source(svc) for name, svc in loaded.config.services.items()}
 
 
-def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:
+def gather(app: AppContext, note: Callable[[str], None], pull_check: bool = False) -> list[Check]:
     from airpods.cli.context import resolve
     from airpods.engine.podman import Podman
     from airpods.engine.podman_socket import answering_socket
@@ -234,8 +234,20 @@ def gather(app: AppContext, note: Callable[[str], None]) -> list[Check]:
         checks += models
     if resolved is not None:
         checks += release_checks(resolved)
+        checks += _image_checks(resolved, podman, pull_check)
         checks += _remote_checks(app, resolved.enabled_services())
     return checks
+
+
+def _image_checks(resolved: Resolved, podman: Podman | None, pull_check: bool) -> list[Check]:
+    """Each enabled service's image: present locally, its pin, and with --pull-check whether
+    its registry has it (airpods.cli.doctor_images)."""
+    from airpods.cli.doctor_images import image_checks, pull_checks
+
+    images = {name: resolved.specs[name].image for name in resolved.enabled_services()}
+    present = podman.image_exists if podman is not None else (lambda ref: False)
+    out = image_checks(images, present)
+    return out + pull_checks(images.values()) if pull_check else out
 
 
 def release_checks(resolved: Resolved) -> list[Check]:
@@ -249,7 +261,7 @@ def release_checks(resolved: Resolved) -> list[Check]:
         image = resolved.specs[name].image
         if not image.startswith("ghcr.io/ggml-org/llama.cpp:"):
             continue
-        tag = image.rsplit(":", 1)[-1]
+        tag = image.split("@", 1)[0].rsplit(":", 1)[-1]
         release = re.search(r"-(b\d+)$", tag)
         if image in IMAGES.values():
             out.append(Check(f"llama.cpp ({name})", OK, f"release {LLAMA_CPP_RELEASE}, pinned "
@@ -297,16 +309,19 @@ def _host_checks(resolved: Resolved | None) -> list[Check]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
+@click.option("--pull-check", is_flag=True,
+              help="Also ask each image's registry whether it has the image (a few seconds).")
 @click.pass_obj
-def doctor(app: AppContext, as_json: bool) -> None:
-    """Check Podman, its socket, cgroups, ulimits, the GPU, disk, ports, config and models.
+def doctor(app: AppContext, as_json: bool, pull_check: bool) -> None:
+    """Check Podman, its socket, cgroups, ulimits, the GPU, disk, ports, config, models and
+    images (present locally; with --pull-check, published).
 
     Exit code 1 when something blocks `start`.
     """
     from airpods.cli.output import echo_json
 
     notes: list[str] = []
-    checks = gather(app, notes.append)
+    checks = gather(app, notes.append, pull_check)
     blocking = [c.name for c in checks if c.status == FAIL]
     if as_json:
         echo_json({"ok": not blocking, "blocking": blocking,

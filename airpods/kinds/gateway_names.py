@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-# Pinned together: the PyPI release tests run and the image `start` runs.
-LITELLM_VERSION = "1.106.12"
-IMAGE = f"ghcr.io/berriai/litellm:main-v{LITELLM_VERSION}"
+from airpods.kinds.image_pins import LITELLM, LITELLM_VERSION  # noqa: F401 (re-exported)
+
+# Pinned together (image_pins): the PyPI release tests run and the image `start` runs.
+IMAGE = LITELLM.ref
 PORT = 4000
 MASTER_VARIABLE = "LITELLM_MASTER_KEY"
 SECRETS_DIR = "/run/secrets"

@@ -29,6 +29,7 @@ from airpods.kinds.base import (
     instance_defaults,
     service_url,
 )
+from airpods.kinds.image_pins import LLAMA_CPP, LLAMA_CPP_RELEASE  # noqa: F401 (re-exported)
 from airpods.record import replace
 
 if TYPE_CHECKING:
@@ -40,16 +41,10 @@ KEY_VARIABLE = "LLAMA_API_KEY"
 KEY_FLAG = "--api-key"
 KEY_FILE_FLAG = "--api-key-file"
 KEY_FILE_TARGET = "/run/secrets/llama-api-key"
-# A known-good llama.cpp release, pinned: the floating `server` tags change under a running
-# setup (flags, router mode). ggml-org publishes server-<accel>-b<N> for every release; b11206
-# serves the router mode, `--api-key-file` and `--models-preset` airpods renders. `doctor` names it.
-LLAMA_CPP_RELEASE = "b11206"
-IMAGES = {
-    "cpu": f"ghcr.io/ggml-org/llama.cpp:server-{LLAMA_CPP_RELEASE}",
-    "cuda": f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_CPP_RELEASE}",
-    "rocm": f"ghcr.io/ggml-org/llama.cpp:server-rocm-{LLAMA_CPP_RELEASE}",
-    "vulkan": f"ghcr.io/ggml-org/llama.cpp:server-vulkan-{LLAMA_CPP_RELEASE}",
-}
+# A known-good llama.cpp release, pinned by tag and digest (airpods.kinds.image_pins says where
+# each was seen published): the floating `server` tags change under a running setup (flags,
+# router mode). `doctor` names the release.
+IMAGES = {accel: pin.ref for accel, pin in LLAMA_CPP.items()}
 MODEL_VOLUME = "airpods_llamacpp_models"
 _ROUTER = "(mode | default('single')) == 'router'"  # in a template, about the service itself
 

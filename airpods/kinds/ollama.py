@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airpods.kinds.base import Backend, Kind, Reader, instance_defaults, service_url
+from airpods.kinds.image_pins import OLLAMA, OLLAMA_ROCM
 
 
 class Ollama(Kind):
@@ -16,8 +17,8 @@ class Ollama(Kind):
     def defaults(self, service: str) -> dict[str, Any]:
         return {
             **instance_defaults(service),
-            "image": "docker.io/ollama/ollama:latest",
-            "images": {"rocm": "docker.io/ollama/ollama:rocm"},
+            "image": OLLAMA.ref,
+            "images": {"rocm": OLLAMA_ROCM.ref},
             "ports": [{"host": 11434, "container": 11434}],
             "volumes": {
                 "data": {"source": f"airpods_{service}_data", "target": "/root/.ollama",

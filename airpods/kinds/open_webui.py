@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Kind, instance_defaults
+from airpods.kinds.image_pins import OPEN_WEBUI
 
 if TYPE_CHECKING:
     from airpods.config.schema import AirpodsConfig
@@ -24,7 +25,7 @@ class OpenWebUI(Kind):
     def defaults(self, service: str) -> dict[str, Any]:
         return {
             **instance_defaults(service),
-            "image": "ghcr.io/open-webui/open-webui:main",
+            "image": OPEN_WEBUI.ref,  # the release the tests run, pinned (image_pins)
             # Signs its sessions; generated once and kept so logins survive restarts.
             "generated_secrets": ["WEBUI_SECRET_KEY"],
             # Its start script changes file ownership and user.

@@ -123,9 +123,10 @@ def _auto_line(service: str, file: str, host: HostFacts) -> str:
     skipped = licence_skipped(host, LLAMA_DEFAULT_CTX, load_catalogue(), pick)
     passed = "".join(f"; skipped tier {t.name} ({t.repo}: {t.licence}, no commercial use)"
                      for t in skipped)
+    barred = _NO_COMMERCE if tier.commercial_use is False else ""
     return (f"{service}: model_source = auto: tier {tier.name} ({tier.repo}:{tier.quant}, "
-            f"licence {tier.licence}{_NO_COMMERCE if tier.commercial_use is False else ''}, about {gb(need)} at ctx {LLAMA_DEFAULT_CTX}) fits "
-            f"{budget(host).describe()}{passed}; downloading {file}")
+            f"licence {tier.licence}{barred}, about {gb(need)} at ctx {LLAMA_DEFAULT_CTX}) "
+            f"fits {budget(host).describe()}{passed}; downloading {file}")
 
 
 def prepare_models(

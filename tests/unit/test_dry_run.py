@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from airpods import host as host_module
 from airpods.cli import cli
+from airpods.kinds.llama_server import IMAGES
 
 GROUPS = "root:x:0:\nvideo:x:44:\nrender:x:109:\n"
 
@@ -119,7 +120,7 @@ def fake_host(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_no_gpu_uses_cpu_image(fake_host, monkeypatch, tmp_path) -> None:
     svc = dry_run_on(*fake_host, monkeypatch, tmp_path)
-    assert svc["image"] == "ghcr.io/ggml-org/llama.cpp:server-b11206"
+    assert svc["image"] == IMAGES["cpu"]
     assert svc["devices"] == [] and "--n-gpu-layers" in svc["command"]
     assert svc["command"][svc["command"].index("--n-gpu-layers") + 1] == "0"
     assert "no supported GPU detected" in svc["image_reason"]
@@ -130,7 +131,7 @@ def test_nvidia_with_cdi_uses_cuda_image_and_device(fake_host, monkeypatch, tmp_
     fake_nvidia(bin_dir)
     write(root / "etc/cdi/nvidia.yaml", "kind: nvidia.com/gpu\n")
     svc = dry_run_on(root, bin_dir, monkeypatch, tmp_path)
-    assert svc["image"] == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11206"
+    assert svc["image"] == IMAGES["cuda"]
     assert svc["devices"] == ["nvidia.com/gpu=all"]
     assert svc["command"][svc["command"].index("--n-gpu-layers") + 1] == "all"
     assert "NVIDIA H100" in svc["image_reason"] and "CDI spec" in svc["image_reason"]
@@ -140,7 +141,7 @@ def test_nvidia_without_cdi_says_so_and_how_to_fix(fake_host, monkeypatch, tmp_p
     root, bin_dir = fake_host
     fake_nvidia(bin_dir)
     svc = dry_run_on(root, bin_dir, monkeypatch, tmp_path)
-    assert svc["image"] == "ghcr.io/ggml-org/llama.cpp:server-b11206" and svc["devices"] == []
+    assert svc["image"] == IMAGES["cpu"] and svc["devices"] == []
     assert any("will not be used" in n and
                "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml" in n for n in svc["notes"])
 
@@ -149,7 +150,7 @@ def test_amd_uses_rocm_image_devices_and_numeric_groups(fake_host, monkeypatch, 
     root, bin_dir = fake_host
     fake_amd(root)
     svc = dry_run_on(root, bin_dir, monkeypatch, tmp_path)
-    assert svc["image"] == "ghcr.io/ggml-org/llama.cpp:server-rocm-b11206"
+    assert svc["image"] == IMAGES["rocm"]
     assert svc["devices"] == ["/dev/kfd", "/dev/dri"]
     assert svc["group_add"] == ["44", "109"]
     assert any("--group-add 44" in line for line in svc["podman"])
@@ -163,7 +164,7 @@ def test_cpu_flag_overrides_a_gpu(fake_host, monkeypatch, tmp_path) -> None:
                       for i in range(6))  # 3 cores with 2 threads each
     write(root / "proc/cpuinfo", cpuinfo)
     svc = dry_run_on(root, bin_dir, monkeypatch, tmp_path, "--cpu")
-    assert svc["image"] == "ghcr.io/ggml-org/llama.cpp:server-b11206" and svc["devices"] == []
+    assert svc["image"] == IMAGES["cpu"] and svc["devices"] == []
     assert svc["command"][svc["command"].index("--threads") + 1] == "3"  # physical cores
 
 

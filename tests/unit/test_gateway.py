@@ -53,7 +53,7 @@ def test_built_in_gateway_is_off_and_pinned(tmp_path: Path) -> None:
     loaded = _load("", tmp_path)
     svc = loaded.config.services["gateway"]
     assert svc.kind == "gateway" and svc.enabled is False
-    assert svc.image == "ghcr.io/berriai/litellm:main-v1.106.12"
+    assert svc.image == "ghcr.io/berriai/litellm:v1.106.12"
     assert [(p.host, p.container, p.host_ip) for p in svc.ports] == [(4000, 4000, "127.0.0.1")]
 
 

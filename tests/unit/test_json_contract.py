@@ -153,13 +153,13 @@ def test_doctor_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
     checks = [doctor_module.Check("podman", "ok", "podman 5.0.0, rootless"),
               doctor_module.Check("ulimits", "warn", "low", "raise them"),
               doctor_module.Check("port 127.0.0.1:8080 (llamacpp)", "fail", "in use", "stop it")]
-    monkeypatch.setattr(doctor_module, "gather", lambda app, note: checks)
+    monkeypatch.setattr(doctor_module, "gather", lambda app, note, pull_check=False: checks)
     code, data = run("doctor", "--json")
     assert set(data) == DOCTOR_KEYS
     assert all(set(c) == DOCTOR_CHECK_KEYS for c in data["checks"])
     assert data["ok"] is False and data["blocking"] == ["port 127.0.0.1:8080 (llamacpp)"]
     assert code == 1
-    monkeypatch.setattr(doctor_module, "gather", lambda app, note: checks[:2])
+    monkeypatch.setattr(doctor_module, "gather", lambda app, note, pull_check=False: checks[:2])
     code, data = run("doctor", "--json")
     assert (code, data["ok"], data["blocking"]) == (0, True, [])
 

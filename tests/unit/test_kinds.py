@@ -15,6 +15,7 @@ import pytest
 from airpods import kinds
 from airpods.config.loader import load_config
 from airpods.host import HostFacts
+from airpods.kinds.llama_server import IMAGES
 from airpods.render import render_all
 from airpods.secrets import SecretStore
 
@@ -51,7 +52,7 @@ def test_the_issues_short_second_instance_gets_everything_from_its_kind(tmp_path
     assert [(m.source, m.target, m.mode) for m in fast.mounts] == [
         ("airpods_llamacpp_models", "/models", "ro")]
     assert fast.health is not None and fast.health.url == "http://127.0.0.1:8082/health"
-    assert fast.image == "ghcr.io/ggml-org/llama.cpp:server-b11206"
+    assert fast.image == IMAGES["cpu"]
     # Its own key, not llamacpp's, and Open WebUI is wired to both.
     llama_kind = kinds.get("llama-server")
     assert llama_kind.api_key(fast) and llama_kind.api_key(fast) != llama_kind.api_key(llama)
@@ -64,7 +65,7 @@ def test_the_issues_short_second_instance_gets_everything_from_its_kind(tmp_path
 def test_on_a_gpu_host_the_kind_gives_the_gpu_image(tmp_path: Path) -> None:
     loaded = load(tmp_path, FAST, CUDA)
     [fast] = render_all(loaded.config, loaded.host, ["fast"])
-    assert fast.image == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11206"
+    assert fast.image == IMAGES["cuda"]
     assert "--n-gpu-layers" in fast.command and "all" in fast.command
 
 
@@ -106,7 +107,7 @@ def test_a_users_images_table_still_picks_per_accelerator(tmp_path: Path) -> Non
     assert dry_run(tmp_path, text, "cuda")["image"] == "localhost/mine:cuda"
     assert dry_run(tmp_path, text, "cpu")["image"] == "localhost/mine:1"
     built_in = dry_run(tmp_path, "", "cuda")
-    assert built_in["image"] == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11206"
+    assert built_in["image"] == IMAGES["cuda"]
     assert "set in the built-in kind defaults" in built_in["image_reason"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,17 @@ from airpods.secrets import SecretStore
 
 def test_every_builtin_image_is_pinned_to_one_release() -> None:
     assert LLAMA_CPP_RELEASE.startswith("b") and LLAMA_CPP_RELEASE[1:].isdigit()
-    assert all(image.endswith(f"-{LLAMA_CPP_RELEASE}") for image in IMAGES.values())
+    for image in IMAGES.values():  # tag and digest: ...:server-cuda-b11382@sha256:<64 hex>
+        tag, digest = image.split("@")
+        assert tag.endswith(f"-{LLAMA_CPP_RELEASE}") and re.fullmatch(r"sha256:[0-9a-f]{64}",
+                                                                       digest), image
+    assert len({image.split("@")[1] for image in IMAGES.values()}) == len(IMAGES)
 
 
 @pytest.mark.parametrize(("image", "status", "says"), [
     (None, "ok", f"release {LLAMA_CPP_RELEASE}, pinned by airpods"),
     ("ghcr.io/ggml-org/llama.cpp:server-b9999", "ok", "release b9999"),
+    ("ghcr.io/ggml-org/llama.cpp:server-b9999@sha256:" + "a" * 64, "ok", "release b9999"),
     ("ghcr.io/ggml-org/llama.cpp:server", "warn", "floating tag"),
 ])
 def test_doctor_names_the_release(tmp_path: Path, monkeypatch, image, status, says) -> None:
