@@ -7,19 +7,21 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.sandbox import free_port
 from tests.stack_config import airpods_env, llama_config
 
 
-def doctor(podman_env, tmp_path: Path, model: str, port: int, volume: str, image: str):
+def doctor(podman_env, tmp_path: Path, model: str, port: int, volume: str, image: str,
+           *extra: str):
     config = tmp_path / f"{model}.toml"
     config.write_text(llama_config(image, port, volume, network="airpods-it-doctor",
                                    model=model, args=""))
     env = airpods_env(podman_env.env, tmp_path, AIRPODS_ACCELERATOR="cpu")
     result = subprocess.run(
-        [sys.executable, "-m", "airpods", "--config", str(config), "doctor", "--json"],
+        [sys.executable, "-m", "airpods", "--config", str(config), "doctor", "--json", *extra],
         env=env, capture_output=True, text=True, timeout=120)
     data = json.loads(result.stdout)
     return result.returncode, data, {c["name"]: c for c in data["checks"]}
@@ -46,7 +48,26 @@ def test_doctor_json_on_real_podman(podman_env, llama_image, tiny_model, model_v
     assert fit["status"] == "ok" and fit["found"].endswith(": fits"), fit
     assert checks[f"port 127.0.0.1:{port} (llamacpp)"]["found"] == "free"
     assert {"disk (images)", "disk (volumes)"} <= set(checks)
+    image = checks["image (llamacpp)"]  # the locally built image, named by the config
+    assert image["status"] == "ok", image
+    assert image["found"] == f"{llama_image} present locally; set in your config"
+    assert not any(name.startswith("registry") for name in checks)  # only with --pull-check
     assert code == (1 if data["blocking"] else 0) and data["ok"] == (not data["blocking"])
+
+    # An image Podman lacks, with --pull-check on a machine that reaches no registry: named,
+    # not present, and the registry check is one line (it gives up within seconds).
+    missing = "ghcr.io/ggml-org/llama.cpp:server-b1"
+    started = time.monotonic()
+    code, data, checks = doctor(podman_env, tmp_path, tiny_model.name, port, volume, missing,
+                                "--pull-check")
+    assert checks["image (llamacpp)"]["status"] == "warn"
+    assert checks["image (llamacpp)"]["found"].startswith(f"{missing} not present locally")
+    registry = [c for name, c in checks.items() if name.startswith("registry")]
+    assert len(registry) == 1, registry
+    if registry[0]["name"] == "registry":  # no route (this machine): one line, quickly
+        assert "unreachable" in registry[0]["found"] and time.monotonic() - started < 60
+    else:  # with a route, the registry answers for the tag
+        assert registry[0]["name"] == f"registry ({missing})"
 
     # A missing model and a port held by another program both block start.
     with socket.socket() as holder:
