@@ -36,6 +36,25 @@ _REMOTE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}")
 
 
+# Names a remote's `api_key_env` may not take (compared case-insensitively): airpods' own
+# secrets and settings, and variables a process's behaviour depends on. The key would be read
+# from a variable that is not the remote's key (PATH), or could be mistaken for airpods' own.
+RESERVED_PREFIXES = ("AIRPODS_", "LITELLM_", "CLIENT_", "LD_", "DYLD_", "PYTHON", "LC_", "XDG_")
+RESERVED_NAMES = frozenset({
+    "LLAMA_API_KEY", "WEBUI_SECRET_KEY",  # keys airpods generates (generated_secrets)
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TMPDIR", "TERM", "LANG", "LANGUAGE",
+    "TZ", "IFS", "ENV", "BASH_ENV", "HOSTNAME", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "ALL_PROXY", "CONTAINER_HOST",
+})
+
+
+def reserved_variable(name: str) -> bool:
+    """True for a name in RESERVED_NAMES or starting with one of RESERVED_PREFIXES."""
+    upper = name.upper()
+    return upper in RESERVED_NAMES or upper.startswith(RESERVED_PREFIXES)
+
+
 def _client_name(v: str) -> str:
     if not CLIENT_NAME_RE.fullmatch(v):
         raise ValueError(
@@ -121,6 +140,12 @@ class RemoteSpec(_Strict):
             raise ValueError(
                 f"{v[:6]!r}... is not an environment variable name: api_key_env names the "
                 "variable that holds the key (example: OPENAI_API_KEY), never the key itself"
+            )
+        if v is not None and reserved_variable(v):
+            raise ValueError(
+                f"{v} is reserved (airpods' own keys, AIRPODS_*/LITELLM_*/CLIENT_*, or a "
+                "variable processes depend on, such as PATH or LD_*): name your own variable "
+                "that holds this remote's key (example: HOMELAB_KEY)"
             )
         return v
 

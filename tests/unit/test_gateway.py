@@ -74,7 +74,8 @@ def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
     # again on every request, which costs LiteLLM a rebuild of its cost-map index each time).
     assert not {"input_cost_per_token", "output_cost_per_token"} & set(local["litellm_params"])
     assert remote["model_name"] == "llama3.1:8b"
-    assert remote["litellm_params"]["api_key"] == "os.environ/HOMELAB_KEY"
+    # The user's variable never names the key inside the container: airpods' own name does.
+    assert remote["litellm_params"]["api_key"] == "os.environ/AIRPODS_REMOTE_KEY_0"
     assert remote["litellm_params"]["input_cost_per_token"] == pytest.approx(1.5e-6)
     assert remote["litellm_params"]["output_cost_per_token"] == pytest.approx(3e-6)
     assert remote["model_info"]["airpods_remote"] == "homelab"
@@ -207,7 +208,8 @@ def test_remote_keys_come_from_the_environment_at_start(tmp_path: Path, monkeypa
     settled = kind.settle(spec.__class__(**{**spec.__dict__, "mounts": ()}), lambda p: None,
                           None)  # type: ignore[arg-type]
     files = {f.target: f.value for f in settled.secret_files}
-    assert files[g.ENV_PREFIX + "HOMELAB_KEY"] == "remote-secret"
+    assert files[g.ENV_PREFIX + "AIRPODS_REMOTE_KEY_0"] == "remote-secret"
+    assert g.ENV_PREFIX + "HOMELAB_KEY" not in files
     assert settled.deferred == ()
 
 
@@ -234,6 +236,16 @@ BAD = [
     ("key-in-api-key-env", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
      'api_key_env = "sk-abcdef123"\nmodels = ["m"]\n', "services.gateway.remotes.r.api_key_env",
      "never the key itself"),
+    *[(f"reserved-key-variable-{var}", ON + '[services.gateway.remotes.r]\n'
+       f'base_url = "http://x/v1"\napi_key_env = "{var}"\nmodels = ["m"]\n',
+       "services.gateway.remotes.r.api_key_env", "is reserved")
+      for var in ("LITELLM_MASTER_KEY", "AIRPODS_LOCAL_KEY_0", "AIRPODS_REMOTE_KEY_1",
+                  "CLIENT_LAPTOP", "LLAMA_API_KEY", "WEBUI_SECRET_KEY", "PATH", "LD_PRELOAD",
+                  "PYTHONPATH", "Path")],
+    ("generated-secret-as-key-variable", ON + '[services.llamacpp]\n'
+     'generated_secrets = ["MY_OWN_SECRET"]\n[services.gateway.remotes.r]\n'
+     'base_url = "http://x/v1"\napi_key_env = "MY_OWN_SECRET"\nmodels = ["m"]\n',
+     "services.gateway.remotes.r.api_key_env", "a key airpods generates"),
     ("fallback-unknown", ON + f'[services.gateway.fallbacks]\n"{LOCAL}" = ["nope"]\n',
      f'services.gateway.fallbacks."{LOCAL}"[0]', "unknown model 'nope'"),
     ("fallback-cycle", ON + REMOTE + '[services.gateway.remotes.r2]\nbase_url = "http://y/v1"\n'
