@@ -138,3 +138,46 @@ def test_remote_naming_an_internal_variable_is_refused_and_never_gets_that_key(
     assert all(h == f"Bearer {USER_KEY}" for h in sent), sent
     assert not any(key in h for h in sent for key in own)
     assert resp.status_code == 200, resp.text
+
+
+# --- Low: the private lane's 503 on every endpoint; request fields that pick a backend --------
+
+
+PRIVATE_BODIES = {
+    "/v1/chat/completions": {"model": "secret-model", "max_tokens": 4,
+                             "messages": [{"role": "user", "content": "hi"}]},
+    "/v1/completions": {"model": "secret-model", "prompt": "hi", "max_tokens": 4},
+    "/v1/messages": {"model": "secret-model", "max_tokens": 4,
+                     "messages": [{"role": "user", "content": "hi"}]},
+}
+
+
+@pytest.mark.parametrize("path", list(PRIVATE_BODIES))
+def test_private_model_down_is_503_on_every_endpoint(
+    gw: HostGateway, remote: StandinRemote, path: str
+) -> None:
+    before = remote.count
+    with gw.client() as client:
+        for _ in range(3):  # the second and later find the local deployment cooling down
+            resp = client.post(path, json=PRIVATE_BODIES[path])
+            assert resp.status_code == 503, resp.text
+            assert "private" in resp.text
+    assert remote.count == before
+
+
+@pytest.mark.parametrize("field", ["api_base", "base_url", "user_config"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_a_request_may_not_pick_its_backend(
+    gw: HostGateway, remote: StandinRemote, field: str, path: str
+) -> None:
+    value = ({"model_list": [{"model_name": "x", "litellm_params": {
+        "model": "openai/x", "api_base": "http://127.0.0.1:9/v1"}}]}
+        if field == "user_config" else "http://127.0.0.1:9/v1")
+    body = {"model": "big-model", "prompt": "hi", "max_tokens": 4,
+            "messages": [{"role": "user", "content": "hi"}], field: value}
+    before = remote.count
+    with gw.client() as client:
+        resp = client.post(path, json=body)
+    assert resp.status_code == 400, resp.text
+    assert field in resp.json()["error"]["message"] and "not allowed" in resp.text
+    assert remote.count == before
