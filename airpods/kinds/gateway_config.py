@@ -40,6 +40,8 @@ ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "t
 LOCAL_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
 REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
+# Each hop is one more failed call before an answer; past a few, a chain is a mistake.
+MAX_FALLBACK_DEPTH = 8
 
 
 # --- what the gateway serves --------------------------------------------------------------------
@@ -270,12 +272,36 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
                 out.append(((*path, i), f"model {target!r} cannot be its own fallback or "
                             "appear twice", None))
     if not out:
-        cycle = _cycle({m: list(c) for m, c in svc.fallbacks.items()})
+        graph = {m: list(c) for m, c in svc.fallbacks.items()}
+        cycle = _cycle(graph)
         if cycle:
             out.append(((*base, "fallbacks", cycle[0]),
                         f"fallback cycle: {' -> '.join(cycle)}",
                         "fallbacks must end at a model that has none"))
+        elif (deep := _too_deep(graph)) is not None:
+            out.append(((*base, "fallbacks", deep),
+                        f"model {deep!r} falls back more than {MAX_FALLBACK_DEPTH} models deep",
+                        f"shorten the chain to at most {MAX_FALLBACK_DEPTH} hops"))
     return out
+
+
+def _too_deep(graph: dict[str, list[str]]) -> str | None:
+    """The first model whose fallback chain (graph acyclic) is over MAX_FALLBACK_DEPTH hops;
+    walked bottom-up with an explicit stack, never recursively."""
+    depth: dict[str, int] = {}
+    for start in graph:
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            waiting = [n for n in graph.get(node, []) if n not in depth]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            depth[node] = 1 + max((depth[n] for n in graph.get(node, [])), default=-1)
+        if depth[start] > MAX_FALLBACK_DEPTH:
+            return start
+    return None
 
 
 def _where(path: Path) -> str:

@@ -91,10 +91,11 @@ class RemoteSpec(_Strict):
     base_url: str
     api_key_env: str | None = None
     models: list[ModelName] = Field(min_length=1)
-    price_in: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    price_out: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    # strict: a number, never "0.5" or true read as one.
+    price_in: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
+    price_out: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
     # A remote that hangs gets this long, then the client gets a clear timeout error.
-    timeout_s: float = Field(default=120, gt=0, le=3600, allow_inf_nan=False)
+    timeout_s: float = Field(default=120, gt=0, le=3600, allow_inf_nan=False, strict=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -246,6 +246,17 @@ BAD = [
      'generated_secrets = ["MY_OWN_SECRET"]\n[services.gateway.remotes.r]\n'
      'base_url = "http://x/v1"\napi_key_env = "MY_OWN_SECRET"\nmodels = ["m"]\n',
      "services.gateway.remotes.r.api_key_env", "a key airpods generates"),
+    *[(f"loose-type-{key}-{value}", ON + '[services.gateway.remotes.r]\n'
+       f'base_url = "http://x/v1"\nmodels = ["m"]\n{key} = {value}\n',
+       f"services.gateway.remotes.r.{key}", "valid number")
+      for key, value in (("price_in", '"0.5"'), ("price_in", "true"), ("price_out", '"1"'),
+                         ("timeout_s", '"30"'))],
+    ("loose-private", ON + '[services.llamacpp]\nprivate = "yes"\n', "services.llamacpp.private",
+     "valid boolean"),
+    ("deep-fallbacks", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
+     + "models = [" + ", ".join(f'"m{i}"' for i in range(2001)) + "]\n"
+     + "[services.gateway.fallbacks]\n" + "".join(f'm{i} = ["m{i + 1}"]\n' for i in range(2000)),
+     "services.gateway.fallbacks.m0", "more than 8 models deep"),
     ("fallback-unknown", ON + f'[services.gateway.fallbacks]\n"{LOCAL}" = ["nope"]\n',
      f'services.gateway.fallbacks."{LOCAL}"[0]', "unknown model 'nope'"),
     ("fallback-cycle", ON + REMOTE + '[services.gateway.remotes.r2]\nbase_url = "http://y/v1"\n'
