@@ -134,10 +134,12 @@ def say(text: str) -> None:
 
 def _masked(text: str) -> str:
     """`text` with every secret value this process read or generated masked (a template may
-    have copied a key into a value that an error message quotes)."""
+    have copied a key into a value that an error message quotes), and any URL's password or
+    secret query value."""
+    from airpods.masking import mask_urls_in
     from airpods.secrets import mask_text, seen_values
 
-    return mask_text(text, seen_values())
+    return mask_urls_in(mask_text(text, seen_values()))
 
 
 def _describe(exc: Exception) -> str:

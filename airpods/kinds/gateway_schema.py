@@ -112,24 +112,27 @@ class RemoteSpec(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
+        from airpods.masking import mask_url
+
         example = "(example: http://192.168.1.20:11434/v1)"
+        shown = mask_url(v)  # whichever check fails, a password in it is never printed
         # urlsplit drops tabs and newlines silently: such a URL would reach LiteLLM as written.
         if _URL_BAD_CHARS.search(v):
-            raise ValueError(f"{v!r} holds a space or control character {example}")
+            raise ValueError(f"{shown!r} holds a space or control character {example}")
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{v!r} is not an http(s) URL {example}")
+            raise ValueError(f"{shown!r} is not an http(s) URL {example}")
         try:
             port = parts.port  # raises on a port outside 0-65535 or not a number
         except ValueError:
             port = 0
         if port == 0:
-            raise ValueError(f"{v!r} has no valid port (1-65535) {example}")
+            raise ValueError(f"{shown!r} has no valid port (1-65535) {example}")
         if parts.username or parts.password:
             raise ValueError("a base_url must not carry a user or password; use api_key_env")
         if parts.query or parts.fragment or v.endswith(("?", "#")):
             raise ValueError(
-                f"{v!r} has a query or fragment: LiteLLM appends paths such as "
+                f"{shown!r} has a query or fragment: LiteLLM appends paths such as "
                 f"/chat/completions to base_url {example}"
             )
         return v.rstrip("/")

@@ -287,6 +287,23 @@ def test_bad_gateway_config_is_one_line_and_starts_nothing(
     assert not (tmp_path / "xdg-data" / "airpods" / "gateway").exists()
 
 
+@pytest.mark.parametrize(("url", "expect"), [
+    ("http://admin:hunter2-pass@lab:99999/v1", "no valid port"),
+    ("http://admin:hunter2-pass@lab/v1\\n", "control character"),
+    ("http://admin:hunter2-pass@lab x/v1", "control character"),
+    ("ftp://admin:hunter2-pass@lab/v1", "not an http(s) URL"),
+    ("http://lab/v1?api_key=hunter2-pass", "query or fragment"),
+    ("http://lab:0/v1?x=1&token=hunter2-pass", "no valid port"),
+])
+def test_a_password_in_base_url_is_never_printed(url: str, expect: str, tmp_path: Path) -> None:
+    text = ON + f'[services.gateway.remotes.r]\nbase_url = "{url}"\nmodels = ["m"]\n'
+    for args in (("config", "validate"), ("start", "gateway")):
+        result = _cli(tmp_path, text, *args)
+        assert result.returncode == 2, result.stderr
+        assert expect in result.stderr and "****" in result.stderr, result.stderr
+        assert "hunter2" not in result.stderr + result.stdout, result.stderr
+
+
 def test_unset_key_variable_refuses_start_and_warns_in_validate(tmp_path: Path) -> None:
     result = _cli(tmp_path, ON + REMOTE, "start", "gateway")
     assert result.returncode == 2, result.stderr
