@@ -22,8 +22,15 @@ def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
 
 def _ips_overlap(a: str, b: str) -> bool:
     # A wildcard address (0.0.0.0 or ::) takes the port on every address of the host.
-    ip_a, ip_b = ipaddress.ip_address(a), ipaddress.ip_address(b)
-    return ip_a == ip_b or ip_a.is_unspecified or ip_b.is_unspecified
+    from airpods.spec import is_wildcard
+
+    return _ip(a) == _ip(b) or is_wildcard(a) or is_wildcard(b)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # ::ffff:127.0.0.1 is 127.0.0.1 to Podman (Go reads a mapped address as IPv4).
+    ip = ipaddress.ip_address(text)
+    return getattr(ip, "ipv4_mapped", None) or ip
 
 
 def _port_clashes(cfg: AirpodsConfig) -> list[Problem]:

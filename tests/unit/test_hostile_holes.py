@@ -1,0 +1,72 @@
+"""Holes a hostile pass found outside the gateway's own suites, each through the CLI: the LAN
+warning for every spelling of the wildcard address, and URL passwords in messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airpods.masking import mask_url, mask_urls_in
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def airpods(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRPODS_", "CONTAINER_"))}
+    env |= {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+            "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"), "AIRPODS_NO_CACHE": "1",
+            # Nothing may be started: a socket that is not there would fail loudly.
+            "CONTAINER_HOST": f"unix://{tmp_path}/no-podman.sock"}
+    return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+
+
+@pytest.mark.parametrize("host_ip", ["0.0.0.0", "::", "::0", "0:0:0:0:0:0:0:0", "0000::",
+                                     "::ffff:0.0.0.0"])
+def test_every_spelling_of_every_interface_is_warned_about(host_ip: str, tmp_path: Path) -> None:
+    text = (f'[services.llamacpp]\nports = [{{ host = 18080, container = 8080, '
+            f'host_ip = "{host_ip}" }}]\n[services.open-webui]\nenabled = false\n')
+    out = airpods(tmp_path, text, "start", "llamacpp", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    shown = out.stdout + out.stderr
+    assert f"published on {host_ip}: reachable from other machines" in shown, shown
+    # Its health check goes through loopback, as for 0.0.0.0.
+    assert "health:   http://127.0.0.1:18080/" in shown, shown
+
+
+@pytest.mark.parametrize("host_ip", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_loopback_is_not_warned_about(host_ip: str, tmp_path: Path) -> None:
+    text = (f'[services.llamacpp]\nports = [{{ host = 18080, container = 8080, '
+            f'host_ip = "{host_ip}" }}]\n[services.open-webui]\nenabled = false\n')
+    out = airpods(tmp_path, text, "start", "llamacpp", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "reachable from other machines" not in out.stdout + out.stderr
+
+
+def test_a_wildcard_and_a_mapped_wildcard_clash_on_one_port(tmp_path: Path) -> None:
+    text = ('[services.llamacpp]\nports = [{ host = 18080, container = 8080, '
+            'host_ip = "::ffff:0.0.0.0" }]\n[services.open-webui]\nenabled = false\n'
+            '[services.other]\nimage = "x"\nports = [{ host = 18080, container = 80, '
+            'host_ip = "192.168.1.5" }]\n')
+    out = airpods(tmp_path, text, "config", "validate")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "18080" in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://u:hunter2@h:1/v1", "http://****@h:1/v1"),
+    ("https://tok@h/v1?a=1&api_key=hunter2;sig=hunter2#f", "https://****@h/v1?a=1&api_key=****;sig=****#f"),
+    ("http://u:p@ss:hunter2@h/x", "http://****@h/x"),
+    ("http://us\ner:hunter2@h/v1", "http://****@h/v1"),
+    ("http://h/v1?token=hunter2", "http://h/v1?token=****"),
+    ("http://h/v1?model=a&mode=b", "http://h/v1?model=a&mode=b"),
+])
+def test_mask_url(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    assert "hunter2" not in mask_urls_in(f"error: {url!r} is bad")
