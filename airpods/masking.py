@@ -251,6 +251,21 @@ def mask_argv(argv: Iterable[str]) -> list[str]:
     return out
 
 
+# --- text from elsewhere, for a terminal ---------------------------------------------------
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character (ESC, BEL, CR, LF, NUL, DEL, C1 controls, bidi
+    overrides...) written as a Python escape (`\\x1b`, `\\r`, `\\u202e`): for human output
+    that shows recorded or remote text (usage records, a server's model ids, a hub's repo
+    names, a file's metadata), so a terminal never acts on it and `\\r\\n` cannot forge a row.
+    `--json` output is never passed through this: it stays exact (JSON escapes on its own)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 # --- URLs: userinfo and secret-looking query values ---------------------------------------------
 
 # A query parameter whose name says its value is a credential (`api_key`, `token`, `sig`, ...).

@@ -8,9 +8,11 @@ closed loopback port), which is the case the private lane must answer with 503.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,10 +98,18 @@ def _cli(setup: dict, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, cwd=REPO)
 
 
+def _usage_file(setup: dict) -> Path:
+    # Where `start` mounts the gateway's usage directory, so `airpods usage` reads it.
+    return Path(setup["env"]["XDG_DATA_HOME"]) / "airpods" / "gateway" / "gateway" / "usage.jsonl"
+
+
 @pytest.fixture(scope="module")
 def gw(setup: dict) -> Iterator[HostGateway]:
     spec = _spec(setup)
-    with run_gateway(spec, setup["tmp"] / "main", _urls(), {"STANDIN_KEY": USER_KEY}) as gateway:
+    usage = _usage_file(setup)
+    usage.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"STANDIN_KEY": USER_KEY, "AIRPODS_USAGE_FILE": str(usage)}
+    with run_gateway(spec, setup["tmp"] / "main", _urls(), extra) as gateway:
         yield gateway
 
 
@@ -181,3 +191,37 @@ def test_a_request_may_not_pick_its_backend(
     assert resp.status_code == 400, resp.text
     assert field in resp.json()["error"]["message"] and "not allowed" in resp.text
     assert remote.count == before
+
+
+# --- Medium: what a client wrote reaches the terminal escaped ---------------------------------
+
+HOSTILE = "\x1b]0;pwn\x07\r\nFAKE ROW"
+
+
+def test_a_hostile_model_name_is_recorded_exactly_and_shown_escaped(
+    setup: dict, gw: HostGateway
+) -> None:
+    usage = _usage_file(setup)
+    with gw.client() as client:
+        resp = client.post("/v1/chat/completions", json={
+            "model": HOSTILE, "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status_code >= 400
+    deadline = time.monotonic() + 20
+    while HOSTILE not in _models(usage) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert HOSTILE in _models(usage), usage.read_text() if usage.exists() else "no records"
+    shown = _cli(setup, "usage")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout + shown.stderr
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out, repr(out)
+    assert "FAKE ROW" in out and "\\x1b]0;pwn\\x07\\r\\nFAKE ROW" in out, out
+    assert not any(line.startswith("FAKE ROW") for line in out.splitlines()), out
+    exact = json.loads(_cli(setup, "usage", "--json").stdout)
+    assert HOSTILE in {row["key"] for row in exact["rows"]}  # --json stays exact
+
+
+def _models(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    return {json.loads(line).get("model") for line in path.read_text().splitlines()
+            if line.strip()}
