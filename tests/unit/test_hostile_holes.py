@@ -15,16 +15,18 @@ from airpods.masking import mask_url, mask_urls_in
 REPO = Path(__file__).resolve().parents[2]
 
 
-def airpods(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+def airpods(
+    tmp_path: Path, text: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.toml"
     config.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRPODS_", "CONTAINER_"))}
-    env |= {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("AIRPODS_", "CONTAINER_"))}
+    full |= {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
             "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"), "AIRPODS_NO_CACHE": "1",
             # Nothing may be started: a socket that is not there would fail loudly.
-            "CONTAINER_HOST": f"unix://{tmp_path}/no-podman.sock"}
+            "CONTAINER_HOST": f"unix://{tmp_path}/no-podman.sock"} | (env or {})
     return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+                          capture_output=True, text=True, env=full, cwd=REPO, timeout=60)
 
 
 @pytest.mark.parametrize("host_ip", ["0.0.0.0", "::", "::0", "0:0:0:0:0:0:0:0", "0000::",
@@ -70,3 +72,20 @@ def test_a_wildcard_and_a_mapped_wildcard_clash_on_one_port(tmp_path: Path) -> N
 def test_mask_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
     assert "hunter2" not in mask_urls_in(f"error: {url!r} is bad")
+
+
+def test_models_search_shows_a_hostile_repo_name_escaped(tmp_path: Path) -> None:
+    from tests.hf_server import FakeHub
+
+    hostile = "acme/Qwen\x1b]0;pwn\x07\r\nFAKE-GGUF"
+    with FakeHub() as hub:
+        hub.listed(hostile, "q-Q4_K_M.gguf", 10**9)
+        hub.listed("acme/Qwen-GGUF", "q-Q4_K_M.gguf", 10**9)
+        env = {"HF_ENDPOINT": hub.url, "AIRPODS_ACCELERATOR": "cpu"}
+        exact = airpods(tmp_path, "", "models", "search", "qwen", "--json", env=env)
+        text = airpods(tmp_path, "", "models", "search", "qwen", env=env)
+    for out in (exact, text):
+        shown = out.stdout + out.stderr
+        assert "\x1b" not in shown and "\r" not in shown and "\x07" not in shown, repr(shown)
+        assert "FAKE-GGUF" not in shown or "\\x1b]0;pwn\\x07\\r\\nFAKE-GGUF" in shown, shown
+        assert out.stderr.count("\n") <= 1, out.stderr
