@@ -156,7 +156,8 @@ def _print_table(rows: list[dict], console: Any) -> None:
                                 else " (config changed: run start)")
         cells.append((
             r["name"], r["state"], f"[{color}]{health}[/{color}]", r["url"] or "-",
-            printable(r["model"] or "-"), _uptime(r["uptime_s"]), r["accelerator"], r["image"],
+            escape(printable(r["model"] or "-")), _uptime(r["uptime_s"]), r["accelerator"],
+            r["image"],
         ))
     print_table(console, ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "ACCEL",
                           "IMAGE"), cells)

@@ -89,3 +89,24 @@ def test_models_search_shows_a_hostile_repo_name_escaped(tmp_path: Path) -> None
         assert "\x1b" not in shown and "\r" not in shown and "\x07" not in shown, repr(shown)
         assert "FAKE-GGUF" not in shown or "\\x1b]0;pwn\\x07\\r\\nFAKE-GGUF" in shown, shown
         assert out.stderr.count("\n") <= 1, out.stderr
+
+
+def test_status_shows_a_servers_model_ids_and_routes_escaped() -> None:
+    import io
+
+    from airpods.cli.plain import PlainConsole
+    from airpods.cli.status_view import _print_routes, _print_table
+
+    hostile = "m\x1b]0;pwn\x07\r\nFAKE [bold]ROW"
+    console = PlainConsole(stderr=False)
+    console.file = io.StringIO()
+    row = {"name": "llamacpp", "state": "running", "health": "ready", "config_current": True,
+           "url": "http://127.0.0.1:8080", "model": hostile, "uptime_s": 5, "accelerator": "cpu",
+           "image": "img", "models": [{"id": hostile, "state": "loaded", "file": hostile}]}
+    _print_table([row], console)
+    _print_routes([{"gateway": "gateway", "model": hostile, "backend": "local",
+                    "private": False, "route": "local", "via": "llamacpp"}], console)
+    out = console.file.getvalue()
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out, repr(out)
+    assert not any(line.startswith("FAKE") for line in out.splitlines()), out
+    assert out.count("m\\x1b]0;pwn\\x07\\r\\nFAKE [bold]ROW") == 4, out
