@@ -29,25 +29,18 @@ from tests.remote_standin import StandinRemote
 REPO = Path(__file__).resolve().parents[2]
 HOST = HostFacts(accelerator="cpu", reason="test", physical_cores=1, logical_cores=1)
 USER_KEY = "the-users-own-remote-key"
+# One private local model (its server never started) and one remote, in dotted keys.
 CONFIG = """\
-[services.llamacpp]
-default_model = "tiny.gguf"
-private = true
-
-[services.llamacpp.command_args]
-alias = "secret-model"
-
-[services.open-webui]
-enabled = false
-
-[services.gateway]
-enabled = true
-
-[services.gateway.remotes.homelab]
-base_url = "{remote}"
-api_key_env = "STANDIN_KEY"
-models = ["big-model"]
-timeout_s = 5
+[services]
+open-webui.enabled = false
+llamacpp.default_model = "tiny.gguf"
+llamacpp.private = true
+llamacpp.command_args.alias = "secret-model"
+gateway.enabled = true
+gateway.remotes.homelab.base_url = "{remote}"
+gateway.remotes.homelab.api_key_env = "STANDIN_KEY"
+gateway.remotes.homelab.models = ["big-model"]
+gateway.remotes.homelab.timeout_s = 5
 """
 
 
