@@ -96,6 +96,24 @@ def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
         g.CONFIG_TARGET, "/run/secrets/airpods_guard.py"}
 
 
+def test_each_keyed_remote_gets_its_own_variable_in_config_order(tmp_path: Path) -> None:
+    remotes = "".join(
+        f'[services.gateway.remotes.{name}]\nbase_url = "http://{name}:1/v1"\n'
+        f'models = ["{name}-m"]\n' + (f'api_key_env = "{var}"\n' if var else "")
+        for name, var in (("a", "SHARED_KEY"), ("b", None), ("c", "SHARED_KEY"), ("d", "D_KEY")))
+    spec, _ = _gateway(ON + remotes, tmp_path)
+    keys = {m["model_name"]: m["litellm_params"]["api_key"] for m in _config(spec)["model_list"]
+            if m["model_info"]["airpods_backend"] == "remote"}
+    assert keys == {"a-m": "os.environ/AIRPODS_REMOTE_KEY_0", "b-m": gateway_config.REMOTE_NO_KEY,
+                    "c-m": "os.environ/AIRPODS_REMOTE_KEY_1",
+                    "d-m": "os.environ/AIRPODS_REMOTE_KEY_2"}
+    settled = g.with_remote_keys(spec, {"SHARED_KEY": "shared-secret", "D_KEY": "d-secret"})
+    files = {f.target.removeprefix(g.ENV_PREFIX): f.value for f in settled.secret_files
+             if f.target.startswith(g.ENV_PREFIX + g.REMOTE_KEY_PREFIX)}
+    assert files == {"AIRPODS_REMOTE_KEY_0": "shared-secret",
+                     "AIRPODS_REMOTE_KEY_1": "shared-secret", "AIRPODS_REMOTE_KEY_2": "d-secret"}
+
+
 def test_router_presets_each_become_a_model_and_private_is_carried(tmp_path: Path) -> None:
     router = ('[services.llamacpp]\nmode = "router"\n'
               '[services.llamacpp.models.alpha]\nfile = "a.gguf"\n'
