@@ -251,6 +251,58 @@ def mask_argv(argv: Iterable[str]) -> list[str]:
     return out
 
 
+# --- text from elsewhere, for a terminal ---------------------------------------------------
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character (ESC, BEL, CR, LF, NUL, DEL, C1 controls, bidi
+    overrides...) written as a Python escape (`\\x1b`, `\\r`, `\\u202e`): for human output
+    that shows recorded or remote text (usage records, a server's model ids, a hub's repo
+    names, a file's metadata), so a terminal never acts on it and `\\r\\n` cannot forge a row.
+    `--json` output is never passed through this: it stays exact (JSON escapes on its own)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+# --- URLs: userinfo and secret-looking query values ---------------------------------------------
+
+# A query parameter whose name says its value is a credential (`api_key`, `token`, `sig`, ...).
+_SECRET_PARAM_RE = re.compile(r"(KEY|SECRET|TOKEN|PASS|PWD|AUTH|SIG|CREDENTIAL|SESSION)",
+                              re.IGNORECASE)
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def mask_url(url: str) -> str:
+    """`url` with its userinfo (`user:password@`) and the values of secret-looking query
+    parameters (`?api_key=...`) replaced by MASK; anything else as written, even a URL that
+    fails every other check (control characters included: this runs before any of them)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rpartition("@")[2]
+    path, q, query = tail.partition("?")
+    if q:
+        query, hashmark, fragment = query.partition("#")
+        params = re.split(r"([&;])", query)
+        query = "".join(_mask_param(p) for p in params) + hashmark + fragment
+    return f"{scheme}{sep}{netloc}{path}{q}{query}"
+
+
+def _mask_param(param: str) -> str:
+    name, eq, value = param.partition("=")
+    return f"{name}={MASK}" if eq and value and _SECRET_PARAM_RE.search(name) else param
+
+
+def mask_urls_in(text: str) -> str:
+    """`text` (a message) with mask_url applied to every URL in it."""
+    return _URL_RE.sub(lambda m: mask_url(m.group(0)), text) if "://" in text else text
+
+
 def key_problem(value: str) -> str | None:
     """Why `value` cannot be a key (None if it can): keys are one printable word."""
     if any(ch.isspace() for ch in value) or not value.isprintable():

@@ -9,7 +9,7 @@ from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.gpu import ImageChoice
 from airpods.host import HostFacts
 from airpods.secrets import secret_env_keys
-from airpods.spec import ContainerSpec, Health, Mount, PortMapping, sealed
+from airpods.spec import ContainerSpec, Health, Mount, PortMapping, is_wildcard, sealed
 
 
 def _env(svc: ServiceConfig) -> dict[str, str]:
@@ -79,7 +79,7 @@ def render_service(
     notes.extend(
         f"{name}: port {p.host} is published on {p.host_ip}: reachable from other machines"
         for p in svc.ports
-        if p.host_ip in ("0.0.0.0", "::")
+        if is_wildcard(p.host_ip)
     )
     env = _env(svc)
     spec = ContainerSpec(

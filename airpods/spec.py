@@ -17,9 +17,23 @@ LABEL_KIND = "io.airpods.kind"
 LABEL_SECRETS = "io.airpods.secrets"  # the Podman secrets the container mounts, comma-separated
 
 
+def is_wildcard(host_ip: str) -> bool:
+    """True when publishing on `host_ip` publishes on every interface: any spelling of 0.0.0.0
+    or :: ("::0", "0:0:0:0:0:0:0:0", "0000::"), or ::ffff:0.0.0.0 (0.0.0.0 to Podman, whose Go
+    parser reads an IPv4-mapped address as IPv4). Compared as addresses, never as text."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host_ip)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_unspecified or (mapped is not None and mapped.is_unspecified)
+
+
 def reach_ip(host_ip: str) -> str:
     """Where this host reaches a port published on host_ip: a wildcard bind through loopback."""
-    return "127.0.0.1" if host_ip in ("0.0.0.0", "::") else host_ip
+    return "127.0.0.1" if is_wildcard(host_ip) else host_ip
 
 
 def _http_url(host_ip: str, port: int) -> str:

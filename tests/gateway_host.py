@@ -88,6 +88,8 @@ def run_gateway(
     edit: object = None,
 ) -> Iterator[HostGateway]:
     venv = ensure_litellm_venv()
+    if g.REMOTE_KEYS in spec.deferred:  # as `start` does: remotes' keys from the environment
+        spec = g.with_remote_keys(spec, dict(extra_env))
     config, env = materialize(spec, workdir, urls, edit)
     port = free_port()
     log = workdir / "litellm.log"

@@ -115,11 +115,11 @@ def _guarded(call: Any, args: list[str]) -> int | None:
                 say("--- last log lines ---")
                 say(_masked(tail))
                 say("---")
-            say(_masked(f"airpods: {exc.one_line()}"))
+            say(_one_line(f"airpods: {exc.one_line()}"))
             return exc.exit_code
         if any(a in ("-v", "--verbose") for a in args):
             raise  # a bug or an unexpected refusal: the traceback on -v
-        say(_masked(f"airpods: {_describe(exc)} (run with -v for details)"))
+        say(_one_line(f"airpods: {_describe(exc)} (run with -v for details)"))
         return 1
     except KeyboardInterrupt:
         say("interrupted")
@@ -134,10 +134,20 @@ def say(text: str) -> None:
 
 def _masked(text: str) -> str:
     """`text` with every secret value this process read or generated masked (a template may
-    have copied a key into a value that an error message quotes)."""
+    have copied a key into a value that an error message quotes), and any URL's password or
+    secret query value."""
+    from airpods.masking import mask_urls_in
     from airpods.secrets import mask_text, seen_values
 
-    return mask_text(text, seen_values())
+    return mask_urls_in(mask_text(text, seen_values()))
+
+
+def _one_line(text: str) -> str:
+    """An error line: masked, and its control characters escaped (it may quote a server's or a
+    file's text: ESC must not reach the terminal, nor CR LF make a second line)."""
+    from airpods.masking import printable
+
+    return printable(_masked(text))
 
 
 def _describe(exc: Exception) -> str:

@@ -60,6 +60,7 @@ def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
     a tier whose licence forbids commercial use.
     """
     from airpods.cli.output import echo_json
+    from airpods.masking import printable
     from airpods.models.fit import LLAMA_DEFAULT_CTX, gb
     from airpods.models.tiers import budget
 
@@ -80,9 +81,10 @@ def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
         mark = "  <- auto" if row["auto"] else ""
         slow = "" if row["fast_enough"] else "  (slow on this CPU: auto wants more cores)"
         barred = ", non-commercial: auto skips it" if row["commercial_use"] is False else ""
-        click.echo(f"  {row['tier']:<7} {row['repo']}:{row['quant']}  needs "
+        click.echo(f"  {printable(row['tier']):<7} {printable(row['repo'])}:"
+                   f"{printable(row['quant'])}  needs "
                    f"{gb(row['estimate_bytes'])}, headroom {gb(row['headroom_bytes'])}  "
-                   f"[licence: {row['licence']}{barred}]{slow}{mark}")
+                   f"[licence: {printable(str(row['licence']))}{barred}]{slow}{mark}")
 
 
 @click.command("search")
@@ -97,6 +99,7 @@ def search(app: AppContext, query: str, limit: int, as_json: bool) -> None:
     largest quant that fits this machine. Answers are cached on disk for a day."""
     from airpods.cli.output import echo_json
     from airpods.errors import UsageError
+    from airpods.masking import printable
     from airpods.models.fit import gb
     from airpods.models.hub import Hub
     from airpods.models.search import search as run_search
@@ -115,4 +118,5 @@ def search(app: AppContext, query: str, limit: int, as_json: bool) -> None:
     for hit in doc["hits"]:
         best = (f"{hit['quant']} ({gb(hit['size_bytes'])})" if hit["quant"]
                 else f"nothing fits {gb(room.usable_bytes)}")
-        click.echo(f"{hit['repo']}  {hit['downloads']} downloads  best fit: {best}")
+        # The hub's answer: repo and quant names are shown, never acted on by the terminal.
+        click.echo(printable(f"{hit['repo']}  {hit['downloads']} downloads  best fit: {best}"))

@@ -145,7 +145,8 @@ def _epoch(value: str) -> float | None:
 
 
 def _print_table(rows: list[dict], console: Any) -> None:
-    from airpods.cli.plain import print_table
+    from airpods.cli.plain import escape, print_table
+    from airpods.masking import printable
 
     colors = {"ready": "green", "loading model": "yellow", "starting": "yellow"}
     cells = []
@@ -155,14 +156,17 @@ def _print_table(rows: list[dict], console: Any) -> None:
                                 else " (config changed: run start)")
         cells.append((
             r["name"], r["state"], f"[{color}]{health}[/{color}]", r["url"] or "-",
-            r["model"] or "-", _uptime(r["uptime_s"]), r["accelerator"], r["image"],
+            escape(printable(r["model"] or "-")), _uptime(r["uptime_s"]), r["accelerator"],
+            r["image"],
         ))
     print_table(console, ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "ACCEL",
                           "IMAGE"), cells)
     for r in rows:
         if r.get("models"):
             console.print(f"{r['name']} models: " + ", ".join(
-                f"{m['id']} [{_MODEL_COLORS.get(m['state'], 'dim')}]{m['state']}[/] ({m['file']})"
+                # ids and files are what the server answered: shown, never acted on
+                f"{escape(printable(str(m['id'])))} [{_MODEL_COLORS.get(m['state'], 'dim')}]"
+                f"{escape(printable(str(m['state'])))}[/] ({escape(printable(str(m['file'])))})"
                 for m in r["models"]))
 
 
@@ -204,9 +208,11 @@ def show_status(app: AppContext, services: tuple[str, ...], as_json: bool, watch
 
 
 def _print_routes(routes: list[dict], console: Any) -> None:
+    from airpods.masking import printable
+
     for r in routes:
         where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
                  "remote": f"remote ({r['via']})",
                  "unavailable": "local down: private, unavailable" if r["private"]
                  else "local down: unavailable"}[r["route"]]
-        console.print(f"{r['gateway']}: {r['model']} -> {where}", markup=False)
+        console.print(printable(f"{r['gateway']}: {r['model']} -> {where}"), markup=False)

@@ -80,6 +80,10 @@ def _cost(cost: float, no_api_cost: bool) -> str:
 
 
 def _table(header: list[str], lines: list[list[str]]) -> None:
+    from airpods.masking import printable
+
+    # Names come from usage records a client wrote (a model name may hold ESC or CR LF).
+    lines = [[printable(cell) for cell in row] for row in lines]
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     for row in [header, *lines]:
         pairs = enumerate(zip(row, widths, strict=True))

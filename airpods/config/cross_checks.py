@@ -22,8 +22,15 @@ def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
 
 def _ips_overlap(a: str, b: str) -> bool:
     # A wildcard address (0.0.0.0 or ::) takes the port on every address of the host.
-    ip_a, ip_b = ipaddress.ip_address(a), ipaddress.ip_address(b)
-    return ip_a == ip_b or ip_a.is_unspecified or ip_b.is_unspecified
+    from airpods.spec import is_wildcard
+
+    return _ip(a) == _ip(b) or is_wildcard(a) or is_wildcard(b)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # ::ffff:127.0.0.1 is 127.0.0.1 to Podman (Go reads a mapped address as IPv4).
+    ip = ipaddress.ip_address(text)
+    return getattr(ip, "ipv4_mapped", None) or ip
 
 
 def _port_clashes(cfg: AirpodsConfig) -> list[Problem]:
@@ -116,23 +123,26 @@ def _dependency_problems(cfg: AirpodsConfig) -> list[Problem]:
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """The first cycle in `graph` as [a, b, ..., a], or None."""
+    """The first cycle in `graph` as [a, b, ..., a], or None.
+
+    Iterative (an explicit stack): a chain thousands of nodes deep is no RecursionError.
+    """
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        path.pop()
-        state[node] = 2
-        return None
-
     for start in graph:
-        if start not in state and (found := visit(start)):
-            return found
+        if start in state:
+            continue
+        path = [start]
+        todo = [iter(graph.get(start, []))]
+        state[start] = 1
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                todo.append(iter(graph.get(nxt, [])))
     return None

@@ -32,6 +32,7 @@ from airpods.kinds.gateway_names import (  # noqa: F401 (gateway.X is their publ
     LITELLM_VERSION,
     MASTER_VARIABLE,
     PORT,
+    REMOTE_KEY_PREFIX,
     REMOTE_KEYS,
     SECRETS_DIR,
     USAGE_DIR,
@@ -122,7 +123,7 @@ class Gateway(Kind):
             f"{spec.service}: remote {remote!r} needs the environment variable {var} "
             f"(services.{spec.service}.remotes.{remote}.api_key_env), which is not set: "
             f"export {var}=... before `airpods start`"
-            for remote, var in gateway_config.remote_key_variables(spec)
+            for remote, var, _inner in gateway_config.remote_key_variables(spec)
             if not environ.get(var, "").strip()
         ]
 
@@ -146,17 +147,19 @@ class Gateway(Kind):
 
 
 def with_remote_keys(spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
-    """`spec` with each remote's key, read from `environ`, as a mounted file (env.NAME)."""
+    """`spec` with each remote's key, read from the user's variable in `environ`, as a mounted
+    file under airpods' own name for it (env.AIRPODS_REMOTE_KEY_N)."""
     from airpods.kinds import gateway_config
     from airpods.spec import SecretFile, sealed
 
-    files = list(spec.secret_files)
-    for _remote, var in gateway_config.remote_key_variables(spec):
+    ours = ENV_PREFIX + REMOTE_KEY_PREFIX
+    files = [f for f in spec.secret_files if not f.target.startswith(ours)]
+    for _remote, var, inner in gateway_config.remote_key_variables(spec):
         value = environ.get(var, "").strip()
-        if value and not any(f.target == ENV_PREFIX + var for f in files):
+        if value:
             files.append(SecretFile(
-                name=f"airpods-{spec.service}-env-{var.lower().replace('_', '-')}",
-                target=ENV_PREFIX + var, value=value,
+                name=f"airpods-{spec.service}-env-{inner.lower().replace('_', '-')}",
+                target=ENV_PREFIX + inner, value=value,
             ))
     deferred = tuple(d for d in spec.deferred if d != REMOTE_KEYS)
     return sealed(replace(spec, secret_files=tuple(files), deferred=deferred))

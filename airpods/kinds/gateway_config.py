@@ -40,6 +40,8 @@ ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "t
 LOCAL_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
 REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
+# Each hop is one more failed call before an answer; past a few, a chain is a mistake.
+MAX_FALLBACK_DEPTH = 8
 
 
 # --- what the gateway serves --------------------------------------------------------------------
@@ -74,6 +76,17 @@ def key_variable(index: int) -> str:
     return f"AIRPODS_LOCAL_KEY_{index}"
 
 
+def remote_key_slots(svc: ServiceConfig) -> dict[str, tuple[str, str]]:
+    """{remote: (variable inside the container, the user's variable on the host)} for each
+    remote with an `api_key_env`, numbered in config order. The container's name is always
+    airpods' own (AIRPODS_REMOTE_KEY_N): a user's name never reaches LiteLLM's environment, so it
+    cannot shadow the master key or a local key there."""
+    from airpods.kinds.gateway_names import REMOTE_KEY_PREFIX
+
+    keyed = [(name, spec.api_key_env) for name, spec in svc.remotes.items() if spec.api_key_env]
+    return {name: (f"{REMOTE_KEY_PREFIX}{i}", var) for i, (name, var) in enumerate(keyed)}
+
+
 def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list[dict[str, Any]]:
     """LiteLLM's model_list: local models (cost 0), then each remote's models (its prices)."""
     keys: dict[str, str] = {}  # key value -> variable, so one server's key is passed once
@@ -89,9 +102,10 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
             "id": f"local:{service}:{model.id}", "airpods_backend": "local",
             "airpods_service": service, "airpods_private": model.private, **LOCAL_PRICE,
         }})
+    slots = remote_key_slots(svc)
     for remote, spec in svc.remotes.items():
+        key = f"os.environ/{slots[remote][0]}" if remote in slots else REMOTE_NO_KEY
         for name in spec.models:
-            key = f"os.environ/{spec.api_key_env}" if spec.api_key_env else REMOTE_NO_KEY
             params = {"model": f"openai/{name}", "api_base": spec.base_url, "api_key": key,
                       "timeout": spec.timeout_s, "stream_timeout": spec.timeout_s,
                       "input_cost_per_token": spec.price_in / 1e6,
@@ -181,8 +195,9 @@ def wire(
                               json.dumps(client_keys(svc, master), sort_keys=True)))
     port = spec.ports[0].container_port if spec.ports else g.PORT
     env = {k: v for k, v in spec.env.items() if k != g.MASTER_VARIABLE}
-    # Names only (no value): which variables `start` must find set and mount as files.
-    remote_vars = ",".join(f"{r}={s.api_key_env}" for r, s in svc.remotes.items() if s.api_key_env)
+    # Names only (no value): which variables `start` must find set and mount as files, in
+    # remote_key_slots' order (the Nth pair fills AIRPODS_REMOTE_KEY_N).
+    remote_vars = ",".join(f"{r}={var}" for r, (_, var) in remote_key_slots(svc).items())
     if remote_vars:
         env[REMOTE_KEYS_ENV] = remote_vars
     deferred = (*spec.deferred, g.REMOTE_KEYS)
@@ -194,10 +209,14 @@ def wire(
     )
 
 
-def remote_key_variables(spec: ContainerSpec) -> list[tuple[str, str]]:
-    """(remote, variable) for each remote whose key comes from the environment."""
+def remote_key_variables(spec: ContainerSpec) -> list[tuple[str, str, str]]:
+    """(remote, the user's variable, the container's variable) for each remote whose key comes
+    from the environment."""
+    from airpods.kinds.gateway_names import REMOTE_KEY_PREFIX
+
     text = spec.env.get(REMOTE_KEYS_ENV, "")
-    return [tuple(item.split("=", 1)) for item in text.split(",") if "=" in item]  # type: ignore[misc]
+    pairs = [item.split("=", 1) for item in text.split(",") if "=" in item]
+    return [(remote, var, f"{REMOTE_KEY_PREFIX}{i}") for i, (remote, var) in enumerate(pairs)]
 
 
 # --- checks ---------------------------------------------------------------------------------------
@@ -225,7 +244,14 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
         owners.setdefault(model.id, path)
         if model.private:
             private.add(model.id)
+    generated = {var: name for name, peer in config.services.items()
+                 for var in peer.generated_secrets}
     for remote, spec in svc.remotes.items():
+        if spec.api_key_env in generated:
+            out.append(((*base, "remotes", remote, "api_key_env"),
+                        f"{spec.api_key_env} is a key airpods generates (services."
+                        f"{generated[spec.api_key_env]}.generated_secrets)",
+                        "name your own variable that holds this remote's key"))
         for i, name in enumerate(spec.models):
             path = (*base, "remotes", remote, "models", i)
             if name in owners:
@@ -246,12 +272,36 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
                 out.append(((*path, i), f"model {target!r} cannot be its own fallback or "
                             "appear twice", None))
     if not out:
-        cycle = _cycle({m: list(c) for m, c in svc.fallbacks.items()})
+        graph = {m: list(c) for m, c in svc.fallbacks.items()}
+        cycle = _cycle(graph)
         if cycle:
             out.append(((*base, "fallbacks", cycle[0]),
                         f"fallback cycle: {' -> '.join(cycle)}",
                         "fallbacks must end at a model that has none"))
+        elif (deep := _too_deep(graph)) is not None:
+            out.append(((*base, "fallbacks", deep),
+                        f"model {deep!r} falls back more than {MAX_FALLBACK_DEPTH} models deep",
+                        f"shorten the chain to at most {MAX_FALLBACK_DEPTH} hops"))
     return out
+
+
+def _too_deep(graph: dict[str, list[str]]) -> str | None:
+    """The first model whose fallback chain (graph acyclic) is over MAX_FALLBACK_DEPTH hops;
+    walked bottom-up with an explicit stack, never recursively."""
+    depth: dict[str, int] = {}
+    for start in graph:
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            waiting = [n for n in graph.get(node, []) if n not in depth]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            depth[node] = 1 + max((depth[n] for n in graph.get(node, [])), default=-1)
+        if depth[start] > MAX_FALLBACK_DEPTH:
+            return start
+    return None
 
 
 def _where(path: Path) -> str:

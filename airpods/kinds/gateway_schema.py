@@ -36,6 +36,25 @@ _REMOTE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}")
 
 
+# Names a remote's `api_key_env` may not take (compared case-insensitively): airpods' own
+# secrets and settings, and variables a process's behaviour depends on. The key would be read
+# from a variable that is not the remote's key (PATH), or could be mistaken for airpods' own.
+RESERVED_PREFIXES = ("AIRPODS_", "LITELLM_", "CLIENT_", "LD_", "DYLD_", "PYTHON", "LC_", "XDG_")
+RESERVED_NAMES = frozenset({
+    "LLAMA_API_KEY", "WEBUI_SECRET_KEY",  # keys airpods generates (generated_secrets)
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TMPDIR", "TERM", "LANG", "LANGUAGE",
+    "TZ", "IFS", "ENV", "BASH_ENV", "HOSTNAME", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "ALL_PROXY", "CONTAINER_HOST",
+})
+
+
+def reserved_variable(name: str) -> bool:
+    """True for a name in RESERVED_NAMES or starting with one of RESERVED_PREFIXES."""
+    upper = name.upper()
+    return upper in RESERVED_NAMES or upper.startswith(RESERVED_PREFIXES)
+
+
 def _client_name(v: str) -> str:
     if not CLIENT_NAME_RE.fullmatch(v):
         raise ValueError(
@@ -72,10 +91,11 @@ class RemoteSpec(_Strict):
     base_url: str
     api_key_env: str | None = None
     models: list[ModelName] = Field(min_length=1)
-    price_in: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    price_out: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    # strict: a number, never "0.5" or true read as one.
+    price_in: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
+    price_out: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
     # A remote that hangs gets this long, then the client gets a clear timeout error.
-    timeout_s: float = Field(default=120, gt=0, le=3600, allow_inf_nan=False)
+    timeout_s: float = Field(default=120, gt=0, le=3600, allow_inf_nan=False, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -92,24 +112,27 @@ class RemoteSpec(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
+        from airpods.masking import mask_url
+
         example = "(example: http://192.168.1.20:11434/v1)"
+        shown = mask_url(v)  # whichever check fails, a password in it is never printed
         # urlsplit drops tabs and newlines silently: such a URL would reach LiteLLM as written.
         if _URL_BAD_CHARS.search(v):
-            raise ValueError(f"{v!r} holds a space or control character {example}")
+            raise ValueError(f"{shown!r} holds a space or control character {example}")
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{v!r} is not an http(s) URL {example}")
+            raise ValueError(f"{shown!r} is not an http(s) URL {example}")
         try:
             port = parts.port  # raises on a port outside 0-65535 or not a number
         except ValueError:
             port = 0
         if port == 0:
-            raise ValueError(f"{v!r} has no valid port (1-65535) {example}")
+            raise ValueError(f"{shown!r} has no valid port (1-65535) {example}")
         if parts.username or parts.password:
             raise ValueError("a base_url must not carry a user or password; use api_key_env")
         if parts.query or parts.fragment or v.endswith(("?", "#")):
             raise ValueError(
-                f"{v!r} has a query or fragment: LiteLLM appends paths such as "
+                f"{shown!r} has a query or fragment: LiteLLM appends paths such as "
                 f"/chat/completions to base_url {example}"
             )
         return v.rstrip("/")
@@ -121,6 +144,12 @@ class RemoteSpec(_Strict):
             raise ValueError(
                 f"{v[:6]!r}... is not an environment variable name: api_key_env names the "
                 "variable that holds the key (example: OPENAI_API_KEY), never the key itself"
+            )
+        if v is not None and reserved_variable(v):
+            raise ValueError(
+                f"{v} is reserved (airpods' own keys, AIRPODS_*/LITELLM_*/CLIENT_*, or a "
+                "variable processes depend on, such as PATH or LD_*): name your own variable "
+                "that holds this remote's key (example: HOMELAB_KEY)"
             )
         return v
 

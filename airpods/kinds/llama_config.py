@@ -47,7 +47,7 @@ class ModelPreset(StrictModel):
     file: str
     command_args: dict[ArgKey, ArgValue] = Field(default_factory=dict)
     # The gateway never sends this model's requests anywhere else (no fallback, ever).
-    private: bool = False
+    private: bool = Field(default=False, strict=True)  # true/false only, never "yes"
 
     @field_validator("file")
     @classmethod
@@ -66,7 +66,7 @@ def config_tables() -> dict[str, Any]:
     field definitions."""
     return {
         # The gateway never sends this server's models' requests anywhere else.
-        "private": (bool, Field(default=False)),
+        "private": (bool, Field(default=False, strict=True)),
         "router": (RouterSpec, Field(default_factory=RouterSpec)),
         # One preset per model id (without any, every GGUF in the volume is served).
         "models": (dict[ModelId, ModelPreset], Field(default_factory=dict)),

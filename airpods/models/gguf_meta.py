@@ -229,12 +229,11 @@ def _short(exc: BaseException) -> str:
 
 
 def escape(text: str) -> str:
-    """`text` with control characters (ESC, newlines, NUL...) written as escapes: metadata is
-    untrusted, and a terminal must not act on what a file's header says."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
+    """`text` with control characters written as escapes (airpods.masking.printable, the one
+    helper): metadata is untrusted, and a terminal must not act on what a header says."""
+    from airpods.masking import printable
+
+    return printable(text)
 
 
 def _parse(buf: Any) -> GGUFHeader:

@@ -105,14 +105,16 @@ def test_gateway_container_keys_mounted_not_inspectable(podman_env, llama_image,
                     if "=" in line)
         assert seen["LITELLM_MASTER_KEY"] == master
         assert seen["AIRPODS_LOCAL_KEY_0"] == llama_key
-        assert seen["GW_TEST_REMOTE_KEY"] == remote_key
+        # The remote's key under airpods' own name; the user's variable name never reaches it.
+        assert seen["AIRPODS_REMOTE_KEY_0"] == remote_key
+        assert "GW_TEST_REMOTE_KEY" not in seen
         assert seen["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
         assert (usage / "argv.txt").read_text().split() == [
             "--config", "/run/secrets/config.yaml", "--host", "0.0.0.0", "--port", "4000"]
         files = set((usage / "secrets.txt").read_text().split())
         assert {"config.yaml", "airpods_guard.py", "airpods-clients.json",
                 "env.LITELLM_MASTER_KEY", "env.AIRPODS_LOCAL_KEY_0",
-                "env.GW_TEST_REMOTE_KEY"} <= files
+                "env.AIRPODS_REMOTE_KEY_0"} <= files
         inspect = podman_env.podman("inspect", "airpods-gateway-server", check=True).stdout
         for secret in (master, llama_key, remote_key):
             assert secret not in inspect

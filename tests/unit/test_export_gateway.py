@@ -66,7 +66,7 @@ def test_kube_export_carries_config_modules_and_keys_as_secrets(tmp_path: Path) 
     secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
     files = {k: base64.b64decode(v).decode() for d in secrets.values()
              for k, v in d["data"].items()}
-    assert set(files) >= FILES and files["env.HOMELAB_KEY"] == REMOTE_KEY
+    assert set(files) >= FILES and files["env.AIRPODS_REMOTE_KEY_0"] == REMOTE_KEY
     assert {"env.LITELLM_MASTER_KEY", "airpods-clients.json"} <= set(files)
     config = json.loads(files["config.yaml"].split("\n", 1)[1])
     assert "airpods_usage.usage_logger" in config["litellm_settings"]["callbacks"]
@@ -104,11 +104,12 @@ def test_quadlet_export_mounts_every_file_as_a_podman_secret(tmp_path: Path) -> 
                    else SYSTEMD_KEYS[section])
         assert key in allowed, f"[{section}] {key}="
     mounted = {v.split("target=")[1].split(",")[0] for s, k, v in entries if k == "Secret"}
-    assert {f"/run/secrets/{f}" for f in FILES} | {"/run/secrets/env.HOMELAB_KEY"} <= mounted
+    remote_file = "/run/secrets/env.AIRPODS_REMOTE_KEY_0"  # airpods' name, not HOMELAB_KEY
+    assert {f"/run/secrets/{f}" for f in FILES} | {remote_file} <= mounted
     volumes = [v for s, k, v in entries if k == "Volume"]
     assert any(v.endswith(":/var/lib/airpods:rw") for v in volumes), volumes
     written = {Path(s["file"]).name: Path(s["file"]) for s in data["secrets"]}
-    remote = next(p for n, p in written.items() if "homelab" in n)
+    remote = next(p for n, p in written.items() if "remote-key-0" in n)
     assert REMOTE_KEY in remote.read_text()
     assert not any(REMOTE_KEY in p.read_text() for p in units.glob("*.container"))
 

@@ -74,7 +74,8 @@ def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
     # again on every request, which costs LiteLLM a rebuild of its cost-map index each time).
     assert not {"input_cost_per_token", "output_cost_per_token"} & set(local["litellm_params"])
     assert remote["model_name"] == "llama3.1:8b"
-    assert remote["litellm_params"]["api_key"] == "os.environ/HOMELAB_KEY"
+    # The user's variable never names the key inside the container: airpods' own name does.
+    assert remote["litellm_params"]["api_key"] == "os.environ/AIRPODS_REMOTE_KEY_0"
     assert remote["litellm_params"]["input_cost_per_token"] == pytest.approx(1.5e-6)
     assert remote["litellm_params"]["output_cost_per_token"] == pytest.approx(3e-6)
     assert remote["model_info"]["airpods_remote"] == "homelab"
@@ -93,6 +94,24 @@ def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
     assert spec.env[gateway_config.REMOTE_KEYS_ENV] == "homelab=HOMELAB_KEY"
     assert {f.target for f in spec.config_files} >= {
         g.CONFIG_TARGET, "/run/secrets/airpods_guard.py"}
+
+
+def test_each_keyed_remote_gets_its_own_variable_in_config_order(tmp_path: Path) -> None:
+    remotes = "".join(
+        f'[services.gateway.remotes.{name}]\nbase_url = "http://{name}:1/v1"\n'
+        f'models = ["{name}-m"]\n' + (f'api_key_env = "{var}"\n' if var else "")
+        for name, var in (("a", "SHARED_KEY"), ("b", None), ("c", "SHARED_KEY"), ("d", "D_KEY")))
+    spec, _ = _gateway(ON + remotes, tmp_path)
+    keys = {m["model_name"]: m["litellm_params"]["api_key"] for m in _config(spec)["model_list"]
+            if m["model_info"]["airpods_backend"] == "remote"}
+    assert keys == {"a-m": "os.environ/AIRPODS_REMOTE_KEY_0", "b-m": gateway_config.REMOTE_NO_KEY,
+                    "c-m": "os.environ/AIRPODS_REMOTE_KEY_1",
+                    "d-m": "os.environ/AIRPODS_REMOTE_KEY_2"}
+    settled = g.with_remote_keys(spec, {"SHARED_KEY": "shared-secret", "D_KEY": "d-secret"})
+    files = {f.target.removeprefix(g.ENV_PREFIX): f.value for f in settled.secret_files
+             if f.target.startswith(g.ENV_PREFIX + g.REMOTE_KEY_PREFIX)}
+    assert files == {"AIRPODS_REMOTE_KEY_0": "shared-secret",
+                     "AIRPODS_REMOTE_KEY_1": "shared-secret", "AIRPODS_REMOTE_KEY_2": "d-secret"}
 
 
 def test_router_presets_each_become_a_model_and_private_is_carried(tmp_path: Path) -> None:
@@ -207,7 +226,8 @@ def test_remote_keys_come_from_the_environment_at_start(tmp_path: Path, monkeypa
     settled = kind.settle(spec.__class__(**{**spec.__dict__, "mounts": ()}), lambda p: None,
                           None)  # type: ignore[arg-type]
     files = {f.target: f.value for f in settled.secret_files}
-    assert files[g.ENV_PREFIX + "HOMELAB_KEY"] == "remote-secret"
+    assert files[g.ENV_PREFIX + "AIRPODS_REMOTE_KEY_0"] == "remote-secret"
+    assert g.ENV_PREFIX + "HOMELAB_KEY" not in files
     assert settled.deferred == ()
 
 
@@ -234,6 +254,27 @@ BAD = [
     ("key-in-api-key-env", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
      'api_key_env = "sk-abcdef123"\nmodels = ["m"]\n', "services.gateway.remotes.r.api_key_env",
      "never the key itself"),
+    *[(f"reserved-key-variable-{var}", ON + '[services.gateway.remotes.r]\n'
+       f'base_url = "http://x/v1"\napi_key_env = "{var}"\nmodels = ["m"]\n',
+       "services.gateway.remotes.r.api_key_env", "is reserved")
+      for var in ("LITELLM_MASTER_KEY", "AIRPODS_LOCAL_KEY_0", "AIRPODS_REMOTE_KEY_1",
+                  "CLIENT_LAPTOP", "LLAMA_API_KEY", "WEBUI_SECRET_KEY", "PATH", "LD_PRELOAD",
+                  "PYTHONPATH", "Path")],
+    ("generated-secret-as-key-variable", ON + '[services.llamacpp]\n'
+     'generated_secrets = ["MY_OWN_SECRET"]\n[services.gateway.remotes.r]\n'
+     'base_url = "http://x/v1"\napi_key_env = "MY_OWN_SECRET"\nmodels = ["m"]\n',
+     "services.gateway.remotes.r.api_key_env", "a key airpods generates"),
+    *[(f"loose-type-{key}-{value}", ON + '[services.gateway.remotes.r]\n'
+       f'base_url = "http://x/v1"\nmodels = ["m"]\n{key} = {value}\n',
+       f"services.gateway.remotes.r.{key}", "valid number")
+      for key, value in (("price_in", '"0.5"'), ("price_in", "true"), ("price_out", '"1"'),
+                         ("timeout_s", '"30"'))],
+    ("loose-private", ON + '[services.llamacpp]\nprivate = "yes"\n', "services.llamacpp.private",
+     "valid boolean"),
+    ("deep-fallbacks", ON + '[services.gateway.remotes.r]\nbase_url = "http://x/v1"\n'
+     + "models = [" + ", ".join(f'"m{i}"' for i in range(2001)) + "]\n"
+     + "[services.gateway.fallbacks]\n" + "".join(f'm{i} = ["m{i + 1}"]\n' for i in range(2000)),
+     "services.gateway.fallbacks.m0", "more than 8 models deep"),
     ("fallback-unknown", ON + f'[services.gateway.fallbacks]\n"{LOCAL}" = ["nope"]\n',
      f'services.gateway.fallbacks."{LOCAL}"[0]', "unknown model 'nope'"),
     ("fallback-cycle", ON + REMOTE + '[services.gateway.remotes.r2]\nbase_url = "http://y/v1"\n'
@@ -262,6 +303,23 @@ def test_bad_gateway_config_is_one_line_and_starts_nothing(
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
     assert key_path in result.stderr and expect in result.stderr
     assert not (tmp_path / "xdg-data" / "airpods" / "gateway").exists()
+
+
+@pytest.mark.parametrize(("url", "expect"), [
+    ("http://admin:hunter2-pass@lab:99999/v1", "no valid port"),
+    ("http://admin:hunter2-pass@lab/v1\\n", "control character"),
+    ("http://admin:hunter2-pass@lab x/v1", "control character"),
+    ("ftp://admin:hunter2-pass@lab/v1", "not an http(s) URL"),
+    ("http://lab/v1?api_key=hunter2-pass", "query or fragment"),
+    ("http://lab:0/v1?x=1&token=hunter2-pass", "no valid port"),
+])
+def test_a_password_in_base_url_is_never_printed(url: str, expect: str, tmp_path: Path) -> None:
+    text = ON + f'[services.gateway.remotes.r]\nbase_url = "{url}"\nmodels = ["m"]\n'
+    for args in (("config", "validate"), ("start", "gateway")):
+        result = _cli(tmp_path, text, *args)
+        assert result.returncode == 2, result.stderr
+        assert expect in result.stderr and "****" in result.stderr, result.stderr
+        assert "hunter2" not in result.stderr + result.stdout, result.stderr
 
 
 def test_unset_key_variable_refuses_start_and_warns_in_validate(tmp_path: Path) -> None:

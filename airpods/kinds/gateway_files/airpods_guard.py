@@ -8,7 +8,10 @@
   marked private (model_info.airpods_private). A private
   request is served by a local deployment or refused with 503: fallbacks are switched off for it,
   remote deployments are filtered out of every routing decision (so a fallback chain configured
-  by mistake cannot reach one), and a local failure becomes a clear 503.
+  by mistake cannot reach one), and a local failure becomes a clear 503 on every endpoint
+  (a connection error, or the deployment's cooldown, which LiteLLM reports as 429).
+- A request that sets `api_base`, `base_url` or `user_config` (fields that would pick the
+  backend) is a 400 naming the field.
 
 Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
 CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
@@ -18,15 +21,21 @@ async_post_call_failure_hook (a returned HTTPException replaces the error); a re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 from fastapi import HTTPException, Request
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import UserAPIKeyAuth
 
+# Request fields that would pick the backend (LiteLLM refuses them before auth, with a
+# ValueError its handler turns into a bare 500): a 400 that names the field instead.
+BANNED_FIELDS = ("api_base", "base_url", "user_config")
+_REJECTED = re.compile(r"Rejected Request: (\w+) is not allowed in request body")
 PRIVATE_HEADER = "x-airpods-private"
 PRIVATE_FLAG = "airpods_private"
 # Fail closed: the header with any other value (a typo, "2", empty) asks for the private lane.
@@ -99,10 +108,26 @@ def _marked_private(data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = N
     return False
 
 
+def _not_allowed(field: str) -> HTTPException:
+    return HTTPException(
+        status_code=400,
+        detail=f"airpods gateway: the request field {field!r} is not allowed (the gateway "
+        "picks each model's server; remove it from the request)",
+    )
+
+
+def _private_unavailable(model: Any, exc: Exception) -> str:
+    return (f"airpods gateway: the local server for private model {model!r} cannot answer now "
+            f"({type(exc).__name__}); private requests are never sent to a remote")
+
+
 class Guard(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict, call_type: Any
     ) -> dict:
+        for field in BANNED_FIELDS:
+            if field in data:
+                raise _not_allowed(field)
         model = data.get("model")
         found = _deployments(model)
         private = _marked_private(data, user_api_key_dict) or any(
@@ -145,14 +170,17 @@ class Guard(CustomLogger):
     ) -> HTTPException | None:
         if isinstance(original_exception, HTTPException):
             return None
+        rejected = _REJECTED.match(str(original_exception))
+        if isinstance(original_exception, ValueError) and rejected:
+            return _not_allowed(rejected.group(1))
         if _marked_private(request_data, user_api_key_dict):
-            return HTTPException(
-                status_code=503,
-                detail=f"airpods gateway: the local server for private model "
-                f"{request_data.get('model')!r} cannot answer now "
-                f"({type(original_exception).__name__}); private requests are never sent "
-                "to a remote",
-            )
+            detail = _private_unavailable(request_data.get("model"), original_exception)
+            # /v1/completions and /v1/messages ignore a returned exception and answer with the
+            # original's status_code and message (a 429 "cooldown", a 500): set those too.
+            with contextlib.suppress(AttributeError, TypeError):
+                original_exception.status_code = 503  # type: ignore[attr-defined]
+                original_exception.message = detail  # type: ignore[attr-defined]
+            return HTTPException(status_code=503, detail=detail)
         return None
 
 
