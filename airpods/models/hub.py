@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airpods.errors import AirpodsError, UsageError
-from airpods.models.hubhttp import MAX_REDIRECTS
+from airpods.models.hubhttp import MAX_REDIRECTS, HubAnswer
 from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
 from airpods.models.retry import is_transient, retrying
 
@@ -24,17 +24,6 @@ def resolve_url(endpoint: str, repo: str, path: str, revision: str) -> str:
     from urllib.parse import quote
 
     return f"{endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
-
-
-class HubAnswer(Exception):
-    """An error answer from the hub (its X-Error-Code says which, where it sends one)."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response  # is_transient reads response.status_code (5xx, 429: retried)
-        self.status = int(response.status_code)
-        self.code = response.headers.get("X-Error-Code", "")
-        self.message = response.headers.get("X-Error-Message", "")
-        super().__init__(f"HTTP {self.status} {self.code}".strip())
 
 
 def endpoint_from_env(environ: dict[str, str] | None = None) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from airpods.models.hubhttp import BadAnswer
+from airpods.models.hubhttp import BadAnswer, HubAnswer
 
 T = TypeVar("T")
 
@@ -57,8 +57,6 @@ def within(seconds: float, fn: Callable[[], T]) -> T:
 
 def get_json(client: Any, url: str, headers: dict[str, str]) -> tuple[Any, str | None]:
     """(the decoded JSON, the next page's URL or None) of a GET; HubAnswer for an error."""
-    from airpods.models.hub import HubAnswer
-
     sent = {**headers, "Accept-Encoding": "identity", "Accept": "application/json"}
     with client.stream("GET", url, headers=sent) as resp:
         if resp.status_code >= 400:

@@ -38,6 +38,17 @@ class BadAnswer(Exception):
     """An answer that is not what the hub sends (not HTTP, not its JSON): not worth a retry."""
 
 
+class HubAnswer(Exception):
+    """An error answer from the hub (its X-Error-Code says which, where it sends one)."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response  # is_transient reads response.status_code (5xx, 429: retried)
+        self.status = int(response.status_code)
+        self.code = response.headers.get("X-Error-Code", "")
+        self.message = response.headers.get("X-Error-Message", "")
+        super().__init__(f"HTTP {self.status} {self.code}".strip())
+
+
 class Headers(dict):
     """Header names in lower case; `get` takes any case, as httpx's headers do."""
 
