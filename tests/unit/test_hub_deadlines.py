@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,7 +72,7 @@ class BadServer:
 
 
 @pytest.fixture
-def bad() -> Iterator[callable]:
+def bad() -> Iterator[Callable[[str], BadServer]]:
     made: list[BadServer] = []
 
     def make(mode: str) -> BadServer:
@@ -179,3 +179,37 @@ def test_a_slow_body_that_keeps_coming_is_not_cut(tmp_path: Path,
     assert got.names == ["m-Q4_K_M.gguf"] and took > 1.0
     assert (tmp_path / "vol" / "m-Q4_K_M.gguf").read_bytes() == source.read_bytes()
     assert len(gets) == 1  # one GET, never cut and resumed
+
+
+def test_a_listing_in_pages_is_followed_as_huggingface_hub_follows_it() -> None:
+    """The hub pages a big tree with a GitHub-style Link header (rel="next")."""
+    import http.server
+
+    from airpods.models.hub import Hub
+    from airpods.models.refs import Ref
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            second = "cursor=2" in self.path
+            body = (b'[{"type": "file", "path": "b-Q8_0.gguf", "size": 20}]' if second else
+                    b'[{"type": "directory", "path": "d"},'
+                    b' {"type": "file", "path": "a-Q4_K_M.gguf", "size": 10}]')
+            self.send_response(200)
+            if not second:
+                port = self.server.server_address[1]
+                self.send_header("Link", f'<http://127.0.0.1:{port}/api/models/o/r/tree/main'
+                                         '?recursive=true&cursor=2>; rel="next"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hub = Hub(endpoint=f"http://127.0.0.1:{server.server_address[1]}", token="")
+        assert hub.sizes(Ref("o/r")) == {"a-Q4_K_M.gguf": 10, "b-Q8_0.gguf": 20}
+    finally:
+        server.shutdown()
