@@ -21,6 +21,10 @@ class Closed(ConnectionError):
     """The server closed the connection before a whole answer arrived (or sent no HTTP)."""
 
 
+class NotHTTP(Closed):
+    """What came back is not an HTTP answer at all (another protocol, or garbage)."""
+
+
 class Response:
     """One answer. A plain class: a dataclass costs its creation on every command's start-up."""
 
@@ -115,7 +119,7 @@ def _status_line(rfile: BinaryIO) -> tuple[str, int, str]:
         raise Closed("no answer")
     parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise Closed(f"not an HTTP answer: {line[:60]!r}")
+        raise NotHTTP(f"not an HTTP answer: {line[:60]!r}")
     return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else ""
 
 

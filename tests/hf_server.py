@@ -19,7 +19,8 @@ It records every request (method, path, range, status, body bytes sent), so a te
 that a resumed pull asked for, and got, only the missing bytes. Faults can be injected per file:
 `stall_after` (send N body bytes, then hold the connection until released: the moment to
 `kill -9` a client), `fail` (answer 500 to the next K GETs), `drop_after` (close the connection
-after N body bytes, once), and `corrupt` (serve other bytes than the ETag says).
+after N body bytes, once), `corrupt` (serve other bytes than the ETag says) and `pace_s`
+(send the body slowly, in 16 pieces).
 No pytest here: bench/ uses it too.
 """
 
@@ -29,6 +30,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +65,7 @@ class Faults:
     fail_status: int = 500
     drop_after: int | None = None
     corrupt: bool = False
+    pace_s: float = 0.0  # the body in 16 pieces, this long apart: slow, but always progressing
 
 
 @dataclass
@@ -316,7 +319,8 @@ class _Handler(BaseHTTPRequestHandler):
         drop = faults.drop_after
         if drop is not None and start < drop:
             limit = min(limit, drop - start)
-        plain = not faults.corrupt and limit == length
+        plain = not faults.corrupt and limit == length and not faults.pace_s
+        piece = max(1, length // 16) if faults.pace_s else SEND_CHUNK
         try:
             with open(f.source, "rb") as fh:
                 if plain:
@@ -326,7 +330,10 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 fh.seek(start)
                 while req.sent < limit:
-                    chunk = fh.read(min(SEND_CHUNK, limit - req.sent))
+                    if faults.pace_s and req.sent:
+                        self.wfile.flush()
+                        time.sleep(faults.pace_s)
+                    chunk = fh.read(min(piece, limit - req.sent))
                     if faults.corrupt and start + req.sent + len(chunk) == f.size:
                         chunk = chunk[:-1] + bytes([chunk[-1] ^ 0x5A])  # the last byte
                     self.wfile.write(chunk)

@@ -171,7 +171,21 @@ def _lookup(data: Any, parts: tuple[Any, ...]) -> Any:
     return data
 
 
-@config.command(name="set")
+class _NegativeValues(click.Command):
+    """`config set KEY -1` as `config set KEY -- -1`: a word that starts with a minus and a
+    digit (or is -inf / -nan) is a TOML number, and no option of airpods is named so."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            if arg[:2] in {f"-{d}" for d in "0123456789"} or arg in ("-inf", "-nan"):
+                args = [*args[:i], "--", *args[i:]]
+                break
+        return super().parse_args(ctx, args)
+
+
+@config.command(name="set", cls=_NegativeValues)
 @click.argument("key")
 @click.argument("value")
 @click.pass_obj

@@ -107,7 +107,11 @@ def _command_args(rest: list[str], flags: dict[str, str], values: dict[str, str]
 def _context(make: Any, config: str | None, verbose: bool) -> AppContext:
     from pathlib import Path
 
-    return make(config_path=Path(config) if config is not None else None, verbose=verbose)
+    from airpods.config.paths import use_config
+
+    path = Path(config) if config is not None else None
+    use_config(path)  # models.toml is read beside it
+    return make(config_path=path, verbose=verbose)
 
 
 def run(args: list[str], environ: Mapping[str, str]) -> int | None:

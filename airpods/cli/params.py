@@ -57,6 +57,19 @@ class Number(click.ParamType):
                          f"{self.high:g}")
 
 
+class OneOf(click.Choice):
+    """click's Choice, refusing in one line that lists the choices (exit 2), not click's three
+    (a usage block, a hint, the error)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in self.choices:
+            return value
+        from airpods.errors import UsageError
+
+        name = max(param.opts, key=len) if param is not None and param.opts else "value"
+        raise UsageError(f"{name} {value!r}: must be one of {', '.join(self.choices)}")
+
+
 # The ranges, named once. Podman's stop timeout, like runtime.stop_timeout_s: 0 to 3600 s.
 STOP_SECONDS = Number(0, 3600, "seconds")
 WAIT_SECONDS = Number(0, 86_400, "seconds")  # waiting for a model to load: up to a day

@@ -27,19 +27,18 @@ def status(app: AppContext, services: tuple[str, ...], as_json: bool, watch: boo
 def parse_since(value: str, now: float | None = None) -> int:
     """Unix seconds for `--since`: a duration back from now (90s, 10m, 2h, 1d), unix seconds,
     or an RFC 3339 time."""
-    import re
+    import contextlib
     from datetime import datetime
 
+    from airpods.config.values import duration_seconds
     from airpods.errors import UsageError
 
     now = time.time() if now is None else now
     text = value.strip()
     if text.isdigit():
         return int(text)
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if match:
-        seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
-        return int(now - seconds)
+    with contextlib.suppress(ValueError):
+        return int(now - duration_seconds(text))
     try:
         return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
     except ValueError:

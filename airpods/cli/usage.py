@@ -12,14 +12,14 @@ from typing import Any
 import click
 
 from airpods.cli import AppContext
-from airpods.cli.params import Number
+from airpods.cli.params import Number, OneOf
 from airpods.models.gateway_usage import GROUPINGS
 
 
 @click.command()
 @click.option("--days", type=Number(0.001, 100_000, "days"), default=30,
               show_default=True, help="How many days back to count.")
-@click.option("--by", type=click.Choice(GROUPINGS), default="model", show_default=True,
+@click.option("--by", type=OneOf(GROUPINGS), default="model", show_default=True,
               help="One row per model asked, backend that answered, or client key.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.pass_obj

@@ -121,3 +121,14 @@ def kind_problems(cfg: AirpodsConfig) -> list[Problem]:
             problems.extend(Problem(path, message, hint) for path, message, hint
                             in kinds.get(svc.kind).config_problems_in(name, cfg))
     return problems
+
+
+def missing_keys(raw: Mapping[str, Any]) -> list[Problem]:
+    """Keys a service's kind needs it to set (Kind.missing_keys), blamed on its table."""
+    from airpods import kinds
+
+    services = raw.get("services")
+    return [Problem(("services", name), f"needs {key} ({what})", hint)
+            for name, svc in (services.items() if isinstance(services, dict) else ())
+            if isinstance(svc, dict) and svc.get("kind", kinds.DEFAULT_KIND) in kinds.names()
+            for key, what, hint in kinds.get(svc.get("kind", kinds.DEFAULT_KIND)).missing_keys(svc)]

@@ -39,7 +39,7 @@ from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: im
     read_text,
 )
 from airpods.config.keys import KeyPath, Problem
-from airpods.config.kind_checks import config_model, kind_problems, other_kinds_keys
+from airpods.config.kind_checks import config_model, kind_problems, missing_keys, other_kinds_keys
 from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
     depth,
@@ -142,6 +142,9 @@ def load_config_text(
         raise located(exc.problems, layers) from None
     layers.insert(0, kind_layer)
     raw = deep_merge(kind_layer.data, raw)
+    missing = missing_keys(raw)
+    if missing:
+        raise located(missing, layers) from None
     image_origins = _honour_specific_image(raw, layers)
     try:
         _fill_generated_secrets(raw, secrets if secrets is not None else SecretStore(), layers)

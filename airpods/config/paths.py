@@ -67,6 +67,19 @@ def builtin_catalogue_path() -> Path:
     return packaged if packaged.exists() else package.parent / "config" / CATALOGUE_FILE
 
 
+# The user config file this process was told to use (`--config` / AIRPODS_CONFIG), set by the
+# CLI's entry on every run: the catalogue is read beside it, and it is needed where no config
+# path is passed down (host detection's auto model, the first-use download, the cache key).
+_CONFIG_IN_EFFECT: list[Path | None] = [None]
+
+
+def use_config(path: Path | None) -> None:
+    """Record the user config file in effect (None: the default one, or AIRPODS_CONFIG)."""
+    _CONFIG_IN_EFFECT[0] = path
+
+
 def user_catalogue_path() -> Path:
-    """The user's catalogue, beside the default user config file."""
-    return user_config_path().parent / CATALOGUE_FILE
+    """The user's catalogue, `models.toml` beside the user config file in effect: `--config`,
+    else AIRPODS_CONFIG, else the default file (README: "beside your config file")."""
+    config = _CONFIG_IN_EFFECT[0] or os.environ.get("AIRPODS_CONFIG") or user_config_path()
+    return Path(config).parent / CATALOGUE_FILE

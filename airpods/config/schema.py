@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from airpods.config.values import check_image_ref, finite, memory_bytes, no_control, not_bool
+from airpods.config.values import check_image_ref, finite, no_control, not_bool, size_bytes
 from airpods.gpu import ACCELERATORS, REQUESTS
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
@@ -204,6 +204,9 @@ class HealthSpec(_Strict):
     interval_s: Float = Field(default=1.0, gt=0, le=60)
 
 
+MAX_MEMORY = 1 << 60  # Podman's limit is an int64 of bytes
+
+
 class ResourcesSpec(_Strict):
     memory: str | None = None
     cpus: Float | None = Field(default=None, gt=0)
@@ -211,8 +214,10 @@ class ResourcesSpec(_Strict):
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
-        if v is not None and memory_bytes(v) <= 0:
-            raise ValueError(f"{v!r}: a memory limit must be more than 0 (examples: 512m, 16g)")
+        # The parser the Podman request and the fit estimate use: what passes here starts.
+        if v is not None and not 0 < size_bytes(v) <= MAX_MEMORY:
+            raise ValueError(f"{v!r}: a memory limit must be more than 0 and at most 1 EiB "
+                             "(examples: 512m, 1.5g, 16g)")
         return v
 
 

@@ -1,5 +1,6 @@
-"""Plain value checks the schema uses (no pydantic): image references, memory sizes, numbers
-that are not booleans or nan, text without control characters."""
+"""Plain values (no pydantic; a leaf: it imports nothing of airpods): the one parser of sizes
+and the one of durations, and the checks the schema uses: image references, numbers that are
+not booleans or nan, text without control characters."""
 
 from __future__ import annotations
 
@@ -15,19 +16,46 @@ _IMAGE_RE = re.compile(
     r"(?:@sha256:[a-f0-9]{64})?"
 )
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_MEMORY_RE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[bkmgBKMG]?)")
-_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# A size as Podman's --memory reads it (go-units' RAMInBytes): a number, a decimal one too, then
+# an optional unit k, m, g, t or p (powers of 1024), which may be followed by i and/or b.
+_SIZE_RE = re.compile(r"(?P<number>[0-9]{1,30}(?:\.[0-9]{1,30})?) ?(?:(?P<unit>[kmgtp])i?b?|b?)",
+                      re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_SIZE_EXAMPLES = "examples: 512m, 1.5g, 16g"
+# A duration: a number of seconds, minutes, hours or days (`logs --since 90s`, `10m`, `2h`).
+_DURATION_RE = re.compile(r"(?P<number>[0-9]{1,30}(?:\.[0-9]{1,30})?)(?P<unit>[smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def memory_bytes(v: str) -> float:
-    """`512m` -> bytes; ValueError unless `v` is a memory size as Podman's --memory takes it."""
-    match = _MEMORY_RE.fullmatch(v)
+def size_bytes(value: str | int) -> int:
+    """Bytes of a size (`resources.memory`): 1073741824, 512m, 1.5g, 16GiB. The one parser of
+    sizes: validation, the Podman request, the fit estimate and the exports all read it so.
+    ValueError unless it is a size Podman takes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"{v!r} is not a memory size (examples: 512m, 16g)")
-    size = float(match["number"]) * _MEMORY_UNITS[match["unit"].lower()]
+        raise ValueError(f"{value!r} is not a memory size ({_SIZE_EXAMPLES})")
+    unit = _SIZE_UNITS[match["unit"].lower() if match["unit"] else None]
+    number = match["number"]
+    if "." not in number:
+        return int(number) * unit  # exact, however large
+    size = float(number) * unit
     if not math.isfinite(size):
-        raise ValueError(f"{v!r} is not a memory size (examples: 512m, 16g)")
-    return size
+        raise ValueError(f"{value!r} is not a memory size ({_SIZE_EXAMPLES})")
+    return int(size)
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds of a duration: 90s, 10m, 2h, 1d (a decimal number too). The one parser of
+    durations; ValueError for anything else."""
+    match = _DURATION_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration (examples: 90s, 10m, 2h, 1d)")
+    seconds = float(match["number"]) * _DURATION_UNITS[match["unit"]]
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a duration (examples: 90s, 10m, 2h, 1d)")
+    return seconds
 
 
 def check_image_ref(ref: str) -> None:

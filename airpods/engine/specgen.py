@@ -14,11 +14,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from airpods.config.values import size_bytes
 from airpods.spec import podman_options
 
 # podman-py's test for a named volume (anything else is a host directory, a bind mount).
 _NAMED_VOLUME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_SIZE = re.compile(r"^(\d+)([bkmg])$")
 
 
 def container_body(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,20 +60,10 @@ def _paths(devices: list[str]) -> list[dict[str, str]]:
     return [{"path": d} for d in devices]
 
 
-def _bytes(size: int | str) -> int:
-    """podman-py's reading of a memory size: bytes, or a number with b, k, m or g (x1024)."""
-    if isinstance(size, int):
-        return size
-    if size.isdigit():
-        return int(size)
-    match = _SIZE.match(size.lower())
-    if match is None:
-        raise ValueError(f"memory size {size!r}: use a number of bytes, or 512m, 4g")
-    return int(match[1]) * 1024 ** "bkmg".index(match[2])
 
 
 # How podman-py shapes a keyword's value in the body (PodmanOption.body_form).
-_FORMS: dict[str, Callable[[Any], Any]] = {"": lambda value: value, "bytes": _bytes,
+_FORMS: dict[str, Callable[[Any], Any]] = {"": lambda value: value, "bytes": size_bytes,
                                            "paths": _paths}
 
 

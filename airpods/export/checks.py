@@ -12,13 +12,20 @@ _QUANTITY_RE = re.compile(r"(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|
 
 
 def quantity_memory(value: str) -> str:
-    """Podman's `16g` / `512m` / `1024` -> Kubernetes' `16Gi` / `512Mi` / `1024`."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", value.strip().lower())
-    if not match:
+    """Podman's `16g` / `1.5g` / `1000` -> Kubernetes' `16Gi` / `1536Mi` / `1000`: the bytes
+    (config/values.size_bytes, the one reading of sizes) in the largest unit that divides them."""
+    from airpods.config.values import size_bytes
+
+    try:
+        size = size_bytes(value)
+    except ValueError:
         raise UsageError(f"memory {value!r} cannot be written as a Kubernetes quantity",
-                         hint="use a number with b, k, m, g or t (e.g. 16g)")
-    number, unit = match.groups()
-    return number + {"": "", "b": "", "k": "Ki", "m": "Mi", "g": "Gi", "t": "Ti"}[unit]
+                         hint="use a number with b, k, m, g or t (e.g. 16g)") from None
+    for suffix, unit in (("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20),
+                         ("Ki", 1 << 10)):
+        if size and size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
 
 
 def check_no_clear_secret(spec: ContainerSpec) -> None:

@@ -186,6 +186,12 @@ class Kind:
         use them. Import pydantic models lazily here: kind modules stay light."""
         return {}
 
+    def missing_keys(self, svc: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """(key, what it is, hint) for each key the service's table (raw, the kind's defaults
+        merged in, before templates) must set but does not: said as the user's omission, not
+        as a template of the kind's that names an undefined value."""
+        return []
+
     def config_problems(
         self, svc: ServiceConfig
     ) -> list[tuple[tuple[str | int, ...], str, str | None]]:

@@ -12,6 +12,7 @@ shows it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds import llama_router
@@ -80,6 +81,18 @@ class LlamaServer(Kind):
                 "threads": "{{ host.physical_cores }}",
             },
         }
+
+    def missing_keys(self, svc: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """A single-model server whose model path or alias still come from default_model needs
+        one: no silent download of a model nobody named (the built-in llamacpp names one)."""
+        args = svc.get("command_args")
+        uses = [v for v in (args.get(k) for k in ("model", "alias")) if isinstance(v, str)
+                and "default_model" in v] if isinstance(args, dict) else []
+        if "default_model" in svc or svc.get("mode", "single") != "single" or not uses:
+            return []
+        return [("default_model", "a file in its model volume",
+                 'set default_model = "FILE.gguf" in its table (`airpods models list` shows '
+                 'the files), or command_args.model and alias, or mode = "router"')]
 
     def model_path(self, spec: ContainerSpec) -> str | None:
         if llama_router.is_router(spec):  # many models: the first preset's file, if any

@@ -13,7 +13,6 @@ memory.total, amdgpu's sysfs mem_info_vram_total) less 10% for the driver's own 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -204,11 +203,7 @@ def vram_total(
 
 
 def parse_memory_limit(value: str | None) -> int | None:
-    """`resources.memory` ("16g", "512m", "1073741824") in bytes."""
-    if not value:
-        return None
-    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([bkmgBKMG]?)", value.strip())
-    if not match:
-        return None
-    scale = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
-    return int(float(match.group(1)) * scale)
+    """`resources.memory` ("16g", "1.5g", "1073741824") in bytes (None: no limit)."""
+    from airpods.config.values import size_bytes
+
+    return size_bytes(value) if value else None

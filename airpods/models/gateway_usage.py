@@ -33,6 +33,11 @@ MAX_LINE = 16 * 1024
 GROUPINGS = ("model", "backend", "client")
 NO_API_COST = "no API cost"
 UNKNOWN = "-"
+# Beyond any real request: a record past these is damaged (1e308 summed to inf and printed
+# `Infinity` in --json; a 4,300-digit count could not even be printed) and is skipped.
+MAX_TOKENS = 10**9
+MAX_COST = 1e6
+MAX_TIME = 1e11  # a unix time in the year 5138
 
 
 def usage_root() -> Path:
@@ -92,16 +97,17 @@ class Reading:
     notes: list[str] = field(default_factory=list)
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+def _int(value: Any, most: int = MAX_TOKENS) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
         return None
     return value
 
 
-def _float(value: Any) -> float | None:
+def _float(value: Any, most: float = MAX_TIME) -> float | None:
+    """A finite number from 0 to `most` (compared before float(): a huge int overflows it)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    return float(value) if 0 <= value <= most and math.isfinite(value) else None
 
 
 def _str(value: Any) -> str | None:
@@ -116,7 +122,7 @@ def parse_record(line: bytes) -> Record | None:
         return None
     if not isinstance(data, dict):
         return None
-    ts, cost = _float(data.get("ts")), _float(data.get("cost", 0.0))
+    ts, cost = _float(data.get("ts")), _float(data.get("cost", 0.0), MAX_COST)
     prompt, completion = _int(data.get("prompt_tokens", 0)), _int(data.get("completion_tokens", 0))
     ok = data.get("ok")
     if ts is None or cost is None or prompt is None or completion is None:

@@ -1,8 +1,8 @@
 """The hub (Hugging Face, or a mirror: HF_ENDPOINT): which files a repo has and their sizes
-(huggingface_hub's HfApi), a file's size, sha256 and commit (a HEAD on its resolve URL, sent on
-airpods' own client: the protocol in shared/REFERENCE.md), the token and endpoint in effect,
-with airpods' one-line errors and retries. The bytes move in airpods.models.transfer; a whole
-pull is airpods.models.pull.
+(its JSON API: airpods.models.hubapi), a file's size, sha256 and commit (a HEAD on its resolve
+URL: the protocol in shared/REFERENCE.md), all on airpods' own client, the token and endpoint
+in effect, with airpods' one-line errors, retries and deadlines. The bytes move in
+airpods.models.transfer; a whole pull is airpods.models.pull.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airpods.errors import AirpodsError, UsageError
-from airpods.models.hubhttp import MAX_REDIRECTS
+from airpods.models.hubhttp import MAX_REDIRECTS, HubAnswer
 from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
 from airpods.models.retry import is_transient, retrying
 
@@ -24,17 +24,6 @@ def resolve_url(endpoint: str, repo: str, path: str, revision: str) -> str:
     from urllib.parse import quote
 
     return f"{endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
-
-
-class HubAnswer(Exception):
-    """An error answer from the hub (its X-Error-Code says which, where it sends one)."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response  # is_transient reads response.status_code (5xx, 429: retried)
-        self.status = int(response.status_code)
-        self.code = response.headers.get("X-Error-Code", "")
-        self.message = response.headers.get("X-Error-Message", "")
-        super().__init__(f"HTTP {self.status} {self.code}".strip())
 
 
 def endpoint_from_env(environ: dict[str, str] | None = None) -> str:
@@ -49,13 +38,15 @@ def check_endpoint(endpoint: str) -> None:
     """UsageError naming HF_ENDPOINT unless `endpoint` is an http:// or https:// URL."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(endpoint)
+    from airpods.masking import mask_url
+
     try:
+        parts = urlsplit(endpoint)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or out of range
-        port_ok = False
+    except ValueError:  # not a number, out of range, or a bracket left open ("http://[::1")
+        parts, port_ok = urlsplit(""), False
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise UsageError(f"HF_ENDPOINT {endpoint!r} is not an http:// or https:// URL",
+        raise UsageError(f"HF_ENDPOINT {mask_url(endpoint)!r} is not an http:// or https:// URL",
                          hint="set it to a hub or mirror, e.g. https://huggingface.co, or unset it")
 
 
@@ -65,41 +56,35 @@ def token_from_env(environ: dict[str, str] | None = None) -> str | None:
 
 
 def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
-    """One line for whatever huggingface_hub or httpx raised."""
-    if isinstance(exc, HubAnswer):
-        return _answer_error(exc, what, endpoint)
-    from huggingface_hub import errors as hf
+    """One line, naming the endpoint (masked) and the cause, for whatever a question raised."""
+    from airpods.masking import mask_url
+    from airpods.models.hubapi import Deadline
+    from airpods.models.hubhttp import BadAnswer
 
-    name = type(exc).__name__
-    if isinstance(exc, hf.RepositoryNotFoundError):
-        return UsageError(f"{what}: no such repository on {endpoint} (or it is private)",
-                          hint="check the name; set HF_TOKEN for a private or gated repo")
-    if isinstance(exc, (hf.EntryNotFoundError, hf.RemoteEntryNotFoundError)):
-        return UsageError(f"{what}: no such file in the repository",
-                          hint="`airpods models pull ORG/REPO:QUANT` lists the quants there")
-    if isinstance(exc, hf.RevisionNotFoundError):
-        return UsageError(f"{what}: no such revision")
-    if isinstance(exc, hf.GatedRepoError):
-        return UsageError(f"{what}: the repository is gated",
-                          hint="accept its terms on the hub and set HF_TOKEN")
-    if isinstance(exc, hf.HfHubHTTPError):
-        status = getattr(getattr(exc, "response", None), "status_code", "?")
-        return AirpodsError(f"{what}: the hub answered HTTP {status}",
-                            hint="try again later, or check HF_ENDPOINT")
-    if "Offline" in name:
-        return AirpodsError(f"{what}: HF_HUB_OFFLINE is set", hint="unset it to download")
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-    filename = getattr(exc, "filename", None)
-    if isinstance(exc, OSError) and filename:
-        # A file huggingface_hub reads (its token, its caches), not the network.
-        return AirpodsError(f"{what}: huggingface_hub could not use {filename} ({detail})",
-                            hint="fix or remove that file")
-    if not is_transient(exc):
-        return AirpodsError(f"{what}: {endpoint} gave an answer airpods cannot use "
-                            f"({name}: {detail})",
+    shown = mask_url(endpoint)
+    if isinstance(exc, HubAnswer):
+        return _answer_error(exc, what, shown)
+    if isinstance(exc, Deadline):
+        return AirpodsError(f"{what}: {_via(endpoint)} sent {exc}",
+                            hint="check the network, HF_ENDPOINT and any HTTPS_PROXY")
+    detail = mask_url(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    if isinstance(exc, BadAnswer) or not is_transient(exc):
+        name = "" if isinstance(exc, BadAnswer) else f"{type(exc).__name__}: "
+        return AirpodsError(f"{what}: {shown} gave an answer airpods cannot use "
+                            f"({name}{detail})",
                             hint="check HF_ENDPOINT points at a Hugging Face hub or mirror")
-    return AirpodsError(f"{what}: cannot reach {endpoint} ({detail})",
+    return AirpodsError(f"{what}: cannot reach {_via(endpoint)} ({detail})",
                         hint="check the network, or HF_ENDPOINT for a mirror")
+
+
+def _via(endpoint: str) -> str:
+    """The endpoint, and the proxy its requests go through where one applies; masked."""
+    from airpods.masking import mask_url
+    from airpods.models.reach import target
+
+    name = target(endpoint)[2]
+    via = f" through {name}" if name.startswith("proxy ") else ""
+    return mask_url(endpoint + via)
 
 
 def _answer_error(exc: HubAnswer, what: str, endpoint: str) -> AirpodsError:
@@ -116,7 +101,7 @@ def _answer_error(exc: HubAnswer, what: str, endpoint: str) -> AirpodsError:
     if exc.code == "GatedRepo":
         return UsageError(f"{what}: the repository is gated",
                           hint="accept its terms on the hub and set HF_TOKEN")
-    return AirpodsError(f"{what}: the hub answered HTTP {exc.status}",
+    return AirpodsError(f"{what}: {endpoint} answered HTTP {exc.status}",
                         hint="try again later, or check HF_ENDPOINT")
 
 
@@ -175,7 +160,8 @@ def offline() -> bool:
 
 
 class Hub:
-    """huggingface_hub for the questions, with airpods' errors and retries."""
+    """The hub's questions (listing, search, a file's facts) with airpods' errors, retries and
+    deadlines; endpoints with a password are masked wherever they are printed."""
 
     def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
         self.endpoint = (endpoint or endpoint_from_env()).rstrip("/")
@@ -194,41 +180,40 @@ class Hub:
         self.reached = True
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """fn with up to 3 tries (models/retry.py), all within one deadline (models/hubapi.py)."""
+        from airpods.models.hubapi import DEADLINE_S, within
+
+        if offline():
+            raise AirpodsError(f"{what}: HF_HUB_OFFLINE is set", hint="unset it to download")
         self.reach()
         try:
-            return retrying(attempts=3)(fn)
+            return within(DEADLINE_S, lambda: retrying(attempts=3)(fn))
         except AirpodsError:
             raise
         except Exception as exc:
             raise _hub_error(exc, what, self.endpoint) from None
 
-    def list_files(self, ref: Ref) -> list[str]:
-        from huggingface_hub import HfApi
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-        api = HfApi(endpoint=self.endpoint, token=self.token or False)
-        return self._call(str(ref), lambda: api.list_repo_files(ref.repo, revision=ref.revision))
+    def list_files(self, ref: Ref) -> list[str]:
+        return list(self.sizes(ref))
 
     def sizes(self, ref: Ref) -> dict[str, int]:
         """Every file in the repository and its size, from the hub's listing."""
-        from huggingface_hub import HfApi
+        from airpods.models import hubapi
 
-        api = HfApi(endpoint=self.endpoint, token=self.token or False)
-
-        def listing() -> dict[str, int]:
-            tree = api.list_repo_tree(ref.repo, revision=ref.revision, recursive=True)
-            return {e.path: int(getattr(e, "size", 0) or 0) for e in tree
-                    if type(e).__name__ == "RepoFile"}
-
-        return self._call(str(ref), listing)
+        url = hubapi.tree_url(self.endpoint, ref.repo, ref.revision)
+        return self._call(str(ref), lambda: hubapi.file_sizes(
+            hubapi.pages(self.http(), url, self._headers())))
 
     def search(self, query: str, limit: int) -> list[tuple[str, int]]:
         """(repo, downloads) of GGUF repositories matching `query`, most downloaded first."""
-        from huggingface_hub import HfApi
+        from airpods.models import hubapi
 
-        api = HfApi(endpoint=self.endpoint, token=self.token or False)
-        return self._call(f"search {query!r}", lambda: [
-            (m.id, int(m.downloads or 0)) for m in api.list_models(
-                search=query, filter="gguf", sort="downloads", limit=limit)])
+        url = hubapi.search_url(self.endpoint, query, limit)
+        return self._call(f"search {query!r}", lambda: hubapi.repos_found(
+            hubapi.get_json(self.http(), url, self._headers())[0], limit))
 
     def file(self, repo: str, path: str, revision: str = "main") -> RemoteFile:
         """A file's size, sha256 (ETag) and commit, from a HEAD on its resolve URL: the protocol
@@ -251,8 +236,13 @@ class Hub:
         """The client for this hub's requests and downloads (built once): airpods' own
         (models/hubhttp.py), or httpx where a proxy applies to the endpoint."""
         if self._http is None:
+            from airpods.models.hubhttp import (
+                CONNECT_TIMEOUT_S,
+                HEAD_TIMEOUT_S,
+                READ_TIMEOUT_S,
+                http_client,
+            )
             from airpods.models.reach import target
-            from airpods.models.transfer import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, http_client
 
             if target(self.endpoint)[2].startswith("proxy "):
                 self._http = http_client()
@@ -260,7 +250,7 @@ class Hub:
                 from airpods.models.hubhttp import HubClient
 
                 self._http = HubClient(connect_timeout=CONNECT_TIMEOUT_S,
-                                       read_timeout=READ_TIMEOUT_S)
+                                       read_timeout=READ_TIMEOUT_S, head_timeout=HEAD_TIMEOUT_S)
         return self._http
 
     def close(self) -> None:

@@ -20,7 +20,11 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from airpods import http1
 from airpods.errors import AirpodsError
+from airpods.masking import mask_url
 
+CONNECT_TIMEOUT_S = 10.0
+HEAD_TIMEOUT_S = 7.0  # status line and headers, whole (a question's deadline is shorter)
+READ_TIMEOUT_S = 60.0  # per read: a body that keeps coming, however slowly, is never cut
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
 READ_BYTES = 1 << 20
@@ -28,6 +32,21 @@ READ_BYTES = 1 << 20
 
 class TransportError(Exception):
     """The connection failed, timed out or was cut: worth another try (models/retry.py)."""
+
+
+class BadAnswer(Exception):
+    """An answer that is not what the hub sends (not HTTP, not its JSON): not worth a retry."""
+
+
+class HubAnswer(Exception):
+    """An error answer from the hub (its X-Error-Code says which, where it sends one)."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response  # is_transient reads response.status_code (5xx, 429: retried)
+        self.status = int(response.status_code)
+        self.code = response.headers.get("X-Error-Code", "")
+        self.message = response.headers.get("X-Error-Message", "")
+        super().__init__(f"HTTP {self.status} {self.code}".strip())
 
 
 class Headers(dict):
@@ -90,10 +109,37 @@ class Answer:
             self.sock.close()
 
 
+class _Watchdog:
+    """Shuts `sock` down after `seconds` (None: never), which ends a blocked read at once."""
+
+    def __init__(self, sock: socket.socket, seconds: float | None) -> None:
+        self.sock, self.fired, self.timer = sock, False, None
+        if seconds is not None:
+            import threading
+
+            self.timer = threading.Timer(seconds, self._fire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 class HubClient:
+    """`read_timeout` bounds each read, so a body that keeps coming is never cut however slow;
+    `head_timeout` bounds the status line and headers as a whole (a server that drips a byte a
+    second would pass any per-read timeout)."""
+
     def __init__(self, *, connect_timeout: float, read_timeout: float,
-                 user_agent: str = "airpods") -> None:
+                 head_timeout: float | None = None, user_agent: str = "airpods") -> None:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.head_timeout = head_timeout
         self.user_agent = user_agent
         self._tls: Any = None
 
@@ -139,6 +185,7 @@ class HubClient:
         target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
                        safe="/?&=%:@!$'()*+,;~-._")
         sock = self._connect(parts.scheme, parts.hostname, port)
+        watchdog = _Watchdog(sock, self.head_timeout)
         try:
             sock.settimeout(self.read_timeout)
             host = parts.netloc.rpartition("@")[2]
@@ -148,9 +195,17 @@ class HubClient:
             http1.send(sock, method, target, host, sent)
             rfile = sock.makefile("rb", buffering=READ_BYTES)
             _, status, _, found = http1.read_head(rfile)
-        except OSError as exc:  # http1.Closed included
+            watchdog.cancel()
+        except http1.NotHTTP as exc:
+            watchdog.cancel()
             sock.close()
-            raise TransportError(f"{method} {url}: {exc}") from None
+            raise BadAnswer(f"{method} {mask_url(url)}: {exc}") from None
+        except OSError as exc:  # http1.Closed included
+            watchdog.cancel()
+            sock.close()
+            cause = (f"no status line and headers within {self.head_timeout:g} s"
+                     if watchdog.fired else exc)
+            raise TransportError(f"{method} {mask_url(url)}: {cause}") from None
         return Answer(url, status, Headers(found), sock, rfile)
 
     def _connect(self, scheme: str, host: str, port: int) -> socket.socket:
@@ -175,3 +230,38 @@ class HubClient:
 
                     self._tls.load_verify_locations(certifi.where())
         return self._tls
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of `url`, a password in it masked: where the bytes come from."""
+    scheme, _, rest = url.partition("://")
+    return mask_url(f"{scheme}://{rest.split('/', 1)[0]}")
+
+
+SOCKET_READ_BYTES = 1 << 20
+
+
+def _bigger_socket_reads() -> None:
+    """httpcore reads 64 KiB per socket read: a multi-GB body then costs tens of thousands of
+    trips through h11 and Python. 1 MiB reads about double the throughput on loopback
+    (bench/bench_pull.py). A class constant of httpcore's, so set where it exists; a
+    version without it keeps its own reads."""
+    try:
+        from httpcore._sync.http11 import HTTP11Connection
+    except ImportError:
+        return
+    if getattr(HTTP11Connection, "READ_NUM_BYTES", SOCKET_READ_BYTES) < SOCKET_READ_BYTES:
+        HTTP11Connection.READ_NUM_BYTES = SOCKET_READ_BYTES
+
+
+def http_client() -> Any:
+    """httpx, for where a proxy applies (it speaks CONNECT); the same surface as HubClient."""
+    import httpx
+
+    _bigger_socket_reads()
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        headers={"User-Agent": "airpods"},
+    )
+

@@ -72,7 +72,10 @@ def check_reachable(endpoint: str, *, dns_timeout: float = DNS_TIMEOUT_S,
                     connect_timeout: float = CONNECT_TIMEOUT_S,
                     environ: dict[str, str] | None = None) -> None:
     """Raise one line naming the endpoint (or proxy) and the cause when nothing answers there."""
+    from airpods.masking import mask_url
+
     host, port, name = target(endpoint, environ)
+    name = mask_url(name)  # a password in HF_ENDPOINT or the proxy's URL is never printed
     if not host:
         raise AirpodsError(f"cannot reach {name}: no host name in it", hint=HINT)
     try:

@@ -1,6 +1,7 @@
 """Retries for talking to the hub: which errors are worth another try, and a tenacity policy
 that gives up after RETRIES attempts in a row that moved no byte (so a download that keeps
-making progress keeps going, and one that does not stops)."""
+making progress keeps going, and one that does not stops), or, while not one byte has moved,
+after FIRST_BYTE_BUDGET_S (a hub that answers 500 from the start is said so in seconds)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ T = TypeVar("T")
 RETRIES = 5  # attempts in a row that make no progress before giving up
 RETRY_WAIT_S = 0.5  # first wait; doubles up to RETRY_MAX_WAIT_S
 RETRY_MAX_WAIT_S = 8.0
+FIRST_BYTE_BUDGET_S = 1.0  # tries at 0, 0.5 and 1.5 s: a 500 from the start is told in ~2 s
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -41,17 +43,22 @@ class RetryableStatus(Exception):
 
 
 class NoProgressStop:
-    """tenacity stop: give up after RETRIES attempts in a row that moved no byte."""
+    """tenacity stop: give up after RETRIES attempts in a row that moved no byte, or once
+    FIRST_BYTE_BUDGET_S have passed without a first byte."""
 
     def __init__(self, progress: Callable[[], int], attempts: int) -> None:
         self.progress, self.attempts = progress, attempts
         self.last, self.failures = progress(), 0
+        self.first, self.began, self.tries = self.last, time.monotonic(), 0
 
     def __call__(self, state: Any) -> bool:
         now = self.progress()
+        self.tries += 1
         self.failures = 0 if now > self.last else self.failures + 1
         self.last = now
-        return self.failures >= self.attempts
+        no_byte_yet = now == self.first
+        late = time.monotonic() - self.began >= FIRST_BYTE_BUDGET_S
+        return self.failures >= self.attempts or (no_byte_yet and late)
 
 
 def retrying(progress: Callable[[], int] = lambda: 0, *, attempts: int = RETRIES,

@@ -91,26 +91,37 @@ def budget(host: HostFacts, *, on_gpu: bool | None = None) -> Budget:
 # --- the catalogue ----------------------------------------------------------------------------
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    """The catalogue at `path`, None when there is none. Read as config files are (a FIFO, a
+    device or a directory there is refused in one line, never opened for a blocking read)."""
+    from airpods.config.files import read_config_bytes
+
+    try:
+        data = read_config_bytes(path)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=str(path),
+                          hint="make it a regular TOML file, or remove it") from None
+    if data is None:
+        return None
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomlkit
 
-        return tomlkit.parse(path.read_text()).unwrap()
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+        return tomlkit.parse(data.decode()).unwrap()
+    return tomllib.loads(data.decode())
 
 
 def _tiers_in(path: Path) -> dict[str, Tier]:
     try:
         data = _read_toml(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read the model catalogue: {exc.strerror or exc}",
-                          file=str(path)) from None
+    except ConfigError:
+        raise
     except Exception as exc:  # tomllib / tomlkit parse errors carry the line in their text
         raise ConfigError(f"not valid TOML: {str(exc).splitlines()[0]}", file=str(path),
                           hint="fix the file or remove it") from None
+    if data is None:
+        return {}
     tiers = data.get("tiers", {})
     unknown = sorted(set(data) - {"tiers"})
     if unknown or not isinstance(tiers, dict):
@@ -146,8 +157,7 @@ def load_catalogue(user: Path | None = None) -> list[Tier]:
     """The built-in tiers, with the user file's added or replaced by name; smallest first."""
     tiers = _tiers_in(builtin_catalogue_path())
     user = user_catalogue_path() if user is None else user
-    if user.exists():
-        tiers.update(_tiers_in(user))
+    tiers.update(_tiers_in(user))  # none there: no tiers
     return sorted(tiers.values(), key=lambda t: (t.estimate(LLAMA_DEFAULT_CTX), t.name))
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from airpods.errors import AirpodsError, UsageError
+from airpods.models.hubhttp import BadAnswer, origin
 from airpods.models.refs import SPLIT_RE, RemoteFile
-from airpods.models.retry import RETRIES, RetryableStatus, describe_error, is_transient, retrying
+from airpods.models.retry import RetryableStatus, describe_error, is_transient, retrying
 from airpods.models.store import (
     DISK_FULL,
     GGUF_MAGIC,
@@ -35,9 +36,7 @@ from airpods.models.store import (
 )
 
 CHUNK = 1 << 20
-CONNECT_TIMEOUT_S = 10.0
 ETAG_XATTR = "user.airpods.etag"
-READ_TIMEOUT_S = 60.0
 
 
 class Progress(Protocol):
@@ -127,6 +126,7 @@ class _Partial:
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.closed = False
+        self.tries = 0  # GETs made (models/retry.py decides how many)
         self.path = dest.with_name(dest.name + PARTIAL_SUFFIX)
         self.fd = _open_partial(self.path)
         try:
@@ -338,11 +338,15 @@ def download(client: Any, remote: RemoteFile, dest: Path, progress: Progress,
             raise
         part.discard()
         raise disk_full(dest.name, dest.parent) from None
+    except BadAnswer as exc:
+        raise AirpodsError(f"{remote.repo}/{remote.path} from {origin(remote.url)}: {exc}",
+                           hint="check HF_ENDPOINT points at a hub or mirror") from None
     except Exception as exc:
         if is_transient(exc):
             raise AirpodsError(
-                f"{remote.repo}/{remote.path}: {describe_error(exc)}, {RETRIES} tries without "
-                f"progress; {part.size} bytes kept", hint="run the same pull again to resume",
+                f"{remote.repo}/{remote.path} from {origin(remote.url)}: {describe_error(exc)}, "
+                f"{part.tries} tries without progress; {part.size} bytes kept",
+                hint="run the same pull again to resume",
             ) from None
         raise
     finally:
@@ -368,6 +372,7 @@ def _download(client: Any, remote: RemoteFile, part: _Partial, progress: Progres
     state = {"hasher": hasher, "moved": 0}
 
     def attempt() -> None:
+        part.tries += 1
         before = part.size
         try:
             state["hasher"] = _stream(client, remote, part, state["hasher"], progress, headers)
@@ -376,8 +381,11 @@ def _download(client: Any, remote: RemoteFile, part: _Partial, progress: Progres
         if part.size < remote.size:  # the body ended early without a transport error
             raise RetryableStatus(0)
 
-    retry = retrying(lambda: part.size, on_retry=lambda e: progress.note(
-        f"{part.dest.name}: {describe_error(e)}; resuming at {part.size} bytes"))
+    def on_retry(exc: BaseException) -> None:
+        if part.size:  # before the first byte, the one line the pull ends with says it all
+            progress.note(f"{part.dest.name}: {describe_error(exc)}; resuming at {part.size} bytes")
+
+    retry = retrying(lambda: part.size, on_retry=on_retry)
     retry(attempt)
     progress.end()
     got = state["hasher"].hexdigest()
@@ -390,32 +398,3 @@ def _download(client: Any, remote: RemoteFile, part: _Partial, progress: Progres
             hint="run the pull again; if it repeats, the mirror serves a damaged file")
     part.finish()
     return state["moved"]
-
-
-
-SOCKET_READ_BYTES = 1 << 20
-
-
-def _bigger_socket_reads() -> None:
-    """httpcore reads 64 KiB per socket read: a multi-GB body then costs tens of thousands of
-    trips through h11 and Python. 1 MiB reads about double the throughput on loopback
-    (bench/bench_pull.py). A class constant of httpcore's, so set where it exists; a
-    version without it keeps its own reads."""
-    try:
-        from httpcore._sync.http11 import HTTP11Connection
-    except ImportError:
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", SOCKET_READ_BYTES) < SOCKET_READ_BYTES:
-        HTTP11Connection.READ_NUM_BYTES = SOCKET_READ_BYTES
-
-
-def http_client() -> Any:
-    import httpx
-
-    _bigger_socket_reads()
-    return httpx.Client(
-        follow_redirects=True,
-        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-        headers={"User-Agent": "airpods"},
-    )
-

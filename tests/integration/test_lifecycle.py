@@ -462,3 +462,15 @@ def test_stop_records_the_tokens_a_server_served(stack: Stack) -> None:
     db = UsageDB(Path(stack.env["XDG_DATA_HOME"]) / "airpods" / "usage.sqlite3")
     prompt, completion = db.tokens(volume, "tiny.gguf")
     assert prompt >= chat.usage.prompt_tokens and completion >= chat.usage.completion_tokens > 0
+
+
+def test_a_decimal_memory_limit_starts_with_those_bytes(stack: Stack) -> None:
+    """Issue 23: `memory = "1.5g"` passed validation, then start crashed with a ValueError
+    (the Podman request read sizes its own way). One parser now: Podman gets 1.5 GiB."""
+    edited = stack.airpods("config", "set", "services.llamacpp.resources.memory", '"1.5g"')
+    assert edited.returncode == 0, edited.stderr
+    started = stack.airpods("start", "llamacpp")
+    assert started.returncode == 0, started.stderr
+    limit = stack.podman("inspect", "airpods-llamacpp-server", "--format",
+                         "{{.HostConfig.Memory}}")
+    assert limit.stdout.strip() == str(3 << 29)  # 1.5 GiB

@@ -171,6 +171,10 @@ CASES = [
         "services.llamacpp.resources.cpus", "greater than 0", 2),
     Bad("cpus-negative", "[services.llamacpp.resources]\ncpus = -2.5\n",
         "services.llamacpp.resources.cpus", "greater than 0", 2),
+    # Issue 23: it blamed "the built-in kind defaults" for the user's missing key.
+    Bad("second-server-without-default-model",
+        '[services.fast]\nkind = "llama-server"\nports = [{ host = 8091, container = 8080 }]\n',
+        "services.fast", "needs default_model (a file in its model volume)", 1),
     Bad("memory-zero", '[services.llamacpp.resources]\nmemory = "0g"\n',
         "services.llamacpp.resources.memory", "more than 0", 2),
     Bad("memory-zero-decimal", '[services.llamacpp.resources]\nmemory = "0.0m"\n',
@@ -271,3 +275,16 @@ def test_bad_config_is_one_clear_line(case: Bad, tmp_path: Path) -> None:
         assert f" {case.key_path}: " in err, err
     assert case.expect in err, err
     assert "<introspection>" not in err, err
+
+
+def test_a_second_server_that_names_its_model_or_routes_needs_no_default_model(
+        tmp_path: Path) -> None:
+    from airpods.config.loader import load_config_text
+
+    for text in ('[services.fast]\nkind = "llama-server"\nmode = "router"\n'
+                 'ports = [{ host = 8091, container = 8080 }]\n',
+                 '[services.fast]\nkind = "llama-server"\n'
+                 'ports = [{ host = 8091, container = 8080 }]\n'
+                 '[services.fast.command_args]\nmodel = "/models/x.gguf"\nalias = "x"\n'):
+        loaded = load_config_text(tmp_path / "airpods.toml", text)
+        assert "fast" in loaded.config.services

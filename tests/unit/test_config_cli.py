@@ -177,3 +177,19 @@ def test_get_list_prints_inline_toml(capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = run(capsys, "config", "get", "services.llamacpp.ports")
     assert code == 0
     assert out.startswith("[{") and "host = 8080" in out
+
+
+@pytest.mark.parametrize("value", ["-1", "-0.5"])
+def test_set_takes_a_negative_number_without_double_dash(capsys: pytest.CaptureFixture[str],
+                                                         tmp_path: Path, value: str) -> None:
+    """Issue 23: `config set KEY -1` was "No such option: -1"; now -1 is the value."""
+    key = "services.llamacpp.command_args.temp"
+    code, out, err = run(capsys, "config", "set", key, value)
+    assert code == 0, err
+    assert f"{key} = {value}" in out
+    assert f"temp = {value}" in user_file(tmp_path).read_text()
+
+
+def test_set_a_negative_infinity_reaches_validation(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "config", "set", "services.llamacpp.command_args.temp", "-inf")
+    assert code == 2 and "No such option" not in err and "finite number" in err, err

@@ -307,7 +307,7 @@ def test_two_names_mapping_to_one_label_are_refused() -> None:
         render_kube([a, b])
 
 
-@pytest.mark.parametrize("value,expected", [("16g", "16Gi"), ("512m", "512Mi"), ("1024", "1024"),
+@pytest.mark.parametrize("value,expected", [("16g", "16Gi"), ("512m", "512Mi"), ("1024", "1Ki"),
                                             ("2GB", "2Gi")])
 def test_memory_quantities(value: str, expected: str) -> None:
     assert quantity_memory(value) == expected

@@ -94,11 +94,11 @@ def test_a_pull_does_not_import_huggingface_hub(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("status", "code", "message", "expected"), [
     (404, "RepoNotFound", "", "no such repository"),
     (401, "", "", "no such repository"),
-    (401, "", "Invalid credentials in Authorization header", "the hub answered HTTP 401"),
+    (401, "", "Invalid credentials in Authorization header", "http://h answered HTTP 401"),
     (404, "EntryNotFound", "", "no such file in the repository"),
     (404, "RevisionNotFound", "", "no such revision"),
     (403, "GatedRepo", "", "the repository is gated"),
-    (500, "", "", "the hub answered HTTP 500"),
+    (500, "", "", "http://h answered HTTP 500"),
 ])
 def test_hub_answers_read_as_huggingface_hub_reads_them(status: int, code: str, message: str,
                                                         expected: str) -> None:

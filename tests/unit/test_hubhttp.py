@@ -201,9 +201,8 @@ def test_a_proxy_means_httpx_which_serves_the_same_pull(tmp_path: Path,
     import httpx
 
     from airpods.models.hub import Hub
-    from airpods.models.hubhttp import HubClient
+    from airpods.models.hubhttp import HubClient, http_client
     from airpods.models.pull import pull
-    from airpods.models.transfer import http_client
     from tests.hf_server import FakeHub, write_gguf_blob
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",

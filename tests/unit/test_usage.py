@@ -241,8 +241,9 @@ def test_bad_input_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
     result = run_cli(tmp_path, *args)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    if args[0] == "--days":  # the shared finite-number type: one line
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # issue 23: --by too
+    if args[0] == "--by":
+        assert "must be one of model, backend, client" in result.stderr
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -283,3 +284,20 @@ def test_a_fifo_usage_database_is_not_opened(tmp_path: Path, data: Path) -> None
     os.mkfifo(tmp_path / "data" / "airpods" / "usage.sqlite3")
     result = run_cli(tmp_path)
     assert result.returncode == 0 and "llama-server tokens not shown" in result.stderr
+
+
+def test_damaged_records_are_skipped_with_a_note(tmp_path: Path, data: Path) -> None:
+    """Issue 23: costs of 1e308 summed to inf (`Infinity` in --json), 4,300-digit token counts
+    and a huge time were an internal error. Each is a damaged record: skipped, counted."""
+    huge = "9" * 4300
+    data.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in (
+        rec(), rec(cost=1e308, backend="remote"), rec(cost=1e308, backend="remote")))
+        + json.dumps(rec()).replace('"prompt_tokens": 10', f'"prompt_tokens": {huge}').encode()
+        + b"\n" + json.dumps(rec()).replace(f'"ts": {NOW}', f'"ts": {huge}').encode() + b"\n")
+    result = run_cli(tmp_path, "--json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    out = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in --json"))
+    assert [(r["key"], r["requests"]) for r in out["rows"]] == [("tiny", 1)]
+    assert out["notes"] == [f"{data}: 4 unreadable lines skipped"]
+    table = run_cli(tmp_path)
+    assert table.returncode == 0 and "4 unreadable lines skipped" in table.stderr, table.stderr
