@@ -308,19 +308,3 @@ def key_problem(value: str) -> str | None:
     if any(ch.isspace() for ch in value) or not value.isprintable():
         return "holds whitespace, a newline or a control character"
     return None
-
-
-# --- URLs -------------------------------------------------------------------------------------
-
-_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#]*)@")
-_QUERY_SECRET_RE = re.compile(
-    r"(?P<name>[?&;][^=&#;]*(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|SIG|AUTH)[^=&#;]*=)[^&#;]*",
-    re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """`url` fit to print: its userinfo (`user:password@`) and the values of secret-looking
-    query parameters (`?api_key=`, `token=`, `sig=`) as ****. Text, not parsed: a URL too
-    broken for urlsplit (`http://[::1`) is masked as well."""
-    url = _USERINFO_RE.sub(lambda m: f"{m['scheme']}{MASK}@", url)
-    return _QUERY_SECRET_RE.sub(lambda m: f"{m['name']}{MASK}", url)

@@ -57,7 +57,7 @@ def token_from_env(environ: dict[str, str] | None = None) -> str | None:
 
 def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
     """One line, naming the endpoint (masked) and the cause, for whatever a question raised."""
-    from airpods.masking import mask_url
+    from airpods.masking import mask_url, mask_urls_in
     from airpods.models.hubapi import Deadline
     from airpods.models.hubhttp import BadAnswer
 
@@ -67,7 +67,7 @@ def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
     if isinstance(exc, Deadline):
         return AirpodsError(f"{what}: {_via(endpoint)} sent {exc}",
                             hint="check the network, HF_ENDPOINT and any HTTPS_PROXY")
-    detail = mask_url(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    detail = mask_urls_in(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     if isinstance(exc, BadAnswer) or not is_transient(exc):
         name = "" if isinstance(exc, BadAnswer) else f"{type(exc).__name__}: "
         return AirpodsError(f"{what}: {shown} gave an answer airpods cannot use "
