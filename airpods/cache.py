@@ -305,13 +305,3 @@ def prune(directory: Path, keep: int = KEEP_ENTRIES) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
 
-
-# --- serialization ----------------------------------------------------------------------------
-
-
-def to_json(resolved: Resolved) -> str:
-    return json.dumps(to_dict(resolved), sort_keys=True)
-
-
-def from_json(text: str | bytes) -> Resolved:
-    return from_dict(json.loads(text))

@@ -34,7 +34,6 @@ from airpods.models.store import (
     fsync_dir,
 )
 
-CHUNK = 1 << 20
 CONNECT_TIMEOUT_S = 10.0
 ETAG_XATTR = "user.airpods.etag"
 READ_TIMEOUT_S = 60.0
