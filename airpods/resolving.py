@@ -47,7 +47,8 @@ def resolve(
     resolved, requested = _resolve_uncached(config_path, environ, recorder)
     if (
         key is not None
-        and not secrets.pending  # a command that saves no secret writes no cache either
+        # A hit replays generated values (airpods.cache), not the deletion of revoked ones.
+        and not recorder.dropped
         # The files did not change while they were read: the entry matches its key.
         and _key_or_none(config_path, user_path, environ) == key
         and (mac_key := _quietly(local_key)) is not None
@@ -122,11 +123,16 @@ class _RecordingStore:
     def __init__(self, store: SecretStore) -> None:
         self.store = store
         self.used: dict[tuple[str, str], str] = {}  # (service, variable) -> the value given
+        self.dropped = False
 
     def get(self, service: str, var: str) -> str:
         value = self.store.get(service, var)
         self.used[(service, var)] = value
         return value
+
+    def drop(self, service: str, var: str) -> None:
+        self.dropped = True
+        self.store.drop(service, var)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
