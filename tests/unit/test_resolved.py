@@ -208,6 +208,32 @@ def test_secrets_no_file_holds_yet_are_cached_and_handed_back_pending(dirs, miss
     assert key_of(resolve(dirs)) == "chosen-by-hand" and len(misses) == 2
 
 
+def test_a_revoked_client_key_is_never_cached_as_kept(dirs, misses) -> None:
+    clients = "[services.gateway.clients.laptop]\n[services.gateway.clients.phone]\n"
+    dirs["user"].write_text(USER + clients)
+    store = SecretStore()
+    resolve(dirs, store)
+    assert store.save()
+    phone = store.path("gateway", "CLIENT_PHONE")
+    assert phone.exists()
+    resolve(dirs)  # the saved keys: an entry
+    written = {p: p.read_bytes() for p in entries(dirs)}
+
+    dirs["user"].write_text(USER + clients.split("\n")[0] + "\n")  # the phone's key revoked
+    revoking = SecretStore()
+    count = len(misses)
+    resolve(dirs, revoking)
+    assert revoking.pending and len(misses) == count + 1
+    # A hit could not delete the phone's file: no entry until the store saved the deletion.
+    assert {p: p.read_bytes() for p in entries(dirs)} == written
+    resolve(dirs)
+    assert len(misses) == count + 2
+    assert revoking.save() and not phone.exists()
+    resolve(dirs)
+    resolve(dirs)
+    assert len(misses) == count + 3
+
+
 def test_no_cache_variable_turns_it_off(dirs, misses) -> None:
     saved_store()
     count = len(misses)
