@@ -34,7 +34,7 @@ def collect_status(
     from airpods.resolved import select_services
     from airpods.spec import Actual
 
-    resolved = resolve(app)
+    resolved = resolve(app, cache_unsaved=True)  # before any start too: airpods.cache
     names = select_services(resolved, services)  # a misspelt name fails before Podman is asked
     podman = connect(make_console())
     actual: dict[str, Actual] = podman.managed()

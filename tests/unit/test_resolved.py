@@ -71,8 +71,9 @@ def saved_store() -> SecretStore:
     return SecretStore()
 
 
-def resolve(dirs: dict[str, Path], store: SecretStore | None = None, **extra: str) -> R.Resolved:
-    return RV.resolve(dirs["user"], environ=env(**extra),
+def resolve(dirs: dict[str, Path], store: SecretStore | None = None, *, unsaved: bool = False,
+            **extra: str) -> R.Resolved:
+    return RV.resolve(dirs["user"], environ=env(**extra), cache_unsaved=unsaved,
                      secrets=store if store is not None else SecretStore())
 
 
@@ -165,7 +166,7 @@ def test_deleted_secret_file_is_a_miss_and_the_new_key_is_cached_pending(dirs, m
 
     store = SecretStore()
     count = len(misses)
-    fresh = resolve(dirs, store)
+    fresh = resolve(dirs, store, unsaved=True)  # as `status` does
     new_key = key_of(fresh)
     assert len(misses) == count + 1 and new_key != old_key
     assert store._pending  # generated in memory only
@@ -190,22 +191,25 @@ def test_changed_secret_file_is_a_miss(dirs, misses) -> None:
 
 
 def test_secrets_no_file_holds_yet_are_cached_and_handed_back_pending(dirs, misses) -> None:
+    # Any other command before the first `start` (`start --dry-run`) writes nothing.
+    resolve(dirs)
+    assert entries(dirs) == [] and not (dirs["data"] / "airpods").exists()
     # `status` before the first `start`: every secret is generated and none is saved.
     store = SecretStore()
-    first = resolve(dirs, store)
+    first = resolve(dirs, store, unsaved=True)
     assert store._pending and key_of(first) and len(entries(dirs)) == 1
     secret = store.path("llamacpp", "LLAMA_API_KEY")
     assert not secret.exists()  # the cache holds the value, the secrets directory nothing
 
     second = SecretStore()
-    assert resolve(dirs, second) == first and len(misses) == 1  # a hit
+    assert resolve(dirs, second) == first and len(misses) == 2  # a hit
     assert second._pending == store._pending  # as if the loader had generated them
     assert second.save() and secret.read_text().strip() == key_of(first)  # what specs use
     third = SecretStore()
-    assert resolve(dirs, third) == first and not third.pending and len(misses) == 1
+    assert resolve(dirs, third) == first and not third.pending and len(misses) == 2
 
     secret.write_text("chosen-by-hand\n")  # another value saved since: a miss
-    assert key_of(resolve(dirs)) == "chosen-by-hand" and len(misses) == 2
+    assert key_of(resolve(dirs)) == "chosen-by-hand" and len(misses) == 3
 
 
 def test_a_revoked_client_key_is_never_cached_as_kept(dirs, misses) -> None:
