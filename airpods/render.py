@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from airpods.argv import render_args
 from airpods.config.schema import AirpodsConfig, ServiceConfig
@@ -116,12 +116,3 @@ def render_service(
     spec = kind.wire(kind.configure(spec, svc, host), svc, config, host)
     return sealed(kind.finalize(spec))
 
-
-def render_all(
-    config: AirpodsConfig,
-    host: HostFacts,
-    names: Sequence[str],
-    image_origins: Mapping[str, Mapping[str, str]] | None = None,
-) -> list[ContainerSpec]:
-    origins = image_origins or {}
-    return [render_service(n, config.services[n], config, host, origins.get(n)) for n in names]

@@ -26,11 +26,15 @@ def resolve(
     environ: Mapping[str, str],
     secrets: SecretStore,
     cache_dir: Path | None = None,
+    cache_unsaved: bool = False,
 ) -> Resolved:
     """The services in effect for `config_path` (None: the default user file).
 
     `environ` gives the overrides (as for load_config); `secrets` provides the generated
     secrets (new ones stay pending in it: the caller decides whether to save them).
+    `cache_unsaved`: an entry may hold generated secrets no file holds yet (`status`, which
+    scripts run in a loop before any `start`); otherwise a command that saves no secret writes
+    no entry either, so one that only plans (`start --dry-run`) leaves no file.
     """
     from airpods import cache
     from airpods.secrets import local_key
@@ -47,7 +51,9 @@ def resolve(
     resolved, requested = _resolve_uncached(config_path, environ, recorder)
     if (
         key is not None
-        and not secrets.pending  # a command that saves no secret writes no cache either
+        and (cache_unsaved or not secrets.pending)
+        # A hit replays generated values (airpods.cache), not the deletion of revoked ones.
+        and not recorder.dropped
         # The files did not change while they were read: the entry matches its key.
         and _key_or_none(config_path, user_path, environ) == key
         and (mac_key := _quietly(local_key)) is not None
@@ -122,11 +128,16 @@ class _RecordingStore:
     def __init__(self, store: SecretStore) -> None:
         self.store = store
         self.used: dict[tuple[str, str], str] = {}  # (service, variable) -> the value given
+        self.dropped = False
 
     def get(self, service: str, var: str) -> str:
         value = self.store.get(service, var)
         self.used[(service, var)] = value
         return value
+
+    def drop(self, service: str, var: str) -> None:
+        self.dropped = True
+        self.store.drop(service, var)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

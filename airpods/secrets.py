@@ -108,6 +108,13 @@ class SecretStore:
         remember([value])
         return value
 
+    def adopt(self, service: str, var: str, value: str) -> None:
+        """Hold `value`, generated earlier and kept by no file, as `get` would have generated
+        it (pending until `save()`): a cache entry's (airpods.cache), so that the specs that
+        use it and the file `save()` writes agree."""
+        self._pending[self.path(service, var)] = value
+        remember([value])
+
     def kept(self, service: str, var: str) -> str:
         """The value the file holds ("" when there is none), read with every check above."""
         path = self.path(service, var)

@@ -10,6 +10,8 @@ bottleneck) serving a generated file: a tiny GGUF header, then random bytes (300
 Each run, taken in turns so noise hits all alike:
 
 * curl:     `curl -s -o OUT URL` of the resolve URL (no checksum, no fsync);
+* curl + sync: the same, then `sync OUT` (an fsync of that file): what curl would cost if it,
+            too, waited for its bytes to reach the disk, as a pull does before its rename;
 * airpods models pull: the command a user runs (`airpods --config CFG models pull REPO/FILE`,
             HF_ENDPOINT at the mirror), into a model "volume" that is a bind-mounted directory
             (so no Podman is involved), with the API keys saved as after a first `start` (so
@@ -48,6 +50,7 @@ from tests.hf_server import FakeHub, write_gguf_blob  # noqa: E402
 REPO, FILE = "bench/Big-GGUF", "big-Q8_0.gguf"
 GOAL = 0.8  # end to end, `airpods models pull` vs curl
 CURL = "curl -o (floor)"
+CURL_SYNC = "curl -o, then sync OUT"
 CLI = "airpods models pull"
 HUB = "airpods hub.pull (library only)"
 CONFIG = """
@@ -84,6 +87,10 @@ def main() -> int:
         return 1
     work = Path(tempfile.mkdtemp(prefix="airpods-bench-pull-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Bytecode, as a pip install has (bench/_stack.py does the same): without it every run
+    # compiles airpods' modules again (0.2-0.4 s here), a cost no user pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     try:
         source = write_gguf_blob(work / "source.gguf", args.size_mb << 20)
         size = source.stat().st_size
@@ -116,6 +123,12 @@ def main() -> int:
                                       text=True)
                 transfer["curl"].append(float(done.stdout))
 
+            def curl_sync() -> None:
+                out.unlink(missing_ok=True)
+                subprocess.run(["curl", "-s", "-f", "-o", str(out), url], check=True,
+                               capture_output=True)
+                subprocess.run(["sync", str(out)], check=True)
+
             def library() -> None:
                 (dest / FILE).unlink(missing_ok=True)
                 done = subprocess.run([sys.executable, "-c", PULL, hub.url, f"{REPO}/{FILE}",
@@ -127,7 +140,7 @@ def main() -> int:
                 (dest / FILE).unlink(missing_ok=True)
                 subprocess.run(cmd, env=run_env, check=True, capture_output=True)
 
-            runs = {CURL: curl, CLI: lambda: cli(cli_env), HUB: library}
+            runs = {CURL: curl, CURL_SYNC: curl_sync, CLI: lambda: cli(cli_env), HUB: library}
             base = bench_base()
             if base is not None:
                 runs[before(CLI)] = lambda: cli({**cli_env, "PYTHONPATH": str(base)})
@@ -150,6 +163,10 @@ def main() -> int:
                   f"= {t_air / t_curl:.2f}x curl (medians of {args.repeat})")
             ratio = rate[CLI] / rate[CURL]
             goal(f"{CLI} end to end >= {GOAL}x curl", ratio >= GOAL, f"{ratio:.2f}x")
+            synced = rate[CLI] / rate[CURL_SYNC]
+            sync_s = statistics.median(samples[CURL_SYNC]) - statistics.median(samples[CURL])
+            print(f"  beside curl + sync (both wait for the disk): {synced:.2f}x; the sync "
+                  f"adds {sync_s:+.2f} s to curl's median")
             print(f"  fixed cost of models pull (interpreter, imports, config, HEAD): about "
                   f"{statistics.median(samples[CLI]) - size / t_air / 1e6:.2f} s")
             resume(hub, dest, size, env)

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from airpods.secrets import SecretStore
 
 
-def resolve(app: AppContext, *, cpu: bool = False, secrets: SecretStore | None = None) -> Resolved:
-    """The services in effect, from the cache while it is valid (see airpods.cache)."""
+def resolve(app: AppContext, *, cpu: bool = False, secrets: SecretStore | None = None,
+            cache_unsaved: bool = False) -> Resolved:
+    """The services in effect, from the cache while it is valid (see airpods.cache;
+    `cache_unsaved`: airpods.resolving.resolve)."""
     from airpods.resolving import resolve as resolve_services
     from airpods.secrets import SecretStore, secret_values
 
@@ -24,7 +26,8 @@ def resolve(app: AppContext, *, cpu: bool = False, secrets: SecretStore | None =
     if cpu:
         environ["AIRPODS_ACCELERATOR"] = "cpu"
     store = secrets if secrets is not None else SecretStore()
-    resolved = resolve_services(app.config_path, environ=environ, secrets=store)
+    resolved = resolve_services(app.config_path, environ=environ, secrets=store,
+                                cache_unsaved=cache_unsaved)
     # Remembered for masking: an error or progress line must not show a key, cache hit or not.
     secret_values(*resolved.specs.values())
     return resolved

@@ -75,4 +75,3 @@ STOP_SECONDS = Number(0, 3600, "seconds")
 WAIT_SECONDS = Number(0, 86_400, "seconds")  # waiting for a model to load: up to a day
 DAYS = Number(0, 100_000, "days")
 LINES = Number(0, 10_000_000, "lines", integer=True)
-CONTEXT = Number(1, 1 << 28, "tokens", integer=True)  # a context size (--ctx): gguf_meta's cap

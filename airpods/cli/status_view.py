@@ -34,7 +34,7 @@ def collect_status(
     from airpods.resolved import select_services
     from airpods.spec import Actual
 
-    resolved = resolve(app)
+    resolved = resolve(app, cache_unsaved=True)  # before any start too: airpods.cache
     names = select_services(resolved, services)  # a misspelt name fails before Podman is asked
     podman = connect(make_console())
     actual: dict[str, Actual] = podman.managed()
@@ -97,13 +97,13 @@ def _observe(
 ) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """service -> (health, detail, its kind's extra fields), one thread per service: a running
     service's probe (each request bounded by PROBE_TIMEOUT_S) and its `Kind.status_fields`, so
-    `status` takes about as long as the slowest service, not the sum."""
+    `status` takes about as long as the slowest service, not the sum. With none running there
+    is nothing to wait for: no client, no threads (each a wake-up to wait for on a busy host)."""
     import threading
 
     from airpods import kinds
-    from airpods.engine.probes import new_client, probe_once
 
-    def observe(spec: ContainerSpec) -> tuple[str, str, dict[str, Any]]:
+    def observe(spec: ContainerSpec, client: Any) -> tuple[str, str, dict[str, Any]]:
         running = states[spec.service] == "running"
         health, detail = (probe_once(spec, client, timeout_s=PROBE_TIMEOUT_S) if running
                           else ("stopped", ""))
@@ -114,11 +114,15 @@ def _observe(
                                   timeout_s=PROBE_TIMEOUT_S)
         return health, detail, kinds.get(spec.kind).status_fields(spec, ctx)
 
+    if "running" not in states.values():
+        return {spec.service: observe(spec, None) for spec in specs}
+    from airpods.engine.probes import new_client, probe_once
+
     found: dict[str, Any] = {}
 
     def run(spec: ContainerSpec) -> None:
         try:
-            found[spec.service] = observe(spec)
+            found[spec.service] = observe(spec, client)
         except BaseException as exc:  # raised in the caller's thread below
             found[spec.service] = exc
 

@@ -13,7 +13,7 @@ import click
 
 from airpods.cli import AppContext
 from airpods.cli.params import Number, OneOf
-from airpods.models.gateway_usage import GROUPINGS
+from airpods.models.gateway_usage import GROUPINGS, NO_API_COST
 
 
 @click.command()
@@ -76,7 +76,7 @@ def _print_json(days: float, by: str, since: float, rows: list, sum_row: Any,
 
 
 def _cost(cost: float, no_api_cost: bool) -> str:
-    return "no API cost" if no_api_cost else f"${cost:,.4f}"
+    return NO_API_COST if no_api_cost else f"${cost:,.4f}"
 
 
 def _table(header: list[str], lines: list[list[str]]) -> None:
@@ -105,7 +105,7 @@ def _print_table(days: float, by: str, rows: list, sum_row: Any, servers: list) 
         click.echo("")
         click.echo("llama-server tokens recorded at stop (every client, the gateway's included):")
         header = ["SERVICE", "MODEL", "RUNS", "PROMPT", "COMPLETION", "COST"]
-        lines = [[s, m, str(n), f"{p:,}", f"{c:,}", "no API cost"] for s, m, p, c, n in servers]
+        lines = [[s, m, str(n), f"{p:,}", f"{c:,}", NO_API_COST] for s, m, p, c, n in servers]
         lines.append(["total", "", "", f"{sum(s[2] for s in servers):,}",
-                      f"{sum(s[3] for s in servers):,}", "no API cost"])
+                      f"{sum(s[3] for s in servers):,}", NO_API_COST])
         _table(header, lines)

@@ -48,13 +48,9 @@ STARTER = """\
 """
 
 
-def parse_cli_value(raw: str) -> Any:
-    """A command-line value as TOML when it is one (8192, true, [1, 2], "x"), else a string."""
-    return _cli_item(raw)[1]
-
-
 def _cli_item(raw: str) -> tuple[Any, Any]:
-    """(the tomlkit item to insert, keeping inline tables inline; its plain Python value)."""
+    """A command-line value as TOML when it is one (8192, true, [1, 2], "x"), else a string:
+    (the tomlkit item to insert, keeping inline tables inline; its plain Python value)."""
     import tomlkit
     from tomlkit.exceptions import TOMLKitError
 

@@ -38,9 +38,6 @@ class Plan:
     def of(self, action: str) -> list[Step]:
         return [s for s in self.steps if s.action == action]
 
-    def changes_anything(self) -> bool:
-        return any(s.action not in (Action.KEEP, Action.WAIT) for s in self.steps)
-
 
 def make_plan(
     specs: Sequence[ContainerSpec],

@@ -41,9 +41,6 @@ class PodmanReads:
     def network_exists(self, name: str) -> bool:
         return self.api.exists(f"/networks/{quote(name)}/exists")
 
-    def secret_exists(self, name: str) -> bool:
-        return self.api.get(f"/secrets/{quote(name)}/json") is not None
-
     def process_gone(self, container: str) -> bool:
         """True when Podman records the container as running but its process is gone: killed
         together with its monitor (conmon), which would have recorded the exit. Podman's own

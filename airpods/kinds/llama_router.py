@@ -43,7 +43,6 @@ ROUTER_FLAGS = frozenset({
     "--host", "--port", "--api-key", "--api-key-file", "--models-dir", "--models-preset",
     "--models-max", "--models-autoload", "--no-models-autoload", "--sleep-idle-seconds",
 })
-STATES = ("loaded", "loading", "unloaded", "failed")
 Path = tuple[str | int, ...]
 
 

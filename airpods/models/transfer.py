@@ -35,7 +35,6 @@ from airpods.models.store import (
     fsync_dir,
 )
 
-CHUNK = 1 << 20
 ETAG_XATTR = "user.airpods.etag"
 
 

@@ -169,20 +169,66 @@ def test_second_instance_serves_embeddings(stack: Stack) -> None:
 NOT_ON_HOT_PATHS = {"podman", "click", "pydantic", "httpx", "rich", "dataclasses", "inspect"}
 
 
+def imported_by(stack: Stack, *args: str, code: int = 0) -> set[str]:
+    """The top-level packages `airpods ARGS` imports (python -X importtime)."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "airpods", "--config",
+                          str(stack.config), *args],
+                         env=stack.env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == code, run.stderr
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "airpods" in imported and "socket" in imported  # the measurement itself works
+    return imported
+
+
 def test_status_and_start_of_a_running_service_import_nothing_heavy(stack: Stack) -> None:
     assert stack.airpods("start", "llamacpp").returncode == 0
     # The first command after the keys were saved fills the resolved cache; the rest read it.
     assert stack.airpods("status", "llamacpp").returncode == 0
     # (`status` of every service would exit 1: llamacpp-emb is not running.)
     for args in (("status", "llamacpp"), ("status", "llamacpp", "--json"), ("start", "llamacpp")):
-        run = subprocess.run([sys.executable, "-X", "importtime", "-m", "airpods", "--config",
-                              str(stack.config), *args],
-                             env=stack.env, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-        imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
-                    for line in run.stderr.splitlines() if line.startswith("import time:")}
-        assert "airpods" in imported and "socket" in imported  # the measurement itself works
+        imported = imported_by(stack, *args)
         assert not imported & NOT_ON_HOT_PATHS, (args, sorted(imported & NOT_ON_HOT_PATHS))
+
+
+# What the configuration loader imports, and a cache hit does not.
+LOADER = {"pydantic", "jinja2", "tomlkit"}
+
+
+def test_status_of_absent_and_stopped_services_reads_the_cache_and_says_the_same(
+    stack: Stack,
+) -> None:
+    slow = {**stack.env, "AIRPODS_NO_CACHE": "1"}
+
+    def same_as_the_loader(state: dict[str, str]) -> None:
+        for args in (("status",), ("status", "--json")):
+            fast = stack.airpods(*args)
+            full = subprocess.run([sys.executable, "-m", "airpods", "--config",
+                                   str(stack.config), *args],
+                                  env=slow, capture_output=True, text=True, timeout=60)
+            assert (fast.returncode, fast.stdout, fast.stderr) == \
+                   (full.returncode, full.stdout, full.stderr) == (1, fast.stdout, "")
+            imported = imported_by(stack, *args, code=1)
+            assert not imported & (LOADER | NOT_ON_HOT_PATHS), (args, imported & LOADER)
+        rows = json.loads(stack.airpods("status", "--json").stdout)["services"]
+        assert {r["name"]: r["state"] for r in rows} == state
+
+    # Never started: no secret is saved yet, and none is saved by `status`.
+    stack.airpods("status")  # writes the entry
+    same_as_the_loader({"llamacpp": "absent", "llamacpp-emb": "absent"})
+    secrets = Path(stack.env["XDG_DATA_HOME"]) / "airpods" / "secrets"
+    assert not (secrets / "llamacpp").exists()
+
+    # A start that reads that entry saves the key its container was given.
+    started = stack.airpods("start", "llamacpp")
+    assert started.returncode == 0, started.stderr
+    models = httpx.get(f"{stack.base}/v1/models",
+                       headers={"Authorization": f"Bearer {stack.api_key()}"})
+    assert models.status_code == 200
+
+    # Stopped behind airpods' back: Podman keeps the container, exited.
+    assert stack.podman("stop", "-t", "1", "airpods-llamacpp-server").returncode == 0
+    same_as_the_loader({"llamacpp": "exited", "llamacpp-emb": "absent"})
 
 
 def test_config_edit_recreates_only_the_changed_service(stack: Stack) -> None:

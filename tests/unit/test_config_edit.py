@@ -8,8 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
+import tomlkit
 
-from airpods.config.edit import STARTER, atomic_write, init, parse_cli_value, set_value
+from airpods.config.edit import STARTER, atomic_write, init, set_value
 from airpods.config.loader import load_config_text
 from airpods.errors import AirpodsError, ConfigError, UsageError
 from airpods.host import HostFacts
@@ -54,8 +55,10 @@ def leftovers(directory: Path) -> list[str]:
         ("1\nother = 2", "1\nother = 2"),  # a smuggled second key stays literal text
     ],
 )
-def test_cli_values_parse_as_toml_or_text(raw: str, value: object) -> None:
-    assert parse_cli_value(raw) == value
+def test_cli_values_parse_as_toml_or_text(tmp_path: Path, raw: str, value: object) -> None:
+    path = tmp_path / "config.toml"
+    assert set_value(path, "cli.extra", raw, validate=lambda *_: None) == (("cli", "extra"), value)
+    assert tomlkit.parse(path.read_text()).unwrap()["cli"]["extra"] == value
 
 
 def test_set_keeps_comments_and_changes_the_value(tmp_path: Path) -> None:

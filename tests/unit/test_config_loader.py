@@ -235,20 +235,28 @@ def test_cross_service_checks(tmp_path: Path, text: str, key_path: str) -> None:
     assert err.line is not None
 
 
+UI_PORT = "[services.llamacpp-ui]\nenabled = true\nports = [{ host = 8080, container = 8080, "
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("service", "text", "clashing"),
     [
         # A disabled service's port publishes nothing, so it clashes with nothing.
-        "[services.ollama]\nports = [{ host = 8080, container = 11434 }]\n",
+        ("ollama", "[services.ollama]\nports = [{ host = 8080, container = 11434 }]\n",
+         "[services.ollama]\nenabled = true\nports = [{ host = 8080, container = 11434 }]\n"),
         # Same port number, different address or protocol.
-        "[services.llamacpp-ui]\nenabled = true\nports = [{ host = 8080, container = 8080, "
-        'host_ip = "127.0.0.2" }]\n',
-        "[services.llamacpp-ui]\nenabled = true\nports = [{ host = 8080, container = 8080, "
-        'protocol = "udp" }]\n',
+        ("llamacpp-ui", UI_PORT + 'host_ip = "127.0.0.2" }]\n',
+         UI_PORT + 'host_ip = "127.0.0.1" }]\n'),
+        ("llamacpp-ui", UI_PORT + 'protocol = "udp" }]\n', UI_PORT + 'protocol = "tcp" }]\n'),
     ],
 )
-def test_ports_that_do_not_clash(tmp_path: Path, text: str) -> None:
-    load(tmp_path, text)
+def test_ports_that_do_not_clash(tmp_path: Path, service: str, text: str, clashing: str) -> None:
+    ports = load(tmp_path, text).config.services[service].ports
+    assert [p.host for p in ports] == [8080]  # kept as written, beside llamacpp's 8080
+    # The same file one difference away does clash: the case above is not passing by accident.
+    err = error(tmp_path, clashing)
+    assert err.key_path == f"services.{service}.ports[0].host"
+    assert "already published by services.llamacpp.ports[0]" in err.one_line()
 
 
 def test_deep_merge_does_not_share_or_mutate() -> None:

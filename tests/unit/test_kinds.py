@@ -16,8 +16,8 @@ from airpods import kinds
 from airpods.config.loader import load_config
 from airpods.host import HostFacts
 from airpods.kinds.llama_server import IMAGES
-from airpods.render import render_all
 from airpods.secrets import SecretStore
+from tests.specs import render_all
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
 CUDA = HostFacts(accelerator="cuda", reason="test gpu", physical_cores=4, logical_cores=8)

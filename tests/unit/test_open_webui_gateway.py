@@ -12,8 +12,8 @@ import pytest
 from airpods.config import load_config
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
-from airpods.render import render_all
 from airpods.secrets import SecretStore
+from tests.specs import render_all
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
 GATEWAY = "[services.gateway]\nenabled = true\n[services.gateway.clients.open_webui]\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from airpods.engine.plan import make_plan
 from airpods.spec import Actual, ContainerSpec, Health, Mount, PortMapping
 
@@ -33,14 +35,12 @@ def test_fresh_start_creates_everything_in_order() -> None:
         ("pull", "localhost/x:1"), ("create-network", "airpods"), ("create-volume", "models"),
         ("create", "llamacpp"), ("start", "llamacpp"), ("wait", "llamacpp"),
     ]
-    assert plan.changes_anything()
 
 
 def test_running_with_same_hash_is_kept() -> None:
     plan = make_plan([spec()], actual={"llamacpp": actual()}, images_present={"localhost/x:1"},
                      volumes_present={"models"}, network_present=True)
     assert actions(plan) == [("keep", "llamacpp"), ("wait", "llamacpp")]
-    assert not plan.changes_anything()
 
 
 def test_changed_config_recreates_only_that_service() -> None:
@@ -96,6 +96,7 @@ def test_ports_held_by_the_services_own_bare_pod_do_not_refuse_the_start() -> No
     import socket
 
     from airpods.engine.apply import check_ports
+    from airpods.engine.ports import PortInUse
     from airpods.record import replace
 
     with socket.socket() as holder:  # the bare pod's conmon holds the port like this
@@ -106,4 +107,9 @@ def test_ports_held_by_the_services_own_bare_pod_do_not_refuse_the_start() -> No
         left = replace(bare_pod(), ports=(("127.0.0.1", port, 8080),))
         plan = make_plan([wanted], actual={"llamacpp": left}, images_present={"localhost/x:1"},
                          volumes_present={"models"}, network_present=True)
-        check_ports(plan, {"llamacpp": left})  # no error: the pod is removed before the create
+        assert actions(plan)[:2] == [("remove", "llamacpp"), ("create", "llamacpp")]
+        assert check_ports(plan, {"llamacpp": left}) is None  # the pod goes before the create
+        # The port is really taken: held by anything else, the same plan is refused.
+        with pytest.raises(PortInUse) as info:
+            check_ports(plan, {})
+        assert info.value.port == port

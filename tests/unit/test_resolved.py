@@ -64,15 +64,16 @@ def entries(dirs: dict[str, Path]) -> list[Path]:
 
 
 def saved_store() -> SecretStore:
-    """A store whose generated secrets are on disk, as after a `start`."""
+    """A store whose generated secrets are on disk, as after a `start` (no entry written)."""
     store = SecretStore()
-    RV.resolve(None, environ=env(), secrets=store)
+    RV.resolve(None, environ=env(AIRPODS_NO_CACHE="1"), secrets=store)
     store.save()
     return SecretStore()
 
 
-def resolve(dirs: dict[str, Path], store: SecretStore | None = None, **extra: str) -> R.Resolved:
-    return RV.resolve(dirs["user"], environ=env(**extra),
+def resolve(dirs: dict[str, Path], store: SecretStore | None = None, *, unsaved: bool = False,
+            **extra: str) -> R.Resolved:
+    return RV.resolve(dirs["user"], environ=env(**extra), cache_unsaved=unsaved,
                      secrets=store if store is not None else SecretStore())
 
 
@@ -156,28 +157,28 @@ def test_changed_host_facts_are_a_miss(dirs, misses, monkeypatch) -> None:
     assert argv[argv.index("--threads") + 1] == str(changed.host.physical_cores)
 
 
-def test_deleted_secret_file_is_a_miss_and_the_new_key_is_not_cached(dirs, misses) -> None:
+def test_deleted_secret_file_is_a_miss_and_the_new_key_is_cached_pending(dirs, misses) -> None:
     saved_store()
     cached = resolve(dirs)
     old_key = key_of(cached)
     secret = SecretStore().path("llamacpp", "LLAMA_API_KEY")
     secret.unlink()
-    written = {p: p.read_bytes() for p in entries(dirs)}
 
     store = SecretStore()
     count = len(misses)
-    fresh = resolve(dirs, store)
+    fresh = resolve(dirs, store, unsaved=True)  # as `status` does
     new_key = key_of(fresh)
     assert len(misses) == count + 1 and new_key != old_key
     assert store._pending  # generated in memory only
-    assert {p: p.read_bytes() for p in entries(dirs)} == written  # nothing cached
-    assert all(new_key not in p.read_text() for p in entries(dirs))
+    assert not secret.exists()
 
-    store.save()
-    again = resolve(dirs)  # the old entry's secret no longer matches: a miss, now cached
-    assert key_of(again) == new_key
-    assert len(misses) == count + 2
-    assert resolve(dirs) == again and len(misses) == count + 2
+    # The next command reads the entry, and the new key is pending in its store too.
+    second = SecretStore()
+    assert key_of(resolve(dirs, second)) == new_key and len(misses) == count + 1
+    assert second.save() and secret.read_text().strip() == new_key
+    again = SecretStore()
+    assert resolve(dirs, again) == fresh and not again.pending
+    assert len(misses) == count + 1
 
 
 def test_changed_secret_file_is_a_miss(dirs, misses) -> None:
@@ -189,11 +190,52 @@ def test_changed_secret_file_is_a_miss(dirs, misses) -> None:
     assert len(misses) == count + 1
 
 
-def test_pending_secrets_write_no_cache(dirs) -> None:
+def test_secrets_no_file_holds_yet_are_cached_and_handed_back_pending(dirs, misses) -> None:
+    # Any other command before the first `start` (`start --dry-run`) writes nothing.
+    resolve(dirs)
+    assert entries(dirs) == [] and not (dirs["data"] / "airpods").exists()
+    # `status` before the first `start`: every secret is generated and none is saved.
     store = SecretStore()
-    resolved = resolve(dirs, store)
-    assert store._pending and key_of(resolved)
-    assert entries(dirs) == []
+    first = resolve(dirs, store, unsaved=True)
+    assert store._pending and key_of(first) and len(entries(dirs)) == 1
+    secret = store.path("llamacpp", "LLAMA_API_KEY")
+    assert not secret.exists()  # the cache holds the value, the secrets directory nothing
+
+    second = SecretStore()
+    assert resolve(dirs, second) == first and len(misses) == 2  # a hit
+    assert second._pending == store._pending  # as if the loader had generated them
+    assert second.save() and secret.read_text().strip() == key_of(first)  # what specs use
+    third = SecretStore()
+    assert resolve(dirs, third) == first and not third.pending and len(misses) == 2
+
+    secret.write_text("chosen-by-hand\n")  # another value saved since: a miss
+    assert key_of(resolve(dirs)) == "chosen-by-hand" and len(misses) == 3
+
+
+def test_a_revoked_client_key_is_never_cached_as_kept(dirs, misses) -> None:
+    clients = "[services.gateway.clients.laptop]\n[services.gateway.clients.phone]\n"
+    dirs["user"].write_text(USER + clients)
+    store = SecretStore()
+    resolve(dirs, store)
+    assert store.save()
+    phone = store.path("gateway", "CLIENT_PHONE")
+    assert phone.exists()
+    resolve(dirs)  # the saved keys: an entry
+    written = {p: p.read_bytes() for p in entries(dirs)}
+
+    dirs["user"].write_text(USER + clients.split("\n")[0] + "\n")  # the phone's key revoked
+    revoking = SecretStore()
+    count = len(misses)
+    resolve(dirs, revoking)
+    assert revoking.pending and len(misses) == count + 1
+    # A hit could not delete the phone's file: no entry until the store saved the deletion.
+    assert {p: p.read_bytes() for p in entries(dirs)} == written
+    resolve(dirs)
+    assert len(misses) == count + 2
+    assert revoking.save() and not phone.exists()
+    resolve(dirs)
+    resolve(dirs)
+    assert len(misses) == count + 3
 
 
 def test_no_cache_variable_turns_it_off(dirs, misses) -> None:
@@ -278,11 +320,15 @@ def test_only_the_newest_entries_are_kept(dirs) -> None:
     assert len(entries(dirs)) == C.KEEP_ENTRIES
 
 
+def through_json(resolved: R.Resolved) -> R.Resolved:
+    """What a cache entry holds, read back (cache.store writes it this way)."""
+    return R.from_dict(json.loads(json.dumps(R.to_dict(resolved), sort_keys=True)))
+
+
 def test_round_trip_is_exact_for_the_default_config(dirs) -> None:
     saved_store()
     resolved = RV.resolve(None, environ=dict(os.environ), secrets=SecretStore())
-    assert C.from_json(C.to_json(resolved)) == resolved
-    assert C.from_dict(json.loads(json.dumps(C.to_dict(resolved)))) == resolved
+    assert through_json(resolved) == resolved
 
 
 def test_round_trip_is_exact_with_a_gpu(dirs, monkeypatch) -> None:
@@ -294,8 +340,8 @@ def test_round_trip_is_exact_with_a_gpu(dirs, monkeypatch) -> None:
     resolved = RV.resolve(dirs["user"], environ=dict(os.environ), secrets=SecretStore())
     spec = resolved.specs["llamacpp"]
     assert spec.devices and spec.health and spec.secret_files
-    assert C.from_json(C.to_json(resolved)) == resolved
-    assert C.from_json(C.to_json(resolved)).host.gpu == gpu
+    assert through_json(resolved) == resolved
+    assert through_json(resolved).host.gpu == gpu
 
 
 # ------------------------------------------------------------------------- choosing services

@@ -20,7 +20,6 @@ from airpods.cli.output import make_console, podman_cli_lines, print_dry_run, sp
 from airpods.config import load_config
 from airpods.errors import AirpodsError, ConfigError
 from airpods.host import HostFacts
-from airpods.render import render_all
 from airpods.secrets import (
     MASK,
     SecretStore,
@@ -31,6 +30,7 @@ from airpods.secrets import (
     secret_env_keys,
     secret_values,
 )
+from tests.specs import render_all
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
 

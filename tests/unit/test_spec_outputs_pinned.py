@@ -85,7 +85,7 @@ def _outputs(text: str | None, host: HostFacts) -> dict[str, object]:
     from airpods.config.loader import load_config_text
     from airpods.export.kube import render_kube
     from airpods.export.quadlet import render_quadlet
-    from airpods.render import render_all
+    from tests.specs import render_all
 
     loaded = load_config_text(USER_FILE, text, host=host, environ={},
                               secrets=_Secrets())  # type: ignore[arg-type]
