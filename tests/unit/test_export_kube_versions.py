@@ -16,7 +16,7 @@ import yaml
 from airpods.config.loader import load_config_text
 from airpods.export.kube import render_kube
 from airpods.host import GpuInfo, HostFacts
-from airpods.render import render_all
+from tests.specs import render_all
 from tests.unit import test_spec_outputs_pinned as pinned
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
