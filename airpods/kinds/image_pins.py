@@ -26,22 +26,29 @@ class Pin:
 
 # llama.cpp: ggml-org's docker workflow pushes server[-<accel>]-b<build> for the build at the
 # head of master when it runs (daily and on release), so only some builds have images. b11382
-# (2026-10-05) has all four, each seen with its index digest in public projects that pin them.
+# (2026-10-05) has all four, each tag seen published. CUDA and ROCm (amd64-only images) are
+# pinned by digest too, as public projects pin them. CPU and Vulkan are published for amd64 and
+# arm64, and the CPU digest public projects pin is the amd64 platform manifest, not the index:
+# pinned by it, an arm64 host would pull an image it cannot run, so those two are pinned by tag.
 LLAMA_CPP_RELEASE = "b11382"
 _LLAMA_REPO = "ghcr.io/ggml-org/llama.cpp"
-_LLAMA_DIGESTS = {
-    "cpu": ("server", "559ac229adefe0f7e2d4e32f5222f26927b6bb8ba44b9db08e2544afebf41984"),
+_LLAMA_DIGESTS: dict[str, tuple[str, str | None]] = {
+    "cpu": ("server", None),
     "cuda": ("server-cuda", "ef08b5a98b1170f2b62177be0a4027c88a84043c55afbf190dd18b9e7cdcfebf"),
     "rocm": ("server-rocm", "46583bd112bf2d62881d6aeaae52e59238d61cbf5803296521cdf518548016e6"),
-    "vulkan": ("server-vulkan",
-               "431561ee79ee67b3980a02ff47ed9dc19496127643b75671d9789ef693ca57f9"),
+    "vulkan": ("server-vulkan", None),
 }
-_LLAMA_BASIS = (f"llama.cpp {LLAMA_CPP_RELEASE}: tag and digest pinned together by public "
-                "projects (2026-10-05 to 2026-10-09)")
-LLAMA_CPP = {
-    accel: Pin(f"{_LLAMA_REPO}:{flavour}-{LLAMA_CPP_RELEASE}@sha256:{digest}", True, _LLAMA_BASIS)
-    for accel, (flavour, digest) in _LLAMA_DIGESTS.items()
-}
+_LLAMA_BASIS = (f"llama.cpp {LLAMA_CPP_RELEASE}: tag (and, for CUDA and ROCm, digest) pinned by "
+                "public projects (2026-10-05 to 2026-10-09)")
+
+
+def _llama_ref(flavour: str, digest: str | None) -> str:
+    ref = f"{_LLAMA_REPO}:{flavour}-{LLAMA_CPP_RELEASE}"
+    return f"{ref}@sha256:{digest}" if digest else ref
+
+
+LLAMA_CPP = {accel: Pin(_llama_ref(flavour, digest), True, _LLAMA_BASIS)
+             for accel, (flavour, digest) in _LLAMA_DIGESTS.items()}
 
 # LiteLLM: its release workflow (release-docker.yml -> _publish-container.yml) pushes
 # ghcr.io/berriai/litellm:<release tag>, and its release notes from 1.99 on say "published as
