@@ -80,6 +80,10 @@ class Gateway(Kind):
             "env": {
                 # Else LiteLLM fetches its model cost map from the internet at every start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                # LiteLLM's aiohttp transport caches DNS answers for 300 s; a llama-server
+                # container that is recreated gets a new address, and the gateway would dial
+                # the old one (3 s per try for ARP to fail) for 5 minutes.
+                "AIOHTTP_TTL_DNS_CACHE": "1",
                 "AIRPODS_USAGE_FILE": f"{USAGE_DIR}/usage.jsonl",
                 "AIRPODS_GATEWAY_CLIENTS": KEYS_TARGET,
             },
