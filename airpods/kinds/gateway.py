@@ -132,16 +132,20 @@ class Gateway(Kind):
         ]
 
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
-        """At start: the remotes' keys from the environment (as mounted files), and the usage
-        directory made (0700) so Podman can bind-mount it."""
+        """At start: the remotes' keys from the environment (as mounted files)."""
         import os
 
         if REMOTE_KEYS not in spec.deferred:
             return spec
+        return with_remote_keys(spec, os.environ)
+
+    def prepare_host(self, spec: ContainerSpec) -> None:
+        """The usage directory, made (0700) so Podman can bind-mount it."""
+        import os
+
         for mount in spec.mounts:
             if mount.is_bind and mount.target == USAGE_DIR:
                 os.makedirs(mount.source, mode=0o700, exist_ok=True)
-        return with_remote_keys(spec, os.environ)
 
     def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
         """The remotes' keys travel as secrets in the export too (no directory is made)."""
