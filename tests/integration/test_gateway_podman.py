@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -28,7 +27,6 @@ from tests.gateway_stack import (
     REMOTE_ID,
     REMOTE_KEY,
     GatewayStack,
-    gateway_stack,
     served_by,
 )
 
@@ -38,12 +36,8 @@ REQUESTS_EACH = 5
 
 
 @pytest.fixture(scope="module")
-def stack(podman_env, llama_image, litellm_image, tiny_model,
-          tmp_path_factory) -> Iterator[GatewayStack]:
-    tmp = tmp_path_factory.mktemp("gateway")
-    with gateway_stack(podman_env, llama_image, litellm_image, tiny_model, tmp) as s:
-        s.start("gateway")
-        yield s
+def stack(running_gateway: GatewayStack) -> GatewayStack:
+    return running_gateway
 
 
 def _fault(stack: GatewayStack, fault: str) -> None:
