@@ -86,6 +86,12 @@ class GatewayStack:
         with self.client(key, timeout=timeout) as client:
             return client.post("/v1/chat/completions", json=body or CHAT, headers=headers or {})
 
+    def local_again(self, within_s: float = 60) -> float:
+        """`airpods start llamacpp` (a no-op when it runs), then wait_local: a test that left it
+        down does not fail the next one."""
+        self.start("llamacpp")
+        return self.wait_local(within_s)
+
     def wait_local(self, within_s: float) -> float:
         """Seconds until a request for `tiny` is served locally (fails after `within_s`)."""
         t0 = time.monotonic()

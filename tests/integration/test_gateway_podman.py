@@ -91,8 +91,21 @@ def test_keys_no_key_or_unknown_key_is_401_client_key_works(stack: GatewayStack)
 
 @pytest.mark.parametrize("fault", ["stop", "remove", "kill-9"])
 def test_local_down_falls_back_every_time_then_returns(stack: GatewayStack, fault: str) -> None:
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
     _fault(stack, fault)
+    try:
+        _falls_back_every_time(stack, fault)
+    finally:
+        stack.start("llamacpp")  # a new container: a new address on the network
+    back = stack.wait_local(BACK_WITHIN_S)
+    print(f"{fault}: back to local {back:.1f} s after start returned")
+    if fault == "stop":
+        status = json.loads(stack.airpods("status", "llamacpp", "--json").stdout)
+        route = next(r for r in status["routes"] if r["model"] == "tiny")
+        assert (route["route"], route["via"]) == ("local", "llamacpp")
+
+
+def _falls_back_every_time(stack: GatewayStack, fault: str) -> None:
     before = stack.remote.count
     took = []
     for _ in range(REQUESTS_EACH):
@@ -114,18 +127,11 @@ def test_local_down_falls_back_every_time_then_returns(stack: GatewayStack, faul
         assert private.status_code == 503, private.text
         assert "private" in private.json()["error"]["message"]
     assert stack.remote.count == before + REQUESTS_EACH
-    stack.start("llamacpp")  # a new container: a new address on the network
-    back = stack.wait_local(BACK_WITHIN_S)
-    print(f"\n{fault}: fallback {[round(t, 2) for t in took]} s; back to local {back:.1f} s "
-          "after start returned")
-    if fault == "stop":
-        status = json.loads(stack.airpods("status", "llamacpp", "--json").stdout)
-        route = next(r for r in status["routes"] if r["model"] == "tiny")
-        assert (route["route"], route["via"]) == ("local", "llamacpp")
+    print(f"\n{fault}: fallback {[round(t, 2) for t in took]} s")
 
 
 def test_private_header_fails_closed(stack: GatewayStack) -> None:
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
     _fault(stack, "stop")
     try:
         before = stack.remote.count
@@ -142,7 +148,7 @@ def test_private_header_fails_closed(stack: GatewayStack) -> None:
 
 
 def test_private_crash_mid_stream_never_reaches_the_remote(stack: GatewayStack) -> None:
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
     before = stack.remote.count
     chunks: list[str] = []
     reader, got_first = _long_stream(stack, chunks, headers=PRIVATE)
@@ -152,8 +158,7 @@ def test_private_crash_mid_stream_never_reaches_the_remote(stack: GatewayStack) 
     assert not reader.is_alive()
     assert not any("standin" in c for c in chunks)
     assert stack.remote.count == before
-    stack.start("llamacpp")
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
 
 
 def _long_stream(stack: GatewayStack, chunks: list[str], headers: dict | None = None,
@@ -192,7 +197,7 @@ def test_recreated_on_a_new_address_while_streaming_no_request_hangs(
 ) -> None:
     """Streams in flight and new requests while llama-server is removed and created again
     (a new address): each ends, answered or with an error, well within its timeout."""
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
     old_ip = _address(stack)
     timeout = 60.0
     t0 = time.monotonic()
@@ -238,7 +243,7 @@ def test_recreated_on_a_new_address_while_streaming_no_request_hangs(
     slow = {k: v for k, v in ended.items() if v[0] > 30 and k not in ("removed", "started")}
     assert len(ended) == 10 and not slow, (ended, stack.gateway_log(80))
     print(f"\nrecreated ({old_ip} -> {_address(stack)}): {ended}")
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
 
 
 def _address(stack: GatewayStack) -> str:
@@ -295,7 +300,7 @@ def test_mistaken_fallback_on_private_model_stays_local(stack: GatewayStack) -> 
         spec = resolve(stack.config, environ={}, secrets=SecretStore()).specs["gateway"]
     urls = {"http://llamacpp:8080/v1": f"http://127.0.0.1:{stack.port}/v1",
             stack.remote.base_url: f"http://127.0.0.1:{stack.remote.host_port}/v1"}
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
     with run_gateway(spec, stack.tmp / "mistake", urls, {"STANDIN_KEY": REMOTE_KEY},
                      mistake) as gw:
         before = stack.remote.count
@@ -320,7 +325,7 @@ def test_mistaken_fallback_on_private_model_stays_local(stack: GatewayStack) -> 
 def test_failing_remote_is_a_clear_error_and_local_keeps_serving(
     stack: GatewayStack, mode: str
 ) -> None:
-    stack.wait_local(BACK_WITHIN_S)
+    stack.local_again(BACK_WITHIN_S)
     stack.remote.mode = mode
     try:
         result: list[httpx.Response] = []
