@@ -32,8 +32,9 @@ runs always go to the same llama-server. Measured in the same run, in turns, med
 Each figure is taken for two gateways in the same run: LiteLLM as a host process on loopback
 (the rendered files, the published llama-server port), and the gateway CONTAINER that `airpods
 start gateway` creates from the locally built LiteLLM image (containers/python-service/build.sh)
-on the airpods network, where a recreated llama-server gets a new address. The stand-in remote
-runs in a container on that network (tests/remote_standin.ContainerStandin), reached by name.
+on the airpods network, where a recreated llama-server gets a new address. Its stand-in remote
+runs in a container on that network (tests/remote_standin.ContainerStandin), reached by name;
+the host process's, on loopback.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.gateway_host import run_gateway  # noqa: E402
-from tests.remote_standin import ContainerStandin  # noqa: E402
+from tests.remote_standin import ContainerStandin, StandinRemote  # noqa: E402
 from tests.sandbox import build_python_service_image, free_port  # noqa: E402
 
 ADDED_GOAL_MS = 20.0
@@ -115,7 +116,8 @@ def chat(http: httpx.Client, base: str, key: str, **extra: object) -> httpx.Resp
             **extra}
     resp = http.post(f"{base}/v1/chat/completions", json=body,
                      headers={"Authorization": f"Bearer {key}"})
-    resp.raise_for_status()
+    if resp.status_code != 200:
+        raise RuntimeError(f"{base}: {resp.status_code} {resp.text[:500]}")
     return resp
 
 
@@ -190,7 +192,7 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
 def served_locally(http: httpx.Client, base: str, key: str) -> bool:
     try:
         resp = chat(http, base, key)
-    except httpx.HTTPError:
+    except (httpx.HTTPError, RuntimeError):
         return False
     return resp.headers.get("x-litellm-model-id", "").startswith("local:")
 
@@ -337,9 +339,10 @@ def main() -> None:
         st.airpods("start", "llamacpp")  # makes the network the stand-in joins
         spec = gateway_spec(st)
         direct = st.base_url("llamacpp")
-        urls = {"http://llamacpp:8080/v1": f"{direct}/v1",
-                remote.base_url: f"http://127.0.0.1:{remote.host_port}/v1"}
-        with remote:
+        with remote, StandinRemote(["big-model"]) as host_remote:
+            # The host process reaches a loopback stand-in; the container, the one on its network.
+            urls = {"http://llamacpp:8080/v1": f"{direct}/v1",
+                    remote.base_url: host_remote.base_url}
             st.airpods("start", "gateway")
             with run_gateway(spec, st.penv.base / "gateway", urls,
                              edit=bare if args.bare else None) as gw, \
@@ -347,12 +350,13 @@ def main() -> None:
                 paths = {"direct": (direct, st.api_key("llamacpp")),
                          "gateway": (gw.url, gw.master_key),
                          "container": (f"http://127.0.0.1:{gport}", gw.master_key)}
-                measure(st, args, http, paths, gw.proc.pid, tiny_text, remote)
+                measure(st, args, http, paths, gw.proc.pid, tiny_text)
+                if remote.count + host_remote.count < 2 * args.fallback_repeat:
+                    raise RuntimeError(f"the stand-ins saw {remote.count} + {host_remote.count}")
 
 
 def measure(st: BenchStack, args: argparse.Namespace, http: httpx.Client,
-            paths: dict[str, tuple[str, str]], gateway_pid: int, tiny_text: str,
-            remote: ContainerStandin) -> None:
+            paths: dict[str, tuple[str, str]], gateway_pid: int, tiny_text: str) -> None:
     """Direct, the host-process gateway and the gateway container, in turns, in one run."""
     bias = end_bias()
     threads = _threads(st.dry_run("llamacpp")["command"])
@@ -399,8 +403,6 @@ def measure(st: BenchStack, args: argparse.Namespace, http: httpx.Client,
         for name in fallback:
             for fault in ("stop", "kill"):
                 fallback[name][fault].append(failover(st, http, *paths[name], fault))
-    if remote.count < args.fallback_repeat:
-        raise RuntimeError(f"the stand-in saw {remote.count} requests")
     if any(retries.values()):
         print(f"  realistic streams retried after a closed connection: {retries}")
     report(args, plain, rates, cpu, real, fallback, threads)

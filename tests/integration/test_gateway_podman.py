@@ -29,6 +29,7 @@ from tests.gateway_stack import (
     GatewayStack,
     served_by,
 )
+from tests.remote_standin import StandinRemote
 
 FALLBACK_WITHIN_S = 2.0
 BACK_WITHIN_S = 60.0
@@ -289,7 +290,6 @@ def test_mistaken_fallback_on_private_model_stays_local(stack: GatewayStack) -> 
         twin = json.loads(json.dumps(remote))
         twin["model_name"] = "tiny"
         twin["model_info"]["id"] = "remote:homelab:tiny-twin"
-        twin["litellm_params"]["api_base"] = f"http://127.0.0.1:{stack.remote.host_port}/v1"
         config["model_list"].append(twin)
         assert config["router_settings"]["fallbacks"] == [{"tiny": ["big-model"]}]
 
@@ -298,12 +298,14 @@ def test_mistaken_fallback_on_private_model_stays_local(stack: GatewayStack) -> 
             mp.setenv(key, stack.env[key])
         mp.setenv("AIRPODS_NO_CACHE", "1")
         spec = resolve(stack.config, environ={}, secrets=SecretStore()).specs["gateway"]
-    urls = {"http://llamacpp:8080/v1": f"http://127.0.0.1:{stack.port}/v1",
-            stack.remote.base_url: f"http://127.0.0.1:{stack.remote.host_port}/v1"}
     stack.local_again(BACK_WITHIN_S)
-    with run_gateway(spec, stack.tmp / "mistake", urls, {"STANDIN_KEY": REMOTE_KEY},
-                     mistake) as gw:
-        before = stack.remote.count
+    # The host process reaches a loopback stand-in (it counts too) in place of the container's.
+    with StandinRemote(["big-model"], api_key=REMOTE_KEY) as remote, run_gateway(
+            spec, stack.tmp / "mistake",
+            {"http://llamacpp:8080/v1": f"http://127.0.0.1:{stack.port}/v1",
+             stack.remote.base_url: remote.base_url},
+            {"STANDIN_KEY": REMOTE_KEY}, mistake) as gw:
+        before = remote.count
         for _ in range(3):  # local up: the twin must never be picked
             with gw.client() as client:
                 resp = client.post("/v1/chat/completions", json=CHAT)
@@ -313,7 +315,7 @@ def test_mistaken_fallback_on_private_model_stays_local(stack: GatewayStack) -> 
             with gw.client() as client:
                 resp = client.post("/v1/chat/completions", json=CHAT)
             assert resp.status_code == 503, resp.text
-            assert stack.remote.count == before
+            assert remote.count == before
         finally:
             stack.start("llamacpp")
 
