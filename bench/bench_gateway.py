@@ -24,7 +24,8 @@ runs always go to the same llama-server. Measured in the same run, in turns, med
   random weights; 50-60 tok/s here with 2 threads), then a faster one (default 8 layers x 1024
   wide, F16: 80-100 tok/s here);
 - fallback: llama-server stopped (`airpods stop llamacpp`) or killed (`podman kill -s KILL`),
-  then chats for `tiny` through the gateway, one after another: from the fault to the first
+  then chats for `tiny` through the gateway, one after another: from the fault's command
+  returning to the first
   fallback answer, and the slowest of the next ones (goal <= 2 s, every time); then `airpods
   start llamacpp` (a new container, a new address) and the time until the gateway serves locally
   again (goal <= 60 s).
@@ -210,11 +211,11 @@ def failover(st: BenchStack, http: httpx.Client, base: str, key: str, fault: str
     """(fault -> first fallback answer, slowest of the `follow` answers after it, `start` ->
     served locally again), in seconds."""
     wait_local(http, base, key)
-    t0 = time.perf_counter()
     if fault == "stop":
         st.airpods("stop", "llamacpp", "--timeout", "1")
     else:
         st.penv.podman("kill", "--signal", "KILL", "airpods-llamacpp-server")
+    t0 = time.perf_counter()  # from the moment the command returns: the server is down
     took = []
     for _ in range(1 + follow):
         resp = chat(http, base, key)
