@@ -158,8 +158,8 @@ SITE="$WORK/site"
 PIP=("$PY" -m pip install --no-input --disable-pip-version-check --progress-bar off --target "$SITE")
 log "pip install --target: ${PIP_REQUIREMENTS[*]}"
 if [[ -n "$SKIP_REQUIREMENTS" ]]; then
-  # The wheel alone, then what its metadata pins minus SKIP_REQUIREMENTS.
-  "${PIP[@]}" --no-deps "${PIP_REQUIREMENTS[@]}" >"$WORK/pip.log" 2>&1 || { tail -30 "$WORK/pip.log" >&2; die "pip failed"; }
+  # The first pin's wheel alone, then what its metadata pins minus SKIP_REQUIREMENTS ...
+  "${PIP[@]}" --no-deps "${PIP_REQUIREMENTS[0]}" >"$WORK/pip.log" 2>&1 || { tail -30 "$WORK/pip.log" >&2; die "pip failed"; }
   PYTHONPATH="$SITE" "$PY" - "$SKIP_REQUIREMENTS" "${PIP_REQUIREMENTS[0]%%[=<>\[]*}" > "$WORK/reqs.txt" <<'PYEOF'
 import re, sys
 from importlib.metadata import requires
@@ -170,7 +170,8 @@ for req in requires(sys.argv[2]) or []:
     if re.split(r"[\[=<>!~ ]", req, maxsplit=1)[0].lower().replace("_", "-") not in skip:
         print(req)
 PYEOF
-  "${PIP[@]}" -r "$WORK/reqs.txt" >>"$WORK/pip.log" 2>&1 || { tail -30 "$WORK/pip.log" >&2; die "pip failed"; }
+  # ... and the other pins of PIP_REQUIREMENTS with them.
+  "${PIP[@]}" -r "$WORK/reqs.txt" "${PIP_REQUIREMENTS[@]:1}" >>"$WORK/pip.log" 2>&1 || { tail -30 "$WORK/pip.log" >&2; die "pip failed"; }
 else
   "${PIP[@]}" "${PIP_REQUIREMENTS[@]}" >"$WORK/pip.log" 2>&1 || { tail -30 "$WORK/pip.log" >&2; die "pip failed"; }
 fi
