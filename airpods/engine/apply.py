@@ -185,6 +185,24 @@ def pull_images(
         raise first if isinstance(first, AirpodsError) else PodmanError(str(first))
 
 
+def _unpullable(exc: PodmanError, specs: Sequence[ContainerSpec]) -> PodmanError:
+    """A failed pull, said for the service whose image it is: the key to change, and how to
+    pull it elsewhere or build it here (a registry may be out of reach: CI, air-gapped hosts)."""
+    from airpods.kinds import registry as kinds
+
+    spec = next((s for s in specs if exc.message.startswith(f"cannot pull {s.image}:")), None)
+    if spec is None:
+        return exc
+    reason = " ".join(exc.message.removeprefix(f"cannot pull {spec.image}:").split())
+    build = kinds.get(spec.kind).local_build
+    how = f"`podman pull {spec.image}` where a registry answers, then `podman save` / `podman load`"
+    if build:
+        how += (f"; or build it here with `{build}` (airpods repo) and set "
+                f"services.{spec.service}.image to the tag it prints")
+    return PodmanError(f"{spec.service}: image {spec.image} is not here and cannot be pulled "
+                       f"({reason}); services.{spec.service}.image", hint=how)
+
+
 def apply_plan(
     plan: Plan,
     podman: Podman,
@@ -201,7 +219,10 @@ def apply_plan(
     pulls = plan.of("pull")
     for step in pulls:
         reporter.step(step)
-    pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
+    try:
+        pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
+    except PodmanError as exc:
+        raise _unpullable(exc, plan.specs) from None
     for step in plan.of("create-network"):
         reporter.step(step)
         podman.ensure_network(step.target)
@@ -229,9 +250,11 @@ def apply_plan(
                 # A pod left behind by an interrupted start would block the name.
                 if podman.pod_owner(spec.pod) == spec.service:
                     podman.remove_service(spec.pod, spec.container, stop_timeout_s)
+                _prepare_host(spec)
                 podman.create_service(spec)
                 changed.add(spec.service)
             elif step.action == "start":
+                _prepare_host(spec)
                 _start(podman, spec)
     for spec in plan.specs:
         if spec.service not in waited and _has_wait(plan, spec.service):
@@ -245,6 +268,12 @@ def apply_plan(
         )
         for s in plan.specs
     ]
+
+
+def _prepare_host(spec: ContainerSpec) -> None:
+    from airpods.kinds import registry as kinds
+
+    kinds.get(spec.kind).prepare_host(spec)
 
 
 def _has_wait(plan: Plan, service: str) -> bool:

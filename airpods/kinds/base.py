@@ -137,6 +137,8 @@ class Kind:
     backend_list: str | None = None
     # The values its `mode` key may take ("router": many models behind one endpoint).
     modes: tuple[str, ...] = ("single",)
+    # How to build its image without a registry (a script in the airpods repo), if there is one.
+    local_build: str | None = None
 
     def defaults(self, service: str) -> dict[str, Any]:
         return instance_defaults(service)
@@ -201,6 +203,10 @@ class Kind:
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
         """`spec` with its `deferred` settings decided from the model files (start, status)."""
         return spec
+
+    def prepare_host(self, spec: ContainerSpec) -> None:
+        """Make what the container needs on this host (a bind-mounted directory), right before
+        it is created or started: after every image is here, so a refused start makes nothing."""
 
     def finalize(self, spec: ContainerSpec) -> ContainerSpec:
         """The last word on a rendered spec (e.g. moving a key out of the environment)."""
