@@ -28,7 +28,7 @@ summary() {
 
 APT_PACKAGES=(
   podman runc netavark aardvark-dns catatonit iptables uidmap slirp4netns fuse-overlayfs
-  busybox-static
+  busybox-static mmdebstrap
   cmake g++ make binutils
   python3 python3-venv python3-pip ca-certificates
   chromium chromium-driver  # the heavy tier's real browser (selenium drives it; no download)
@@ -89,4 +89,18 @@ use_host_containers_conf() {
     export CONTAINERS_CONF="$REPO/containers/containers.conf"
     echo "no systemd here: CONTAINERS_CONF=$CONTAINERS_CONF"
   fi
+}
+
+build_python_images() {  # build_python_images PYTHON: the LiteLLM and Open WebUI image archives
+  # Built in a throwaway Podman storage; only the archives in the cache are kept (the tests'
+  # isolated Podmans `podman load` them). A warm cache makes this a no-op.
+  local tmp app rc=0
+  tmp="$(mktemp -d /tmp/airpods-images.XXXXXX)"
+  for app in litellm open-webui; do
+    PYTHON="$1" CONTAINERS_CONF="${CONTAINERS_CONF:-$REPO/containers/containers.conf}" PODMAN="podman --root $tmp/root --runroot $tmp/run --tmpdir $tmp/tmp" \
+      bash containers/python-service/build.sh --cache-only "$app" >/dev/null || { rc=$?; break; }
+  done
+  podman --root "$tmp/root" --runroot "$tmp/run" --tmpdir "$tmp/tmp" system reset -f >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+  return "$rc"
 }

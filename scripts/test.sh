@@ -8,7 +8,9 @@
 #      the C++ toolchain and cmake (to compile llama-server), python3-venv;
 #   2. creates .venv if missing and pip installs -e '.[test]' (again when pyproject changes);
 #   3. compiles llama-server once (about 7-10 min on 2 cores; cached in
-#      ${AIRPODS_CACHE_DIR:-~/.cache/airpods}, so later runs take seconds);
+#      ${AIRPODS_CACHE_DIR:-~/.cache/airpods}, so later runs take seconds), and builds the
+#      LiteLLM and Open WebUI images once (containers/python-service/build.sh: a Debian root by
+#      mmdebstrap, pip, podman build; cached there as image archives that the tests load);
 #   4. ruff check airpods tests (and bench if present);
 #   5. AIRPODS_REQUIRE_INTEGRATION=1 AIRPODS_HEAVY=1 python -m pytest -q tests
 #      (unit, integration on real Podman, and the real Open WebUI tier; integration tests FAIL, not
@@ -34,6 +36,9 @@ phase "llama-server binary"
 build_args=(--binary-only)
 if [[ -n "${AIRPODS_LLAMA_PREBUILT:-}" ]]; then build_args+=(--prebuilt "$AIRPODS_LLAMA_PREBUILT"); fi
 PYTHON="$PY" bash containers/llama-server/build.sh "${build_args[@]}"
+
+phase "python service images"
+build_python_images "$PY"
 
 # --- 4. lint ----------------------------------------------------------------------------
 phase "ruff"

@@ -11,6 +11,7 @@ networks or /etc/containers.
 
     with isolated_podman() as penv:           # PodmanEnv; raises SandboxUnavailable
         image = build_llama_image(penv)       # "localhost/airpods/llama-server:<ver>-cpu"
+        gw = build_python_service_image(penv, "litellm")  # "localhost/airpods/litellm:<pin>"
         model = write_tiny_model(some_dir)    # Path of a ~240 KB random-weight GGUF
         with penv.client() as client:
             put_model(client, image, "vol", model)   # /models/tiny.gguf in volume "vol"
@@ -47,6 +48,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTAINERS_CONF = REPO_ROOT / "containers" / "containers.conf"
 BUILD_SH = REPO_ROOT / "containers" / "llama-server" / "build.sh"
+PYTHON_SERVICE_SH = REPO_ROOT / "containers" / "python-service" / "build.sh"
 
 DEFAULT_NETWORK = "airpods-it-default"
 DEFAULT_PREFIX = "airpods-it-"
@@ -345,17 +347,8 @@ def isolated_podman(prefix: str = DEFAULT_PREFIX) -> Iterator[PodmanEnv]:
 # --------------------------------------------------------------------------------------
 
 
-def build_llama_image(penv: PodmanEnv, prebuilt: str | None = None) -> str:
-    """Build (or reuse) the local llama-server image in the isolated storage; its name.
-
-    Runs containers/llama-server/build.sh (the compiled binary is cached outside the repo, so
-    a warm build takes ~2 s). ``prebuilt`` defaults to ``$AIRPODS_LLAMA_PREBUILT``. Raises
-    :class:`SandboxError` with the script's output when it fails.
-    """
-    cmd = ["bash", str(BUILD_SH)]
-    prebuilt = prebuilt or os.environ.get("AIRPODS_LLAMA_PREBUILT")
-    if prebuilt:
-        cmd += ["--prebuilt", prebuilt]
+def _run_build(penv: PodmanEnv, cmd: list[str]) -> str:
+    """Run a containers/*/build.sh into the isolated storage; the image name it printed."""
     env = penv.cli_env()
     env["PODMAN"] = penv.extra_env["PODMAN"]
     proc = subprocess.run(
@@ -368,12 +361,37 @@ def build_llama_image(penv: PodmanEnv, prebuilt: str | None = None) -> str:
         )
     lines = proc.stdout.strip().splitlines()
     if not lines:
-        raise SandboxError(f"build.sh printed no image name\nstderr:\n{proc.stderr[-3000:]}")
+        raise SandboxError(f"{cmd[1]} printed no image name\nstderr:\n{proc.stderr[-3000:]}")
     image = lines[-1].strip()
     exists = penv.podman("image", "exists", image)
     if exists.returncode != 0:
-        raise SandboxError(f"build.sh said {image!r} but the isolated storage lacks it")
+        raise SandboxError(f"{cmd[1]} said {image!r} but the isolated storage lacks it")
     return image
+
+
+def build_python_service_image(penv: PodmanEnv, app: str) -> str:
+    """Build (or load from the cache) the local image of a Python service: ``"litellm"`` ->
+    ``localhost/airpods/litellm:<pin>``, ``"open-webui"`` -> ``localhost/airpods/open-webui:<pin>``.
+
+    Runs containers/python-service/build.sh APP: the first build (Debian root by mmdebstrap,
+    pip install, podman build) takes minutes; later ones `podman load` the image archive cached
+    outside the repo (seconds). Raises :class:`SandboxError` with the script's output.
+    """
+    return _run_build(penv, ["bash", str(PYTHON_SERVICE_SH), app])
+
+
+def build_llama_image(penv: PodmanEnv, prebuilt: str | None = None) -> str:
+    """Build (or reuse) the local llama-server image in the isolated storage; its name.
+
+    Runs containers/llama-server/build.sh (the compiled binary is cached outside the repo, so
+    a warm build takes ~2 s). ``prebuilt`` defaults to ``$AIRPODS_LLAMA_PREBUILT``. Raises
+    :class:`SandboxError` with the script's output when it fails.
+    """
+    cmd = ["bash", str(BUILD_SH)]
+    prebuilt = prebuilt or os.environ.get("AIRPODS_LLAMA_PREBUILT")
+    if prebuilt:
+        cmd += ["--prebuilt", prebuilt]
+    return _run_build(penv, cmd)
 
 
 def write_tiny_model(directory: Path | str, name: str = "tiny.gguf") -> Path:

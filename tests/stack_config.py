@@ -44,3 +44,40 @@ def airpods_env(base: Mapping[str, str], root: Path, **extra: str) -> dict[str, 
     env.update(XDG_CONFIG_HOME=str(root / "xdg-config"), XDG_DATA_HOME=str(root / "xdg-data"),
                XDG_CACHE_HOME=str(root / "xdg-cache"), **extra)
     return env
+
+
+GATEWAY_TABLES = """
+[services.gateway]
+enabled = true
+image = "{gateway_image}"
+ports = [{{ host = {gateway_port}, container = 4000 }}]
+{gateway_settings}
+[services.gateway.remotes.homelab]
+base_url = "{remote_url}"
+api_key_env = "STANDIN_KEY"
+models = ["big-model"]
+price_in = 1.0
+price_out = 2.0
+timeout_s = 3
+
+[services.gateway.fallbacks]
+tiny = ["big-model"]
+
+[services.gateway.clients.laptop]
+[services.gateway.clients.phone]
+"""
+
+# The gateway suites' llama-server: served as `tiny`, room for a long stream, token counters.
+GATEWAY_LLAMA_ARGS = 'alias = "tiny"\nthreads = 1\nctx_size = 2048\nmetrics = true\n'
+
+
+def gateway_config(image: str, port: int, volume: str, *, network: str, gateway_image: str,
+                   gateway_port: int, remote_url: str, gateway_settings: str = "",
+                   model: str = "tiny.gguf") -> str:
+    """llama_config (alias `tiny`) plus the gateway on `gateway_image`: the one TOML of the
+    gateway suites (tests/gateway_stack.py) and bench/bench_gateway.py. `gateway_settings`:
+    more keys of [services.gateway] (TOML lines)."""
+    return llama_config(image, port, volume, network=network, model=model,
+                        args=GATEWAY_LLAMA_ARGS) + GATEWAY_TABLES.format(
+        gateway_image=gateway_image, gateway_port=gateway_port, remote_url=remote_url,
+        gateway_settings=gateway_settings)

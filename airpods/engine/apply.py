@@ -185,6 +185,24 @@ def pull_images(
         raise first if isinstance(first, AirpodsError) else PodmanError(str(first))
 
 
+def _unpullable(exc: PodmanError, specs: Sequence[ContainerSpec]) -> PodmanError:
+    """A failed pull, said for the service whose image it is: the key to change, and how to
+    pull it elsewhere or build it here (a registry may be out of reach: CI, air-gapped hosts)."""
+    from airpods.kinds import registry as kinds
+
+    spec = next((s for s in specs if exc.message.startswith(f"cannot pull {s.image}:")), None)
+    if spec is None:
+        return exc
+    reason = " ".join(exc.message.removeprefix(f"cannot pull {spec.image}:").split())
+    build = kinds.get(spec.kind).local_build
+    how = f"`podman pull {spec.image}` where a registry answers, then `podman save` / `podman load`"
+    if build:
+        how += (f"; or build it here with `{build}` (airpods repo) and set "
+                f"services.{spec.service}.image to the tag it prints")
+    return PodmanError(f"{spec.service}: image {spec.image} is not here and cannot be pulled "
+                       f"({reason}); services.{spec.service}.image", hint=how)
+
+
 def apply_plan(
     plan: Plan,
     podman: Podman,
@@ -201,7 +219,10 @@ def apply_plan(
     pulls = plan.of("pull")
     for step in pulls:
         reporter.step(step)
-    pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
+    try:
+        pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
+    except PodmanError as exc:
+        raise _unpullable(exc, plan.specs) from None
     for step in plan.of("create-network"):
         reporter.step(step)
         podman.ensure_network(step.target)

@@ -137,6 +137,8 @@ class Kind:
     backend_list: str | None = None
     # The values its `mode` key may take ("router": many models behind one endpoint).
     modes: tuple[str, ...] = ("single",)
+    # How to build its image without a registry (a script in the airpods repo), if there is one.
+    local_build: str | None = None
 
     def defaults(self, service: str) -> dict[str, Any]:
         return instance_defaults(service)

@@ -59,6 +59,7 @@ def usage_host_dir(service: str) -> Path:
 
 class Gateway(Kind):
     name = "gateway"
+    local_build = "containers/python-service/build.sh litellm"
     # Open WebUI with `via_gateway = true` takes this list instead of `openai_backends`.
     backend_list = "gateway_backends"
 

@@ -56,6 +56,7 @@ _ROUTER = "(mode | default('single')) == 'router'"  # in a template, about the s
 
 class LlamaServer(Kind):
     name = "llama-server"
+    local_build = "containers/llama-server/build.sh"
     holds_models = True
     loading_on_503 = True
     backend_list = "openai_backends"

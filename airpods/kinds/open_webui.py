@@ -20,6 +20,7 @@ def _joined(attribute: str) -> str:
 
 class OpenWebUI(Kind):
     name = "open-webui"
+    local_build = "containers/python-service/build.sh open-webui"
 
     def defaults(self, service: str) -> dict[str, Any]:
         return {

@@ -14,6 +14,9 @@ Session fixtures:
 * ``podman_client`` -> ``podman.PodmanClient`` on that socket
 * ``llama_image`` -> ``"localhost/airpods/llama-server:<version>-cpu"`` (built into the isolated
   storage by containers/llama-server/build.sh; the compiled binary is cached outside the repo)
+* ``litellm_image`` -> ``"localhost/airpods/litellm:<pin>"``, ``open_webui_image`` ->
+  ``"localhost/airpods/open-webui:<pin>"`` (containers/python-service/build.sh: built once, then
+  loaded from an image archive cached outside the repo)
 * ``tiny_model`` -> ``Path`` of a tiny random-weight GGUF (airpods.models.tiny)
 * ``model_volume`` -> ``put_model(volume_name, path, filename=None) -> str`` fills a named volume
 
@@ -45,6 +48,7 @@ from tests.sandbox import (  # noqa: E402
     SandboxError,
     SandboxUnavailable,
     build_llama_image,
+    build_python_service_image,
     put_model,
     start_isolated_podman,
     teardown_isolated_podman,
@@ -110,6 +114,28 @@ def llama_image(podman_env: PodmanEnv) -> str:
         pytest.fail(str(exc))
     print(f"\nllama_image: {image} ready in {time.monotonic() - start:.1f}s")
     return image
+
+
+def _python_service_image(podman_env: PodmanEnv, app: str) -> str:
+    start = time.monotonic()
+    try:
+        image = build_python_service_image(podman_env, app)
+    except SandboxError as exc:
+        pytest.fail(str(exc))
+    print(f"\n{app} image: {image} ready in {time.monotonic() - start:.1f}s")
+    return image
+
+
+@pytest.fixture(scope="session")
+def litellm_image(podman_env: PodmanEnv) -> str:
+    """The local LiteLLM proxy image (the pinned release) in the isolated storage; its name."""
+    return _python_service_image(podman_env, "litellm")
+
+
+@pytest.fixture(scope="session")
+def open_webui_image(podman_env: PodmanEnv) -> str:
+    """The local Open WebUI image (the pinned release) in the isolated storage; its name."""
+    return _python_service_image(podman_env, "open-webui")
 
 
 @pytest.fixture(scope="session")

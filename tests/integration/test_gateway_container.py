@@ -122,3 +122,43 @@ def test_gateway_container_keys_mounted_not_inspectable(podman_env, llama_image,
     finally:
         airpods("stop", "gateway", "--timeout", "1")
         podman_env.podman("rmi", "-f", image)
+
+
+MISSING = "ghcr.io/berriai/litellm:v1.106.12"  # no registry answers here, and it is not local
+
+
+def _inventory(podman_env) -> dict[str, list[str]]:
+    """Names of what exists in the sandbox Podman, to prove a refused start made nothing."""
+    lists = {"pods": ("pod", "ls"), "containers": ("ps", "-a"), "volumes": ("volume", "ls"),
+             "networks": ("network", "ls"), "secrets": ("secret", "ls")}
+    return {what: sorted(podman_env.podman(*argv, "--format", "{{.Name}}" if what != "containers"
+                                           else "{{.Names}}").stdout.split())
+            for what, argv in lists.items()}
+
+
+def test_missing_image_with_no_registry_is_one_line_and_creates_nothing(
+    podman_env, llama_image, tmp_path
+):
+    network = f"airpods-it-{podman_env.subnet.split('.')[1]}x"
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(network=network, llama_image=llama_image, image=MISSING,
+                                    port=port))
+    assert podman_env.podman("image", "exists", MISSING).returncode != 0
+    env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "GW_TEST_REMOTE_KEY": "k"}
+    before = _inventory(podman_env)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), "start",
+                          "gateway", "--no-wait"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    took = time.monotonic() - t0
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    line = out.stderr
+    assert MISSING in line and "services.gateway.image" in line, line
+    assert "podman pull" in line and "containers/python-service/build.sh litellm" in line, line
+    assert took < 10, (took, line)
+    assert _inventory(podman_env) == before
+    assert not (tmp_path / "data" / "airpods" / "gateway").exists()
