@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.gateway_stack import network_of
 from tests.sandbox import free_ports
 
 pytestmark = [
@@ -125,7 +126,7 @@ def make_stack(podman_env, llama_image, open_webui_image, tmp_path) -> Iterator[
         llama_port, webui_port = free_ports(2)
         config = tmp_path / "config.toml"
         config.write_text(BASE.format(
-            network=f"airpods-it-{podman_env.subnet.split('.')[1]}", llama_image=llama_image,
+            network=network_of(podman_env), llama_image=llama_image,
             llama_port=llama_port, models=f"airpods_it_owui_models_{suffix}",
             webui_image=open_webui_image, webui_port=webui_port,
             data=f"airpods_it_owui_data_{suffix}", llama_extra=llama[0]) + llama[1] + extra)
@@ -249,7 +250,7 @@ def test_a_browser_signs_in_and_chats_with_local_and_remote_models_through_the_g
     from tests.owui_browser import artifacts_dir, open_browser
     from tests.remote_standin import ContainerStandin
 
-    network = f"airpods-it-{podman_env.subnet.split('.')[1]}"
+    network = network_of(podman_env)
     podman_env.podman("network", "create", network)  # `start` reuses it; the stand-in needs it
     volume = f"airpods_it_owui_models_{tmp_path.name[-8:].replace('-', '_')}"
     model_volume(volume, tiny_model)
