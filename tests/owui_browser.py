@@ -33,7 +33,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-    "--disable-default-apps", "--window-size=1280,900",
+    "--disable-default-apps", "--no-proxy-server", "--window-size=1280,900",
 )
 # Records the text of the last assistant message at every DOM change, so a test can tell a
 # streamed answer (several lengths on the way) from one that arrived whole.

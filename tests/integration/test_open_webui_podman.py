@@ -201,11 +201,11 @@ def test_open_webui_container_direct_to_a_router_lists_chats_streams_and_unloads
     assert env["OPENAI_API_KEYS"] == llama_key.strip()
 
     def router_states() -> dict[str, str]:
-        resp = httpx.get(f"http://127.0.0.1:{stack.llama_port}/models", timeout=10,
+        resp = httpx.get(f"http://127.0.0.1:{stack.llama_port}/models", timeout=10, trust_env=False,
                          headers={"Authorization": f"Bearer {llama_key.strip()}"})
         return {m["id"]: m["status"]["value"] for m in resp.json()["data"]}
 
-    with httpx.Client(base_url=stack.url, timeout=60) as client:
+    with httpx.Client(base_url=stack.url, timeout=60, trust_env=False) as client:
         _sign_up(client, "pw-" + secrets.token_urlsafe(12))
         models = {m["id"]: m for m in client.get("/api/models").json()["data"]}
         assert {"alpha", "beta"} <= set(models), list(models)
@@ -250,20 +250,20 @@ def test_a_browser_signs_in_and_chats_with_local_and_remote_models_through_the_g
     from tests.owui_browser import artifacts_dir, open_browser
     from tests.remote_standin import ContainerStandin
 
-    network = network_of(podman_env)
-    podman_env.podman("network", "create", network)  # `start` reuses it; the stand-in needs it
     volume = f"airpods_it_owui_models_{tmp_path.name[-8:].replace('-', '_')}"
     model_volume(volume, tiny_model)
     artifacts = artifacts_dir() / f"open-webui-{time.strftime('%Y%m%d-%H%M%S')}"
     artifacts.mkdir(parents=True)
     print(f"\nscreenshots: {artifacts}")
-    standin = f"airpods-it-standin-{volume[-8:]}"
-    with ContainerStandin(podman_env, litellm_image, network, ["standin-model"],
-                          api_key="standin-key", name=standin) as remote:
-        (gateway_port,) = free_ports(1)
-        stack = make_stack(SINGLE, GATEWAY.format(image=litellm_image, port=gateway_port,
-                                                  remote_url=remote.base_url),
-                           env={"STANDIN_KEY": "standin-key"})
+    remote = ContainerStandin(podman_env, litellm_image, network_of(podman_env),
+                              ["standin-model"], api_key="standin-key",
+                              name=f"airpods-it-standin-{volume[-8:]}")
+    (gateway_port,) = free_ports(1)
+    stack = make_stack(SINGLE, GATEWAY.format(image=litellm_image, port=gateway_port,
+                                              remote_url=remote.base_url),
+                       env={"STANDIN_KEY": "standin-key"})
+    assert stack.airpods("start", "llamacpp").returncode == 0  # makes the network
+    with remote:
         stack.start()
         env = stack.container_env(WEBUI)
         client_key = stack.airpods("config", "get",
