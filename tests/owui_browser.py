@@ -12,7 +12,7 @@ off the network. The profile is an empty temporary dir; background networking, c
 updates and sync are off, so the browser talks to nothing but the page it is given.
 
 Selectors are those of Open WebUI 0.12.4's own frontend (ids it sets for this purpose:
-`chat-input`, `send-message-button`, `model-selector-0-button`), found by reading the wheel's
+`chat-input`, `send-message-button`, `model-selector-model-button`), found by reading the wheel's
 built frontend; a wait that runs out raises with the page's text and a screenshot.
 """
 
@@ -35,6 +35,9 @@ FLAGS = (
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
     "--disable-default-apps", "--no-proxy-server", "--window-size=1280,900",
 )
+# The button in the message bar that opens the model list (it shows the chosen model); each
+# model in the list carries its id in data-value.
+SELECTOR = "#model-selector-model-button"
 # Records the text of the last assistant message at every DOM change, so a test can tell a
 # streamed answer (several lengths on the way) from one that arrived whole.
 OBSERVER_JS = """
@@ -141,8 +144,8 @@ class Browser:
         return bool(self._visible("#chat-input"))
 
     def model_choices(self) -> list[str]:
-        """Opens the model selector; the model ids (or names) it lists. Leaves it open."""
-        self.wait("model selector", lambda: self._visible("#model-selector-0-button"))[0].click()
+        """Opens the model selector; the model ids it lists. Leaves it open."""
+        self.wait("model selector", lambda: self._visible(SELECTOR))[0].click()
         items = self.wait("model list", lambda: self._visible("[data-value]"))
         return [str(i.get_attribute("data-value")) for i in items]
 
@@ -151,8 +154,7 @@ class Browser:
             self.model_choices()
         self.wait(f"model {model_id} in the selector",
                   lambda: self._visible(f'[data-value="{model_id}"]'))[0].click()
-        self.wait(f"{model_id} selected", lambda: model_id in self._visible(
-            "#model-selector-0-button")[0].text)
+        self.wait(f"{model_id} selected", lambda: model_id in self._visible(SELECTOR)[0].text)
 
     def chat(self, model_id: str, prompt: str, timeout: float = 120) -> Answer:
         """Pick `model_id`, send `prompt` in a new chat; the answer once it stops changing."""

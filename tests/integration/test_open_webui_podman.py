@@ -67,6 +67,7 @@ ctx_size = 256
 image = "{webui_image}"
 ports = [{{ host = {webui_port}, container = 8080 }}]
 volumes.data.source = "{data}"
+{webui_extra}
 
 [services.open-webui.env]
 OFFLINE_MODE = "True"
@@ -121,7 +122,7 @@ def make_stack(podman_env, llama_image, open_webui_image, tmp_path) -> Iterator[
     stacks: list[WebStack] = []
     suffix = tmp_path.name[-8:].replace("-", "_")
 
-    def make(llama: tuple[str, str], extra: str = "",
+    def make(llama: tuple[str, str], extra: str = "", webui: str = "",
              env: dict[str, str] | None = None) -> WebStack:
         llama_port, webui_port = free_ports(2)
         config = tmp_path / "config.toml"
@@ -129,7 +130,8 @@ def make_stack(podman_env, llama_image, open_webui_image, tmp_path) -> Iterator[
             network=network_of(podman_env), llama_image=llama_image,
             llama_port=llama_port, models=f"airpods_it_owui_models_{suffix}",
             webui_image=open_webui_image, webui_port=webui_port,
-            data=f"airpods_it_owui_data_{suffix}", llama_extra=llama[0]) + llama[1] + extra)
+            data=f"airpods_it_owui_data_{suffix}", llama_extra=llama[0], webui_extra=webui,
+        ) + llama[1] + extra)
         full_env = {**podman_env.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
                     "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
                     "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"), **(env or {})}
@@ -238,11 +240,9 @@ models = ["standin-model"]
 price_in = 1
 
 [services.gateway.clients.open_webui]
-
-[services.open-webui]
-via_gateway = true
-depends_on = ["llamacpp", "gateway"]
 """
+VIA_GATEWAY = 'via_gateway = true\ndepends_on = ["llamacpp", "gateway"]'
+
 
 
 def test_a_browser_signs_in_and_chats_with_local_and_remote_models_through_the_gateway(
@@ -261,7 +261,7 @@ def test_a_browser_signs_in_and_chats_with_local_and_remote_models_through_the_g
     (gateway_port,) = free_ports(1)
     stack = make_stack(SINGLE, GATEWAY.format(image=litellm_image, port=gateway_port,
                                               remote_url=remote.base_url),
-                       env={"STANDIN_KEY": "standin-key"})
+                       webui=VIA_GATEWAY, env={"STANDIN_KEY": "standin-key"})
     assert stack.airpods("start", "llamacpp").returncode == 0  # makes the network
     with remote:
         stack.start()
@@ -290,6 +290,8 @@ def test_a_browser_signs_in_and_chats_with_local_and_remote_models_through_the_g
             local_answer = browser.chat("tiny", "Say hi")
             browser.screenshot("05-local-answer")
             assert local_answer.text and local_answer.text != "stand-in says hi"
+            print(f"local answer: {len(local_answer.text)} chars, seen growing through "
+                  f"{len(local_answer.lengths)} lengths")
             # Streamed: the answer grew on the page in several steps before it was whole.
             grew = sorted({n for n in local_answer.lengths if 0 < n < len(local_answer.text)})
             assert grew, (f"the local answer arrived whole: lengths {local_answer.lengths}, "
