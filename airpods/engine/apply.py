@@ -250,9 +250,11 @@ def apply_plan(
                 # A pod left behind by an interrupted start would block the name.
                 if podman.pod_owner(spec.pod) == spec.service:
                     podman.remove_service(spec.pod, spec.container, stop_timeout_s)
+                _prepare_host(spec)
                 podman.create_service(spec)
                 changed.add(spec.service)
             elif step.action == "start":
+                _prepare_host(spec)
                 _start(podman, spec)
     for spec in plan.specs:
         if spec.service not in waited and _has_wait(plan, spec.service):
@@ -266,6 +268,12 @@ def apply_plan(
         )
         for s in plan.specs
     ]
+
+
+def _prepare_host(spec: ContainerSpec) -> None:
+    from airpods.kinds import registry as kinds
+
+    kinds.get(spec.kind).prepare_host(spec)
 
 
 def _has_wait(plan: Plan, service: str) -> bool:

@@ -198,6 +198,10 @@ class Kind:
         """`spec` with its `deferred` settings decided from the model files (start, status)."""
         return spec
 
+    def prepare_host(self, spec: ContainerSpec) -> None:
+        """Make what the container needs on this host (a bind-mounted directory), right before
+        it is created or started: after every image is here, so a refused start makes nothing."""
+
     def finalize(self, spec: ContainerSpec) -> ContainerSpec:
         """The last word on a rendered spec (e.g. moving a key out of the environment)."""
         return spec

@@ -80,6 +80,10 @@ class Gateway(Kind):
             "env": {
                 # Else LiteLLM fetches its model cost map from the internet at every start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                # LiteLLM's aiohttp transport caches DNS answers for 300 s; a llama-server
+                # container that is recreated gets a new address, and the gateway would dial
+                # the old one (3 s per try for ARP to fail) for 5 minutes.
+                "AIOHTTP_TTL_DNS_CACHE": "1",
                 "AIRPODS_USAGE_FILE": f"{USAGE_DIR}/usage.jsonl",
                 "AIRPODS_GATEWAY_CLIENTS": KEYS_TARGET,
             },
@@ -128,16 +132,20 @@ class Gateway(Kind):
         ]
 
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
-        """At start: the remotes' keys from the environment (as mounted files), and the usage
-        directory made (0700) so Podman can bind-mount it."""
+        """At start: the remotes' keys from the environment (as mounted files)."""
         import os
 
         if REMOTE_KEYS not in spec.deferred:
             return spec
+        return with_remote_keys(spec, os.environ)
+
+    def prepare_host(self, spec: ContainerSpec) -> None:
+        """The usage directory, made (0700) so Podman can bind-mount it."""
+        import os
+
         for mount in spec.mounts:
             if mount.is_bind and mount.target == USAGE_DIR:
                 os.makedirs(mount.source, mode=0o700, exist_ok=True)
-        return with_remote_keys(spec, os.environ)
 
     def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
         """The remotes' keys travel as secrets in the export too (no directory is made)."""

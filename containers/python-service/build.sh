@@ -5,12 +5,12 @@
 #   mmdebstrap --variant=minbase (python3, ca-certificates, from this machine's apt sources)
 #     -> podman import                        ->  localhost/airpods/pybase:bookworm-r<rev>
 #   pip install --target site <the app's pins>  (on the host; Python 3.11 like Debian 12's)
-#     -> podman build containers/python-service/<APP>/Containerfile  ->  the app's image
+#     -> podman build (a Containerfile written from <APP>/app.conf)  ->  the app's image
 #     -> podman save into the cache; later builds only `podman load` it (seconds)
 #
 # Usage: containers/python-service/build.sh APP [--force] [--cache-only]
-#   APP           litellm | open-webui (a directory beside this script: app.conf,
-#                 Containerfile, files/ copied to / in the image)
+#   APP           litellm | open-webui (a directory beside this script: app.conf with the pins
+#                 and the image's settings, files/ copied to / in the image)
 #   --force       rebuild the app image (and re-save it) even if the cache has one.
 #   --cache-only  make sure the cache holds the image archive (build it if not) and stop:
 #                 nothing is loaded when it does (scripts/test.sh warms the cache this way).
@@ -23,7 +23,7 @@
 #   AIRPODS_CACHE_DIR cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/airpods). Here:
 #                     python-service/base-<key>/root.tar (the Debian root) and
 #                     python-service/<APP>-<key>/image.tar (the saved image), where key hashes
-#                     the app's pins, Containerfile and files, the base recipe and the arch.
+#                     the app's app.conf and files, the base recipe and the arch.
 #   PYTHON            python that runs pip (default: the repo's .venv, else python3); it must
 #                     be 3.11, the minor version of Debian 12's python3 in the image.
 #   SKIP_APT=1        do not apt-get install mmdebstrap when it is missing.
@@ -54,10 +54,11 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n "$APP" ]] || die "usage: build.sh APP (one of: $(cd "$HERE" && ls -d */ | tr -d / | xargs))"
 APP_DIR="$HERE/$APP"
-[[ -f "$APP_DIR/app.conf" && -f "$APP_DIR/Containerfile" ]] \
+[[ -f "$APP_DIR/app.conf" ]] \
   || die "no such app: $APP (one of: $(cd "$HERE" && ls -d */ | tr -d / | xargs))"
 
-VERSION="" IMAGE="" PIP_REQUIREMENTS=() SKIP_REQUIREMENTS="" CHECK="" DIRS=()
+VERSION="" IMAGE="" PIP_REQUIREMENTS=() SKIP_REQUIREMENTS="" CHECK="" DIRS=() IMAGE_ENV=()
+WORKDIR=/ PORT="" ENTRYPOINT="" CMD=""
 # shellcheck source=/dev/null
 source "$APP_DIR/app.conf"
 [[ -n "$IMAGE" && ${#PIP_REQUIREMENTS[@]} -gt 0 ]] || die "$APP_DIR/app.conf: IMAGE and PIP_REQUIREMENTS are required"
@@ -180,12 +181,22 @@ fi
 find "$SITE" -name __pycache__ -type d -prune -exec rm -rf {} +
 log "site: $(du -sh "$SITE" | cut -f1)"
 
-cp -a "$APP_DIR/Containerfile" "$WORK/Containerfile"
+{
+  echo "FROM $BASE_IMAGE"
+  echo "COPY site /opt/site"
+  echo "COPY files/ /"
+  echo "ENV PYTHONPATH=/opt/site PYTHONUNBUFFERED=1 PATH=/opt/site/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  for kv in "${IMAGE_ENV[@]}"; do echo "ENV $kv"; done
+  echo "WORKDIR $WORKDIR"
+  [[ -z "$PORT" ]] || echo "EXPOSE $PORT"
+  [[ -z "$ENTRYPOINT" ]] || echo "ENTRYPOINT $ENTRYPOINT"
+  [[ -z "$CMD" ]] || echo "CMD $CMD"
+} > "$WORK/Containerfile"
 mkdir -p "$WORK/files"
 [[ -d "$APP_DIR/files" ]] && cp -a "$APP_DIR/files/." "$WORK/files/"
 for d in "${DIRS[@]}"; do mkdir -p "$WORK/files$d"; done
 log "podman build $IMAGE"
-podman_ build -q --build-arg "BASE=$BASE_IMAGE" --label "$LABEL=$APP-$APP_KEY" \
+podman_ build -q --label "$LABEL=$APP-$APP_KEY" \
   --label "org.opencontainers.image.version=$VERSION" -t "$IMAGE" "$WORK" >/dev/null
 if [[ -n "$CHECK" ]]; then
   podman_ run --rm --network none --entrypoint /bin/sh "$IMAGE" -c "$CHECK" >&2 \

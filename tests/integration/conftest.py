@@ -17,6 +17,8 @@ Session fixtures:
 * ``litellm_image`` -> ``"localhost/airpods/litellm:<pin>"``, ``open_webui_image`` ->
   ``"localhost/airpods/open-webui:<pin>"`` (containers/python-service/build.sh: built once, then
   loaded from an image archive cached outside the repo)
+* ``running_gateway`` (module scope) -> tests.gateway_stack.GatewayStack with llamacpp, a
+  stand-in remote and the gateway container started
 * ``tiny_model`` -> ``Path`` of a tiny random-weight GGUF (airpods.models.tiny)
 * ``model_volume`` -> ``put_model(volume_name, path, filename=None) -> str`` fills a named volume
 
@@ -136,6 +138,18 @@ def litellm_image(podman_env: PodmanEnv) -> str:
 def open_webui_image(podman_env: PodmanEnv) -> str:
     """The local Open WebUI image (the pinned release) in the isolated storage; its name."""
     return _python_service_image(podman_env, "open-webui")
+
+
+@pytest.fixture(scope="module")
+def running_gateway(podman_env: PodmanEnv, llama_image: str, litellm_image: str,
+                    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """tests/gateway_stack.py's stack with the gateway container started, for one module."""
+    from tests.gateway_stack import gateway_stack
+
+    tmp = tmp_path_factory.mktemp("gateway")
+    with gateway_stack(podman_env, llama_image, litellm_image, tiny_model, tmp) as stack:
+        stack.start("gateway")
+        yield stack
 
 
 @pytest.fixture(scope="session")

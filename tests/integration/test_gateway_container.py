@@ -1,11 +1,12 @@
 """The gateway CONTAINER as `airpods start gateway` creates it, on real Podman.
 
-The LiteLLM image needs a registry, so the image here is the local llama-server image plus a
-`litellm` script on its PATH that records what it was given (environment, argv, the files under
-/run/secrets) into the usage directory and sleeps. Everything else is airpods' own: the pod, the
-mounted secrets, the entry script that exports the keys, the bind-mounted usage directory, and
-the refusal to start without a remote's key variable. The real LiteLLM runs on the same rendered
-files in tests/integration/test_gateway_podman.py.
+The image here is the local llama-server image plus a `litellm` script on its PATH (standing
+in for LiteLLM, whose real image runs in test_gateway_podman.py) that records what it was given
+(environment, argv, the files under /run/secrets) into the usage directory and sleeps.
+Everything else is airpods' own: the pod, the mounted secrets, the entry script that exports the
+keys, the bind-mounted usage directory, the refusal to start without a remote's key variable,
+and the refusal to start (one line, nothing created) when the gateway's image is missing and no
+registry answers.
 """
 
 from __future__ import annotations
@@ -154,9 +155,11 @@ def test_missing_image_with_no_registry_is_one_line_and_creates_nothing(
                           "gateway", "--no-wait"], env=env, capture_output=True, text=True,
                          timeout=120)
     took = time.monotonic() - t0
-    assert out.returncode != 0
-    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
-    line = out.stderr
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    # Progress lines (the image chosen, the pull tried) come first; the error is one line.
+    errors = [x for x in out.stderr.splitlines() if "cannot be pulled" in x]
+    assert len(errors) == 1 and out.stderr.splitlines()[-1] == errors[0], out.stderr
+    line = errors[0]
     assert MISSING in line and "services.gateway.image" in line, line
     assert "podman pull" in line and "containers/python-service/build.sh litellm" in line, line
     assert took < 10, (took, line)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.gateway_stack import GatewayStack, gateway_stack
+from tests.gateway_stack import GatewayStack
 
 PRICE_IN, PRICE_OUT = 1.0, 2.0  # per million tokens (tests/stack_config.GATEWAY_TABLES)
 STANDIN_USAGE = (5, 4)  # what tests/remote_standin.py answers
@@ -27,12 +26,8 @@ FIELDS = {"ts", "client", "model", "backend", "remote", "deployment", "prompt_to
 
 
 @pytest.fixture(scope="module")
-def stack(podman_env, llama_image, litellm_image, tiny_model,
-          tmp_path_factory) -> Iterator[GatewayStack]:
-    tmp = tmp_path_factory.mktemp("gateway-usage")
-    with gateway_stack(podman_env, llama_image, litellm_image, tiny_model, tmp) as s:
-        s.start("gateway")
-        yield s
+def stack(running_gateway: GatewayStack) -> GatewayStack:
+    return running_gateway
 
 
 def chat(stack: GatewayStack, model: str, key: str, stream: bool = False) -> dict:

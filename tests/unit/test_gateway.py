@@ -90,6 +90,8 @@ def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
     assert llama_key not in visible and master not in visible
     assert g.MASTER_VARIABLE not in spec.env
     assert spec.env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    # A recreated llama-server has a new address: LiteLLM must not cache the old one (300 s).
+    assert spec.env["AIOHTTP_TTL_DNS_CACHE"] == "1"
     assert spec.env[gateway_config.REMOTE_KEYS_ENV] == "homelab=HOMELAB_KEY"
     assert {f.target for f in spec.config_files} >= {
         g.CONFIG_TARGET, "/run/secrets/airpods_guard.py"}
