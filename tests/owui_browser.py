@@ -19,6 +19,7 @@ built frontend; a wait that runs out raises with the page's text and a screensho
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -71,6 +72,7 @@ def artifacts_dir() -> Path:
 class Answer:
     text: str
     lengths: list[int]  # the answer's length at each DOM change while it arrived
+    pushes: int  # websocket frames that brought the browser a piece of this answer
 
 
 class Browser:
@@ -103,6 +105,15 @@ class Browser:
         self.driver.save_screenshot(str(path))
         return path
 
+    def click(self, what: str, css: str, timeout: float = 60) -> Any:
+        """Click the first visible `css` element, again until it takes (a toast or a closing
+        menu may cover it for a moment); the element."""
+        def probe() -> Any:
+            element = self._visible(css)[0]
+            element.click()
+            return element
+        return self.wait(what, probe, timeout)
+
     def _visible(self, css: str) -> list[Any]:
         return [e for e in self.driver.find_elements("css selector", css) if e.is_displayed()]
 
@@ -132,8 +143,7 @@ class Browser:
                 field.clear()
                 field.send_keys(value)
         self.screenshot("01-sign-up")
-        submit = self.wait("submit button", lambda: self._visible("button[type=submit]"))
-        submit[0].click()
+        self.click("submit button", "button[type=submit]")
         self.wait("chat input", self._after_sign_in, timeout=90)
 
     def _after_sign_in(self) -> bool:
@@ -145,26 +155,24 @@ class Browser:
 
     def model_choices(self) -> list[str]:
         """Opens the model selector; the model ids it lists. Leaves it open."""
-        self.wait("model selector", lambda: self._visible(SELECTOR))[0].click()
+        self.click("model selector", SELECTOR)
         items = self.wait("model list", lambda: self._visible("[data-value]"))
         return [str(i.get_attribute("data-value")) for i in items]
 
     def pick_model(self, model_id: str) -> None:
         if not self._visible(f'[data-value="{model_id}"]'):
             self.model_choices()
-        self.wait(f"model {model_id} in the selector",
-                  lambda: self._visible(f'[data-value="{model_id}"]'))[0].click()
+        self.click(f"model {model_id} in the selector", f'[data-value="{model_id}"]')
         self.wait(f"{model_id} selected", lambda: model_id in self._visible(SELECTOR)[0].text)
 
     def chat(self, model_id: str, prompt: str, timeout: float = 120) -> Answer:
         """Pick `model_id`, send `prompt` in a new chat; the answer once it stops changing."""
         self.pick_model(model_id)
+        self._completion_pushes()  # drop what came before this answer
         before = len(self._visible("#response-content-container"))
         self.driver.execute_script(OBSERVER_JS)
-        box = self.wait("chat input", lambda: self._visible("#chat-input"))[0]
-        box.click()
-        box.send_keys(prompt)
-        self.wait("send button", lambda: self._visible("#send-message-button"))[0].click()
+        self.click("chat input", "#chat-input").send_keys(prompt)
+        self.click("send button", "#send-message-button")
         self.wait("an answer", lambda: len(self._visible("#response-content-container")) > before
                   and self._visible("#response-content-container")[-1].text.strip(),
                   timeout=timeout)
@@ -176,7 +184,23 @@ class Browser:
                 last, still_since = now, time.monotonic()
             time.sleep(0.1)
         lengths = list(self.driver.execute_script("return window.__airpodsLengths || []"))
-        return Answer(last, [int(n) for n in lengths])
+        return Answer(last, [int(n) for n in lengths], self._completion_pushes())
+
+    def _completion_pushes(self) -> int:
+        """Websocket frames (socket.io events) carrying answer text since the last call: Open
+        WebUI pushes a streamed answer to the page piece by piece, a whole one at once."""
+        pushes = 0
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message.get("method") != "Network.webSocketFrameReceived":
+                continue
+            payload = message["params"]["response"].get("payloadData", "")
+            # 0.12.4 sends each streamed delta as "response:completion", and the whole
+            # message as "chat:completion" (utils/middleware.py, socket/main.py).
+            if '"response:completion"' in payload or (
+                    '"chat:completion"' in payload and '"content"' in payload):
+                pushes += 1
+        return pushes
 
     def new_chat(self, url: str) -> None:
         self.driver.get(url)
@@ -197,6 +221,7 @@ def open_browser(artifacts: Path | None = None) -> Iterator[Browser]:
     profile = tempfile.mkdtemp(prefix="airpods-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # websocket frames
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
