@@ -31,6 +31,7 @@ APT_PACKAGES=(
   busybox-static mmdebstrap
   cmake g++ make binutils
   python3 python3-venv python3-pip ca-certificates
+  chromium chromium-driver  # the heavy tier's real browser (selenium drives it; no download)
 )
 
 install_system_packages() {

@@ -49,8 +49,8 @@ lint_paths=(airpods tests)
 # --- 5. tests ---------------------------------------------------------------------------
 phase "pytest (unit + integration)"
 export AIRPODS_REQUIRE_INTEGRATION=1
-# The heavy tier (a real Open WebUI from PyPI relaying to llama-server) fits CI's time: about
-# 3 minutes and 1.9 GB the first time, seconds after. AIRPODS_HEAVY=0 leaves it out.
+# The heavy tier (Open WebUI's container from the locally built image, direct and through the
+# gateway, and headless chromium signing in and chatting) fits CI's time. AIRPODS_HEAVY=0 leaves it out.
 export AIRPODS_HEAVY="${AIRPODS_HEAVY:-1}"
 set +e
 if [[ $# -eq 0 ]]; then set -- tests; fi  # arguments replace the default "tests"

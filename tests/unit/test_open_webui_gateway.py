@@ -1,6 +1,7 @@
 """Open WebUI through the gateway (`via_gateway = true`): its one OpenAI connection is the
 gateway, with the key of the gateway's client `open_webui`; bad combinations are config errors.
-The real Open WebUI chats through a real LiteLLM gateway in tests/heavy/test_open_webui.py."""
+The real Open WebUI container chats through the real LiteLLM gateway container, in a real
+browser, in tests/integration/test_open_webui_podman.py."""
 
 from __future__ import annotations
 
