@@ -265,6 +265,19 @@ def _address(stack: GatewayStack) -> str:
 # --- revoked keys; a fallback configured by mistake ----------------------------------------------
 
 
+@pytest.mark.parametrize("field", ["api_base", "base_url", "user_config"])
+def test_a_request_may_not_pick_its_backend_in_the_container(
+    stack: GatewayStack, field: str
+) -> None:
+    """The locally built image refuses a body that names its own backend with a 400 naming the
+    field (tests/integration/test_gateway_holes.py checks the same on the host process)."""
+    before = stack.remote.count
+    resp = stack.chat({**CHAT, "model": "big-model", field: "http://127.0.0.1:9/v1"})
+    assert resp.status_code == 400, resp.text
+    assert field in resp.json()["error"]["message"] and "not allowed" in resp.text
+    assert stack.remote.count == before
+
+
 def test_removed_client_is_revoked_and_a_new_one_gets_a_new_key(stack: GatewayStack) -> None:
     phone = stack.client_key("phone")
     assert stack.chat(key=phone).status_code == 200
