@@ -108,7 +108,7 @@ def serving(svc: ServiceConfig, api_keys: str, env: Mapping[str, str]) -> Servin
     from airpods.spec import ServedPreset, ServingSettings
 
     directory = models_dir(svc)
-    common = as_int(arg_value(_global_args(svc), CTX_FLAGS))
+    common = _own_ctx(_global_args(svc), None)
     preload = set(svc.router.preload)
     presets = tuple(
         ServedPreset(model_id, posixpath.join(directory, preset.file),
@@ -122,9 +122,13 @@ def serving(svc: ServiceConfig, api_keys: str, env: Mapping[str, str]) -> Servin
 
 
 def _own_ctx(args: Mapping[str, Any], common: int | None) -> int | None:
-    """A preset's own ctx_size (the INI's section value), else the router's `[*]` one."""
-    own = arg_value(args, CTX_FLAGS)
-    return common if own is None else as_int(own)
+    """A preset's own ctx_size as its INI section holds it (`ctx-size` before `c`), else the
+    router's `[*]` one."""
+    for flag in CTX_FLAGS:
+        own = arg_value(args, (flag,))
+        if own is not None:
+            return as_int(own)
+    return common
 
 
 AUTO_NOTE = "router models_max: auto"
