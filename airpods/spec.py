@@ -224,7 +224,7 @@ class ContainerSpec:
     config_hash: str = ""
     notes: tuple[str, ...] = ()  # one-line explanations/warnings shown by start/dry-run
     # Settings its kind decides only once the model files can be read (through Podman), e.g. a
-    # router's models_max = "auto": `kinds.Kind.settle` fills them in at start and status.
+    # router's models_max = "auto": `kinds.Defers.settle` fills them in at start and status.
     deferred: tuple[str, ...] = ()
     # What its kind reads about a model server (llama-server), typed; its argv and files say the
     # same, so it is not hashed.

@@ -138,7 +138,8 @@ def check_required_files(plan: Plan, podman: Podman) -> None:
     from airpods import kinds
 
     for spec in plan.specs:
-        required = kinds.get(spec.kind).required_files(spec)
+        serves = kinds.capable(spec.kind, kinds.ServesModels)
+        required = serves.required_files(spec) if serves else ()
         if not required or not plan_creates(plan, spec.service):
             continue
         from airpods.models.store import model_volume

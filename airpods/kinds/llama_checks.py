@@ -1,6 +1,6 @@
 """llama-server's own config checks, both modes: numbers it would misbehave on, and what router
 mode's preset INI cannot hold (airpods/kinds/llama_router.py renders it). Pure: no files, no
-Podman; the schema calls them through `Kind.config_problems`.
+Podman; the schema calls them through `OwnsKeys.config_problems`.
 """
 
 from __future__ import annotations

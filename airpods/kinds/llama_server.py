@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from airpods.kinds import capabilities as can
 from airpods.kinds import llama_router
 from airpods.kinds.argv import ALIAS_FLAGS, CTX_FLAGS, MODEL_FLAGS, arg_value, as_int, drop_option
 from airpods.kinds.base import (
@@ -50,7 +51,8 @@ MODEL_VOLUME = "airpods_llamacpp_models"
 _ROUTER = "(mode | default('single')) == 'router'"  # in a template, about the service itself
 
 
-class LlamaServer(Kind):
+class LlamaServer(Kind, can.ServesModels, can.HasApi, can.RoutesModels, can.AddsStatus,
+                  can.OwnsKeys, can.Renders, can.Defers, can.JoinsBackends):
     name = "llama-server"
     holds_models = True
     loading_on_503 = True

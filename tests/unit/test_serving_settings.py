@@ -14,9 +14,7 @@ from tests.unit.test_router import ROUTER, spec_of
 SINGLE = """
 [services.llamacpp]
 default_model = "m.gguf"
-[services.llamacpp.command_args]
-ctx_size = 2048
-api_key = "sk-single-test-key-0123456789,second"
+command_args = { ctx_size = 2048, api_key = "sk-single-test-key-0123456789,second" }
 """
 
 
