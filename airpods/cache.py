@@ -236,9 +236,9 @@ def safety_problems(spec: ContainerSpec) -> list[str]:
         problems.append("no-new-privileges is off")
     if any(cap.upper().removeprefix("CAP_") == "ALL" for cap in spec.cap_add):
         problems.append("every capability is added back")
-    kind = kinds.get(spec.kind)
+    kind = kinds.capable(spec.kind, kinds.ServesModels)
     # Every model it serves: one file, a router's presets, or a router's whole models dir.
-    models = [*kind.model_files(spec), *filter(None, [kind.model_dir(spec)])]
+    models = [*kind.model_files(spec), *filter(None, [kind.model_dir(spec)])] if kind else []
     for mount in spec.mounts:
         root = mount.target.rstrip("/")
         holds_model = any(m == root or m.startswith(root + "/") for m in models)

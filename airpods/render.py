@@ -68,6 +68,7 @@ def render_service(
 ) -> ContainerSpec:
     from airpods import gpu
     from airpods.kinds import registry as kinds
+    from airpods.kinds.capabilities import Renders
 
     accelerator, accel_reason = gpu.service_accelerator(
         host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu
@@ -112,7 +113,8 @@ def render_service(
         depends_on=tuple(svc.depends_on),
         notes=tuple(notes),
     )
-    kind = kinds.get(svc.kind)
-    spec = kind.wire(kind.configure(spec, svc, host), svc, config, host)
-    return sealed(kind.finalize(spec))
+    kind = kinds.capable(svc.kind, Renders)
+    if kind is not None:
+        spec = kind.finalize(kind.wire(kind.configure(spec, svc, host), svc, config, host))
+    return sealed(spec)
 

@@ -152,6 +152,31 @@ def podman_options() -> tuple[tuple[str, PodmanOption], ...]:
 
 
 @record
+class ServedPreset:
+    """One model a router serves, as its config names it (never read back from its INI)."""
+
+    id: str
+    file: str | None  # its model path inside the container; None: a --models-dir file (stem)
+    ctx_size: int | None = None  # its own ctx_size, else the router's common one
+    load_on_startup: bool = False
+
+
+@record
+class ServingSettings:
+    """A model server's settings, typed: what the kinds read about it, set when it is rendered,
+    instead of parsing back the argv and preset INI rendered from the same values."""
+
+    model: str | None = None  # its model path inside the container (single mode)
+    alias: str | None = None  # comma-separated names clients use
+    ctx_size: int | None = None  # the server's own context size (None: its default)
+    api_keys: str = ""  # comma-separated keys it checks ("" none); never printed
+    router: bool = False  # serves many models (router mode)
+    models_dir: str | None = None  # a router without presets: every GGUF there
+    models_ctx_size: int | None = None  # a router's ctx_size for every model without its own
+    presets: tuple[ServedPreset, ...] = ()
+
+
+@record
 class ContainerSpec:
     """Everything needed to create one service's pod and container, and nothing Podman-specific."""
 
@@ -199,8 +224,11 @@ class ContainerSpec:
     config_hash: str = ""
     notes: tuple[str, ...] = ()  # one-line explanations/warnings shown by start/dry-run
     # Settings its kind decides only once the model files can be read (through Podman), e.g. a
-    # router's models_max = "auto": `kinds.Kind.settle` fills them in at start and status.
+    # router's models_max = "auto": `kinds.Defers.settle` fills them in at start and status.
     deferred: tuple[str, ...] = ()
+    # What its kind reads about a model server (llama-server), typed; its argv and files say the
+    # same, so it is not hashed.
+    serving: ServingSettings | None = None
 
 
 @record
@@ -227,7 +255,8 @@ _HASHED_ALWAYS = frozenset({
     "config_files", "devices", "group_add", "cap_drop", "cap_add", "security_opt", "memory",
     "cpus", "deferred",
 })
-_NOT_HASHED = ("labels", "config_hash", "notes", "image_reason", "health", "depends_on")
+_NOT_HASHED = ("labels", "config_hash", "notes", "image_reason", "health", "depends_on",
+               "serving")
 
 
 def _at_default(f: Field, value: Any) -> bool:

@@ -80,11 +80,11 @@ def _model_checks(
     checks, missing_bytes = [], 0
     for name in names:
         spec = resolved.specs[name]
-        kind = kinds.get(spec.kind)
-        required = kind.required_files(spec)
+        kind = kinds.capable(spec.kind, kinds.ServesModels)
+        required = kind.required_files(spec) if kind else ()
         if required:  # a router's presets: `start` refuses without them, whatever the source
             checks += _required_file_checks(podman, spec, required)
-        if kind.model_dir(spec) is not None:  # a router without presets serves the volume
+        if kind and kind.model_dir(spec) is not None:  # a router without presets serves the volume
             checks.append(_served_dir_check(podman, spec))
             continue
         if required:

@@ -129,7 +129,9 @@ def _for_export(spec: ContainerSpec) -> ContainerSpec:
     from airpods import kinds
     from airpods.errors import UsageError
 
-    kind = kinds.get(spec.kind)
+    kind = kinds.capable(spec.kind, kinds.Defers)
+    if kind is None:
+        return spec
     problems = kind.start_problems(spec, os.environ)
     if problems:
         raise UsageError(problems[0])

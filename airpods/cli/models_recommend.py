@@ -9,6 +9,7 @@ import click
 
 from airpods.cli import AppContext
 from airpods.cli.params import Number
+from airpods.models.fit import LLAMA_DEFAULT_CTX
 
 # llama.cpp's largest trained contexts are ~1M
 CTX_RANGE = Number(1, 1 << 22, "tokens", integer=True)
@@ -49,7 +50,8 @@ def recommendation(host: Any, ctx: int) -> dict[str, Any]:
 
 @click.command("recommend")
 @click.option("--ctx", type=CTX_RANGE, default=None,
-              help="Context size to estimate the K/V cache for (default: llama-server's 4096).")
+              help="Context size to estimate the K/V cache for (default: llama-server's "
+              f"{LLAMA_DEFAULT_CTX}).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.pass_obj
 def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
@@ -61,7 +63,7 @@ def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
     """
     from airpods.cli.output import echo_json
     from airpods.masking import printable
-    from airpods.models.fit import LLAMA_DEFAULT_CTX, gb
+    from airpods.models.fit import gb
     from airpods.models.tiers import budget
 
     host = _host(app)

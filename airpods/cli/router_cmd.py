@@ -24,24 +24,29 @@ UNLOAD_WAIT_S = 30.0  # a model's process gets llama-server's stop timeout (10 s
 _WHY = {"removed": "no container", "": "unknown state"}
 
 
+def _router_of(spec: ContainerSpec) -> ModelRouter | None:
+    from airpods import kinds
+
+    routes = kinds.capable(spec.kind, kinds.RoutesModels)
+    return routes.router(spec) if routes else None
+
+
 def _router(app: AppContext, service: str | None) -> tuple[ContainerSpec, ModelRouter]:
     """The service's spec and its router API; refuses a service that is not a router."""
-    from airpods import kinds
     from airpods.cli.context import resolve
     from airpods.errors import UsageError
     from airpods.resolved import select_services
 
     resolved = resolve(app)
     if service is None:
-        routers = [n for n in resolved.enabled_services()
-                   if kinds.get(resolved.specs[n].kind).router(resolved.specs[n])]
+        routers = [n for n in resolved.enabled_services() if _router_of(resolved.specs[n])]
         if not routers:
             raise UsageError("no enabled service runs in router mode",
                              hint='set services.NAME.mode = "router", or name one with --service')
         service = routers[0]
     select_services(resolved, (service,))
     spec = resolved.specs[service]
-    router = kinds.get(spec.kind).router(spec)
+    router = _router_of(spec)
     if router is None:
         raise UsageError(f"{service} does not run in router mode",
                          hint=f'set services.{service}.mode = "router"')
@@ -93,7 +98,8 @@ def load_cmd(app: AppContext, model_id: str, service: str | None, timeout: float
         return
     if model.state != "loading":
         router.load(model_id)
-    check = kinds.get(spec.kind).ready_check(spec)
+    api = kinds.capable(spec.kind, kinds.HasApi)
+    check = api.ready_check(spec) if api else None
     assert check is not None  # a router always has one
 
     def state() -> ContainerState:

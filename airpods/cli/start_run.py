@@ -121,6 +121,7 @@ def _refuse_start_problems(specs: list[ContainerSpec]) -> None:
     from airpods.errors import UsageError
 
     for spec in specs:
-        problems = kinds.get(spec.kind).start_problems(spec, os.environ)
+        defers = kinds.capable(spec.kind, kinds.Defers)
+        problems = defers.start_problems(spec, os.environ) if defers else []
         if problems:
             raise UsageError(problems[0])

@@ -7,8 +7,8 @@ click command (airpods/cli/status.py) both run `show_status`.
  "host": {"accelerator", "reason", "notes"},
  "routes": [{"gateway", "model", "backend", "private", "route", "via"}]}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
-unloaded or failed). Keys a kind adds to its rows come from `Kind.status_fields` (kinds/base.py),
-run in each service's probe thread; the common keys are built here.
+unloaded or failed). Keys a kind adds to its rows come from `AddsStatus.status_fields`
+(kinds/capabilities.py), run in each service's probe thread; the common keys are built here.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def collect_status(
         spec, current, state = specs[name], actual.get(name), states[name]
         health, detail, extra = observed[name]
         started = _epoch(current.started_at) if current else None
+        serves = kinds.capable(spec.kind, kinds.ServesModels)
         rows.append({
             "name": name,
             "kind": spec.kind,
@@ -66,10 +67,10 @@ def collect_status(
             "image": current.image if current else spec.image,
             "accelerator": spec.accelerator,
             "uptime_s": round(now - started, 1) if started and state == "running" else None,
-            "model": kinds.get(spec.kind).model_id(spec),
+            "model": serves.model_id(spec) if serves else None,
             "config_current": bool(current and current.config_hash == spec.config_hash),
             "detail": detail,
-            **extra,  # the kind's own keys (Kind.status_fields), after the common ones
+            **extra,  # the kind's own keys (AddsStatus.status_fields), after the common ones
         })
     if memory:  # --json only (the table does not show it): a header read and two volume lookups
         from airpods.models.services import status_memory
@@ -96,7 +97,7 @@ def _observe(
     specs: list[ContainerSpec], states: dict[str, str], podman: Any, host: Any
 ) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """service -> (health, detail, its kind's extra fields), one thread per service: a running
-    service's probe (each request bounded by PROBE_TIMEOUT_S) and its `Kind.status_fields`, so
+    service's probe (each request bounded by PROBE_TIMEOUT_S) and its `AddsStatus.status_fields`, so
     `status` takes about as long as the slowest service, not the sum. With none running there
     is nothing to wait for: no client, no threads (each a wake-up to wait for on a busy host)."""
     import threading
@@ -112,7 +113,8 @@ def _observe(
                                          " (killed with conmon); `airpods start` recreates it")
         ctx = kinds.StatusContext(running=running, host=host, podman=podman,
                                   timeout_s=PROBE_TIMEOUT_S)
-        return health, detail, kinds.get(spec.kind).status_fields(spec, ctx)
+        adds = kinds.capable(spec.kind, kinds.AddsStatus)
+        return health, detail, adds.status_fields(spec, ctx) if adds else {}
 
     if "running" not in states.values():
         return {spec.service: observe(spec, None) for spec in specs}

@@ -16,7 +16,7 @@ from airpods.config.schema import AirpodsConfig, ServiceConfig, ServiceName
 
 @cache
 def config_model() -> type[AirpodsConfig]:
-    """AirpodsConfig whose services also carry the keys the kinds add (`Kind.config_tables`,
+    """AirpodsConfig whose services also carry the keys the kinds add (`OwnsKeys.config_tables`,
     e.g. llama-server's `router` and `models`): what the loader validates with, so those keys
     get the shared schema's defaults, messages and key paths while the schema knows no kind."""
     from pydantic import Field, create_model
@@ -25,7 +25,8 @@ def config_model() -> type[AirpodsConfig]:
 
     tables: dict = {}
     for name in kinds.names():
-        tables.update(kinds.get(name).config_tables())
+        owns = kinds.capable(name, kinds.OwnsKeys)
+        tables.update(owns.config_tables() if owns else {})
     if not tables:
         return AirpodsConfig
     service = create_model("ServiceConfig", __base__=ServiceConfig, **tables)
@@ -37,12 +38,13 @@ def config_model() -> type[AirpodsConfig]:
 
 @cache
 def key_owners() -> dict[str, tuple[str, ...]]:
-    """Each key a kind adds (`Kind.config_tables`) -> the kinds that add it."""
+    """Each key a kind adds (`OwnsKeys.config_tables`) -> the kinds that add it."""
     from airpods import kinds
 
     owners: dict[str, tuple[str, ...]] = {}
     for name in kinds.names():
-        for key in kinds.get(name).config_tables():
+        owns = kinds.capable(name, kinds.OwnsKeys)
+        for key in owns.config_tables() if owns else {}:
             owners[key] = (*owners.get(key, ()), name)
     return owners
 
@@ -113,22 +115,28 @@ def kind_problems(cfg: AirpodsConfig) -> list[Problem]:
             continue
         problems.extend(
             Problem(("services", name, *path), message, hint)
-            for path, message, hint in kind.config_problems(svc)
+            for path, message, hint in (kind.config_problems(svc)
+                                        if isinstance(kind, kinds.OwnsKeys) else [])
         )
     # What a kind can check only with every service in view (the gateway's model names).
     for name, svc in cfg.services.items():
-        if svc.kind in kinds.names():
+        owns = kinds.capable(svc.kind, kinds.OwnsKeys) if svc.kind in kinds.names() else None
+        if owns is not None:
             problems.extend(Problem(path, message, hint) for path, message, hint
-                            in kinds.get(svc.kind).config_problems_in(name, cfg))
+                            in owns.config_problems_in(name, cfg))
     return problems
 
 
 def missing_keys(raw: Mapping[str, Any]) -> list[Problem]:
-    """Keys a service's kind needs it to set (Kind.missing_keys), blamed on its table."""
+    """Keys a service's kind needs it to set (OwnsKeys.missing_keys), blamed on its table."""
     from airpods import kinds
 
     services = raw.get("services")
-    return [Problem(("services", name), f"needs {key} ({what})", hint)
-            for name, svc in (services.items() if isinstance(services, dict) else ())
-            if isinstance(svc, dict) and svc.get("kind", kinds.DEFAULT_KIND) in kinds.names()
-            for key, what, hint in kinds.get(svc.get("kind", kinds.DEFAULT_KIND)).missing_keys(svc)]
+    found = []
+    for name, svc in services.items() if isinstance(services, dict) else ():
+        kind = svc.get("kind", kinds.DEFAULT_KIND) if isinstance(svc, dict) else None
+        owns = kinds.capable(kind, kinds.OwnsKeys) if kind in kinds.names() else None
+        if owns is not None:
+            found += [Problem(("services", name), f"needs {key} ({what})", hint)
+                      for key, what, hint in owns.missing_keys(svc)]
+    return found

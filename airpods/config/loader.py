@@ -308,7 +308,7 @@ def _fill_client_keys(
 
 
 def _takes(svc: dict[str, Any], key: str) -> bool:
-    """Whether the service's kind is one that has `key` (its own table, Kind.config_tables)."""
+    """Whether the service's kind is one that has `key` (its own table, OwnsKeys.config_tables)."""
     from airpods.config.kind_checks import key_owners, raw_kind
 
     return raw_kind(svc) in key_owners().get(key, ())

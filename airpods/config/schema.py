@@ -252,7 +252,7 @@ class ServiceConfig(_Strict):
     vars: dict[str, Any] = Field(default_factory=dict)
     # "single": one model (today's behaviour); "router": many models behind one endpoint,
     # loaded on demand (kinds that support it: see `Kind.modes`). The keys a kind needs are its
-    # own (`Kind.config_tables`: llama-server's `router`, `models` and `private`, the gateway's
+    # own (`OwnsKeys.config_tables`: llama-server's `router`, `models` and `private`, the gateway's
     # `remotes`, `fallbacks` and `clients`, open-webui's `via_gateway`), added to this model
     # above the schema (airpods.config.kind_checks.config_model); on another kind's service
     # they are a config error (airpods.config.kind_checks.foreign_keys).

@@ -138,7 +138,8 @@ def check_required_files(plan: Plan, podman: Podman) -> None:
     from airpods import kinds
 
     for spec in plan.specs:
-        required = kinds.get(spec.kind).required_files(spec)
+        serves = kinds.capable(spec.kind, kinds.ServesModels)
+        required = serves.required_files(spec) if serves else ()
         if not required or not plan_creates(plan, spec.service):
             continue
         from airpods.models.store import model_volume
@@ -271,9 +272,11 @@ def apply_plan(
 
 
 def _prepare_host(spec: ContainerSpec) -> None:
-    from airpods.kinds import registry as kinds
+    from airpods import kinds
 
-    kinds.get(spec.kind).prepare_host(spec)
+    kind = kinds.capable(spec.kind, kinds.Defers)
+    if kind is not None:
+        kind.prepare_host(spec)
 
 
 def _has_wait(plan: Plan, service: str) -> bool:

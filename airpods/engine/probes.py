@@ -145,7 +145,8 @@ def _probe(
         return STARTING, exc.detail
     kind = kinds.get(spec.kind)
     if resp.status_code == health.expected_status:
-        check = kind.ready_check(spec) if check is None else check
+        if check is None and isinstance(kind, kinds.HasApi):
+            check = kind.ready_check(spec)
         if check is None:
             return READY, f"HTTP {resp.status_code}"
         if check.states is not None:

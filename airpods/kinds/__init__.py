@@ -1,14 +1,15 @@
 """Service kinds: everything special about a kind of service lives in its module here.
 
     from airpods import kinds
-    kind = kinds.get(spec.kind)
-    kind.defaults("fast")          # what a new instance gets unless its TOML says otherwise
-    kind.ready_check(spec)         # an extra readiness check (llama-server: model listed)
-    kind.model_path(spec)          # where its argv says the model file is
-    kind.api_key(spec)             # the key clients must send
-    kind.status_fields(spec, ctx)  # keys it adds to its `status` row (router: "models")
+    kinds.get(spec.kind).defaults("fast")     # what a new instance gets unless its TOML says
+    api = kinds.capable(spec.kind, kinds.HasApi)   # the kind, if it has that capability
+    api.api_key(spec) if api else None        # the key clients must send
+    serves = kinds.capable(spec.kind, kinds.ServesModels)
+    serves.model_path(spec) if serves else None   # where its model file is
 
-The engine and the CLI ask this registry; no other module compares kind names. Kind modules
+A kind is one module with a `Kind` subclass that also inherits the capabilities it uses
+(airpods/kinds/capabilities.py), plus its line in `register(...)` below. The engine and the
+CLI ask this registry; no other module compares kind names. Kind modules
 are light (no HTTP client, no pydantic): the schema and the cache-hit path import them.
 """
 
@@ -27,20 +28,35 @@ from airpods.kinds.base import (
     StatusContext,
     WiringError,
 )
+from airpods.kinds.capabilities import (
+    AddsStatus,
+    Defers,
+    HasApi,
+    JoinsBackends,
+    OwnsKeys,
+    Renders,
+    RoutesModels,
+    ServesModels,
+)
 from airpods.kinds.gateway import Gateway
 from airpods.kinds.generic import Generic
 from airpods.kinds.llama_server import LlamaServer
 from airpods.kinds.ollama import Ollama
 from airpods.kinds.open_webui import OpenWebUI
-from airpods.kinds.registry import get, names, register
+from airpods.kinds.registry import capable, get, names, register
 
 DEFAULT_KIND = "generic"
 
 register(Generic(), LlamaServer(), Ollama(), OpenWebUI(), Gateway())
 
+# Each group of hooks a kind may implement (hooks on the base Kind: `defaults` alone).
+CAPABILITIES = (ServesModels, HasApi, RoutesModels, AddsStatus, OwnsKeys, Renders, Defers,
+                JoinsBackends)
+
 __all__ = [
-    "DEFAULT_KIND", "Backend", "HostPath", "Kind", "Memory", "ModelCheck", "ServedModel",
-    "StatusContext", "WiringError", "get", "names",
+    "CAPABILITIES", "DEFAULT_KIND", "AddsStatus", "Backend", "Defers", "HasApi", "HostPath",
+    "JoinsBackends", "Kind", "Memory", "ModelCheck", "OwnsKeys", "Renders", "RoutesModels",
+    "ServedModel", "ServesModels", "StatusContext", "WiringError", "capable", "get", "names",
 ]
 
 
@@ -67,10 +83,10 @@ def looks_like_llama_server(svc: Mapping[str, Any]) -> bool:
     return any(isinstance(m, str) and ".gguf" in m for m in models)
 
 
-def backend_lists() -> dict[str, list[Kind]]:
+def backend_lists() -> dict[str, list[JoinsBackends]]:
     """Template name of each backend list (`openai_backends`) -> the kinds that join it."""
-    lists: dict[str, list[Kind]] = {}
+    lists: dict[str, list[JoinsBackends]] = {}
     for kind in (get(n) for n in names()):
-        if kind.backend_list:
+        if isinstance(kind, JoinsBackends):
             lists.setdefault(kind.backend_list, []).append(kind)
     return lists

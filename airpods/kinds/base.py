@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airpods.record import record
@@ -10,9 +10,7 @@ from airpods.record import record
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from airpods.config.schema import AirpodsConfig, ServiceConfig
     from airpods.host import HostFacts
-    from airpods.spec import ContainerSpec
 
 # Reads a resolved value of the service being wired, by key path relative to the service
 # (("ports", 0, "container")); returns `default` when the key is absent.
@@ -27,7 +25,7 @@ HostPath = Callable[[str], "Path | None"]
 
 @record
 class StatusContext:
-    """What `Kind.status_fields` may look at besides the spec."""
+    """What `AddsStatus.status_fields` may look at besides the spec."""
 
     running: bool  # its container runs (so its API may be asked, bounded by `timeout_s`)
     host: HostFacts
@@ -85,7 +83,7 @@ class RouterModel:
 
 
 class ModelRouter(Protocol):
-    """A running service that serves many models and loads them on demand (`Kind.router`).
+    """A running service that serves many models and loads them on demand (`RoutesModels.router`).
 
     What `status`, `models load/unload` and `models list` may ask; each kind that has a router
     mode implements it in its own module.
@@ -125,7 +123,9 @@ def instance_defaults(service: str) -> dict[str, Any]:
 
 
 class Kind:
-    """A generic service: an image with ports, volumes and a health path. Subclasses add."""
+    """What every kind has: a name and an instance's defaults (a generic service: an image with
+    ports, volumes and a health path). Whatever else a kind adds is a capability it inherits
+    (airpods/kinds/capabilities.py); callers ask for one with `kinds.capable`."""
 
     name = "generic"
     # Its volumes hold models (GGUF files, Ollama's store): hours of downloads to lose, so
@@ -133,8 +133,6 @@ class Kind:
     holds_models = False
     # HTTP 503 from its health path means "loading a model", not "something is wrong".
     loading_on_503 = False
-    # The template list this kind's enabled instances join (e.g. "openai_backends"), if any.
-    backend_list: str | None = None
     # The values its `mode` key may take ("router": many models behind one endpoint).
     modes: tuple[str, ...] = ("single",)
     # How to build its image without a registry (a script in the airpods repo), if there is one.
@@ -142,121 +140,6 @@ class Kind:
 
     def defaults(self, service: str) -> dict[str, Any]:
         return instance_defaults(service)
-
-    def ready_check(self, spec: ContainerSpec) -> ModelCheck | None:
-        return None
-
-    def model_path(self, spec: ContainerSpec) -> str | None:
-        """The model file's path inside the container, when the kind serves one file."""
-        return None
-
-    def model_files(self, spec: ContainerSpec) -> tuple[str, ...]:
-        """Every model file its config names, as paths inside the container (a router: each
-        preset's file)."""
-        path = self.model_path(spec)
-        return (path,) if path else ()
-
-    def model_dir(self, spec: ContainerSpec) -> str | None:
-        """A directory inside the container whose every GGUF it serves (a router without
-        presets), or None."""
-        return None
-
-    def context_size(self, spec: ContainerSpec) -> int | None:
-        """The context length its argv asks for (None: the server's own default)."""
-        return None
-
-    def model_id(self, spec: ContainerSpec) -> str | None:
-        """The model name clients use, for `status`."""
-        return None
-
-    def api_key(self, spec: ContainerSpec) -> str | None:
-        """The key clients must send (Bearer), or None."""
-        return None
-
-    def backend(self, service: str, read: Reader) -> Backend:
-        """This instance as an entry of `backend_list` (only called when that is set)."""
-        raise NotImplementedError
-
-    def configure(self, spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
-        """What the kind renders from its own config keys (`mode`, `router`, `models`)."""
-        return spec
-
-    def config_tables(self) -> dict[str, Any]:
-        """Keys this kind adds to a service's table: {key: (type, pydantic Field)}, validated
-        with the shared schema (config.kind_checks.config_model). Only this kind's services may
-        set them (config.kind_checks.foreign_keys); `config_problems` says which of its modes
-        use them. Import pydantic models lazily here: kind modules stay light."""
-        return {}
-
-    def missing_keys(self, svc: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-        """(key, what it is, hint) for each key the service's table (raw, the kind's defaults
-        merged in, before templates) must set but does not: said as the user's omission, not
-        as a template of the kind's that names an undefined value."""
-        return []
-
-    def config_problems(
-        self, svc: ServiceConfig
-    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
-        """(key path within the service, message, hint) for what its mode cannot use."""
-        return []
-
-    def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
-        """`spec` with its `deferred` settings decided from the model files (start, status)."""
-        return spec
-
-    def prepare_host(self, spec: ContainerSpec) -> None:
-        """Make what the container needs on this host (a bind-mounted directory), right before
-        it is created or started: after every image is here, so a refused start makes nothing."""
-
-    def finalize(self, spec: ContainerSpec) -> ContainerSpec:
-        """The last word on a rendered spec (e.g. moving a key out of the environment)."""
-        return spec
-
-    def required_files(self, spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
-        """(what, path inside the container) of files that must exist before it is created."""
-        return ()
-
-    def router(self, spec: ContainerSpec) -> ModelRouter | None:
-        """The model router's API when the service serves many models (router mode)."""
-        return None
-
-    def status_fields(self, spec: ContainerSpec, ctx: StatusContext) -> dict[str, Any]:
-        """Keys this kind adds to its `status` row, after the common ones (`--json` too: name
-        each in docs/json.md and tests/unit/test_json_contract.py).
-
-        Runs on every `status`, in the service's probe thread (in parallel with the other
-        services): keep it cheap. Import lazily, bound any request by `ctx.timeout_s`, read
-        Podman only through `ctx.podman`, and never raise for a service that does not answer
-        (leave the key out or say so in its value: `health` already says why).
-        """
-        return {}
-
-    # --- the gateway (airpods/kinds/gateway.py) ---------------------------------------------
-
-    def served_models(self, spec: ContainerSpec, svc: ServiceConfig) -> tuple[ServedModel, ...]:
-        """The models a gateway can route to this service (none: it serves no model API)."""
-        return ()
-
-    def wire(
-        self, spec: ContainerSpec, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts
-    ) -> ContainerSpec:
-        """What a kind renders from the other services (the gateway: their models)."""
-        return spec
-
-    def config_problems_in(
-        self, service: str, config: AirpodsConfig
-    ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
-        """(full key path, message, hint) for what needs every service to check."""
-        return []
-
-    def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
-        """`spec` as `export` writes it: what `start` would take from this shell, taken now
-        (`start_problems` were checked first)."""
-        return spec
-
-    def start_problems(self, spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]:
-        """One-line reasons `start` must refuse (an unset variable the service needs)."""
-        return []
 
 
 @record

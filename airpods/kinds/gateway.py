@@ -1,6 +1,6 @@
 """The gateway: LiteLLM's proxy, one OpenAI endpoint in front of every local model.
 
-Every enabled model server (`Kind.served_models`: a llama-server's alias, a router's preset ids)
+Every enabled model server (`served_models`: a llama-server's alias, a router's preset ids)
 becomes a gateway model at its in-network URL with its key; `remotes` add models elsewhere, and
 `fallbacks` send a local model's requests to remotes, in order, when local cannot answer.
 Private models (and requests carrying `X-Airpods-Private: 1`) never leave: the guard module
@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Backend, Kind, Reader, instance_defaults, service_url
+from airpods.kinds.capabilities import Defers, HasApi, JoinsBackends, OwnsKeys, Renders
 from airpods.kinds.gateway_names import (  # noqa: F401 (gateway.X is their public name)
     CONFIG_TARGET,
     ENTRY_SCRIPT,
@@ -58,7 +59,7 @@ def usage_host_dir(service: str) -> Path:
     return user_dir("data") / "gateway" / service
 
 
-class Gateway(Kind):
+class Gateway(Kind, HasApi, OwnsKeys, Renders, Defers, JoinsBackends):
     name = "gateway"
     local_build = "containers/python-service/build.sh litellm"
     # Open WebUI with `via_gateway = true` takes this list instead of `openai_backends`.

@@ -19,7 +19,8 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from airpods.kinds.base import Kind, ServedModel
+from airpods.kinds.base import ServedModel
+from airpods.kinds.capabilities import ServesModels
 from airpods.record import replace
 
 if TYPE_CHECKING:
@@ -57,8 +58,8 @@ def local_models(
     host = host or _neutral_host()
     found = []
     for name, svc in config.services.items():
-        kind = kinds.get(svc.kind)
-        if name == service or not svc.enabled or type(kind).served_models is Kind.served_models:
+        kind = kinds.capable(svc.kind, ServesModels)
+        if name == service or not svc.enabled or kind is None:
             continue
         peer = render_service(name, svc, config, host)
         found += [(name, model) for model in kind.served_models(peer, svc)]

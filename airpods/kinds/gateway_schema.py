@@ -12,7 +12,7 @@
     [services.gateway.clients.laptop]     # a key generated once, revoked by removing the table
 
 The shared schema (airpods.config.schema) knows none of them: the kind adds them to the service
-model (`Kind.config_tables`, assembled by airpods.config.kind_checks.config_model), so keys,
+model (`OwnsKeys.config_tables`, assembled by airpods.config.kind_checks.config_model), so keys,
 defaults and messages are those of any schema key. What needs every service at once (unknown or
 duplicate model names, cycles, private models with fallbacks) is checked by the gateway kind
 (`airpods.kinds.gateway.config_problems_in`). Imported only to validate a configuration: kind

@@ -1,6 +1,6 @@
 """llama-server's own config checks, both modes: numbers it would misbehave on, and what router
 mode's preset INI cannot hold (airpods/kinds/llama_router.py renders it). Pure: no files, no
-Podman; the schema calls them through `Kind.config_problems`.
+Podman; the schema calls them through `OwnsKeys.config_problems`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS
+from airpods.kinds.argv import ALIAS_FLAGS, CTX_FLAGS, MODEL_FLAGS
 from airpods.kinds.llama_router import ROUTER_FLAGS
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ Path = tuple[str | int, ...]
 # the alias from the id, host/port/key are the router's own, and a key in the INI would leak).
 PRESET_FORBIDDEN = frozenset({*MODEL_FLAGS, *ALIAS_FLAGS, "--host", "--port", "--api-key",
                               "--api-key-file"})
-CTX_FLAGS = ("--ctx-size", "-c")
 MAX_CTX = 1 << 28  # the largest plausible context (gguf_meta.LIMITS); real models: up to 10M
 
 

@@ -2,8 +2,8 @@
 `[services.NAME.models.ID]` table per preset.
 
 The shared schema (airpods.config.schema) knows none of them: the kind adds them to the service
-model (`Kind.config_tables`, assembled by airpods.config.kind_checks.config_model), so TOML keys,
-defaults and error messages are those of any schema key. Imported only to validate a
+model (`OwnsKeys.config_tables`, assembled by airpods.config.kind_checks.config_model), so TOML
+keys, defaults and error messages are those of any schema key. Imported only to validate a
 configuration: kind modules stay free of pydantic on the cache-hit path.
 """
 

@@ -26,7 +26,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS, option_value
+from airpods.kinds.argv import ALIAS_FLAGS, CTX_FLAGS, MODEL_FLAGS, arg_value, as_int
 from airpods.kinds.base import RouterModel
 from airpods.record import replace
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig
     from airpods.host import HostFacts
     from airpods.kinds.base import HostPath, Memory
-    from airpods.spec import ContainerSpec
+    from airpods.spec import ContainerSpec, ServingSettings
 
 PRESET_TARGET = "/run/secrets/models-preset.ini"
 DEFAULT_MODELS_DIR = "/models"
@@ -102,6 +102,35 @@ def render_ini(svc: ServiceConfig, directory: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def serving(svc: ServiceConfig, api_keys: str, env: Mapping[str, str]) -> ServingSettings:
+    """The router's settings, typed: what `render_ini` and `configure` write, for the readers
+    below (never parsed back from the INI or the argv)."""
+    from airpods.spec import ServedPreset, ServingSettings
+
+    directory = models_dir(svc)
+    common = _own_ctx(_global_args(svc), None)
+    preload = set(svc.router.preload)
+    presets = tuple(
+        ServedPreset(model_id, posixpath.join(directory, preset.file),
+                     _own_ctx(preset.command_args, common), model_id in preload)
+        for model_id, preset in svc.models.items()
+    ) or tuple(ServedPreset(model_id, None, common, True) for model_id in svc.router.preload)
+    return ServingSettings(
+        ctx_size=as_int(env.get("LLAMA_ARG_CTX_SIZE")), api_keys=api_keys, router=True,
+        models_dir=None if svc.models else directory, models_ctx_size=common, presets=presets,
+    )
+
+
+def _own_ctx(args: Mapping[str, Any], common: int | None) -> int | None:
+    """A preset's own ctx_size as its INI section holds it (`ctx-size` before `c`), else the
+    router's `[*]` one."""
+    for flag in CTX_FLAGS:
+        own = arg_value(args, (flag,))
+        if own is not None:
+            return as_int(own)
+    return common
+
+
 AUTO_NOTE = "router models_max: auto"
 
 
@@ -148,16 +177,16 @@ def _model_needs(spec: ContainerSpec, host_path: HostPath) -> list[int]:
     from airpods.models.fit import effective_ctx, estimate
     from airpods.models.gguf_meta import read_meta
 
-    sections = presets(spec)
-    common = sections.get("*", {})
-    files = {name: (keys["model"], keys) for name, keys in sections.items()
-             if name != "*" and "model" in keys}
+    serving = spec.serving
+    if serving is None:
+        return []
+    files = [(p.file, p.ctx_size) for p in serving.presets if p.file]
     if not files:  # every GGUF of the models dir
         directory = host_path(spec_models_dir(spec))
         found = sorted(directory.glob("*.gguf")) if directory is not None else []
-        files = {path.stem: (f"{spec_models_dir(spec)}/{path.name}", {}) for path in found}
+        files = [(f"{spec_models_dir(spec)}/{p.name}", serving.models_ctx_size) for p in found]
     needs = []
-    for model, keys in files.values():
+    for model, ctx in files:
         path = host_path(model)
         if path is None or not path.is_file():
             continue
@@ -165,23 +194,8 @@ def _model_needs(spec: ContainerSpec, host_path: HostPath) -> list[int]:
             meta = read_meta(path)
         except (AirpodsError, OSError):
             continue
-        ctx = _ini_int(keys, common, ("ctx-size", "c"))
         needs.append(estimate(meta, path.stat().st_size, effective_ctx(ctx, meta)).total_bytes)
     return needs
-
-
-def _ini_int(
-    keys: Mapping[str, str], common: Mapping[str, str], names: tuple[str, ...]
-) -> int | None:
-    """A preset's own value of one of `names`, else the `[*]` section's."""
-    for table in (keys, common):
-        for name in names:
-            if name in table:
-                try:
-                    return int(table[name])
-                except ValueError:
-                    return None
-    return None
 
 
 def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
@@ -226,51 +240,25 @@ def configure(spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> Conta
 
 
 def is_router(spec: ContainerSpec) -> bool:
-    return any(f.target == PRESET_TARGET for f in spec.config_files)
-
-
-def parse_ini(text: str) -> dict[str, dict[str, str]]:
-    """Sections of an INI that `render_ini` wrote: {section: {key: value}}."""
-    sections: dict[str, dict[str, str]] = {}
-    current: dict[str, str] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith((";", "#")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1].strip(), {})
-        elif "=" in line and current is not None:
-            key, _, value = line.partition("=")
-            current[key.strip()] = value.strip()
-    return sections
-
-
-def presets(spec: ContainerSpec) -> dict[str, dict[str, str]]:
-    """The spec's preset INI sections, `[*]` included ({} when not a router)."""
-    for f in spec.config_files:
-        if f.target == PRESET_TARGET:
-            return parse_ini(f.value)
-    return {}
+    return spec.serving is not None and spec.serving.router
 
 
 def preload_ids(spec: ContainerSpec) -> tuple[str, ...]:
-    return tuple(
-        name for name, keys in presets(spec).items()
-        if name != "*" and keys.get("load-on-startup") == "true"
-    )
+    presets = spec.serving.presets if spec.serving else ()
+    return tuple(p.id for p in presets if p.load_on_startup)
 
 
 def preset_files(spec: ContainerSpec) -> dict[str, str]:
     """{model id: its model path inside the container} for the presets that name a file."""
-    return {name: keys["model"] for name, keys in presets(spec).items()
-            if name != "*" and "model" in keys}
+    presets = spec.serving.presets if spec.serving else ()
+    return {p.id: p.file for p in presets if p.file}
 
 
 def required_files(spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
     """(what, path inside the container) of the files the router cannot start without."""
     files = preset_files(spec)
     found = [(f"the file of model {model_id!r}", path) for model_id, path in files.items()]
-    if is_router(spec) and option_value(spec.command, ("--models-dir",)):
+    if is_router(spec) and spec.serving and spec.serving.models_dir:
         directory = spec_models_dir(spec)
         found += [(f"the file of preloaded model {model_id!r}",
                    posixpath.join(directory, f"{model_id}.gguf"))
@@ -279,9 +267,8 @@ def required_files(spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
 
 
 def spec_models_dir(spec: ContainerSpec) -> str:
-    directory = option_value(spec.command, ("--models-dir",))
-    if directory:
-        return directory
+    if spec.serving and spec.serving.models_dir:
+        return spec.serving.models_dir
     files = list(preset_files(spec).values())
     return posixpath.dirname(files[0]) if files else DEFAULT_MODELS_DIR
 
@@ -306,12 +293,23 @@ def parse_models(payload: Any, directory: str = DEFAULT_MODELS_DIR) -> list[Rout
             "loaded": "loaded", "sleeping": "unloaded", "loading": "loading",
             "downloading": "loading",
         }.get(raw, "unloaded")
-        path = option_value(tuple(str(a) for a in args), MODEL_FLAGS) or ""
+        path = _model_arg([str(a) for a in args])
         out.append(RouterModel(
             id=entry["id"], state=state, file=path.removeprefix(prefix), args=tuple(args),
             exit_code=code if isinstance(code, int) else None, raw=raw,
         ))
     return out
+
+
+def _model_arg(args: list[str]) -> str:
+    """The model path in a child's argv as the router reports it (its reply, not our argv)."""
+    path = ""
+    for i, arg in enumerate(args):
+        if arg in MODEL_FLAGS and i + 1 < len(args):
+            path = args[i + 1]
+        elif arg.startswith("--model="):
+            path = arg.removeprefix("--model=")
+    return path
 
 
 def load_states(payload: Any) -> dict[str, tuple[str, str]]:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from airpods.kinds import capabilities as can
 from airpods.kinds import llama_router
-from airpods.kinds.argv import ALIAS_FLAGS, MODEL_FLAGS, drop_option, option_value
+from airpods.kinds.argv import ALIAS_FLAGS, CTX_FLAGS, MODEL_FLAGS, arg_value, as_int, drop_option
 from airpods.kinds.base import (
     Backend,
     HostPath,
@@ -36,7 +37,7 @@ from airpods.record import replace
 if TYPE_CHECKING:
     from airpods.config.schema import ServiceConfig
     from airpods.host import HostFacts
-    from airpods.spec import ContainerSpec
+    from airpods.spec import ContainerSpec, ServingSettings
 
 KEY_VARIABLE = "LLAMA_API_KEY"
 KEY_FLAG = "--api-key"
@@ -50,7 +51,8 @@ MODEL_VOLUME = "airpods_llamacpp_models"
 _ROUTER = "(mode | default('single')) == 'router'"  # in a template, about the service itself
 
 
-class LlamaServer(Kind):
+class LlamaServer(Kind, can.ServesModels, can.HasApi, can.RoutesModels, can.AddsStatus,
+                  can.OwnsKeys, can.Renders, can.Defers, can.JoinsBackends):
     name = "llama-server"
     local_build = "containers/llama-server/build.sh"
     holds_models = True
@@ -59,6 +61,8 @@ class LlamaServer(Kind):
     modes = ("single", "router")
 
     def defaults(self, service: str) -> dict[str, Any]:
+        from airpods.models.fit import LLAMA_DEFAULT_CTX
+
         return {
             **instance_defaults(service),
             "image": IMAGES["cpu"],
@@ -75,7 +79,7 @@ class LlamaServer(Kind):
                 # A router (mode = "router") serves many models and needs no default_model.
                 "model": f"{{{{ '' if {_ROUTER} else '/models/' ~ default_model }}}}",
                 "alias": f"{{{{ '' if {_ROUTER} else default_model | replace('.gguf', '') }}}}",
-                "ctx_size": 4096,
+                "ctx_size": LLAMA_DEFAULT_CTX,
                 "host": "0.0.0.0",
                 "port": "{{ ports[0].container }}",
                 "n_gpu_layers": "{{ 'all' if host.accelerator != 'cpu' else 0 }}",
@@ -98,7 +102,7 @@ class LlamaServer(Kind):
     def model_path(self, spec: ContainerSpec) -> str | None:
         if llama_router.is_router(spec):  # many models: the first preset's file, if any
             return next(iter(llama_router.preset_files(spec).values()), None)
-        return option_value(spec.command, MODEL_FLAGS) or spec.env.get("LLAMA_ARG_MODEL")
+        return spec.serving.model if spec.serving else None
 
     def model_files(self, spec: ContainerSpec) -> tuple[str, ...]:
         if llama_router.is_router(spec):
@@ -106,18 +110,12 @@ class LlamaServer(Kind):
         return super().model_files(spec)
 
     def model_dir(self, spec: ContainerSpec) -> str | None:
-        if llama_router.is_router(spec) and option_value(spec.command, ("--models-dir",)):
+        if llama_router.is_router(spec) and spec.serving and spec.serving.models_dir:
             return llama_router.spec_models_dir(spec)  # every GGUF there, named by its stem
         return None
 
     def context_size(self, spec: ContainerSpec) -> int | None:
-        value = option_value(spec.command, ("--ctx-size", "-c")) or spec.env.get(
-            "LLAMA_ARG_CTX_SIZE"
-        )
-        try:
-            return int(value) if value is not None else None
-        except ValueError:
-            return None
+        return spec.serving.ctx_size if spec.serving else None
 
     def model_id(self, spec: ContainerSpec) -> str | None:
         if llama_router.is_router(spec):
@@ -128,8 +126,7 @@ class LlamaServer(Kind):
         for secret in spec.secret_files:
             if secret.target == KEY_FILE_TARGET:  # one key a line
                 return next(iter(secret.value.split()), None)
-        return first_key(choose_keys(option_value(spec.command, (KEY_FLAG,)),
-                                     spec.env.get(KEY_VARIABLE))) or None
+        return first_key(spec.serving.api_keys if spec.serving else "") or None
 
     def ready_check(self, spec: ContainerSpec) -> ModelCheck:
         if llama_router.is_router(spec):
@@ -138,7 +135,7 @@ class LlamaServer(Kind):
         return ModelCheck("/v1/models", expected_model_ids(spec), self.api_key(spec))
 
     def configure(self, spec: ContainerSpec, svc: ServiceConfig, host: HostFacts) -> ContainerSpec:
-        return llama_router.configure(spec, svc, host)
+        return llama_router.configure(replace(spec, serving=serving(spec, svc)), svc, host)
 
     def config_tables(self) -> dict[str, Any]:
         from airpods.kinds import llama_config
@@ -201,7 +198,7 @@ class LlamaServer(Kind):
         base = f"http://{host}:{spec.ports[0].container_port}/v1"
         key = self.api_key(spec) or ""
         if llama_router.is_router(spec):
-            ids = [i for i in llama_router.presets(spec) if i != "*"]
+            ids = [p.id for p in spec.serving.presets] if spec.serving else []
             private = {i for i, preset in svc.models.items() if preset.private}
             return tuple(ServedModel(i, base, key, svc.private or i in private) for i in ids)
         ids = expected_model_ids(spec)
@@ -216,8 +213,7 @@ class LlamaServer(Kind):
         """Move the API key from env/argv into a mounted Podman secret (`--api-key-file`)."""
         from airpods.spec import SecretFile
 
-        flag_value = option_value(spec.command, (KEY_FLAG,))
-        keys = choose_keys(flag_value, spec.env.get(KEY_VARIABLE))
+        keys = spec.serving.api_keys if spec.serving else ""
         if not keys:
             return spec
         lines = "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n"
@@ -235,6 +231,23 @@ class LlamaServer(Kind):
         )
 
 
+def serving(spec: ContainerSpec, svc: ServiceConfig) -> ServingSettings:
+    """Its settings, typed, from its resolved `command_args` and environment (the values its
+    argv is rendered from): what every hook here reads."""
+    from airpods.spec import ServingSettings
+
+    args, env = svc.command_args, spec.env
+    keys = choose_keys(arg_value(args, (KEY_FLAG,)), env.get(KEY_VARIABLE))
+    if svc.mode == "router":
+        return llama_router.serving(svc, keys, env)
+    ctx = arg_value(args, CTX_FLAGS) or env.get("LLAMA_ARG_CTX_SIZE")
+    return ServingSettings(
+        model=arg_value(args, MODEL_FLAGS) or env.get("LLAMA_ARG_MODEL") or None,
+        alias=arg_value(args, ALIAS_FLAGS) or env.get("LLAMA_ARG_ALIAS") or None,
+        ctx_size=as_int(ctx), api_keys=keys,
+    )
+
+
 def choose_keys(flag_value: Any, env_value: Any) -> str:
     """The keys llama-server checks: the flag's value over the variable's; "" for none."""
     for value in (flag_value, env_value):
@@ -250,13 +263,14 @@ def first_key(keys: str) -> str:
 def expected_model_ids(spec: ContainerSpec) -> tuple[str, ...]:
     """Model ids llama-server lists in /v1/models for this spec; () = any model will do.
 
-    Named after `--alias`/`-a` (comma-separated aliases allowed), else after the `--model`
-    path (its basename is accepted too); LLAMA_ARG_ALIAS / LLAMA_ARG_MODEL are the fallbacks.
+    Named after its alias (comma-separated aliases allowed), else after its model path (its
+    basename is accepted too), as `serving` took them from `--alias` / `--model` or
+    LLAMA_ARG_ALIAS / LLAMA_ARG_MODEL.
     """
-    alias = option_value(spec.command, ALIAS_FLAGS) or spec.env.get("LLAMA_ARG_ALIAS")
+    alias = spec.serving.alias if spec.serving else None
     if alias:
         return tuple(a.strip() for a in alias.split(",") if a.strip())
-    model = option_value(spec.command, MODEL_FLAGS) or spec.env.get("LLAMA_ARG_MODEL")
+    model = spec.serving.model if spec.serving else None
     if model:
         base = model.rstrip("/").rsplit("/", 1)[-1]
         return (model,) if base == model else (model, base)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from airpods.kinds.base import Backend, Kind, Reader, instance_defaults, service_url
+from airpods.kinds.capabilities import JoinsBackends
 from airpods.kinds.image_pins import OLLAMA, OLLAMA_ROCM
 
 
-class Ollama(Kind):
+class Ollama(Kind, JoinsBackends):
     name = "ollama"
     holds_models = True
     loading_on_503 = True

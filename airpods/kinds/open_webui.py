@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import Kind, instance_defaults
+from airpods.kinds.capabilities import JoinsBackends, OwnsKeys
 from airpods.kinds.image_pins import OPEN_WEBUI
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ def _joined(attribute: str) -> str:
     return f"{{{{ {_CONNECTIONS} | map(attribute='{attribute}') | join(';') }}}}"
 
 
-class OpenWebUI(Kind):
+class OpenWebUI(Kind, OwnsKeys):
     name = "open-webui"
     local_build = "containers/python-service/build.sh open-webui"
 
@@ -78,7 +79,8 @@ class OpenWebUI(Kind):
         if not (svc.enabled and svc.via_gateway):
             return []
         gateways = [name for name, other in config.services.items() if other.enabled
-                    and kinds.get(other.kind).backend_list == GATEWAY_LIST]
+                    and getattr(kinds.capable(other.kind, JoinsBackends), "backend_list", None)
+                    == GATEWAY_LIST]
         if not gateways:
             return [(("services", service, "via_gateway"), "no enabled gateway to go through",
                      "enable one: [services.gateway] enabled = true; or set via_gateway = false")]

@@ -4,12 +4,13 @@ here, so no kind module imports the package that imports it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from airpods.kinds.base import Kind
 
 _REGISTRY: dict[str, Kind] = {}
+C = TypeVar("C")
 
 
 def register(*kinds: Kind) -> None:
@@ -26,3 +27,9 @@ def get(name: str) -> Kind:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown kind {name!r}; known kinds: {', '.join(_REGISTRY)}") from None
+
+
+def capable(name: str, capability: type[C]) -> C | None:
+    """The kind called `name` when it has `capability` (kinds/capabilities.py), else None."""
+    kind = get(name)
+    return kind if isinstance(kind, capability) else None

@@ -33,7 +33,8 @@ def served_files(spec: ContainerSpec) -> list[tuple[str, str]]:
     from airpods import kinds
     from airpods.models.store import model_volume
 
-    paths = kinds.get(spec.kind).model_files(spec)
+    serves = kinds.capable(spec.kind, kinds.ServesModels)
+    paths = serves.model_files(spec) if serves else ()
     mounts = {m.target: m.source for m in spec.mounts}
     found = []
     for path in paths:

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 RAM_HEADROOM = 0.20
 VRAM_HEADROOM = 0.10
 KV_BYTES = 2  # f16, llama.cpp's default --cache-type-k/-v
-LLAMA_DEFAULT_CTX = 4096  # llama-server's default when no --ctx-size is given
+# llama-server's default when no --ctx-size is given, and the ctx_size every llama-server of
+# airpods renders (kinds/llama_server.py): the one place it is written.
+LLAMA_DEFAULT_CTX = 4096
 # Bits per weight of common quants (llama.cpp's quantize figures for llama-class models), the
 # ladder the advice walks down.
 QUANT_BPW = {
@@ -77,7 +79,8 @@ def kv_bytes_per_token(meta: ModelMeta) -> int | None:
 
 
 def effective_ctx(ctx_size: int | None, meta: ModelMeta) -> int:
-    """The context llama-server allocates: --ctx-size, 0 = the model's own, absent = 4096."""
+    """The context llama-server allocates: --ctx-size, 0 = the model's own, absent = its
+    default (LLAMA_DEFAULT_CTX)."""
     if ctx_size is None:
         return LLAMA_DEFAULT_CTX
     if ctx_size == 0:

@@ -60,7 +60,9 @@ def serving(spec: ContainerSpec) -> Serving | None:
     from airpods import kinds
     from airpods.models.store import model_volume, mount_for
 
-    kind = kinds.get(spec.kind)
+    kind = kinds.capable(spec.kind, kinds.ServesModels)
+    if kind is None:
+        return None
     mounts = {m.target: m.source for m in spec.mounts}
     directory = kind.model_dir(spec)
     where = mount_for(directory, mounts) if directory else None
@@ -179,7 +181,8 @@ def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights:
     from airpods import kinds
     from airpods.models import fit as fitmod
 
-    ctx = fitmod.effective_ctx(kinds.get(spec.kind).context_size(spec), meta)
+    serves = kinds.capable(spec.kind, kinds.ServesModels)
+    ctx = fitmod.effective_ctx(serves.context_size(spec) if serves else None, meta)
     est = fitmod.estimate(meta, weights, ctx)
     on_gpu = spec.accelerator != "cpu"
     vram_total = (vram or fitmod.vram_total)(host) if on_gpu else None
@@ -277,7 +280,8 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
         spec = resolved.specs.get(name)
         if spec is None or "--metrics" not in spec.command or not spec.ports:
             continue
-        key = kinds.get(spec.kind).api_key(spec)
+        api = kinds.capable(spec.kind, kinds.HasApi)
+        key = api.api_key(spec) if api else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
             resp = httpx.get(f"{spec.ports[0].url}/metrics", headers=headers, timeout=1.0,
@@ -304,7 +308,7 @@ def answering_podman() -> Podman | None:
 def settle_specs(
     specs: Iterable[ContainerSpec], podman: Podman | None, host: HostFacts
 ) -> list[ContainerSpec]:
-    """`specs` with their `deferred` settings decided from the model files (`Kind.settle`: a
+    """`specs` with their `deferred` settings decided from the model files (`Defers.settle`: a
     router's models_max = "auto"). Without Podman they keep their placeholders."""
     specs = list(specs)
     if podman is None or not any(spec.deferred for spec in specs):
@@ -319,7 +323,9 @@ def settle_specs(
         if spec.deferred:
             on_gpu = spec.accelerator != "cpu"
             memory = kinds.Memory(ram_total(), fit.vram_total(host) if on_gpu else None)
-            spec = kinds.get(spec.kind).settle(spec, partial(_host_path, podman, spec), memory)
+            defers = kinds.capable(spec.kind, kinds.Defers)
+            if defers:
+                spec = defers.settle(spec, partial(_host_path, podman, spec), memory)
         settled.append(spec)
     return settled
 

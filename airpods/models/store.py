@@ -33,7 +33,8 @@ def model_location(spec: ContainerSpec) -> tuple[str, str]:
     from airpods import kinds
 
     mounts = {m.target: m.source for m in spec.mounts}
-    return model_volume(kinds.get(spec.kind).model_path(spec), mounts)
+    serves = kinds.capable(spec.kind, kinds.ServesModels)
+    return model_volume(serves.model_path(spec) if serves else None, mounts)
 
 
 def mount_for(path: str, mounts: dict[str, str]) -> tuple[str, str] | None:

@@ -24,7 +24,7 @@ import httpx
 
 from airpods.export.kube import render_kube
 from airpods.record import replace
-from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
+from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile, ServingSettings
 from tests.sandbox import free_port
 from tests.stack_config import airpods_env, llama_config
 
@@ -174,6 +174,8 @@ def test_secret_file_spec_plays_under_podman(
                                  "/run/secrets/llama-api-key", key),),
         cap_drop=("ALL",), security_opt=("no-new-privileges",),
         health=Health("/health", 200, 60, 1.0, port),
+        serving=ServingSettings(model="/models/tiny.gguf", alias="tiny-file", ctx_size=256,
+                                api_keys=key),
     )
     spec = replace(spec, config_hash="0")
     result = render_kube([spec])

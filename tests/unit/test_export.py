@@ -28,7 +28,7 @@ from airpods.export.model_init import hf_url
 from airpods.export.names import dns_label
 from airpods.export.quadlet import render_quadlet
 from airpods.record import replace
-from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile
+from airpods.spec import ContainerSpec, Health, Mount, PortMapping, SecretFile, ServingSettings
 
 KEY = "sk-llama-0123456789abcdefghijklmnopqrstuv"
 WEBUI_SECRET = "webui-secret-zyxwvutsrqponmlkjihgfedcba"
@@ -50,6 +50,7 @@ def llama(**changes) -> ContainerSpec:
         cap_drop=("ALL",), security_opt=("no-new-privileges",),
         health=Health("/health", 200, 900, 1.0, 8080),
         config_hash="abc123",
+        serving=ServingSettings(model="/models/qwen.gguf", alias="qwen", api_keys=KEY),
     )
     return replace(spec, **changes)
 
@@ -80,6 +81,7 @@ def gpu_llama() -> ContainerSpec:
         accelerator="cuda", devices=("nvidia.com/gpu=all",), env={"LLAMA_API_KEY": KEY},
         secret_env=frozenset({"LLAMA_API_KEY"}), secret_files=(), memory="16g", cpus=2.5,
         command=("--model", "/models/qwen.gguf", "--n-gpu-layers", "all"),
+        serving=ServingSettings(model="/models/qwen.gguf", api_keys=KEY),
     )
 
 
@@ -87,7 +89,8 @@ def rocm_llama() -> ContainerSpec:
     return llama(service="llamacpp-rocm", pod="airpods-llamacpp-rocm", container="rocm",
                  network_aliases=("llamacpp-rocm",), ports=(PortMapping("127.0.0.1", 8082, 8080),),
                  accelerator="rocm", devices=("/dev/kfd", "/dev/dri"), group_add=("44", "109"),
-                 secret_files=(), command=("--model", "/models/qwen.gguf"))
+                 secret_files=(), command=("--model", "/models/qwen.gguf"),
+                 serving=ServingSettings(model="/models/qwen.gguf"))
 
 
 def stack() -> list[ContainerSpec]:

@@ -150,7 +150,7 @@ def test_the_schema_sits_below_the_kinds() -> None:
 
 
 def test_kind_keys_are_the_kinds_own_not_the_shared_schemas() -> None:
-    """The router's and the gateway's tables come from their kinds (`Kind.config_tables`): the
+    """The router's and the gateway's tables come from their kinds (`OwnsKeys.config_tables`): the
     shared ServiceConfig has none of them, the model the loader validates with has them all."""
     from airpods.config.kind_checks import config_model
     from airpods.config.schema import ServiceConfig

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,8 +20,9 @@ from airpods.engine.readiness import (
     next_poll_interval,
     wait_ready,
 )
-from airpods.kinds.llama_server import expected_model_ids
+from airpods.kinds.llama_server import expected_model_ids, serving
 from airpods.localhttp import LocalHTTP, Reply, TransportError
+from airpods.record import replace
 from airpods.spec import ContainerSpec, Health, SecretFile
 
 LOADING_BODY = {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
@@ -127,7 +129,7 @@ def make_spec(
     path: str = "/health",
     health: bool = True,
 ) -> ContainerSpec:
-    return ContainerSpec(
+    spec = ContainerSpec(
         service=service,
         kind=kind,
         image="localhost/test:latest",
@@ -143,6 +145,14 @@ def make_spec(
         command=command,
         health=Health(path, 200, timeout_s, interval_s, port) if health else None,
     )
+    if kind != "llama-server":
+        return spec
+    # The typed settings llama-server's hooks read, as rendering sets them from command_args
+    # (here written as the argv they render to: `--flag value` pairs).
+    args = {flag.lstrip("-").replace("-", "_"): value
+            for flag, value in zip(command[::2], command[1::2], strict=True)}
+    svc = SimpleNamespace(command_args=args, mode="single")
+    return replace(spec, serving=serving(spec, svc))  # type: ignore[arg-type]
 
 
 LLAMA_CMD = ("--model", "/models/tiny.gguf", "--alias", "tiny", "--port", "8080")
@@ -542,7 +552,7 @@ def test_next_poll_interval():
 
 def test_expected_model_ids():
     def ids(command=(), env=None):
-        return expected_model_ids(make_spec(1, command=command, env=env))
+        return expected_model_ids(make_spec(1, kind="llama-server", command=command, env=env))
 
     assert ids(LLAMA_CMD) == ("tiny",)
     assert ids(("-a", "x,y")) == ("x", "y")

@@ -109,8 +109,7 @@ def test_without_presets_every_gguf_of_the_volume_is_served(tmp_path: Path) -> N
     spec = spec_of('[services.llamacpp]\nmode = "router"\n'
                    '[services.llamacpp.router]\npreload = ["tiny"]\n', tmp_path)
     assert spec.command[spec.command.index("--models-dir") + 1] == "/models"
-    ini = LR.parse_ini(spec.config_files[0].value)
-    assert ini["tiny"] == {"load-on-startup": "true"}
+    assert spec.config_files[0].value.endswith("\n[tiny]\nload-on-startup = true\n")
     assert LR.preload_ids(spec) == ("tiny",)
     kind = kinds.get("llama-server")
     # The router names the files it finds by their stem: a preloaded id needs its GGUF there.
@@ -172,7 +171,7 @@ def test_auto_models_max_takes_the_largest_models_that_fit_together(
 ) -> None:
     spec = spec_of(text, tmp_path)
     volume, host_path = _volume(tmp_path)
-    presets = "alpha" in LR.presets(spec)
+    presets = "alpha" in LR.preset_files(spec)
     needs = sorted([_need(volume / "alpha.gguf", 256),
                     _need(volume / "beta.gguf", 1024 if presets else 256)], reverse=True)
     llama = kinds.get("llama-server")
