@@ -334,7 +334,8 @@ def _resolve_and_validate(
 ) -> tuple[AirpodsConfig, HostFacts]:
     from pydantic import ValidationError
 
-    from airpods.config.templates import TemplateError, resolve_tree
+    from airpods.config.templates import resolve_tree
+    from airpods.errors import TemplateError
 
     requested = _requested_accelerator(raw)
     if host is None:

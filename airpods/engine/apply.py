@@ -14,9 +14,8 @@ from typing import Protocol
 
 from airpods.engine.plan import Plan, Step
 from airpods.engine.podman import Podman
-from airpods.engine.ports import PortInUse
 from airpods.engine.readiness import ContainerState, ReadinessEvent, ReadinessResult, wait_ready
-from airpods.errors import AirpodsError, PodmanError, ServiceFailed
+from airpods.errors import AirpodsError, PodmanError, PortInUse, ServiceFailed
 from airpods.record import record
 from airpods.spec import Actual, ContainerSpec
 

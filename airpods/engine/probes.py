@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from airpods import kinds
+from airpods.errors import LocalTransportError
 from airpods.http1 import on_server
 from airpods.kinds import ModelCheck
-from airpods.localhttp import Client, LocalHTTP, Reply, TransportError
+from airpods.localhttp import Client, LocalHTTP, Reply
 from airpods.spec import ContainerSpec
 
 
@@ -52,7 +53,7 @@ def _model_listed(
     want_text = " or ".join(repr(w) for w in wanted) or "a model"
     try:
         resp = client.get(url, headers=headers, timeout=timeout)
-    except TransportError as exc:
+    except LocalTransportError as exc:
         return False, f"{check.path}: {exc.detail}"
     if resp.status_code == 503:
         return False, _error_message(resp)
@@ -83,7 +84,7 @@ def _models_loaded(
     headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
     try:
         resp = client.get(url, headers=headers, timeout=timeout)
-    except TransportError as exc:
+    except LocalTransportError as exc:
         return LOADING, f"{check.path}: {exc.detail}"
     if resp.status_code != 200:
         return LOADING, f"{check.path}: HTTP {resp.status_code}: {_error_message(resp)}"
@@ -141,7 +142,7 @@ def _probe(
         return UNKNOWN, "no health check" if health is None else "no published port to probe"
     try:
         resp = client.get(url, timeout=timeout)
-    except TransportError as exc:
+    except LocalTransportError as exc:
         return STARTING, exc.detail
     kind = kinds.get(spec.kind)
     if resp.status_code == health.expected_status:

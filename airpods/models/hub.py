@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from airpods.errors import AirpodsError, UsageError
-from airpods.models.hubhttp import MAX_REDIRECTS, HubAnswer
+from airpods.errors import AirpodsError, BadAnswer, Deadline, HubAnswer, UsageError
+from airpods.models.hubhttp import MAX_REDIRECTS
 from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
 from airpods.models.retry import is_transient, retrying
 
@@ -58,8 +58,6 @@ def token_from_env(environ: dict[str, str] | None = None) -> str | None:
 def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
     """One line, naming the endpoint (masked) and the cause, for whatever a question raised."""
     from airpods.masking import mask_url, mask_urls_in
-    from airpods.models.hubapi import Deadline
-    from airpods.models.hubhttp import BadAnswer
 
     shown = mask_url(endpoint)
     if isinstance(exc, HubAnswer):

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
 from airpods import http1
-from airpods.errors import AirpodsError
+from airpods.errors import AirpodsError, BadAnswer, NotHTTP, TransportError
 from airpods.masking import mask_url
 
 CONNECT_TIMEOUT_S = 10.0
@@ -28,25 +28,6 @@ READ_TIMEOUT_S = 60.0  # per read: a body that keeps coming, however slowly, is 
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
 READ_BYTES = 1 << 20
-
-
-class TransportError(Exception):
-    """The connection failed, timed out or was cut: worth another try (models/retry.py)."""
-
-
-class BadAnswer(Exception):
-    """An answer that is not what the hub sends (not HTTP, not its JSON): not worth a retry."""
-
-
-class HubAnswer(Exception):
-    """An error answer from the hub (its X-Error-Code says which, where it sends one)."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response  # is_transient reads response.status_code (5xx, 429: retried)
-        self.status = int(response.status_code)
-        self.code = response.headers.get("X-Error-Code", "")
-        self.message = response.headers.get("X-Error-Message", "")
-        super().__init__(f"HTTP {self.status} {self.code}".strip())
 
 
 class Headers(dict):
@@ -196,11 +177,11 @@ class HubClient:
             rfile = sock.makefile("rb", buffering=READ_BYTES)
             _, status, _, found = http1.read_head(rfile)
             watchdog.cancel()
-        except http1.NotHTTP as exc:
+        except NotHTTP as exc:
             watchdog.cancel()
             sock.close()
             raise BadAnswer(f"{method} {mask_url(url)}: {exc}") from None
-        except OSError as exc:  # http1.Closed included
+        except OSError as exc:  # ConnectionClosed included
             watchdog.cancel()
             sock.close()
             cause = (f"no status line and headers within {self.head_timeout:g} s"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from airpods.models.hubhttp import HubClient, TransportError
+from airpods.errors import TransportError
+from airpods.models.hubhttp import HubClient
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
 

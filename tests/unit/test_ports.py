@@ -7,6 +7,7 @@ import os
 import socket
 
 from airpods.engine.ports import _hex_ip, in_use_error, port_holder
+from airpods.errors import PortInUse
 
 
 def test_a_listening_socket_is_found_with_its_process() -> None:
@@ -59,7 +60,7 @@ def test_a_vague_start_failure_is_recognised_by_the_ports_holder(tmp_path, monke
         spec = spec_of("[services.llamacpp]\n", tmp_path)
         spec = replace(spec, ports=(replace(spec.ports[0], host_port=port),))
         monkeypatch.setattr(ports, "transient_service_pid", lambda environ: os.getpid())
-        with pytest.raises(ports.PortInUse) as err:
+        with pytest.raises(PortInUse) as err:
             apply._start(RefusingPodman(), spec)  # type: ignore[arg-type]
         assert err.value.holder is not None and err.value.holder.transient
         assert f"port {port} on 127.0.0.1 is already in use by airpods' transient" in (

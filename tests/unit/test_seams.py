@@ -1,0 +1,57 @@
+"""One seam per outside system: the rules that keep it so, read from the source (no imports)."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "airpods"
+BUILTIN_ERRORS = {name for name, value in vars(builtins).items()
+                  if isinstance(value, type) and issubclass(value, BaseException)}
+
+
+def _classes() -> list[tuple[str, str, list[str]]]:
+    """(module path, class name, base names) of every class in airpods/."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b).rpartition(".")[2] for b in node.bases]
+                found.append((str(path.relative_to(PACKAGE.parent)), node.name, bases))
+    return found
+
+
+def exception_classes() -> list[tuple[str, str]]:
+    """(module path, name) of every exception class airpods defines: a builtin exception or
+    one of these among its bases (by name, which is how this code base spells them)."""
+    classes = _classes()
+    known = set(BUILTIN_ERRORS)
+    grew = True
+    while grew:
+        new = {name for _, name, bases in classes if name not in known and known & set(bases)}
+        known |= new
+        grew = bool(new)
+    return [(path, name) for path, name, _ in classes if name in known - BUILTIN_ERRORS]
+
+
+def test_every_shared_exception_lives_in_errors_py() -> None:
+    """airpods/errors.py draws the tree; only a private one (raised and caught in its module,
+    named with `_`) may live elsewhere."""
+    outside = sorted(f"{path}: {name}" for path, name in set(exception_classes())
+                     if path != "airpods/errors.py" and not name.startswith("_"))
+    assert outside == []
+
+
+def test_no_two_exceptions_share_a_name() -> None:
+    names = [name for _, name in set(exception_classes())]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_the_docstring_names_every_class_in_errors_py() -> None:
+    import airpods.errors as errors
+
+    drawn = errors.__doc__ or ""
+    defined = [name for path, name in set(exception_classes()) if path == "airpods/errors.py"]
+    assert len(defined) >= 20
+    assert [name for name in defined if f" {name} -" not in drawn] == []
