@@ -9,6 +9,7 @@ from enum import StrEnum
 from airpods import kinds
 from airpods.errors import LocalTransportError
 from airpods.http1 import on_server
+from airpods.http_clients import local
 from airpods.kinds import ModelCheck
 from airpods.localhttp import Client, LocalHTTP, Reply
 from airpods.spec import ContainerSpec
@@ -162,8 +163,7 @@ def _probe(
 
 
 def new_client(timeout: float | None = None) -> LocalHTTP:
-    # Health URLs are always plain http:// (Health.url builds them): no TLS, no proxy.
-    return LocalHTTP(timeout=timeout)
+    return local(timeout)
 
 
 def probe_once(

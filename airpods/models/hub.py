@@ -234,21 +234,18 @@ class Hub:
         """The client for this hub's requests and downloads (built once): airpods' own
         (models/hubhttp.py), or httpx where a proxy applies to the endpoint."""
         if self._http is None:
-            from airpods.models.hubhttp import (
-                CONNECT_TIMEOUT_S,
-                HEAD_TIMEOUT_S,
-                READ_TIMEOUT_S,
-                http_client,
-            )
+            from airpods import http_clients
             from airpods.models.reach import target
 
             if target(self.endpoint)[2].startswith("proxy "):
-                self._http = http_client()
+                self._http = http_clients.hub_httpx()
             else:
                 from airpods.models.hubhttp import HubClient
 
-                self._http = HubClient(connect_timeout=CONNECT_TIMEOUT_S,
-                                       read_timeout=READ_TIMEOUT_S, head_timeout=HEAD_TIMEOUT_S)
+                self._http = HubClient(connect_timeout=http_clients.HUB_CONNECT_S,
+                                       read_timeout=http_clients.HUB_READ_S,
+                                       head_timeout=http_clients.HUB_HEAD_S,
+                                       user_agent=http_clients.USER_AGENT)
         return self._http
 
     def close(self) -> None:

@@ -267,9 +267,9 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
     """service -> (prompt, generated) tokens its llama-server has served, read from `/metrics`
     just before it stops. Only servers started with `--metrics`; one that does not answer
     within a second is skipped: a stop is never held up by bookkeeping."""
-    import httpx
-
     from airpods import kinds
+    from airpods.errors import LocalTransportError
+    from airpods.http_clients import local
     from airpods.models.usage import parse_metrics
 
     found: dict[str, tuple[int, int]] = {}
@@ -280,9 +280,9 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
         key = kinds.get(spec.kind).api_key(spec)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
-            resp = httpx.get(f"{spec.ports[0].url}/metrics", headers=headers, timeout=1.0,
-                             trust_env=False)
-        except httpx.HTTPError:
+            with local(timeout=1.0) as client:
+                resp = client.get(f"{spec.ports[0].url}/metrics", headers=headers)
+        except LocalTransportError:
             continue
         counts = parse_metrics(resp.text) if resp.status_code == 200 else None
         if counts is not None:

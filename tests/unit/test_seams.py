@@ -55,3 +55,27 @@ def test_the_docstring_names_every_class_in_errors_py() -> None:
     defined = [name for path, name in set(exception_classes()) if path == "airpods/errors.py"]
     assert len(defined) >= 20
     assert [name for name in defined if f" {name} -" not in drawn] == []
+
+
+# --- HTTP: airpods/http_clients.py builds every client -----------------------------------------
+
+CONSTRUCTORS = ("httpx.Client(", "httpx.AsyncClient(", "httpx.get(", "httpx.post(",
+                "httpx.request(", "httpx.stream(", "LocalHTTP(", "urlopen(", "HTTPConnection(",
+                "HTTPSConnection(")
+
+
+def http_client_sites() -> list[str]:
+    """`module: call` for every HTTP client airpods builds (class definitions aside)."""
+    sites = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            sites += [f"{path.relative_to(PACKAGE.parent)}:{number}: {call}"
+                      for call in CONSTRUCTORS if call in code and "class " not in code]
+    return sites
+
+
+def test_http_clients_are_built_in_one_module() -> None:
+    outside = [site for site in http_client_sites()
+               if not site.startswith("airpods/http_clients.py:")]
+    assert outside == []
