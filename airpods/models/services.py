@@ -14,7 +14,7 @@ from airpods.models.store import volume_dir
 from airpods.record import record
 
 if TYPE_CHECKING:
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
     from airpods.host import HostFacts
     from airpods.models.fit import Fit, MemoryEstimate
     from airpods.models.gguf_meta import ModelMeta

@@ -79,3 +79,43 @@ def test_http_clients_are_built_in_one_module() -> None:
     outside = [site for site in http_client_sites()
                if not site.startswith("airpods/http_clients.py:")]
     assert outside == []
+
+
+# --- Podman: one protocol, the real adapter and the one fake both implement it ----------------
+
+
+def test_the_adapter_and_the_fake_implement_the_podman_protocol() -> None:
+    import inspect
+
+    from airpods.engine.podman import Podman as Adapter
+    from airpods.engine.podman_protocol import Podman
+    from tests.fake_podman import FakePodman
+
+    members = [name for name, value in vars(Podman).items()
+               if callable(value) and not name.startswith("_")]
+    assert len(members) >= 20
+    adapter = Adapter("unix:///nonexistent/podman.sock")  # connects on first request only
+    for implementation in (adapter, FakePodman()):
+        assert isinstance(implementation, Podman)
+        for name in members:
+            want = list(inspect.signature(getattr(Podman, name)).parameters)[1:]
+            got = list(inspect.signature(getattr(implementation, name)).parameters)
+            assert got == want, f"{type(implementation).__name__}.{name}"
+
+
+def test_unit_tests_share_one_podman_fake() -> None:
+    """No test module defines its own Podman stand-in or replaces cli.context.connect itself:
+    tests/fake_podman.py does both, once."""
+    tests = PACKAGE.parent / "tests" / "unit"
+    own = []
+    for path in sorted(tests.glob("*.py")):
+        if path.name == Path(__file__).name:
+            continue  # the patterns below
+        text = path.read_text()
+        tree = ast.parse(text)
+        own += [f"{path.name}: {node.name}" for node in ast.walk(tree)
+                if isinstance(node, ast.ClassDef) and "Podman" in node.name]
+        own += [f"{path.name}: patches connect" for line in text.splitlines()
+                if "context.connect" in line and "setattr" in line
+                or 'context, "connect"' in line]
+    assert own == []
