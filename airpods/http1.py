@@ -12,17 +12,11 @@ from __future__ import annotations
 import socket
 from typing import BinaryIO
 
+from airpods.errors import ConnectionClosed, NotHTTP
+
 MAX_LINE = 64 * 1024
 MAX_HEADERS = 256  # a server that keeps sending header lines is refused, not buffered forever
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-
-
-class Closed(ConnectionError):
-    """The server closed the connection before a whole answer arrived (or sent no HTTP)."""
-
-
-class NotHTTP(Closed):
-    """What came back is not an HTTP answer at all (another protocol, or garbage)."""
 
 
 class Response:
@@ -52,7 +46,7 @@ def send(sock: socket.socket, method: str, target: str, host: str, headers: dict
 
 def read_head(rfile: BinaryIO) -> tuple[str, int, str, dict[str, str]]:
     """(version, status, reason, headers) of the next final answer; interim ones (100
-    Continue) are skipped. Header names in lower case. Closed if it is cut short."""
+    Continue) are skipped. Header names in lower case. ConnectionClosed if it is cut short."""
     while True:
         version, status, reason = _status_line(rfile)
         headers = _headers(rfile)
@@ -61,7 +55,7 @@ def read_head(rfile: BinaryIO) -> tuple[str, int, str, dict[str, str]]:
 
 
 def read_response(rfile: BinaryIO) -> Response:
-    """One answer from `rfile` (the socket's makefile("rb")); Closed if it is cut short."""
+    """One answer from `rfile` (the socket's makefile("rb")); ConnectionClosed if cut short."""
     version, status, reason, headers = read_head(rfile)
     connection = headers.get("connection", "").lower()
     will_close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
@@ -116,7 +110,7 @@ def on_server(url: str, path: str) -> str:
 def _status_line(rfile: BinaryIO) -> tuple[str, int, str]:
     line = rfile.readline(MAX_LINE)
     if not line:
-        raise Closed("no answer")
+        raise ConnectionClosed("no answer")
     parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
         raise NotHTTP(f"not an HTTP answer: {line[:60]!r}")
@@ -128,18 +122,18 @@ def _headers(rfile: BinaryIO) -> dict[str, str]:
     for _ in range(MAX_HEADERS + 1):
         line = rfile.readline(MAX_LINE)
         if not line:
-            raise Closed("headers cut short")
+            raise ConnectionClosed("headers cut short")
         if line in (b"\r\n", b"\n"):
             return headers
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    raise Closed(f"more than {MAX_HEADERS} header lines")
+    raise ConnectionClosed(f"more than {MAX_HEADERS} header lines")
 
 
 def _exactly(rfile: BinaryIO, n: int) -> bytes:
     data = rfile.read(n)
     if len(data) < n:
-        raise Closed(f"answer cut short ({len(data)} of {n} bytes)")
+        raise ConnectionClosed(f"answer cut short ({len(data)} of {n} bytes)")
     return data
 
 
@@ -148,14 +142,14 @@ def _chunked(rfile: BinaryIO) -> bytes:
     while True:
         line = rfile.readline(MAX_LINE)
         if not line:
-            raise Closed("chunked answer cut short")
+            raise ConnectionClosed("chunked answer cut short")
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
-            raise Closed(f"bad chunk size {line[:40]!r}") from None
+            raise ConnectionClosed(f"bad chunk size {line[:40]!r}") from None
         if size == 0:
             _headers(rfile)  # trailers, up to the blank line
             return b"".join(parts)
         parts.append(_exactly(rfile, size))
         if rfile.readline(MAX_LINE) not in (b"\r\n", b"\n"):
-            raise Closed("chunk not followed by CRLF")
+            raise ConnectionClosed("chunk not followed by CRLF")

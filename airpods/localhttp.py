@@ -17,14 +17,7 @@ from collections.abc import Mapping
 from typing import Any, BinaryIO, Protocol
 
 from airpods import http1
-
-
-class TransportError(Exception):
-    """No answer: `detail` says why in the words `status` shows ("connection refused", ...)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+from airpods.errors import LocalTransportError
 
 
 class Reply:
@@ -50,7 +43,7 @@ class Client(Protocol):
 
 
 class LocalHTTP:
-    """A GET-only client: `get(url, headers=, timeout=)` -> Reply, or TransportError."""
+    """A GET-only client: `get(url, headers=, timeout=)` -> Reply, or LocalTransportError."""
 
     def __init__(self, timeout: float | None = None) -> None:
         self.timeout = timeout
@@ -65,7 +58,7 @@ class LocalHTTP:
         try:
             host, port, target = http1.split_url(url)
         except ValueError as exc:
-            raise TransportError(str(exc)) from None
+            raise LocalTransportError(str(exc)) from None
         limit = self.timeout if timeout is None else timeout
         for attempt in (1, 2):
             conn = self._connections().get((host, port))
@@ -76,12 +69,12 @@ class LocalHTTP:
                 conn.sock.settimeout(limit)
                 http1.send_get(conn.sock, target, _host_header(host, port), dict(headers or {}))
                 resp = http1.read_response(conn.rfile)
-            except OSError as exc:  # refused, reset, cut short (http1.Closed), timed out
+            except OSError as exc:  # refused, reset, cut short (ConnectionClosed), timed out
                 self._drop(host, port)
                 # A kept-alive connection the server closed meanwhile: try once on a new one.
                 if attempt == 1 and reused and not isinstance(exc, TimeoutError):
                     continue
-                raise TransportError(_detail(exc, limit)) from exc
+                raise LocalTransportError(_detail(exc, limit)) from exc
             if resp.will_close:
                 self._drop(host, port)
             return Reply(resp.status, resp.reason, resp.body)

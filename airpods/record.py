@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from airpods.errors import FrozenInstanceError
+
 TYPE_CHECKING = False  # `typing` is not needed at run time here
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -30,10 +32,6 @@ class _Missing:
 
 MISSING: Any = _Missing()
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
-
-
-class FrozenInstanceError(AttributeError):
-    """An assignment to, or deletion of, a field of a record (as dataclasses' own)."""
 
 
 class Field:

@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from airpods.errors import AirpodsError
+from airpods.errors import AirpodsError, SecretFileError
 from airpods.masking import (  # noqa: F401  (the masking API, importable from here)
     MASK,
     MIN_MASKED_LEN,
@@ -55,15 +55,6 @@ MAX_SECRET_BYTES = 4096  # a kept key is ~43 bytes; anything this big was not wr
 
 
 # --- keeping ----------------------------------------------------------------------------------
-
-
-class SecretFileError(OSError):
-    """A secret file or directory airpods refuses to use: `strerror` says why, `hint` the fix."""
-
-    def __init__(self, path: Path, reason: str, hint: str) -> None:
-        # The path leads the reason: it may be a directory above the secret being read.
-        super().__init__(errno.EPERM, f"{path} {reason}", str(path))
-        self.hint = hint
 
 
 def default_root() -> Path:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airpods.cli import AppContext
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
     from airpods.resolved import Resolved
     from airpods.secrets import SecretStore
 

@@ -23,7 +23,7 @@ from airpods.cli import AppContext
 from airpods.record import asdict
 
 if TYPE_CHECKING:
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
     from airpods.resolved import Resolved
     from airpods.spec import ContainerSpec
 

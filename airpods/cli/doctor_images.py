@@ -19,8 +19,6 @@ from airpods.cli.checks import FAIL, OK, WARN, Check
 if TYPE_CHECKING:
     import httpx
 
-CONNECT_TIMEOUT_S = 3.0
-READ_TIMEOUT_S = 5.0
 DEADLINE_S = 20.0  # for the whole pull check, however many images
 MANIFEST_TYPES = ", ".join((
     "application/vnd.oci.image.index.v1+json",
@@ -77,9 +75,10 @@ def pull_checks(refs: Iterable[str], client: httpx.Client | None = None,
     unreachable (no route, DNS failure, refused, timeout)."""
     import httpx
 
+    from airpods.http_clients import registry_httpx
+
     own = client is None
-    client = client or httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT_S,
-                                                          connect=CONNECT_TIMEOUT_S))
+    client = client or registry_httpx()
     start = time.monotonic()
     out: list[Check] = []
     try:

@@ -20,7 +20,7 @@ from airpods.cli.params import DAYS
 from airpods.models.store import size_text
 
 if TYPE_CHECKING:
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
     from airpods.models.gguf_meta import ModelMeta
     from airpods.models.services import Estimate
     from airpods.resolved import Resolved

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from airpods.cli.meta import AppContext
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
     from airpods.resolved import Resolved
 
 

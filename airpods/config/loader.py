@@ -52,7 +52,7 @@ from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: impo
     set_secret_problem,
 )
 from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
-from airpods.errors import ConfigError
+from airpods.errors import ConfigError, TemplateError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts
 from airpods.record import field, record
@@ -334,7 +334,7 @@ def _resolve_and_validate(
 ) -> tuple[AirpodsConfig, HostFacts]:
     from pydantic import ValidationError
 
-    from airpods.config.templates import TemplateError, resolve_tree
+    from airpods.config.templates import resolve_tree
 
     requested = _requested_accelerator(raw)
     if host is None:

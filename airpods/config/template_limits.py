@@ -32,6 +32,8 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
+from airpods.errors import TemplateLimitError
+
 MAX_VALUE = 64 * 1024
 MAX_INT_BITS = 4096
 MAX_WORK = 20_000  # a pathological macro spends about 20 µs a call
@@ -40,10 +42,6 @@ MAX_JSON_INDENT = 16
 _LOOP_GUARD = "__airpods_loop__"  # a global no config can name (`__` names are unsafe)
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 _FORMATTER = string.Formatter()
-
-
-class TemplateLimitError(Exception):
-    """A template asked for more than the limits allow; the message says which limit."""
 
 
 def _too_long(what: str, size: int) -> TemplateLimitError:

@@ -41,10 +41,9 @@ from airpods.config.keys import KeyPath, format_key_path
 from airpods.config.template_limits import (
     MAX_VALUE,
     LimitedSandbox,
-    TemplateLimitError,
     add_loop_guards,
 )
-from airpods.errors import ConfigError
+from airpods.errors import ConfigError, TemplateError, TemplateLimitError, WiringError
 from airpods.host import HostFacts
 
 _MARKERS = ("{{", "{%", "{#")
@@ -59,12 +58,8 @@ _SCOPE_NAMES: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 )
 
 
-class TemplateError(ConfigError):
-    """A template that cannot be rendered; `path` is the key whose value holds it."""
-
-    def __init__(self, message: str, *, path: KeyPath, hint: str | None = None) -> None:
-        super().__init__(message, key_path=format_key_path(path), hint=hint)
-        self.path = path
+def _template_error(message: str, *, path: KeyPath, hint: str | None = None) -> TemplateError:
+    return TemplateError(message, path=path, key_path=format_key_path(path), hint=hint)
 
 
 def is_template(value: object) -> bool:
@@ -184,7 +179,7 @@ class _Resolver:
             return self._done[path]
         if path in self._active:
             cycle = [*self._active[self._active.index(path) :], path]
-            raise TemplateError(
+            raise _template_error(
                 "template cycle: " + " -> ".join(format_key_path(p) for p in cycle),
                 path=path,
                 hint="break the loop: one of these values must not refer back",
@@ -204,7 +199,7 @@ class _Resolver:
         try:
             ast = self._env.parse(source)
         except TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}", path=path) from None
+            raise _template_error(f"template syntax error: {exc.message}", path=path) from None
         scope = self._scope(path)
         token = _SCOPE_NAMES.set(tuple(scope))
         try:
@@ -215,31 +210,31 @@ class _Resolver:
                 template = self._env.from_string(add_loop_guards(ast))
             except TemplateSyntaxError as exc:  # an unknown filter or test
                 message = _jinja_message(exc, self._env.filters)
-                raise TemplateError(f"template error: {message}", path=path) from None
+                raise _template_error(f"template error: {message}", path=path) from None
             result = template.render(context)
         except ConfigError:
             raise  # a nested template failed: its own error names its own key
         except TemplateLimitError as exc:
-            raise TemplateError(
+            raise _template_error(
                 f"template too costly: {exc}",
                 path=path,
                 hint="templates are for small values: compute big ones outside airpods",
             ) from None
         except SecurityError as exc:
-            raise TemplateError(
+            raise _template_error(
                 f"unsafe template: {exc}", path=path, hint="templates may only read config values"
             ) from None
         except UndefinedError as exc:
-            raise TemplateError(str(exc.message), path=path) from None
+            raise _template_error(str(exc.message), path=path) from None
         except (JinjaError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
             message = _jinja_message(exc, self._env.filters)
-            raise TemplateError(f"template failed: {message}", path=path) from None
+            raise _template_error(f"template failed: {message}", path=path) from None
         except RecursionError:
-            raise TemplateError("template failed: it recurses too deeply", path=path) from None
+            raise _template_error("template failed: it recurses too deeply", path=path) from None
         finally:
             _SCOPE_NAMES.reset(token)
         if len(result) > MAX_VALUE:
-            raise TemplateError(
+            raise _template_error(
                 f"template renders {len(result)} characters; the limit is {MAX_VALUE}",
                 path=path,
                 hint="templates are for small values: compute big ones outside airpods",
@@ -310,8 +305,8 @@ class _Resolver:
                 continue
             try:
                 backend = kind.backend(name, partial(self._read_in, base))
-            except kinds.WiringError as exc:
-                raise TemplateError(
+            except WiringError as exc:
+                raise _template_error(
                     f"a {kind.name} {exc.message}", path=(*base, *exc.path)
                 ) from None
             backends.append({"name": backend.name, "url": backend.url,

@@ -23,14 +23,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from airpods import http1
-from airpods.errors import PodmanError
+from airpods.errors import ConnectionLost, PodmanError
 
 # The libpod API path podman-py uses too (Podman 4.3 and later answer under any version).
 API_PREFIX = "/v5.0.0/libpod"
-
-
-class ConnectionLost(ConnectionError):
-    """The API service did not answer, or cut an answer short."""
 
 
 class Libpod:
@@ -60,7 +56,7 @@ class Libpod:
             with sock.makefile("rb") as rfile:
                 resp = http1.read_response(rfile)
             return resp.status, resp.body
-        except OSError as exc:  # refused, reset, cut short (http1.Closed), timed out
+        except OSError as exc:  # refused, reset, cut short (ConnectionClosed), timed out
             raise ConnectionLost(f"{method} {path}: {exc}") from exc
         finally:
             sock.close()

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from airpods.engine.apply import Outcome, Reporter, apply_plan, plan_creates, pull_images
 from airpods.engine.lock import lock_path, state_lock
 from airpods.engine.plan import Action, Plan, Step, keeps, make_plan
-from airpods.engine.podman import Podman
+from airpods.engine.podman_protocol import Podman
 from airpods.record import replace
 from airpods.resolved import Resolved, Settings
 from airpods.spec import ContainerSpec

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from airpods.errors import AirpodsError
+from airpods.errors import AirpodsError, PortInUse
 from airpods.record import record
 
 T = TypeVar("T")
@@ -42,16 +42,6 @@ class Holder:
         if self.container:
             return f"container {self.container} (conmon pid {self.pid})"
         return f"{self.name} (pid {self.pid})"
-
-
-class PortInUse(AirpodsError):
-    """A port a service publishes is taken; `holder` when /proc tells who."""
-
-    def __init__(self, message: str, *, port: int, holder: Holder | None,
-                 hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.port = port
-        self.holder = holder
 
 
 def _socket_inodes(ip: str, port: int, protocol: str) -> set[str]:

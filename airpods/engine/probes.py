@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from airpods import kinds
+from airpods.errors import LocalTransportError
 from airpods.http1 import on_server
+from airpods.http_clients import local
 from airpods.kinds import ModelCheck
-from airpods.localhttp import Client, LocalHTTP, Reply, TransportError
+from airpods.localhttp import Client, LocalHTTP, Reply
 from airpods.spec import ContainerSpec
 
 
@@ -52,7 +54,7 @@ def _model_listed(
     want_text = " or ".join(repr(w) for w in wanted) or "a model"
     try:
         resp = client.get(url, headers=headers, timeout=timeout)
-    except TransportError as exc:
+    except LocalTransportError as exc:
         return False, f"{check.path}: {exc.detail}"
     if resp.status_code == 503:
         return False, _error_message(resp)
@@ -83,7 +85,7 @@ def _models_loaded(
     headers = {"Authorization": f"Bearer {check.api_key}"} if check.api_key else {}
     try:
         resp = client.get(url, headers=headers, timeout=timeout)
-    except TransportError as exc:
+    except LocalTransportError as exc:
         return LOADING, f"{check.path}: {exc.detail}"
     if resp.status_code != 200:
         return LOADING, f"{check.path}: HTTP {resp.status_code}: {_error_message(resp)}"
@@ -141,7 +143,7 @@ def _probe(
         return UNKNOWN, "no health check" if health is None else "no published port to probe"
     try:
         resp = client.get(url, timeout=timeout)
-    except TransportError as exc:
+    except LocalTransportError as exc:
         return STARTING, exc.detail
     kind = kinds.get(spec.kind)
     if resp.status_code == health.expected_status:
@@ -162,8 +164,7 @@ def _probe(
 
 
 def new_client(timeout: float | None = None) -> LocalHTTP:
-    # Health URLs are always plain http:// (Health.url builds them): no TLS, no proxy.
-    return LocalHTTP(timeout=timeout)
+    return local(timeout)
 
 
 def probe_once(

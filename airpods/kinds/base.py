@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airpods.errors import WiringError
 from airpods.record import record
 
 if TYPE_CHECKING:
@@ -102,15 +103,6 @@ class ModelRouter(Protocol):
     def load(self, model_id: str) -> None: ...
 
     def unload(self, model_id: str) -> None: ...
-
-
-class WiringError(Exception):
-    """A service cannot be wired into another (templates report it at `path`)."""
-
-    def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
 
 
 def instance_defaults(service: str) -> dict[str, Any]:

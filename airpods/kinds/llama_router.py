@@ -339,12 +339,12 @@ class Router:
         import httpx
 
         from airpods.errors import AirpodsError
+        from airpods.http_clients import local_httpx
 
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = self.base_url + path
         try:
-            # trust_env=False: a proxy in the environment must not capture 127.0.0.1.
-            with httpx.Client(trust_env=False, timeout=timeout_s) as client:
+            with local_httpx(timeout_s) as client:
                 resp = client.request(method, url, json=body, headers=headers)
         except httpx.TransportError as exc:
             raise AirpodsError(

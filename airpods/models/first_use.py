@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airpods.errors import AirpodsError, UsageError
 
 if TYPE_CHECKING:
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
     from airpods.host import HostFacts
     from airpods.models.tiers import Tier
     from airpods.resolved import Resolved

@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from airpods.errors import AirpodsError, UsageError
-from airpods.models.hubhttp import MAX_REDIRECTS, HubAnswer
+from airpods.errors import AirpodsError, BadAnswer, Deadline, HubAnswer, UsageError
+from airpods.models.hubhttp import MAX_REDIRECTS
 from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
 from airpods.models.retry import is_transient, retrying
 
@@ -58,8 +58,6 @@ def token_from_env(environ: dict[str, str] | None = None) -> str | None:
 def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
     """One line, naming the endpoint (masked) and the cause, for whatever a question raised."""
     from airpods.masking import mask_url, mask_urls_in
-    from airpods.models.hubapi import Deadline
-    from airpods.models.hubhttp import BadAnswer
 
     shown = mask_url(endpoint)
     if isinstance(exc, HubAnswer):
@@ -236,21 +234,18 @@ class Hub:
         """The client for this hub's requests and downloads (built once): airpods' own
         (models/hubhttp.py), or httpx where a proxy applies to the endpoint."""
         if self._http is None:
-            from airpods.models.hubhttp import (
-                CONNECT_TIMEOUT_S,
-                HEAD_TIMEOUT_S,
-                READ_TIMEOUT_S,
-                http_client,
-            )
+            from airpods import http_clients
             from airpods.models.reach import target
 
             if target(self.endpoint)[2].startswith("proxy "):
-                self._http = http_client()
+                self._http = http_clients.hub_httpx()
             else:
                 from airpods.models.hubhttp import HubClient
 
-                self._http = HubClient(connect_timeout=CONNECT_TIMEOUT_S,
-                                       read_timeout=READ_TIMEOUT_S, head_timeout=HEAD_TIMEOUT_S)
+                self._http = HubClient(connect_timeout=http_clients.HUB_CONNECT_S,
+                                       read_timeout=http_clients.HUB_READ_S,
+                                       head_timeout=http_clients.HUB_HEAD_S,
+                                       user_agent=http_clients.USER_AGENT)
         return self._http
 
     def close(self) -> None:

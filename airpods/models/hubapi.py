@@ -17,20 +17,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from airpods.models.hubhttp import BadAnswer, HubAnswer
+from airpods.errors import BadAnswer, Deadline, HubAnswer
 
 T = TypeVar("T")
 
 DEADLINE_S = 6.0  # a question, all its tries included: the hub answers in < 1 s
 MAX_JSON_BYTES = 64 << 20  # one page of a listing is far less; a server streaming more is refused
 MAX_PAGES = 1000  # 1000 entries a page: a million files is no GGUF repository
-
-
-class Deadline(Exception):
-    """No whole answer within the deadline (a silent server, or one that drips)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no whole answer within {seconds:g} s")
 
 
 def within(seconds: float, fn: Callable[[], T]) -> T:

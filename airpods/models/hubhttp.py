@@ -6,8 +6,8 @@ and its CLI's rich) plus its client cost a pull about as long as moving 100 MB o
 (bench/README.md); this reads the socket in 1 MiB pieces with no per-chunk parsing. It covers
 what the hub needs: Content-Length or chunked bodies, redirects (the Authorization header
 stays on the host it was meant for), connect and read timeouts. Where a proxy applies, the
-hub uses httpx instead (models/hub.py), which speaks CONNECT. The same `head` / `stream` /
-`close` surface as httpx's client, so models/transfer.py serves both.
+hub uses httpx instead, which speaks CONNECT (airpods/http_clients.py sets both up). The same
+`head` / `stream` / `close` surface as httpx's client, so models/transfer.py serves both.
 """
 
 from __future__ import annotations
@@ -19,34 +19,12 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
 from airpods import http1
-from airpods.errors import AirpodsError
+from airpods.errors import AirpodsError, BadAnswer, NotHTTP, TransportError
 from airpods.masking import mask_url
 
-CONNECT_TIMEOUT_S = 10.0
-HEAD_TIMEOUT_S = 7.0  # status line and headers, whole (a question's deadline is shorter)
-READ_TIMEOUT_S = 60.0  # per read: a body that keeps coming, however slowly, is never cut
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
 READ_BYTES = 1 << 20
-
-
-class TransportError(Exception):
-    """The connection failed, timed out or was cut: worth another try (models/retry.py)."""
-
-
-class BadAnswer(Exception):
-    """An answer that is not what the hub sends (not HTTP, not its JSON): not worth a retry."""
-
-
-class HubAnswer(Exception):
-    """An error answer from the hub (its X-Error-Code says which, where it sends one)."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response  # is_transient reads response.status_code (5xx, 429: retried)
-        self.status = int(response.status_code)
-        self.code = response.headers.get("X-Error-Code", "")
-        self.message = response.headers.get("X-Error-Message", "")
-        super().__init__(f"HTTP {self.status} {self.code}".strip())
 
 
 class Headers(dict):
@@ -196,11 +174,11 @@ class HubClient:
             rfile = sock.makefile("rb", buffering=READ_BYTES)
             _, status, _, found = http1.read_head(rfile)
             watchdog.cancel()
-        except http1.NotHTTP as exc:
+        except NotHTTP as exc:
             watchdog.cancel()
             sock.close()
             raise BadAnswer(f"{method} {mask_url(url)}: {exc}") from None
-        except OSError as exc:  # http1.Closed included
+        except OSError as exc:  # ConnectionClosed included
             watchdog.cancel()
             sock.close()
             cause = (f"no status line and headers within {self.head_timeout:g} s"
@@ -220,15 +198,9 @@ class HubClient:
 
     def _context(self) -> Any:
         if self._tls is None:
-            import ssl
+            from airpods.http_clients import trust_context
 
-            self._tls = ssl.create_default_context()  # verifies the certificate and host name
-            if not self._tls.cert_store_stats()["x509_ca"]:
-                # No system bundle loaded (a bare image): certifi's, which httpx would use.
-                with contextlib.suppress(ImportError):
-                    import certifi
-
-                    self._tls.load_verify_locations(certifi.where())
+            self._tls = trust_context()
         return self._tls
 
 
@@ -236,32 +208,3 @@ def origin(url: str) -> str:
     """scheme://host[:port] of `url`, a password in it masked: where the bytes come from."""
     scheme, _, rest = url.partition("://")
     return mask_url(f"{scheme}://{rest.split('/', 1)[0]}")
-
-
-SOCKET_READ_BYTES = 1 << 20
-
-
-def _bigger_socket_reads() -> None:
-    """httpcore reads 64 KiB per socket read: a multi-GB body then costs tens of thousands of
-    trips through h11 and Python. 1 MiB reads about double the throughput on loopback
-    (bench/bench_pull.py). A class constant of httpcore's, so set where it exists; a
-    version without it keeps its own reads."""
-    try:
-        from httpcore._sync.http11 import HTTP11Connection
-    except ImportError:
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", SOCKET_READ_BYTES) < SOCKET_READ_BYTES:
-        HTTP11Connection.READ_NUM_BYTES = SOCKET_READ_BYTES
-
-
-def http_client() -> Any:
-    """httpx, for where a proxy applies (it speaks CONNECT); the same surface as HubClient."""
-    import httpx
-
-    _bigger_socket_reads()
-    return httpx.Client(
-        follow_redirects=True,
-        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-        headers={"User-Agent": "airpods"},
-    )
-

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from airpods.errors import RetryableStatus, TransportError
+
 T = TypeVar("T")
 
 RETRIES = 5  # attempts in a row that make no progress before giving up
@@ -19,8 +21,6 @@ FIRST_BYTE_BUDGET_S = 1.0  # tries at 0, 0.5 and 1.5 s: a 500 from the start is 
 
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: connection trouble, timeouts, 5xx and 429 answers."""
-    from airpods.models.hubhttp import TransportError
-
     if isinstance(exc, RetryableStatus | TransportError):
         return True
     import httpx  # the client where a proxy applies (models/hub.py)
@@ -34,12 +34,6 @@ def is_transient(exc: BaseException) -> bool:
     # huggingface_hub's own HTTP client raises its own transport errors
     return type(exc).__name__ in ("ConnectError", "ReadError", "ReadTimeout", "ConnectTimeout",
                                   "RemoteProtocolError", "WriteError", "PoolTimeout")
-
-
-class RetryableStatus(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
 
 
 class NoProgressStop:

@@ -14,7 +14,7 @@ from airpods.models.store import volume_dir
 from airpods.record import record
 
 if TYPE_CHECKING:
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
     from airpods.host import HostFacts
     from airpods.models.fit import Fit, MemoryEstimate
     from airpods.models.gguf_meta import ModelMeta
@@ -270,9 +270,9 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
     """service -> (prompt, generated) tokens its llama-server has served, read from `/metrics`
     just before it stops. Only servers started with `--metrics`; one that does not answer
     within a second is skipped: a stop is never held up by bookkeeping."""
-    import httpx
-
     from airpods import kinds
+    from airpods.errors import LocalTransportError
+    from airpods.http_clients import local
     from airpods.models.usage import parse_metrics
 
     found: dict[str, tuple[int, int]] = {}
@@ -284,9 +284,9 @@ def served_tokens(resolved: Resolved, names: Iterable[str]) -> dict[str, tuple[i
         key = api.api_key(spec) if api else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
-            resp = httpx.get(f"{spec.ports[0].url}/metrics", headers=headers, timeout=1.0,
-                             trust_env=False)
-        except httpx.HTTPError:
+            with local(timeout=1.0) as client:
+                resp = client.get(f"{spec.ports[0].url}/metrics", headers=headers)
+        except LocalTransportError:
             continue
         counts = parse_metrics(resp.text) if resp.status_code == 200 else None
         if counts is not None:

@@ -14,7 +14,7 @@ from airpods.record import record
 from airpods.spec import ContainerSpec
 
 if TYPE_CHECKING:
-    from airpods.engine.podman import Podman
+    from airpods.engine.podman_protocol import Podman
 
 PARTIAL_SUFFIX = ".partial"
 GGUF_MAGIC = b"GGUF"

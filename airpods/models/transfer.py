@@ -21,10 +21,10 @@ import re
 from pathlib import Path
 from typing import Any, Protocol
 
-from airpods.errors import AirpodsError, UsageError
-from airpods.models.hubhttp import BadAnswer, origin
+from airpods.errors import AirpodsError, BadAnswer, RetryableStatus, UsageError
+from airpods.models.hubhttp import origin
 from airpods.models.refs import SPLIT_RE, RemoteFile
-from airpods.models.retry import RetryableStatus, describe_error, is_transient, retrying
+from airpods.models.retry import describe_error, is_transient, retrying
 from airpods.models.store import (
     DISK_FULL,
     GGUF_MAGIC,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from airpods import http1
-from airpods.engine.libpod import ConnectionLost, Libpod, connection_lost
-from airpods.errors import PodmanError
+from airpods.engine.libpod import Libpod, connection_lost
+from airpods.errors import ConnectionClosed, ConnectionLost, PodmanError
 
 
 def answer(raw: bytes) -> http1.Response:
@@ -38,7 +38,7 @@ def test_content_length_chunked_and_close_delimited_bodies() -> None:
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", b"HTTP/1.1 200 OK\r\nA: b\r\n",
 ])
 def test_a_cut_or_foreign_answer_is_closed_not_a_crash(raw: bytes) -> None:
-    with pytest.raises(http1.Closed):
+    with pytest.raises(ConnectionClosed):
         answer(raw)
 
 

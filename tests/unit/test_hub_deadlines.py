@@ -162,11 +162,12 @@ def test_an_endpoint_with_an_open_bracket_is_a_usage_error(tmp_path: Path) -> No
 def test_a_slow_body_that_keeps_coming_is_not_cut(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Deadlines bound the questions and a GET's status and headers, not the bytes."""
-    from airpods.models import hubapi, hubhttp
+    from airpods import http_clients
+    from airpods.models import hubapi
     from airpods.models.hub import Hub
     from airpods.models.pull import pull
 
-    monkeypatch.setattr(hubhttp, "HEAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(http_clients, "HUB_HEAD_S", 0.3)
     monkeypatch.setattr(hubapi, "DEADLINE_S", 0.3)
     source = write_tiny_gguf(tmp_path / "src.gguf")
     with FakeHub() as hub:

@@ -17,6 +17,7 @@ from airpods.errors import AirpodsError, UsageError
 from airpods.models.hub import Hub
 from airpods.models.pull import pull
 from airpods.models.reach import check_reachable, target
+from tests.fake_podman import use_fake_podman
 from tests.hf_server import FakeHub
 
 HANG_S = 60  # far above the fail-fast path, far below the retries it replaced
@@ -82,7 +83,7 @@ def test_models_pull_cli_closed_port_is_one_line_exit_1(tmp_path: Path, capsys,
     monkeypatch.setenv("AIRPODS_ACCELERATOR", "cpu")
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: _DirPodman(tmp_path))
+    use_fake_podman(monkeypatch, volume_dir=tmp_path)
     began = time.monotonic()
     code = _run(["models", "pull", "o/r:Q4_K_M"])
     err = capsys.readouterr().err.strip()
@@ -104,14 +105,3 @@ def test_a_token_file_that_cannot_be_sent_is_named_not_the_network(
     with pytest.raises(UsageError) as err:
         Hub(endpoint="http://127.0.0.1:9")
     assert str(token) in err.value.one_line() and "cannot reach" not in err.value.one_line()
-
-
-class _DirPodman:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def ensure_volume(self, name: str) -> None:
-        pass
-
-    def volume_path(self, name: str) -> Path:
-        return self.directory

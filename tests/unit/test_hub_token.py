@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods.errors import UsageError
+from airpods.errors import HubAnswer, UsageError
 from airpods.models import hub
 
 CASES = [
@@ -105,7 +105,7 @@ def test_hub_answers_read_as_huggingface_hub_reads_them(status: int, code: str, 
     import httpx
 
     headers = {k: v for k, v in (("X-Error-Code", code), ("X-Error-Message", message)) if v}
-    answer = hub.HubAnswer(httpx.Response(status, headers=headers))
+    answer = HubAnswer(httpx.Response(status, headers=headers))
     assert expected in hub._hub_error(answer, "o/r/x.gguf", "http://h").one_line()
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from airpods.models.hubhttp import HubClient, TransportError
+from airpods.errors import TransportError
+from airpods.models.hubhttp import HubClient
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
 
@@ -200,8 +201,9 @@ def test_a_proxy_means_httpx_which_serves_the_same_pull(tmp_path: Path,
     the same HEAD and GET code pulls through it (here forced, with no proxy in the way)."""
     import httpx
 
+    from airpods.http_clients import hub_httpx
     from airpods.models.hub import Hub
-    from airpods.models.hubhttp import HubClient, http_client
+    from airpods.models.hubhttp import HubClient
     from airpods.models.pull import pull
     from tests.hf_server import FakeHub, write_gguf_blob
 
@@ -217,7 +219,7 @@ def test_a_proxy_means_httpx_which_serves_the_same_pull(tmp_path: Path,
     with FakeHub() as fake:
         fake.add("acme/Tiny-GGUF", "tiny.gguf", source)
         hub = Hub(endpoint=fake.url, token="")
-        hub._http = http_client()
+        hub._http = hub_httpx()
         got = pull("acme/Tiny-GGUF/tiny.gguf", tmp_path / "vol", hub=hub)
     assert got.names == ["tiny.gguf"]
     assert (tmp_path / "vol" / "tiny.gguf").read_bytes() == source.read_bytes()

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from airpods.cli import cli
+from tests.fake_podman import use_fake_podman
 
 STATUS_SERVICE_KEYS = {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
                        "accelerator", "uptime_s", "model", "config_current", "detail"}
@@ -41,16 +42,6 @@ RECOMMEND_TIER_KEYS = {"tier", "repo", "file", "quant", "parameters", "estimate_
                        "headroom_bytes", "fast_enough", "licence", "commercial_use", "auto"}
 
 
-class FakePodman:
-    """Nothing runs, no volume exists."""
-
-    def managed(self) -> dict:
-        return {}
-
-    def volume_exists(self, name: str) -> bool:
-        return False
-
-
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     values = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
@@ -66,7 +57,7 @@ def run(*args: str) -> tuple[int, dict]:
 
 
 def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
+    use_fake_podman(monkeypatch)
     code, data = run("status", "llamacpp", "--json")
     assert set(data) == {"services", "host", "routes"}
     assert data["routes"] == []  # no gateway enabled
@@ -79,7 +70,7 @@ def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
+    use_fake_podman(monkeypatch)
     monkeypatch.setattr("airpods.engine.probes.probe_many",
                         lambda specs, **kw: {s.service: ("stopped", "") for s in specs})
     config = tmp_path / "gw.toml"
@@ -107,24 +98,11 @@ def test_start_dry_run_json(env) -> None:
 
 
 def test_models_list_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: FakePodman())
+    use_fake_podman(monkeypatch)
     code, data = run("models", "list", "--json")
     assert code == 0
     assert set(data) >= MODELS_LIST_KEYS
     assert data["models"] == []
-
-
-class VolumePodman(FakePodman):
-    """One model volume, backed by a directory, holding one real (tiny) GGUF."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def volume_exists(self, name: str) -> bool:
-        return True
-
-    def volume_path(self, name: str) -> Path:
-        return self.directory
 
 
 def test_models_list_and_info_json_per_model(env, tmp_path: Path, monkeypatch) -> None:
@@ -133,7 +111,7 @@ def test_models_list_and_info_json_per_model(env, tmp_path: Path, monkeypatch) -
     volume = tmp_path / "volume"
     volume.mkdir()
     write_tiny_gguf(volume / "qwen2.5-0.5b-instruct-q4_k_m.gguf")
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: VolumePodman(volume))
+    use_fake_podman(monkeypatch, volume_dir=volume)
     code, data = run("models", "list", "--json")
     assert code == 0 and set(data) == MODELS_LIST_KEYS
     [model] = data["models"]
@@ -213,7 +191,7 @@ def test_status_json_memory_of_a_model_in_the_volume(env, tmp_path: Path, monkey
     volume = tmp_path / "volume"
     volume.mkdir()
     write_tiny_gguf(volume / "qwen2.5-0.5b-instruct-q4_k_m.gguf")
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: VolumePodman(volume))
+    use_fake_podman(monkeypatch, volume_dir=volume)
     code, data = run("status", "llamacpp", "--json")
     memory = data["services"][0]["memory"]
     assert set(memory) == {"estimate_bytes", "fits"}

@@ -3,7 +3,7 @@ sub-folder, symlinks that lead out of the model volume (info, cleanup).
 
 The model volume is a bind mount (an absolute path) and PATH has no podman, so nothing here can
 reach or start Podman; `cleanup` asks Podman what runs, so it runs in-process with an adapter
-that answers "nothing runs" (test_json_contract's FakePodman).
+that answers "nothing runs" (tests/fake_podman.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from airpods.models.tiny import write_tiny_gguf
+from tests.fake_podman import use_fake_podman
 from tests.unit.test_bad_files import airpods, one_line
 
 
@@ -77,14 +78,6 @@ def test_info_refuses_a_symlink_out_of_the_volume(tmp_path: Path, setup) -> None
     assert inside.returncode == 0, inside.stderr
 
 
-class NothingRuns:
-    def managed(self) -> dict:
-        return {}
-
-    def volume_exists(self, name: str) -> bool:  # other services' named volumes
-        return False
-
-
 def test_cleanup_checks_everything_first_and_skips_a_symlink_out(
     tmp_path: Path, setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,7 +88,7 @@ def test_cleanup_checks_everything_first_and_skips_a_symlink_out(
                        "XDG_CACHE_HOME": "cache"}.items():
         monkeypatch.setenv(key, str(tmp_path / value))
     monkeypatch.setenv("AIRPODS_ACCELERATOR", "cpu")
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: NothingRuns())
+    use_fake_podman(monkeypatch)
     outside = write_tiny_gguf(tmp_path / "keep-me.gguf")
     write_tiny_gguf(vol / "a-old.gguf")
     (vol / "b-link.gguf").symlink_to(outside)  # sorts between the two deletable files

@@ -96,7 +96,7 @@ def test_ports_held_by_the_services_own_bare_pod_do_not_refuse_the_start() -> No
     import socket
 
     from airpods.engine.apply import check_ports
-    from airpods.engine.ports import PortInUse
+    from airpods.errors import PortInUse
     from airpods.record import replace
 
     with socket.socket() as holder:  # the bare pod's conmon holds the port like this

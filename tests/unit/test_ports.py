@@ -7,6 +7,8 @@ import os
 import socket
 
 from airpods.engine.ports import _hex_ip, in_use_error, port_holder
+from airpods.errors import PortInUse
+from tests.fake_podman import FakePodman
 
 
 def test_a_listening_socket_is_found_with_its_process() -> None:
@@ -38,13 +40,6 @@ def test_podman_refusal_is_parsed() -> None:
     assert in_use_error(Exception("no such image")) is None
 
 
-class RefusingPodman:
-    """Podman 4.3's refusal after the leak can be only "internal libpod error"."""
-
-    def start(self, name: str) -> None:
-        raise RuntimeError("internal libpod error")
-
-
 def test_a_vague_start_failure_is_recognised_by_the_ports_holder(tmp_path, monkeypatch) -> None:
     import pytest
 
@@ -57,13 +52,15 @@ def test_a_vague_start_failure_is_recognised_by_the_ports_holder(tmp_path, monke
         sock.listen()
         port = sock.getsockname()[1]
         spec = spec_of("[services.llamacpp]\n", tmp_path)
+        # Podman 4.3's refusal after the leak can be only "internal libpod error".
+        refusing = FakePodman(refuse={"start": RuntimeError("internal libpod error")})
         spec = replace(spec, ports=(replace(spec.ports[0], host_port=port),))
         monkeypatch.setattr(ports, "transient_service_pid", lambda environ: os.getpid())
-        with pytest.raises(ports.PortInUse) as err:
-            apply._start(RefusingPodman(), spec)  # type: ignore[arg-type]
+        with pytest.raises(PortInUse) as err:
+            apply._start(refusing, spec)
         assert err.value.holder is not None and err.value.holder.transient
         assert f"port {port} on 127.0.0.1 is already in use by airpods' transient" in (
             err.value.message)
         monkeypatch.setattr(ports, "transient_service_pid", lambda environ: None)
         with pytest.raises(RuntimeError, match="internal libpod error"):  # not ours: as it was
-            apply._start(RefusingPodman(), spec)  # type: ignore[arg-type]
+            apply._start(refusing, spec)

@@ -101,7 +101,7 @@ def test_a_repo_without_ggufs_is_one_line(hub: FakeHub, tmp_path: Path) -> None:
 def test_models_pull_cli_refuses_a_repo_whose_quants_all_exceed_this_host(
         tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     from airpods.cli import _run
-    from tests.unit.test_hub_reach import _DirPodman
+    from tests.fake_podman import use_fake_podman
 
     for key, sub in (("XDG_CONFIG_HOME", "cfg"), ("XDG_DATA_HOME", "data"),
                      ("XDG_CACHE_HOME", "cache")):
@@ -110,7 +110,7 @@ def test_models_pull_cli_refuses_a_repo_whose_quants_all_exceed_this_host(
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     volume = tmp_path / "volume"
     volume.mkdir()
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: _DirPodman(volume))
+    use_fake_podman(monkeypatch, volume_dir=volume)
     with FakeHub() as fake:
         fake.listed("acme/Huge-GGUF", "huge-Q4_K_M.gguf", 10**15)  # 1 PB: fits nowhere
         monkeypatch.setenv("HF_ENDPOINT", fake.url)

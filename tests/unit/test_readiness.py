@@ -20,8 +20,9 @@ from airpods.engine.readiness import (
     next_poll_interval,
     wait_ready,
 )
+from airpods.errors import LocalTransportError
 from airpods.kinds.llama_server import expected_model_ids, serving
-from airpods.localhttp import LocalHTTP, Reply, TransportError
+from airpods.localhttp import LocalHTTP, Reply
 from airpods.record import replace
 from airpods.spec import ContainerSpec, Health, SecretFile
 
@@ -523,7 +524,7 @@ def test_timeout_is_exact_on_fake_clock():
 
     def handler(url):
         polls.append(clock.now)
-        raise TransportError("connection refused")
+        raise LocalTransportError("connection refused")
 
     with contextlib.nullcontext(ScriptedClient(handler)) as client:
         result = wait_ready(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from airpods import record as rec
+from airpods.errors import FrozenInstanceError
 from airpods.record import record
 
 
@@ -67,9 +68,9 @@ def test_record_is_a_frozen_dataclass(shape: str) -> None:
             assert hash(x) == hash(a)
     first = made_rec(1)
     assert first == first and first != made_dc(1) and first != (1, "x")
-    with pytest.raises(rec.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         first.a = 2  # type: ignore[misc]
-    assert isinstance(rec.FrozenInstanceError("x"), AttributeError)
+    assert isinstance(FrozenInstanceError("x"), AttributeError)
     assert rec.replace(first, a=3).a == 3
     assert rec.asdict(first) == dataclasses.asdict(made_dc(1))
     assert rec.is_record(first) and rec.is_record(made_rec) and not rec.is_record(made_dc(1))
@@ -136,9 +137,9 @@ def test_defaults_are_fresh_post_init_runs_and_deleting_is_refused() -> None:
     one, two = made_rec(1), made_rec(2)
     assert one.tags == [] and one.tags is not two.tags and one.hidden == "h"
     assert seen == [1, 2]
-    with pytest.raises(rec.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         del one.a
-    with pytest.raises(rec.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         one.new_name = 1  # type: ignore[attr-defined]
     assert [f.name for f in rec.fields(made_rec)] == [f.name for f in dataclasses.fields(made_dc)]
 
@@ -182,7 +183,7 @@ def test_a_record_may_extend_a_record() -> None:
     assert [f.name for f in rec.fields(later)] == ["a", "b", "c"]  # a redefined field keeps
     assert (value.a, value.b, value.c) == (1, 7, 9)                # its place, as dataclass
     assert value == later(1, 7, 9) and value != base(1, 7)
-    with pytest.raises(rec.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         value.a = 3  # type: ignore[misc]
 
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from airpods.errors import RetryableStatus
 from airpods.models import retry
 
 
@@ -32,9 +33,9 @@ def test_no_progress_gives_up_after_the_attempts_with_doubling_waits(waits: list
 
     def fail() -> None:
         calls.append(1)
-        raise retry.RetryableStatus(503)
+        raise RetryableStatus(503)
 
-    with pytest.raises(retry.RetryableStatus):
+    with pytest.raises(RetryableStatus):
         retry.retrying(attempts=5, on_retry=notes.append)(fail)
     assert len(calls) == 5 and len(notes) == 4
     assert waits == [0.5, 1.0, 2.0, 4.0]
@@ -46,7 +47,7 @@ def test_progress_keeps_it_going_and_success_returns(waits: list[float]) -> None
     def flaky() -> str:
         moved[0] += 1
         if moved[0] < 8:  # every try moves a byte: more tries than `attempts` are allowed
-            raise retry.RetryableStatus(0)
+            raise RetryableStatus(0)
         return "done"
 
     assert retry.retrying(lambda: moved[0], attempts=3)(flaky) == "done"

@@ -691,13 +691,9 @@ def test_status_masks_a_copied_key(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Pure row building: Podman is replaced by an empty one (the real one is in integration).
-    import airpods.cli.context as context
+    from tests.fake_podman import use_fake_podman
 
-    class NoPodman:
-        def managed(self) -> dict:
-            return {}
-
-    monkeypatch.setattr(context, "connect", lambda console: NoPodman())
+    use_fake_podman(monkeypatch)
     user_file(tmp_path, '[services.llamacpp.command_args]\nalias = "m-{{ '
                         'services.llamacpp.env.LLAMA_API_KEY }}"\n')
     keep_secret(secret_file(tmp_path, "llamacpp", "LLAMA_API_KEY"), KEY + "\n")

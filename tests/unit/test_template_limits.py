@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from airpods.config.template_limits import MAX_VALUE, MAX_WORK
-from airpods.config.templates import TemplateError, resolve_tree
+from airpods.config.templates import resolve_tree
+from airpods.errors import TemplateError
 from airpods.host import HostFacts
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)

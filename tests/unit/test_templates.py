@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from airpods.config.templates import TemplateError, is_template, resolve_tree
+from airpods.config.templates import is_template, resolve_tree
+from airpods.errors import TemplateError
 from airpods.host import HostFacts
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)

@@ -179,7 +179,7 @@ def test_models_info_warns_on_stderr_and_keeps_json_clean(tmp_path: Path, monkey
 
     from airpods.cli import cli
     from airpods.models.tiny import write_tiny_gguf
-    from tests.unit.test_json_contract import VolumePodman
+    from tests.fake_podman import use_fake_podman
 
     for key, sub in (("XDG_CONFIG_HOME", "cfg"), ("XDG_DATA_HOME", "data"),
                      ("XDG_CACHE_HOME", "cache")):
@@ -188,7 +188,7 @@ def test_models_info_warns_on_stderr_and_keeps_json_clean(tmp_path: Path, monkey
     volume = tmp_path / "volume"
     volume.mkdir()
     write_tiny_gguf(volume / "m.gguf")
-    monkeypatch.setattr("airpods.cli.context.connect", lambda console: VolumePodman(volume))
+    use_fake_podman(monkeypatch, volume_dir=volume)
     result = CliRunner().invoke(cli, ["models", "info", "m.gguf", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["name"] == "m.gguf"
