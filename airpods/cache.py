@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING
 
 import airpods
 from airpods.config.files import read_config_bytes
-from airpods.config.paths import (
+from airpods.errors import AirpodsError
+from airpods.paths import (
     ENV_OVERRIDES,
     builtin_catalogue_path,
     default_config_path,
     user_catalogue_path,
 )
-from airpods.errors import AirpodsError
 from airpods.record import replace
 from airpods.resolved import Resolved, from_dict, to_dict
 from airpods.spec import ContainerSpec
@@ -66,7 +66,7 @@ _DEPENDENCIES = ("tomlkit", "jinja2", "markupsafe", "pydantic", "pydantic_core")
 
 
 def default_cache_dir() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("cache") / "resolved"
 

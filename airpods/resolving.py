@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airpods.config.paths import user_config_path
+from airpods.paths import user_config_path
 from airpods.record import replace
 from airpods.resolved import Resolved, ServiceEntry, Settings
 

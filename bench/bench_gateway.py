@@ -207,8 +207,8 @@ TIER_SHAPE = {"layers": 24, "hidden": 896, "heads": 14, "kv_heads": 2, "ffn": 48
 
 def tier_model() -> Path:
     """The tier-shaped GGUF, written once (about 30 s, 406 MiB) into airpods' cache."""
-    from airpods.config.paths import user_dir
     from airpods.models.tiny import write_tiny_gguf
+    from airpods.paths import user_dir
 
     path = user_dir("cache") / "bench" / "qwen2.5-0.5b-shape-q4_0.gguf"
     if not path.exists():

@@ -27,7 +27,7 @@ from airpods.secrets import mask_tree
 
 
 def _user_path(app: AppContext) -> Path:
-    from airpods.config.paths import user_config_path
+    from airpods.paths import user_config_path
 
     return app.config_path if app.config_path is not None else user_config_path()
 

@@ -98,7 +98,7 @@ def _check_shape(path: Path, parts: tuple[str, ...], value: Any, user: dict[str,
     """A table (a service, `command_args`) is not replaced by a plain value: that is a typo
     for one of its keys, and the error belongs to the key the user set."""
     from airpods.config.loader import deep_merge, parse_layer, read_text
-    from airpods.config.paths import default_config_path
+    from airpods.paths import default_config_path
 
     defaults = default_config_path()
     current: Any = deep_merge(parse_layer(defaults, read_text(defaults)).data, user)

@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from airpods.config.values import check_image_ref, finite, no_control, not_bool, size_bytes
 from airpods.gpu import ACCELERATORS, REQUESTS
+from airpods.values import check_image_ref, finite, no_control, not_bool, size_bytes
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
 Accelerator = Literal[ACCELERATORS]  # type: ignore[valid-type]

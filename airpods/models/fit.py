@@ -204,6 +204,6 @@ def vram_total(
 
 def parse_memory_limit(value: str | None) -> int | None:
     """`resources.memory` ("16g", "1.5g", "1073741824") in bytes (None: no limit)."""
-    from airpods.config.values import size_bytes
+    from airpods.values import size_bytes
 
     return size_bytes(value) if value else None

@@ -23,7 +23,7 @@ KEEP = 2000  # entries; the oldest beyond this go when the file is written
 
 
 def default_path() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("cache") / "gguf" / "meta.json"
 

@@ -24,7 +24,7 @@ CACHE_FORMAT = 1
 
 
 def cache_dir() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("cache") / "hub-search"
 

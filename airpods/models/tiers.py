@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airpods.config.paths import builtin_catalogue_path, user_catalogue_path
 from airpods.errors import ConfigError
 from airpods.models.fit import KV_BYTES, LLAMA_DEFAULT_CTX, RAM_HEADROOM, VRAM_HEADROOM, gb
+from airpods.paths import builtin_catalogue_path, user_catalogue_path
 from airpods.record import record
 
 if TYPE_CHECKING:
