@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from airpods.config.files import atomic_write
-from airpods.config.keys import KeyPath, format_key_path, parse_key_path
 from airpods.errors import ConfigError, UsageError
+from airpods.keys import KeyPath, format_key_path, parse_key_path
 
 # Receives the user file's path and its proposed new text; raises ConfigError when the merged
 # result (defaults + that text) is invalid.

@@ -38,7 +38,6 @@ from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: im
     read_optional_text,
     read_text,
 )
-from airpods.config.keys import KeyPath, Problem
 from airpods.config.kind_checks import config_model, kind_problems, missing_keys, other_kinds_keys
 from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
     depth,
@@ -54,6 +53,7 @@ from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts
+from airpods.keys import KeyPath, Problem
 from airpods.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.record import field, record
 from airpods.secrets import SecretStore
