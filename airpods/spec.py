@@ -117,7 +117,7 @@ class PodmanOption:
 
     The adapter (engine/args.py, engine/specgen.py), `--dry-run`'s podman lines (cli/output.py)
     and both exports (export/quadlet.py, export/kube.py) iterate these, so a new pass-through
-    option is a field here, a key in config/schema.py and a line in render.py. An option left
+    option is a field here, a key in config/schema.py and a line in kinds/render.py. An option left
     at its false-y default (empty, None) is not passed at all.
     """
 

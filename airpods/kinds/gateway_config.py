@@ -52,7 +52,7 @@ def local_models(
 ) -> list[tuple[str, ServedModel]]:
     """(service, model) for every model of every enabled model server, in config order."""
     from airpods.kinds import registry as kinds
-    from airpods.render import render_service
+    from airpods.kinds.render import render_service
 
     host = host or _neutral_host()
     found = []

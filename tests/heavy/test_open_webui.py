@@ -439,7 +439,7 @@ def test_open_webui_through_the_gateway_lists_and_chats_local_and_remote(tmp_pat
     stand-in) and chats with both through the gateway; the usage records name the client."""
     from airpods.config import load_config
     from airpods.host import HostFacts
-    from airpods.render import render_service
+    from airpods.kinds.render import render_service
     from airpods.secrets import SecretStore
     from tests.gateway_host import run_gateway
     from tests.remote_standin import StandinRemote

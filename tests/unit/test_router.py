@@ -18,8 +18,8 @@ from airpods.engine.readiness import FAILED, LOADING, READY, _probe
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
 from airpods.kinds import llama_router as LR
+from airpods.kinds.render import render_service
 from airpods.record import replace
-from airpods.render import render_service
 from airpods.secrets import SecretStore, secret_values
 from airpods.spec import ContainerSpec
 
