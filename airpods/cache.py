@@ -215,8 +215,7 @@ def lookup(path: Path, secrets: SecretStore, key: bytes) -> Resolved | None:
     from airpods import host as host_module  # looked up at call time: tests replace it
 
     # auto_model follows from the other facts and the catalogue, whose files are in the key.
-    if host_module.detect_host(requested, auto_model=False) != replace(resolved.host,
-                                                                       auto_model=""):
+    if host_module.detect_host(requested) != replace(resolved.host, auto_model=""):
         return None
     for service, var, value in unsaved:
         secrets.adopt(service, var, value)  # pending, as the loader would have made it

@@ -338,9 +338,10 @@ def _resolve_and_validate(
 
     requested = _requested_accelerator(raw)
     if host is None:
+        from airpods.config.tiers import with_auto_model
         from airpods.host import detect_host
 
-        host = detect_host(requested)
+        host = with_auto_model(detect_host(requested))
     try:
         resolved = resolve_tree(raw, host)
     except TemplateError as exc:

@@ -236,7 +236,7 @@ class ServiceConfig(StrictModel):
     def _model_source(cls, v: str | None) -> str | None:
         if v == "":
             return None  # "" = no source (a template's way to say none)
-        if v is not None and v != "auto":  # auto: the catalogue tier (airpods.models.tiers)
+        if v is not None and v != "auto":  # auto: the catalogue tier (airpods.config.tiers)
             from airpods.errors import AirpodsError
             from airpods.models.refs import parse_ref
 

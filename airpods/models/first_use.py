@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from airpods.errors import AirpodsError, UsageError
 
 if TYPE_CHECKING:
+    from airpods.config.tiers import Tier
     from airpods.engine.podman import Podman
     from airpods.host import HostFacts
-    from airpods.models.tiers import Tier
     from airpods.resolved import Resolved
     from airpods.spec import ContainerSpec
 
@@ -45,7 +45,7 @@ def served_files(spec: ContainerSpec) -> list[tuple[str, str]]:
 
 
 def auto_tier(file: str) -> Tier | None:
-    from airpods.models.tiers import load_catalogue, tier_for_file
+    from airpods.config.tiers import load_catalogue, tier_for_file
 
     return tier_for_file(file, load_catalogue())
 
@@ -113,8 +113,8 @@ _NO_COMMERCE = ": no commercial use"
 
 
 def _auto_line(service: str, file: str, host: HostFacts) -> str:
-    from airpods.models.fit import LLAMA_DEFAULT_CTX, gb
-    from airpods.models.tiers import budget, fitting, licence_skipped, load_catalogue
+    from airpods.config.tiers import budget, fitting, licence_skipped, load_catalogue
+    from airpods.fit import LLAMA_DEFAULT_CTX, gb
 
     tier = auto_tier(file)
     assert tier is not None  # source_for found it

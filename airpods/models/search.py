@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airpods.config.tiers import Budget
     from airpods.models.hub import Hub
-    from airpods.models.tiers import Budget
 
 CACHE_TTL_S = 24 * 3600
 CACHE_FORMAT = 1
@@ -70,7 +70,7 @@ def _ask(hub: Hub, query: str, limit: int) -> list[dict[str, Any]]:
 def search(query: str, hub: Hub, room: Budget, *, limit: int = 10,
            directory: Path | None = None, now: float | None = None) -> dict[str, Any]:
     """The `models search --json` document (docs/json.md)."""
-    from airpods.models.tiers import pick_fitting_quant
+    from airpods.config.tiers import pick_fitting_quant
 
     now = time.time() if now is None else now
     path = (directory or cache_dir()) / f"{_key(hub.endpoint, query, limit)}.json"

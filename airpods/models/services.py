@@ -15,9 +15,9 @@ from airpods.record import record
 
 if TYPE_CHECKING:
     from airpods.engine.podman import Podman
+    from airpods.fit import Fit, MemoryEstimate
+    from airpods.gguf_meta import ModelMeta
     from airpods.host import HostFacts
-    from airpods.models.fit import Fit, MemoryEstimate
-    from airpods.models.gguf_meta import ModelMeta
     from airpods.models.meta_cache import MetaCache
     from airpods.models.usage import Use
     from airpods.resolved import Resolved
@@ -157,7 +157,7 @@ def read_meta_or_none(path: Path) -> ModelMeta | None:
 def read_meta_or_why(path: Path) -> tuple[ModelMeta | None, str | None]:
     """(the model facts, None), or (None, why the file is damaged): one bad file never stops
     a listing."""
-    from airpods.models.gguf_meta import read_meta
+    from airpods.gguf_meta import read_meta
 
     try:
         return read_meta(path), None
@@ -176,8 +176,8 @@ class Estimate:
 def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights: int,
                  *, vram: Callable[[HostFacts], int | None] | None = None) -> Estimate:
     """Memory for this service's ctx_size, and whether it fits this host."""
+    from airpods import fit as fitmod
     from airpods import kinds
-    from airpods.models import fit as fitmod
 
     ctx = fitmod.effective_ctx(kinds.get(spec.kind).context_size(spec), meta)
     est = fitmod.estimate(meta, weights, ctx)
@@ -311,8 +311,7 @@ def settle_specs(
         return specs
     from functools import partial
 
-    from airpods import kinds
-    from airpods.models import fit
+    from airpods import fit, kinds
 
     settled = []
     for spec in specs:

@@ -106,7 +106,7 @@ def check_gguf(path: Path) -> None:
     import stat
 
     from airpods.config.files import file_kind
-    from airpods.models.gguf_meta import validate
+    from airpods.gguf_meta import validate
 
     try:
         st = os.stat(path)

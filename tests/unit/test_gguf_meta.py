@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import UsageError
-from airpods.models.gguf_meta import FILE_TYPES, TENSOR_TYPES, read_header, read_meta
+from airpods.gguf_meta import FILE_TYPES, TENSOR_TYPES, read_header, read_meta
 from airpods.models.tiny import _MERGES, SPECIAL_TOKENS, write_tiny_gguf
 
 N_VOCAB = 256 + len(_MERGES) + len(SPECIAL_TOKENS)

@@ -158,8 +158,8 @@ def _volume(tmp_path: Path) -> tuple[Path, kinds.HostPath]:
 
 
 def _need(path: Path, ctx: int) -> int:
-    from airpods.models.fit import estimate
-    from airpods.models.gguf_meta import read_meta
+    from airpods.fit import estimate
+    from airpods.gguf_meta import read_meta
 
     return estimate(read_meta(path), path.stat().st_size, ctx).total_bytes
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from airpods.config.tiers import Budget
 from airpods.models.hub import Hub
 from airpods.models.search import CACHE_TTL_S, search
-from airpods.models.tiers import Budget
 from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub
 

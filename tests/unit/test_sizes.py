@@ -15,7 +15,7 @@ from airpods.engine.args import container_kwargs
 from airpods.engine.specgen import container_body
 from airpods.errors import ConfigError
 from airpods.export.checks import quantity_memory
-from airpods.models.fit import parse_memory_limit
+from airpods.fit import parse_memory_limit
 from airpods.values import duration_seconds, size_bytes
 from tests.unit.test_specgen import spec
 

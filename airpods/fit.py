@@ -22,8 +22,8 @@ from airpods.record import record
 if TYPE_CHECKING:
     import subprocess
 
+    from airpods.gguf_meta import ModelMeta
     from airpods.host import HostFacts
-    from airpods.models.gguf_meta import ModelMeta
 
 RAM_HEADROOM = 0.20
 VRAM_HEADROOM = 0.10
