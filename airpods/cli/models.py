@@ -150,7 +150,7 @@ def _unknown_model(name: str, volume: str) -> Exception:
 def rm_cmd(app: AppContext, name: str, service: str | None, yes: bool) -> None:
     """Delete model NAME from the volume (never one a running service uses)."""
     from airpods.errors import UsageError
-    from airpods.models.refs import split_parts
+    from airpods.hub.refs import split_parts
     from airpods.models.services import running_services, users
     from airpods.models.store import check_name, remove_model
     from airpods.models.usage import UsageDB

@@ -101,8 +101,8 @@ def search(app: AppContext, query: str, limit: int, as_json: bool) -> None:
     from airpods.config.tiers import budget
     from airpods.errors import UsageError
     from airpods.fit import gb
+    from airpods.hub.client import Hub
     from airpods.masking import printable
-    from airpods.models.hub import Hub
     from airpods.models.search import search as run_search
 
     if not query.strip() or any(ord(c) < 32 for c in query):

@@ -93,9 +93,9 @@ def run_pull(app: AppContext, refs: tuple[str, ...], *, service: str | None = No
     from airpods.cli import say
     from airpods.cli.pull_progress import PullProgress
     from airpods.config.tiers import budget
-    from airpods.models.hub import endpoint_from_env
+    from airpods.hub.client import endpoint_from_env
+    from airpods.hub.refs import parse_ref
     from airpods.models.pull import pull
-    from airpods.models.refs import parse_ref
     from airpods.models.store import check_name
     from airpods.models.usage import UsageDB, Use
 

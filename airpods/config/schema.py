@@ -238,7 +238,7 @@ class ServiceConfig(StrictModel):
             return None  # "" = no source (a template's way to say none)
         if v is not None and v != "auto":  # auto: the catalogue tier (airpods.config.tiers)
             from airpods.errors import AirpodsError
-            from airpods.models.refs import parse_ref
+            from airpods.hub.refs import parse_ref
 
             try:
                 parse_ref(v)

@@ -31,7 +31,7 @@ def served_files(spec: ContainerSpec) -> list[tuple[str, str]]:
     """(volume, file in it) of every model `spec` serves: each router preset's file, else the
     one `--model`. Files on no mounted volume are left out (nothing to download into)."""
     from airpods import kinds
-    from airpods.models.store import model_volume
+    from airpods.spec import model_volume
 
     paths = kinds.get(spec.kind).model_files(spec)
     mounts = {m.target: m.source for m in spec.mounts}
@@ -59,7 +59,7 @@ def source_for(source: str | None, default_model: str | None, file: str) -> str 
         return tier.source if tier is not None else None
     if file == default_model:
         return source
-    from airpods.models.refs import parse_ref
+    from airpods.hub.refs import parse_ref
 
     ref = parse_ref(source)
     if ref.path is not None and ref.path.rsplit("/", 1)[-1] == file.rsplit("/", 1)[-1]:

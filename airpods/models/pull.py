@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
-from airpods.models.hub import Hub
-from airpods.models.refs import Ref, RemoteFile, parse_ref, quant_sizes
+from airpods.hub.client import Hub
+from airpods.hub.refs import Ref, RemoteFile, parse_ref, quant_sizes
 from airpods.models.store import PARTIAL_SUFFIX, check_name, check_space, model_path
 from airpods.models.transfer import NoProgress, Progress, dest_names, download
 from airpods.record import record

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airpods.config.tiers import Budget
-    from airpods.models.hub import Hub
+    from airpods.hub.client import Hub
 
 CACHE_TTL_S = 24 * 3600
 CACHE_FORMAT = 1
@@ -57,7 +57,7 @@ def _write(path: Path, hits: list[dict[str, Any]]) -> None:
 
 
 def _ask(hub: Hub, query: str, limit: int) -> list[dict[str, Any]]:
-    from airpods.models.refs import Ref, quant_sizes
+    from airpods.hub.refs import Ref, quant_sizes
 
     hits = []
     for repo, downloads in hub.search(query, limit):

@@ -58,7 +58,7 @@ class Serving:
 def serving(spec: ContainerSpec) -> Serving | None:
     """What `spec` serves from its model volume (its kind says where), or None."""
     from airpods import kinds
-    from airpods.models.store import model_volume, mount_for
+    from airpods.spec import model_volume, mount_for
 
     kind = kinds.get(spec.kind)
     mounts = {m.target: m.source for m in spec.mounts}
@@ -140,7 +140,7 @@ def model_size(directory: Path, name: str) -> int:
     """Bytes of a model, all parts of a split GGUF included."""
     parts = [name]
     if "-of-" in name:  # a split GGUF's name: refs (and its regexes) only then
-        from airpods.models.refs import split_parts
+        from airpods.hub.refs import split_parts
 
         parts = split_parts(name)
     total = 0
@@ -326,7 +326,7 @@ def settle_specs(
 def _host_path(podman: Podman, spec: ContainerSpec, path: str) -> Path | None:
     """Where `path` inside `spec`'s container is on this host, through the volume mounted
     there; None when nothing is mounted there or it would leave the volume."""
-    from airpods.models.store import mount_for
+    from airpods.spec import mount_for
 
     found = mount_for(path, {m.target: m.source for m in spec.mounts})
     directory = volume_dir(podman, found[0]) if found is not None else None

@@ -162,8 +162,8 @@ def test_an_endpoint_with_an_open_bracket_is_a_usage_error(tmp_path: Path) -> No
 def test_a_slow_body_that_keeps_coming_is_not_cut(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Deadlines bound the questions and a GET's status and headers, not the bytes."""
-    from airpods.models import hubapi, hubhttp
-    from airpods.models.hub import Hub
+    from airpods.hub import hubapi, hubhttp
+    from airpods.hub.client import Hub
     from airpods.models.pull import pull
 
     monkeypatch.setattr(hubhttp, "HEAD_TIMEOUT_S", 0.3)
@@ -185,8 +185,8 @@ def test_a_listing_in_pages_is_followed_as_huggingface_hub_follows_it() -> None:
     """The hub pages a big tree with a GitHub-style Link header (rel="next")."""
     import http.server
 
-    from airpods.models.hub import Hub
-    from airpods.models.refs import Ref
+    from airpods.hub.client import Hub
+    from airpods.hub.refs import Ref
 
     class Pages(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import AirpodsError, UsageError
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
+from airpods.hub.reach import check_reachable, target
 from airpods.models.pull import pull
-from airpods.models.reach import check_reachable, target
 from tests.hf_server import FakeHub
 
 HANG_S = 60  # far above the fail-fast path, far below the retries it replaced
@@ -46,7 +46,7 @@ def test_dns_failure_names_the_host(tmp_path: Path) -> None:
 
 
 def test_a_resolver_that_never_answers_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airpods.models import reach
+    from airpods.hub import reach
 
     monkeypatch.setattr(reach.socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
     began = time.monotonic()

@@ -1,4 +1,4 @@
-"""airpods' own hub client (models/hubhttp.py) against real local servers: plain and TLS
+"""airpods' own hub client (hub/hubhttp.py) against real local servers: plain and TLS
 (a certificate it must refuse unless trusted), redirects that keep the token on its host,
 chunked bodies, a body cut short, a server that never answers."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods.models.hubhttp import HubClient, TransportError
+from airpods.hub.hubhttp import HubClient, TransportError
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
 
@@ -200,8 +200,8 @@ def test_a_proxy_means_httpx_which_serves_the_same_pull(tmp_path: Path,
     the same HEAD and GET code pulls through it (here forced, with no proxy in the way)."""
     import httpx
 
-    from airpods.models.hub import Hub
-    from airpods.models.hubhttp import HubClient, http_client
+    from airpods.hub.client import Hub
+    from airpods.hub.hubhttp import HubClient, http_client
     from airpods.models.pull import pull
     from tests.hf_server import FakeHub, write_gguf_blob
 

@@ -174,13 +174,6 @@ def test_kind_keys_are_the_kinds_own_not_the_shared_schemas() -> None:
 
 # --- packages: two never import each other -------------------------------------------------------
 
-# The two-way pairs left to break (issue 23 counted 7). Equal, not a subset: a pair broken is
-# taken off this list, so it cannot come back unnoticed.
-KNOWN_PAIRS: set[tuple[str, str]] = {
-    ("config", "models"), ("engine", "models"),
-}
-
-
 def unit(module: str) -> str:
     """The package a module belongs to: `airpods.config.loader` -> "config"; a top-level module
     (`airpods.host`) is a package of its own, `airpods` itself is "airpods"."""
@@ -214,7 +207,19 @@ def test_no_two_packages_import_each_other() -> None:
     detail = "\n".join(
         f"{a} <-> {b}:\n    " + "\n    ".join(why) for (a, b), why in pairs.items())
     print(f"{len(pairs)} two-way pairs of packages\n{detail}")  # pytest -s shows them
-    assert set(pairs) == KNOWN_PAIRS, f"two-way pairs of packages:\n{detail}"
+    assert pairs == {}, f"two-way pairs of packages:\n{detail}"
+
+
+def test_the_packages_import_in_one_direction() -> None:
+    """No longer loop either (config -> kinds -> render -> config): the packages form layers."""
+    edges = package_edges(import_lines())
+    graph: dict[str, set[str]] = {}
+    for a, b in edges:
+        graph.setdefault(a, set()).add(b)
+    found = circles(graph)
+    detail = "\n".join(f"{a} -> {b}: {edges[(a, b)][0]}" for c in found for a in c
+                       for b in sorted(graph[a] & set(c)))
+    assert found == [], f"circles of packages:\n{detail}"
 
 
 def test_the_pair_checker_sees_a_deferred_import_back() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import AirpodsError, UsageError
+from airpods.hub.client import Hub
 from airpods.models import store
-from airpods.models.hub import Hub
 from airpods.models.pull import pull
 from airpods.models.store import add_model, check_name, list_models, model_path
 from airpods.models.tiny import write_tiny_gguf

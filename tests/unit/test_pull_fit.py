@@ -9,9 +9,9 @@ import pytest
 
 from airpods.config.tiers import Budget
 from airpods.errors import UsageError
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
+from airpods.hub.refs import Ref, quant_sizes
 from airpods.models.pull import choose_quant, pull
-from airpods.models.refs import Ref, quant_sizes
 from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub
 

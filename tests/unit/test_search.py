@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from airpods.config.tiers import Budget
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
 from airpods.models.search import CACHE_TTL_S, search
 from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub

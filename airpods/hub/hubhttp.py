@@ -6,7 +6,7 @@ and its CLI's rich) plus its client cost a pull about as long as moving 100 MB o
 (bench/README.md); this reads the socket in 1 MiB pieces with no per-chunk parsing. It covers
 what the hub needs: Content-Length or chunked bodies, redirects (the Authorization header
 stays on the host it was meant for), connect and read timeouts. Where a proxy applies, the
-hub uses httpx instead (models/hub.py), which speaks CONNECT. The same `head` / `stream` /
+hub uses httpx instead (hub/client.py), which speaks CONNECT. The same `head` / `stream` /
 `close` surface as httpx's client, so models/transfer.py serves both.
 """
 
@@ -31,7 +31,7 @@ READ_BYTES = 1 << 20
 
 
 class TransportError(Exception):
-    """The connection failed, timed out or was cut: worth another try (models/retry.py)."""
+    """The connection failed, timed out or was cut: worth another try (hub/retry.py)."""
 
 
 class BadAnswer(Exception):

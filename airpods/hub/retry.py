@@ -19,11 +19,11 @@ FIRST_BYTE_BUDGET_S = 1.0  # tries at 0, 0.5 and 1.5 s: a 500 from the start is 
 
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: connection trouble, timeouts, 5xx and 429 answers."""
-    from airpods.models.hubhttp import TransportError
+    from airpods.hub.hubhttp import TransportError
 
     if isinstance(exc, RetryableStatus | TransportError):
         return True
-    import httpx  # the client where a proxy applies (models/hub.py)
+    import httpx  # the client where a proxy applies (hub/client.py)
 
     if isinstance(exc, (httpx.TransportError,)):
         return True
