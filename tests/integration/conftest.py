@@ -14,7 +14,7 @@ Session fixtures:
 * ``podman_client`` -> ``podman.PodmanClient`` on that socket
 * ``llama_image`` -> ``"localhost/airpods/llama-server:<version>-cpu"`` (built into the isolated
   storage by containers/llama-server/build.sh; the compiled binary is cached outside the repo)
-* ``tiny_model`` -> ``Path`` of a tiny random-weight GGUF (airpods.models.tiny)
+* ``tiny_model`` -> ``Path`` of a tiny random-weight GGUF (tests.tiny_model)
 * ``model_volume`` -> ``put_model(volume_name, path, filename=None) -> str`` fills a named volume
 
 Policy: all tests here get the ``integration`` marker. Without podman they are skipped, unless

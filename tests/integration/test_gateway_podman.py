@@ -249,7 +249,7 @@ def test_kill_9_falls_back_and_private_stays_local(stack: Stack, gw: HostGateway
 def test_private_crash_mid_stream_never_reaches_the_remote(stack: Stack, gw: HostGateway) -> None:
     _wait_local(gw, within_s=60)
     before = stack.remote.count
-    from airpods.models.tiny import SPECIAL_TOKENS, _vocab
+    from tests.tiny_model import SPECIAL_TOKENS, _vocab
 
     tokens = _vocab()[0]
     # Random weights end early on an end token: bias them away so the stream is still going

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub
+from tests.tiny_model import write_tiny_gguf
 
 KILL_S = 60  # the subprocess is killed past this: the old code's hang fails the bound, not CI
 

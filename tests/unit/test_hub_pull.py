@@ -18,8 +18,8 @@ from airpods.hub.refs import parse_ref, pick_quant, quant_of, split_parts
 from airpods.models import transfer
 from airpods.models.pull import pull
 from airpods.models.store import list_models
-from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub, write_gguf_blob
+from tests.tiny_model import write_tiny_gguf
 
 REPO = "acme/Tiny-GGUF"
 

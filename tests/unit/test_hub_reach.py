@@ -62,7 +62,7 @@ def test_a_proxy_is_what_is_probed() -> None:
 
 
 def test_a_reachable_hub_passes_and_is_probed_once(tmp_path: Path) -> None:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     with FakeHub() as hub:
         hub.add("o/r", "m-Q4_K_M.gguf", write_tiny_gguf(tmp_path / "src.gguf"))

@@ -128,7 +128,7 @@ class VolumePodman(FakePodman):
 
 
 def test_models_list_and_info_json_per_model(env, tmp_path: Path, monkeypatch) -> None:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -208,7 +208,7 @@ def test_models_recommend_json(env) -> None:
 
 
 def test_status_json_memory_of_a_model_in_the_volume(env, tmp_path: Path, monkeypatch) -> None:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     volume = tmp_path / "volume"
     volume.mkdir()

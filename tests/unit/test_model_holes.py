@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from airpods.models.tiny import write_tiny_gguf
+from tests.tiny_model import write_tiny_gguf
 from tests.unit.test_bad_files import airpods, one_line
 
 

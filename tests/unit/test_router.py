@@ -142,7 +142,7 @@ def test_auto_models_max_waits_for_the_model_files_and_says_so(tmp_path: Path) -
 
 
 def _volume(tmp_path: Path) -> tuple[Path, kinds.HostPath]:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     volume = tmp_path / "volume"
     volume.mkdir()

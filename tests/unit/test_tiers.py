@@ -179,7 +179,7 @@ def test_models_info_warns_on_stderr_and_keeps_json_clean(tmp_path: Path, monkey
     from click.testing import CliRunner
 
     from airpods.cli import cli
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
     from tests.unit.test_json_contract import VolumePodman
 
     for key, sub in (("XDG_CONFIG_HOME", "cfg"), ("XDG_DATA_HOME", "data"),
