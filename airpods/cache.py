@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING
 
 import airpods
 from airpods.config.files import read_config_bytes
-from airpods.config.paths import (
+from airpods.errors import AirpodsError
+from airpods.paths import (
     ENV_OVERRIDES,
     builtin_catalogue_path,
     default_config_path,
     user_catalogue_path,
 )
-from airpods.errors import AirpodsError
 from airpods.record import replace
 from airpods.resolved import Resolved, from_dict, to_dict
 from airpods.spec import ContainerSpec
@@ -66,7 +66,7 @@ _DEPENDENCIES = ("tomlkit", "jinja2", "markupsafe", "pydantic", "pydantic_core")
 
 
 def default_cache_dir() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("cache") / "resolved"
 
@@ -215,8 +215,7 @@ def lookup(path: Path, secrets: SecretStore, key: bytes) -> Resolved | None:
     from airpods import host as host_module  # looked up at call time: tests replace it
 
     # auto_model follows from the other facts and the catalogue, whose files are in the key.
-    if host_module.detect_host(requested, auto_model=False) != replace(resolved.host,
-                                                                       auto_model=""):
+    if host_module.detect_host(requested) != replace(resolved.host, auto_model=""):
         return None
     for service, var, value in unsaved:
         secrets.adopt(service, var, value)  # pending, as the loader would have made it

@@ -32,7 +32,8 @@ class HostFacts:
     vram_bytes: int | None = None  # the usable GPU's total memory; None without one or unknown
     gpu_name: str | None = None  # the usable GPU's name; None on the CPU
     # The file of the capability tier `model_source = "auto"` picks here ("" when none fits or
-    # the catalogue cannot be read). A host fact, so the resolved cache sees a change of pick.
+    # the catalogue cannot be read), set by the loader (config.tiers.with_auto_model). A host fact,
+    # so the resolved cache sees a change of pick.
     auto_model: str = ""
 
     def for_service(self, use_gpu: bool) -> HostFacts:
@@ -153,14 +154,13 @@ def detect_host(
     root: Path = Path("/"),
     run: Callable[..., Any] | None = None,
     which: Callable[[str], str | None] | None = None,
-    auto_model: bool = True,
 ) -> HostFacts:
     """Detect the host. `requested` is runtime.accelerator ("auto" or a forced choice).
 
     `run` / `which` replace subprocess.run / shutil.which for the nvidia-smi probe (tests).
-    `auto_model=False` leaves `auto_model` empty: it is a function of the other facts and the
-    model catalogue, which the resolved-services cache checks on its own (reading the catalogue
-    costs a cache hit more than the rest of the detection).
+    `auto_model` is left empty: it is a function of these facts and the model catalogue, which
+    the loader adds (airpods.config.tiers.with_auto_model); the resolved-services cache checks the
+    catalogue on its own (reading it costs a cache hit more than the rest of the detection).
     """
     accelerator, reason, info, notes = gpu.choose_accelerator(
         requested, root=root, run=run, which=which
@@ -178,17 +178,4 @@ def detect_host(
         vram_bytes=usable.vram_bytes if usable else None,
         gpu_name=usable.name if usable else None,
     )
-    return replace(facts, auto_model=_auto_model(facts)) if auto_model else facts
-
-
-def _auto_model(facts: HostFacts) -> str:
-    """The auto tier's file at llama-server's default context; "" when none or unreadable."""
-    from airpods.errors import AirpodsError
-    from airpods.models.fit import LLAMA_DEFAULT_CTX
-    from airpods.models.tiers import auto_pick, load_catalogue
-
-    try:
-        pick = auto_pick(facts, LLAMA_DEFAULT_CTX, load_catalogue())
-    except AirpodsError:
-        return ""  # a broken user catalogue is reported by `models recommend` and `doctor`
-    return pick.tier.file if pick else ""
+    return facts

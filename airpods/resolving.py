@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airpods.config.paths import user_config_path
+from airpods.paths import user_config_path
 from airpods.record import replace
 from airpods.resolved import Resolved, ServiceEntry, Settings
 
@@ -92,7 +92,7 @@ def _resolve_uncached(
 ) -> tuple[Resolved, str]:
     """Load, validate and render every service. Returns it and the requested accelerator."""
     from airpods.config.loader import load_config
-    from airpods.render import render_service
+    from airpods.kinds.render import render_service
 
     loaded = load_config(config_path, environ=environ, secrets=secrets)
     config = loaded.config

@@ -58,7 +58,7 @@ MAX_SECRET_BYTES = 4096  # a kept key is ~43 bytes; anything this big was not wr
 
 
 def default_root() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("data") / "secrets"
 
@@ -341,7 +341,7 @@ def local_key(path: Path | None = None, *, create: bool = True) -> bytes | None:
     file that is a symlink, not ours, or readable by others is replaced, never followed or
     trusted.
     """
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     path = path if path is not None else user_dir("data") / "local.key"
     try:

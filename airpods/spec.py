@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
+from airpods.errors import AirpodsError
 from airpods.record import Field, asdict, field, fields, record, replace
 
 LABEL_MANAGED = "io.airpods.managed"
@@ -117,7 +118,7 @@ class PodmanOption:
 
     The adapter (engine/args.py, engine/specgen.py), `--dry-run`'s podman lines (cli/output.py)
     and both exports (export/quadlet.py, export/kube.py) iterate these, so a new pass-through
-    option is a field here, a key in config/schema.py and a line in render.py. An option left
+    option is a field here, a key in config/schema.py and a line in kinds/render.py. An option left
     at its false-y default (empty, None) is not passed at all.
     """
 
@@ -288,3 +289,33 @@ def sealed(spec: ContainerSpec) -> ContainerSpec:
         files = (*spec.secret_files, *spec.config_files)
         labels[LABEL_SECRETS] = ",".join(file.name for file in files)
     return replace(spec, labels=labels, config_hash=digest)
+
+
+# --- where a file in the container lives ---------------------------------------------------------
+
+
+def mount_for(path: str, mounts: dict[str, str]) -> tuple[str, str] | None:
+    """(volume source, path inside it) of the deepest mount holding `path`; "" for the mount
+    point itself. `mounts` maps container target → volume source."""
+    for target, source in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
+        root = target.rstrip("/")
+        if path == root or path.startswith(root + "/"):
+            return source, path[len(root):].lstrip("/")
+    return None
+
+
+def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
+    """(volume, path inside it) for the service's model file: the mount that holds it.
+
+    `model` is the path inside the container (its kind's `model_path`); `mounts` maps container
+    target → volume source.
+    """
+    if model is None:
+        raise AirpodsError("the service has no --model argument", hint="set command_args.model")
+    found = mount_for(model, mounts)
+    if found is not None and found[1]:
+        return found
+    raise AirpodsError(
+        f"no volume is mounted where the model {model} lives",
+        hint="add a volume whose target contains the model path",
+    )

@@ -106,7 +106,7 @@ def gateway_spec(st: BenchStack):
 
 
 def end_bias() -> dict[str, int]:
-    from airpods.models.tiny import SPECIAL_TOKENS, _vocab
+    from tests.tiny_model import SPECIAL_TOKENS, _vocab
 
     tokens = _vocab()[0]
     return {str(tokens.index(t)): -100 for t in SPECIAL_TOKENS}
@@ -251,8 +251,8 @@ TIER_SHAPE = {"layers": 24, "hidden": 896, "heads": 14, "kv_heads": 2, "ffn": 48
 
 def tier_model() -> Path:
     """The tier-shaped GGUF, written once (about 30 s, 406 MiB) into airpods' cache."""
-    from airpods.config.paths import user_dir
-    from airpods.models.tiny import write_tiny_gguf
+    from airpods.paths import user_dir
+    from tests.tiny_model import write_tiny_gguf
 
     path = user_dir("cache") / "bench" / "qwen2.5-0.5b-shape-q4_0.gguf"
     if not path.exists():
@@ -261,7 +261,7 @@ def tier_model() -> Path:
 
 
 def sized_model(st: BenchStack, layers: int, hidden: int) -> Path:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     size = {"layers": layers, "hidden": hidden, "heads": max(4, hidden // 64), "ffn": hidden * 2}
     return write_tiny_gguf(st.model.parent / "sized.gguf", **size)

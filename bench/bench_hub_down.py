@@ -27,7 +27,7 @@ PULL = """
 import sys, tempfile
 from pathlib import Path
 from airpods.errors import AirpodsError
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
 from airpods.models.pull import pull
 try:
     pull("o/r:Q4_K_M", Path(tempfile.mkdtemp()), hub=Hub(endpoint=sys.argv[1], token=""))

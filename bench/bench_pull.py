@@ -62,7 +62,7 @@ enabled = false
 PULL = """
 import sys, time
 from pathlib import Path
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
 from airpods.models.pull import pull
 from airpods.models.transfer import NoProgress
 

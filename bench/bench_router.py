@@ -114,7 +114,7 @@ def settle(http: httpx.Client, base: str, key: str, want: dict[str, str]) -> Non
 
 
 def setup(st: BenchStack, size: dict[str, int]) -> tuple[str, int]:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     for name, seed in (("alpha", 1), ("beta", 2)):
         path = write_tiny_gguf(st.model.parent / f"{name}.gguf", seed=seed, **size)

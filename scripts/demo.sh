@@ -63,7 +63,7 @@ else
 fi
 
 phase "model"
-"$PY" -m airpods.models.tiny "$REPO/.demo/tiny.gguf"
+"$PY" -m tests.tiny_model "$REPO/.demo/tiny.gguf"
 # Models outlive every run (the volume is kept): a second run finds it there already.
 if "${AIRPODS[@]}" models list --json | "$PY" -c \
     'import json, sys; sys.exit(0 if any(m["name"] == "tiny.gguf" for m in json.load(sys.stdin)["models"]) else 1)'; then

@@ -354,7 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
 def write_gguf_blob(path: Path, size: int, seed: int = 1) -> Path:
     """A file of `size` bytes that starts with a GGUF header (a tiny model), then random bytes:
     enough for a throughput bench, whose client only checks the magic and the sha256."""
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     tiny = write_tiny_gguf(path.with_name(path.name + ".tiny"))
     head = tiny.read_bytes()

@@ -396,7 +396,7 @@ def build_llama_image(penv: PodmanEnv, prebuilt: str | None = None) -> str:
 
 def write_tiny_model(directory: Path | str, name: str = "tiny.gguf") -> Path:
     """A tiny random-weight llama GGUF (~240 KB; its text output is noise) in ``directory``."""
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Every named service of a loaded config rendered into its spec, for tests that check several
-at once (the product renders one at a time: `airpods.render.render_service`)."""
+at once (the product renders one at a time: `airpods.kinds.render.render_service`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from airpods.config.schema import AirpodsConfig
 from airpods.host import HostFacts
-from airpods.render import render_service
+from airpods.kinds.render import render_service
 from airpods.spec import ContainerSpec
 
 

@@ -45,7 +45,7 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
-    from airpods.config.paths import use_config
+    from airpods.paths import use_config
 
     use_config(config_path)  # models.toml is read beside it
     ctx.obj = AppContext(config_path=config_path, verbose=verbose)

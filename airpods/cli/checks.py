@@ -164,7 +164,7 @@ def fit_check(name: str, spec: ContainerSpec, model_path: Path, host: HostFacts)
     A warning, never blocking: `start` warns too, since estimates can be wrong.
     """
     from airpods.errors import AirpodsError
-    from airpods.models.gguf_meta import read_meta
+    from airpods.gguf_meta import read_meta
     from airpods.models.services import estimate_for, model_size
 
     label = f"fit ({name})"

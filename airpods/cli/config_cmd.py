@@ -27,7 +27,7 @@ from airpods.secrets import mask_tree
 
 
 def _user_path(app: AppContext) -> Path:
-    from airpods.config.paths import user_config_path
+    from airpods.paths import user_config_path
 
     return app.config_path if app.config_path is not None else user_config_path()
 
@@ -134,7 +134,7 @@ def _warn_unset_key_variables(config: Any) -> None:
 @click.pass_obj
 def get(app: AppContext, key: str, as_json: bool) -> None:
     """Print one resolved value, e.g. `services.llamacpp.ports[0].host`."""
-    from airpods.config.keys import parse_key_path
+    from airpods.keys import parse_key_path
 
     try:
         parts = parse_key_path(key)
@@ -155,7 +155,7 @@ def get(app: AppContext, key: str, as_json: bool) -> None:
 def _lookup(data: Any, parts: tuple[Any, ...]) -> Any:
     import difflib
 
-    from airpods.config.keys import format_key_path
+    from airpods.keys import format_key_path
 
     for depth, part in enumerate(parts):
         in_table = isinstance(data, dict) and part in data
@@ -192,8 +192,8 @@ class _NegativeValues(click.Command):
 def set_(app: AppContext, key: str, value: str) -> None:
     """Set KEY to VALUE in your config file (VALUE is TOML: 8192, true, "text", [1, 2])."""
     from airpods.config.edit import set_value
-    from airpods.config.keys import format_key_path
     from airpods.config.loader import load_config_text
+    from airpods.keys import format_key_path
 
     user = _user_path(app)
     parts, parsed = set_value(user, key, value, validate=lambda p, text: load_config_text(p, text))

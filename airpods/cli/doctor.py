@@ -144,7 +144,7 @@ def _required_file_checks(
 ) -> list[Check]:
     """One check per file the service cannot start without (start's check_required_files)."""
     from airpods.errors import AirpodsError
-    from airpods.models.store import model_volume
+    from airpods.spec import model_volume
 
     mounts = {m.target: m.source for m in spec.mounts}
     checks = []

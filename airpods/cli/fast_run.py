@@ -107,7 +107,7 @@ def _command_args(rest: list[str], flags: dict[str, str], values: dict[str, str]
 def _context(make: Any, config: str | None, verbose: bool) -> AppContext:
     from pathlib import Path
 
-    from airpods.config.paths import use_config
+    from airpods.paths import use_config
 
     path = Path(config) if config is not None else None
     use_config(path)  # models.toml is read beside it

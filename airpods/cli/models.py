@@ -21,7 +21,7 @@ from airpods.models.store import size_text
 
 if TYPE_CHECKING:
     from airpods.engine.podman_protocol import Podman
-    from airpods.models.gguf_meta import ModelMeta
+    from airpods.gguf_meta import ModelMeta
     from airpods.models.services import Estimate
     from airpods.resolved import Resolved
 
@@ -91,7 +91,7 @@ def info_cmd(app: AppContext, name: str, service: str | None, as_json: bool) -> 
     est = None
     if meta is not None:
         est = estimate_for(resolved.specs[svc], resolved.host, meta, model_size(directory, name))
-        from airpods.models.tiers import tool_calling_warning
+        from airpods.config.tiers import tool_calling_warning
 
         warning = tool_calling_warning(meta.parameters)
         if warning:  # stderr, so --json stays one object
@@ -108,7 +108,7 @@ def info_cmd(app: AppContext, name: str, service: str | None, as_json: bool) -> 
 
 def _print_info(entry: dict[str, Any], meta: ModelMeta | None, est: Estimate | None,
                 svc: str) -> None:
-    from airpods.models.gguf_meta import escape
+    from airpods.gguf_meta import escape
 
     def show(value: Any) -> str:
         return escape(str(value)) if value is not None else "-"
@@ -150,7 +150,7 @@ def _unknown_model(name: str, volume: str) -> Exception:
 def rm_cmd(app: AppContext, name: str, service: str | None, yes: bool) -> None:
     """Delete model NAME from the volume (never one a running service uses)."""
     from airpods.errors import UsageError
-    from airpods.models.refs import split_parts
+    from airpods.hub.refs import split_parts
     from airpods.models.services import running_services, users
     from airpods.models.store import check_name, remove_model
     from airpods.models.usage import UsageDB
@@ -211,7 +211,7 @@ def cleanup_cmd(app: AppContext, days: float, yes: bool) -> None:
     Models a running service uses are never deleted.
     """
     from airpods.cli.context import resolve
-    from airpods.models.gguf_meta import escape
+    from airpods.gguf_meta import escape
     from airpods.models.services import running_services
     from airpods.models.store import PARTIAL_SUFFIX
     from airpods.models.usage import UsageDB, iso
@@ -254,7 +254,7 @@ def _cleanup_candidates(
     volume is skipped with a note, never a failure halfway through the deletions.
     """
     from airpods.errors import UsageError
-    from airpods.models.gguf_meta import escape
+    from airpods.gguf_meta import escape
     from airpods.models.services import model_volumes, users
     from airpods.models.store import list_models, model_path
     from airpods.models.usage import unused

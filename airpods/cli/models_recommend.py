@@ -9,7 +9,7 @@ import click
 
 from airpods.cli import AppContext
 from airpods.cli.params import Number
-from airpods.models.fit import LLAMA_DEFAULT_CTX
+from airpods.fit import LLAMA_DEFAULT_CTX
 
 # llama.cpp's largest trained contexts are ~1M
 CTX_RANGE = Number(1, 1 << 22, "tokens", integer=True)
@@ -24,7 +24,7 @@ def _host(app: AppContext) -> Any:
 
 def recommendation(host: Any, ctx: int) -> dict[str, Any]:
     """The `models recommend --json` document (docs/json.md)."""
-    from airpods.models import tiers as tiermod
+    from airpods.config import tiers as tiermod
 
     catalogue = tiermod.load_catalogue()
     room = tiermod.budget(host)
@@ -62,9 +62,9 @@ def recommend(app: AppContext, ctx: int | None, as_json: bool) -> None:
     a tier whose licence forbids commercial use.
     """
     from airpods.cli.output import echo_json
+    from airpods.config.tiers import budget
+    from airpods.fit import gb
     from airpods.masking import printable
-    from airpods.models.fit import gb
-    from airpods.models.tiers import budget
 
     host = _host(app)
     doc = recommendation(host, ctx or LLAMA_DEFAULT_CTX)
@@ -100,12 +100,12 @@ def search(app: AppContext, query: str, limit: int, as_json: bool) -> None:
     """GGUF repositories on the hub matching QUERY, most downloaded first, each with the
     largest quant that fits this machine. Answers are cached on disk for a day."""
     from airpods.cli.output import echo_json
+    from airpods.config.tiers import budget
     from airpods.errors import UsageError
+    from airpods.fit import gb
+    from airpods.hub.client import Hub
     from airpods.masking import printable
-    from airpods.models.fit import gb
-    from airpods.models.hub import Hub
     from airpods.models.search import search as run_search
-    from airpods.models.tiers import budget
 
     if not query.strip() or any(ord(c) < 32 for c in query):
         raise UsageError(f"bad search {query!r}", hint="give words, e.g. `qwen2.5 7b instruct`")

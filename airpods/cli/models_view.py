@@ -48,7 +48,7 @@ def existing_dir(podman: Podman | None, volume: str) -> Path | None:
 def show_models(app: AppContext, service: str | None, as_json: bool) -> None:
     """List the models in the service's model volume; the configured one is marked."""
     from airpods.cli.output import echo_json
-    from airpods.models.gguf_meta import escape
+    from airpods.gguf_meta import escape
     from airpods.models.meta_cache import MetaCache
     from airpods.models.services import describe, serving, users
     from airpods.models.store import list_models, size_text
@@ -92,11 +92,11 @@ def run_pull(app: AppContext, refs: tuple[str, ...], *, service: str | None = No
     `airpods models pull --help`."""
     from airpods.cli import say
     from airpods.cli.pull_progress import PullProgress
-    from airpods.models.hub import endpoint_from_env
+    from airpods.config.tiers import budget
+    from airpods.hub.client import endpoint_from_env
+    from airpods.hub.refs import parse_ref
     from airpods.models.pull import pull
-    from airpods.models.refs import parse_ref
     from airpods.models.store import check_name
-    from airpods.models.tiers import budget
     from airpods.models.usage import UsageDB, Use
 
     (ref,) = refs

@@ -30,8 +30,8 @@ def parse_since(value: str, now: float | None = None) -> int:
     import contextlib
     from datetime import datetime
 
-    from airpods.config.values import duration_seconds
     from airpods.errors import UsageError
+    from airpods.values import duration_seconds
 
     now = time.time() if now is None else now
     text = value.strip()

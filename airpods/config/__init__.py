@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "LoadedConfig": "airpods.config.loader",
-    "default_config_path": "airpods.config.paths",
+    "default_config_path": "airpods.paths",
     "load_config": "airpods.config.loader",
     "load_config_text": "airpods.config.loader",
-    "user_config_path": "airpods.config.paths",
+    "user_config_path": "airpods.paths",
     "init": "airpods.config.edit",
     "set_value": "airpods.config.edit",
 }

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from airpods.config.keys import KeyPath, Problem, format_key_path
 from airpods.config.schema import AirpodsConfig, PortSpec
+from airpods.graphs import find_cycle
+from airpods.keys import KeyPath, Problem, format_key_path
 
 
 def cross_service_problems(cfg: AirpodsConfig) -> list[Problem]:
@@ -110,7 +111,7 @@ def _dependency_problems(cfg: AirpodsConfig) -> list[Problem]:
                 )
     if problems:
         return problems
-    cycle = _find_cycle({n: list(s.depends_on) for n, s in cfg.services.items()})
+    cycle = find_cycle({n: list(s.depends_on) for n, s in cfg.services.items()})
     if cycle:
         return [
             Problem(
@@ -120,29 +121,3 @@ def _dependency_problems(cfg: AirpodsConfig) -> list[Problem]:
             )
         ]
     return []
-
-
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """The first cycle in `graph` as [a, b, ..., a], or None.
-
-    Iterative (an explicit stack): a chain thousands of nodes deep is no RecursionError.
-    """
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for start in graph:
-        if start in state:
-            continue
-        path = [start]
-        todo = [iter(graph.get(start, []))]
-        state[start] = 1
-        while todo:
-            nxt = next(todo[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                todo.pop()
-            elif state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
-            elif nxt not in state:
-                state[nxt] = 1
-                path.append(nxt)
-                todo.append(iter(graph.get(nxt, [])))
-    return None

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from airpods.config.files import atomic_write
-from airpods.config.keys import KeyPath, format_key_path, parse_key_path
 from airpods.errors import ConfigError, UsageError
+from airpods.keys import KeyPath, format_key_path, parse_key_path
 
 # Receives the user file's path and its proposed new text; raises ConfigError when the merged
 # result (defaults + that text) is invalid.
@@ -98,7 +98,7 @@ def _check_shape(path: Path, parts: tuple[str, ...], value: Any, user: dict[str,
     """A table (a service, `command_args`) is not replaced by a plain value: that is a typo
     for one of its keys, and the error belongs to the key the user set."""
     from airpods.config.loader import deep_merge, parse_layer, read_text
-    from airpods.config.paths import default_config_path
+    from airpods.paths import default_config_path
 
     defaults = default_config_path()
     current: Any = deep_merge(parse_layer(defaults, read_text(defaults)).data, user)

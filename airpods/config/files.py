@@ -279,7 +279,7 @@ def _repeated_key_line(text: str, message: str) -> int | None:
 
 def key_before(text: str, terminator: str) -> tuple[str, ...] | None:
     """The dotted TOML key at the start of `text` when `terminator` follows it, else None."""
-    from airpods.config.keys import split_dotted_key
+    from airpods.keys import split_dotted_key
 
     try:
         key, rest = split_dotted_key(text)

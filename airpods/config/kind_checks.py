@@ -10,8 +10,8 @@ from collections.abc import Callable, Collection, Mapping
 from functools import cache
 from typing import Any
 
-from airpods.config.keys import KeyPath, Problem
 from airpods.config.schema import AirpodsConfig, ServiceConfig, ServiceName
+from airpods.keys import KeyPath, Problem
 
 
 @cache

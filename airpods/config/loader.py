@@ -38,9 +38,7 @@ from airpods.config.files import (  # noqa: F401  (read_text, parse_layer...: im
     read_optional_text,
     read_text,
 )
-from airpods.config.keys import KeyPath, Problem
 from airpods.config.kind_checks import config_model, kind_problems, missing_keys, other_kinds_keys
-from airpods.config.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: importable here)
     depth,
     find_line,
@@ -55,6 +53,8 @@ from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError, TemplateError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
 from airpods.host import HostFacts
+from airpods.keys import KeyPath, Problem
+from airpods.paths import ENV_OVERRIDES, default_config_path, user_config_path
 from airpods.record import field, record
 from airpods.secrets import SecretStore
 
@@ -338,9 +338,10 @@ def _resolve_and_validate(
 
     requested = _requested_accelerator(raw)
     if host is None:
+        from airpods.config.tiers import with_auto_model
         from airpods.host import detect_host
 
-        host = detect_host(requested)
+        host = with_auto_model(detect_host(requested))
     try:
         resolved = resolve_tree(raw, host)
     except TemplateError as exc:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from airpods.config.files import Layer, key_before
-from airpods.config.keys import KeyPath, Problem, format_key_path
 from airpods.config.schema import AirpodsConfig
 from airpods.errors import ConfigError
+from airpods.keys import KeyPath, Problem, format_key_path
 
 # --- pydantic errors -> problems --------------------------------------------------------------
 

@@ -12,17 +12,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from airpods.config.values import check_image_ref, finite, no_control, not_bool, size_bytes
+from airpods.fields import (
+    _SCALAR_TYPES,
+    ArgKey,
+    ArgValue,
+    Scalar,
+    StrictModel,
+    check_name,
+)
 from airpods.gpu import ACCELERATORS, REQUESTS
+from airpods.values import check_image_ref, finite, no_control, not_bool, size_bytes
 
 Capability = Annotated[str, StringConstraints(pattern=r"^(CAP_)?[A-Z_]+$")]
 Accelerator = Literal[ACCELERATORS]  # type: ignore[valid-type]
@@ -33,7 +39,6 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _CONTAINER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _VOLUME_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _ALIAS_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
-_ARG_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Public: the loader checks names with this before it uses them as paths (generated secrets).
 ENV_KEY_RE = _ENV_KEY_RE
@@ -43,33 +48,12 @@ ENV_KEY_RE = _ENV_KEY_RE
 MAX_SERVICE_NAME = 48
 MAX_DNS_LABEL = 63
 
-Scalar = str | int | float | bool
-_SCALAR_TYPES = (str, int, float, bool)
 
 
 def _check_env_value(v: Any) -> Any:
     if not isinstance(v, _SCALAR_TYPES):
         raise ValueError("must be a string, number or boolean, not a table or list")
     return v
-
-
-def _check_flag_value(v: Any) -> Any:
-    # Checked before the union so the error names the flag, not each union member that failed.
-    items = v if isinstance(v, list) else [v]
-    if not all(isinstance(item, _SCALAR_TYPES) for item in items):
-        raise ValueError(
-            "must be a string, number, boolean or a list of them (a table is not allowed here)"
-        )
-    return v
-
-
-def _check_name(pattern: re.Pattern[str], what: str) -> AfterValidator:
-    def check(v: str) -> str:
-        if not pattern.fullmatch(v):  # not match: `$` would let a trailing newline through
-            raise ValueError(f"{v!r} is not a valid {what}")
-        return v
-
-    return AfterValidator(check)
 
 
 def _rooted(must: str) -> AfterValidator:
@@ -116,22 +100,11 @@ PathText = Annotated[str, AfterValidator(no_control)]
 
 # Keys checked as keys, so an error's location ends in the offending key (`env.1BAD`).
 ServiceName = Annotated[str, AfterValidator(_check_service_name)]
-EnvKey = Annotated[str, _check_name(_ENV_KEY_RE, "environment variable name")]
-ArgKey = Annotated[str, _check_name(_ARG_KEY_RE, "flag name (letters, digits, '_-')")]
+EnvKey = Annotated[str, check_name(_ENV_KEY_RE, "environment variable name")]
 EnvValue = Annotated[Scalar, BeforeValidator(_check_env_value)]
-ArgValue = Annotated[Scalar | list[Scalar], BeforeValidator(_check_flag_value)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# For the kinds' own config tables (airpods/kinds/*_config.py): the same rules as here.
-StrictModel = _Strict
-check_name = _check_name
-
-
-class RuntimeConfig(_Strict):
+class RuntimeConfig(StrictModel):
     accelerator: AcceleratorRequest = "auto"
     network: str = "airpods"
     stop_timeout_s: Float = Field(default=10, ge=0, le=3600)
@@ -144,12 +117,12 @@ class RuntimeConfig(_Strict):
         return v
 
 
-class CliConfig(_Strict):
+class CliConfig(StrictModel):
     max_concurrent_pulls: Int = Field(default=3, ge=1, le=16)
     failure_log_lines: Int = Field(default=30, ge=0, le=10000)
 
 
-class PortSpec(_Strict):
+class PortSpec(StrictModel):
     host: Int = Field(ge=1, le=65535)
     container: Int = Field(ge=1, le=65535)
     host_ip: str = "127.0.0.1"
@@ -171,7 +144,7 @@ class PortSpec(_Strict):
         return v
 
 
-class VolumeSpec(_Strict):
+class VolumeSpec(StrictModel):
     source: PathText
     target: Annotated[PathText, _rooted("must be an absolute path inside the container")]
     mode: Literal["ro", "rw"] = "rw"
@@ -192,12 +165,12 @@ class VolumeSpec(_Strict):
         return self.source.startswith("/")
 
 
-class GpuSpec(_Strict):
+class GpuSpec(StrictModel):
     enabled: bool = True
     force_cpu: bool = False
 
 
-class HealthSpec(_Strict):
+class HealthSpec(StrictModel):
     path: Annotated[PathText, _rooted("must start with '/'")] = "/"
     expected_status: Int = Field(default=200, ge=100, le=599)
     timeout_s: Float = Field(default=120, gt=0, le=86400)
@@ -207,7 +180,7 @@ class HealthSpec(_Strict):
 MAX_MEMORY = 1 << 60  # Podman's limit is an int64 of bytes
 
 
-class ResourcesSpec(_Strict):
+class ResourcesSpec(StrictModel):
     memory: str | None = None
     cpus: Float | None = Field(default=None, gt=0)
 
@@ -221,7 +194,7 @@ class ResourcesSpec(_Strict):
         return v
 
 
-class ServiceConfig(_Strict):
+class ServiceConfig(StrictModel):
     enabled: bool = True
     # The kind's name (kinds.DEFAULT_KIND); the registry checks it, above this module.
     kind: str = "generic"
@@ -263,9 +236,9 @@ class ServiceConfig(_Strict):
     def _model_source(cls, v: str | None) -> str | None:
         if v == "":
             return None  # "" = no source (a template's way to say none)
-        if v is not None and v != "auto":  # auto: the catalogue tier (airpods.models.tiers)
+        if v is not None and v != "auto":  # auto: the catalogue tier (airpods.config.tiers)
             from airpods.errors import AirpodsError
-            from airpods.models.refs import parse_ref
+            from airpods.hub.refs import parse_ref
 
             try:
                 parse_ref(v)
@@ -324,7 +297,7 @@ class ServiceConfig(_Strict):
         return self
 
 
-class AirpodsConfig(_Strict):
+class AirpodsConfig(StrictModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     cli: CliConfig = Field(default_factory=CliConfig)
     services: dict[ServiceName, ServiceConfig] = Field(default_factory=dict)

@@ -37,7 +37,6 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaError
 from jinja2.utils import missing
 
-from airpods.config.keys import KeyPath, format_key_path
 from airpods.config.template_limits import (
     MAX_VALUE,
     LimitedSandbox,
@@ -45,6 +44,7 @@ from airpods.config.template_limits import (
 )
 from airpods.errors import ConfigError, TemplateError, TemplateLimitError, WiringError
 from airpods.host import HostFacts
+from airpods.keys import KeyPath, format_key_path
 
 _MARKERS = ("{{", "{%", "{#")
 _GLOBAL_TABLES = ("services", "runtime", "cli")

@@ -141,7 +141,7 @@ def check_required_files(plan: Plan, podman: Podman) -> None:
         required = serves.required_files(spec) if serves else ()
         if not required or not plan_creates(plan, spec.service):
             continue
-        from airpods.models.store import model_volume
+        from airpods.spec import model_volume
 
         mounts = {m.target: m.source for m in spec.mounts}
         missing: list[str] = []

@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airpods.config.values import size_bytes
 from airpods.spec import podman_options
+from airpods.values import size_bytes
 
 # podman-py's test for a named volume (anything else is a host directory, a bind mount).
 _NAMED_VOLUME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")

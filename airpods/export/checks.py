@@ -13,8 +13,8 @@ _QUANTITY_RE = re.compile(r"(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|
 
 def quantity_memory(value: str) -> str:
     """Podman's `16g` / `1.5g` / `1000` -> Kubernetes' `16Gi` / `1536Mi` / `1000`: the bytes
-    (config/values.size_bytes, the one reading of sizes) in the largest unit that divides them."""
-    from airpods.config.values import size_bytes
+    (values.size_bytes, the one reading of sizes) in the largest unit that divides them."""
+    from airpods.values import size_bytes
 
     try:
         size = size_bytes(value)

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 def usage_host_dir(service: str) -> Path:
     """Where the gateway's usage records live on this host (bind-mounted read-write)."""
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("data") / "gateway" / service
 

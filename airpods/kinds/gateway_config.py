@@ -53,7 +53,7 @@ def local_models(
 ) -> list[tuple[str, ServedModel]]:
     """(service, model) for every model of every enabled model server, in config order."""
     from airpods.kinds import registry as kinds
-    from airpods.render import render_service
+    from airpods.kinds.render import render_service
 
     host = host or _neutral_host()
     found = []
@@ -306,7 +306,7 @@ def _too_deep(graph: dict[str, list[str]]) -> str | None:
 
 
 def _where(path: Path) -> str:
-    from airpods.config.keys import format_key_path
+    from airpods.keys import format_key_path
 
     return format_key_path(path)
 
@@ -316,9 +316,9 @@ def _known(owners: dict[str, Path]) -> str:
 
 
 def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    from airpods.config.cross_checks import _find_cycle
+    from airpods.graphs import find_cycle
 
-    return _find_cycle(graph)
+    return find_cycle(graph)
 
 
 # --- where each model goes now (`status`'s routes) ------------------------------------------------

@@ -156,7 +156,7 @@ class RemoteSpec(_Strict):
     @field_validator("models")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        from airpods.config.values import listed_once
+        from airpods.values import listed_once
 
         return listed_once(v, "model ")
 

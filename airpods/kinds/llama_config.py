@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from airpods.config.schema import ArgKey, ArgValue, StrictModel, check_name
-from airpods.config.values import listed_once
+from airpods.fields import ArgKey, ArgValue, StrictModel, check_name
+from airpods.values import listed_once
 
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ModelId = Annotated[str, check_name(_MODEL_ID_RE, "model id (letters, digits, '_.-')")]

@@ -142,7 +142,7 @@ def auto_placeholder(svc: ServiceConfig) -> int:
 def settle_models_max(spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
     """`models_max = "auto"`: as many of the largest models as fit together in memory (weights
     + f16 K/V cache at each preset's ctx_size), at least 1 and at least the preloads."""
-    from airpods.models.fit import RAM_HEADROOM, VRAM_HEADROOM, gb
+    from airpods.fit import RAM_HEADROOM, VRAM_HEADROOM, gb
     from airpods.spec import sealed
 
     needs = _model_needs(spec, host_path)
@@ -174,8 +174,8 @@ def settle_models_max(spec: ContainerSpec, host_path: HostPath, memory: Memory) 
 def _model_needs(spec: ContainerSpec, host_path: HostPath) -> list[int]:
     """Bytes each model of the router needs when loaded (those whose header reads)."""
     from airpods.errors import AirpodsError
-    from airpods.models.fit import effective_ctx, estimate
-    from airpods.models.gguf_meta import read_meta
+    from airpods.fit import effective_ctx, estimate
+    from airpods.gguf_meta import read_meta
 
     serving = spec.serving
     if serving is None:

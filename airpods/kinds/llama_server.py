@@ -61,7 +61,7 @@ class LlamaServer(Kind, can.ServesModels, can.HasApi, can.RoutesModels, can.Adds
     modes = ("single", "router")
 
     def defaults(self, service: str) -> dict[str, Any]:
-        from airpods.models.fit import LLAMA_DEFAULT_CTX
+        from airpods.fit import LLAMA_DEFAULT_CTX
 
         return {
             **instance_defaults(service),

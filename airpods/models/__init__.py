@@ -1,18 +1,5 @@
-"""Model helpers. ``airpods.models.tiny`` writes a tiny random-weight GGUF for tests and demos.
-
-The writer needs the optional ``gguf`` and ``numpy`` packages (``pip install 'airpods[models]'``);
-they are imported lazily so that importing this package never requires them.
+"""The model store: GGUF files in services' model volumes (store, pull, transfer), which service
+serves which (services), the first-use download, usage records and the header cache. The hub
+client it downloads with is airpods.hub; the fit estimate and GGUF headers are airpods.fit and
+airpods.gguf_meta, the catalogue of tiers is airpods.config.tiers.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-__all__ = ["write_tiny_gguf"]
-
-
-def write_tiny_gguf(path: Path, **kwargs) -> Path:
-    """Write a tiny llama-architecture GGUF to ``path``; see :mod:`airpods.models.tiny`."""
-    from airpods.models.tiny import write_tiny_gguf as _write
-
-    return _write(path, **kwargs)

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from airpods.errors import AirpodsError, UsageError
 
 if TYPE_CHECKING:
+    from airpods.config.tiers import Tier
     from airpods.engine.podman_protocol import Podman
     from airpods.host import HostFacts
-    from airpods.models.tiers import Tier
     from airpods.resolved import Resolved
     from airpods.spec import ContainerSpec
 
@@ -31,7 +31,7 @@ def served_files(spec: ContainerSpec) -> list[tuple[str, str]]:
     """(volume, file in it) of every model `spec` serves: each router preset's file, else the
     one `--model`. Files on no mounted volume are left out (nothing to download into)."""
     from airpods import kinds
-    from airpods.models.store import model_volume
+    from airpods.spec import model_volume
 
     serves = kinds.capable(spec.kind, kinds.ServesModels)
     paths = serves.model_files(spec) if serves else ()
@@ -46,7 +46,7 @@ def served_files(spec: ContainerSpec) -> list[tuple[str, str]]:
 
 
 def auto_tier(file: str) -> Tier | None:
-    from airpods.models.tiers import load_catalogue, tier_for_file
+    from airpods.config.tiers import load_catalogue, tier_for_file
 
     return tier_for_file(file, load_catalogue())
 
@@ -60,7 +60,7 @@ def source_for(source: str | None, default_model: str | None, file: str) -> str 
         return tier.source if tier is not None else None
     if file == default_model:
         return source
-    from airpods.models.refs import parse_ref
+    from airpods.hub.refs import parse_ref
 
     ref = parse_ref(source)
     if ref.path is not None and ref.path.rsplit("/", 1)[-1] == file.rsplit("/", 1)[-1]:
@@ -114,8 +114,8 @@ _NO_COMMERCE = ": no commercial use"
 
 
 def _auto_line(service: str, file: str, host: HostFacts) -> str:
-    from airpods.models.fit import LLAMA_DEFAULT_CTX, gb
-    from airpods.models.tiers import budget, fitting, licence_skipped, load_catalogue
+    from airpods.config.tiers import budget, fitting, licence_skipped, load_catalogue
+    from airpods.fit import LLAMA_DEFAULT_CTX, gb
 
     tier = auto_tier(file)
     assert tier is not None  # source_for found it

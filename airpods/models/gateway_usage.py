@@ -41,7 +41,7 @@ MAX_TIME = 1e11  # a unix time in the year 5138
 
 
 def usage_root() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("data") / "gateway"
 

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airpods.models.gguf_meta import ModelMeta
+    from airpods.gguf_meta import ModelMeta
 
 FORMAT = 1
 KEEP = 2000  # entries; the oldest beyond this go when the file is written
 
 
 def default_path() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("cache") / "gguf" / "meta.json"
 
@@ -62,7 +62,7 @@ class MetaCache:
         if not isinstance(entry, dict):
             return None
         try:
-            from airpods.models.gguf_meta import ModelMeta
+            from airpods.gguf_meta import ModelMeta
             from airpods.serial import from_plain
 
             meta = entry.get("meta")

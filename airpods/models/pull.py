@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
-from airpods.models.hub import Hub
-from airpods.models.refs import Ref, RemoteFile, parse_ref, quant_sizes
+from airpods.hub.client import Hub
+from airpods.hub.refs import Ref, RemoteFile, parse_ref, quant_sizes
 from airpods.models.store import PARTIAL_SUFFIX, check_name, check_space, model_path
 from airpods.models.transfer import NoProgress, Progress, dest_names, download
 from airpods.record import record
 
 if TYPE_CHECKING:
-    from airpods.models.tiers import Budget
+    from airpods.config.tiers import Budget
 
 
 @record
@@ -81,7 +81,7 @@ def choose_quant(ref: Ref, hub: Hub, room: Budget | None, *, force: bool,
     Nothing fits: refused before a byte moves, unless `force` (then the smallest)."""
     if ref.path is not None or ref.quant is not None:
         return ref
-    from airpods.models.tiers import budget, pick_fitting_quant
+    from airpods.config.tiers import budget, pick_fitting_quant
 
     quants = quant_sizes(hub.sizes(ref))
     if not quants:

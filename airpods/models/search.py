@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airpods.models.hub import Hub
-    from airpods.models.tiers import Budget
+    from airpods.config.tiers import Budget
+    from airpods.hub.client import Hub
 
 CACHE_TTL_S = 24 * 3600
 CACHE_FORMAT = 1
 
 
 def cache_dir() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("cache") / "hub-search"
 
@@ -57,7 +57,7 @@ def _write(path: Path, hits: list[dict[str, Any]]) -> None:
 
 
 def _ask(hub: Hub, query: str, limit: int) -> list[dict[str, Any]]:
-    from airpods.models.refs import Ref, quant_sizes
+    from airpods.hub.refs import Ref, quant_sizes
 
     hits = []
     for repo, downloads in hub.search(query, limit):
@@ -70,7 +70,7 @@ def _ask(hub: Hub, query: str, limit: int) -> list[dict[str, Any]]:
 def search(query: str, hub: Hub, room: Budget, *, limit: int = 10,
            directory: Path | None = None, now: float | None = None) -> dict[str, Any]:
     """The `models search --json` document (docs/json.md)."""
-    from airpods.models.tiers import pick_fitting_quant
+    from airpods.config.tiers import pick_fitting_quant
 
     now = time.time() if now is None else now
     path = (directory or cache_dir()) / f"{_key(hub.endpoint, query, limit)}.json"

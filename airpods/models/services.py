@@ -15,9 +15,9 @@ from airpods.record import record
 
 if TYPE_CHECKING:
     from airpods.engine.podman_protocol import Podman
+    from airpods.fit import Fit, MemoryEstimate
+    from airpods.gguf_meta import ModelMeta
     from airpods.host import HostFacts
-    from airpods.models.fit import Fit, MemoryEstimate
-    from airpods.models.gguf_meta import ModelMeta
     from airpods.models.meta_cache import MetaCache
     from airpods.models.usage import Use
     from airpods.resolved import Resolved
@@ -58,7 +58,7 @@ class Serving:
 def serving(spec: ContainerSpec) -> Serving | None:
     """What `spec` serves from its model volume (its kind says where), or None."""
     from airpods import kinds
-    from airpods.models.store import model_volume, mount_for
+    from airpods.spec import model_volume, mount_for
 
     kind = kinds.capable(spec.kind, kinds.ServesModels)
     if kind is None:
@@ -142,7 +142,7 @@ def model_size(directory: Path, name: str) -> int:
     """Bytes of a model, all parts of a split GGUF included."""
     parts = [name]
     if "-of-" in name:  # a split GGUF's name: refs (and its regexes) only then
-        from airpods.models.refs import split_parts
+        from airpods.hub.refs import split_parts
 
         parts = split_parts(name)
     total = 0
@@ -159,7 +159,7 @@ def read_meta_or_none(path: Path) -> ModelMeta | None:
 def read_meta_or_why(path: Path) -> tuple[ModelMeta | None, str | None]:
     """(the model facts, None), or (None, why the file is damaged): one bad file never stops
     a listing."""
-    from airpods.models.gguf_meta import read_meta
+    from airpods.gguf_meta import read_meta
 
     try:
         return read_meta(path), None
@@ -178,8 +178,8 @@ class Estimate:
 def estimate_for(spec: ContainerSpec, host: HostFacts, meta: ModelMeta, weights: int,
                  *, vram: Callable[[HostFacts], int | None] | None = None) -> Estimate:
     """Memory for this service's ctx_size, and whether it fits this host."""
+    from airpods import fit as fitmod
     from airpods import kinds
-    from airpods.models import fit as fitmod
 
     serves = kinds.capable(spec.kind, kinds.ServesModels)
     ctx = fitmod.effective_ctx(serves.context_size(spec) if serves else None, meta)
@@ -315,8 +315,7 @@ def settle_specs(
         return specs
     from functools import partial
 
-    from airpods import kinds
-    from airpods.models import fit
+    from airpods import fit, kinds
 
     settled = []
     for spec in specs:
@@ -333,7 +332,7 @@ def settle_specs(
 def _host_path(podman: Podman, spec: ContainerSpec, path: str) -> Path | None:
     """Where `path` inside `spec`'s container is on this host, through the volume mounted
     there; None when nothing is mounted there or it would leave the volume."""
-    from airpods.models.store import mount_for
+    from airpods.spec import mount_for
 
     found = mount_for(path, {m.target: m.source for m in spec.mounts})
     directory = volume_dir(podman, found[0]) if found is not None else None

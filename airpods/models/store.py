@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airpods.durable import fsync_dir
 from airpods.errors import AirpodsError, UsageError
 from airpods.record import record
-from airpods.spec import ContainerSpec
+from airpods.spec import ContainerSpec, model_volume
 
 if TYPE_CHECKING:
     from airpods.engine.podman_protocol import Podman
@@ -35,33 +35,6 @@ def model_location(spec: ContainerSpec) -> tuple[str, str]:
     mounts = {m.target: m.source for m in spec.mounts}
     serves = kinds.capable(spec.kind, kinds.ServesModels)
     return model_volume(serves.model_path(spec) if serves else None, mounts)
-
-
-def mount_for(path: str, mounts: dict[str, str]) -> tuple[str, str] | None:
-    """(volume source, path inside it) of the deepest mount holding `path`; "" for the mount
-    point itself. `mounts` maps container target → volume source."""
-    for target, source in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
-        root = target.rstrip("/")
-        if path == root or path.startswith(root + "/"):
-            return source, path[len(root):].lstrip("/")
-    return None
-
-
-def model_volume(model: str | None, mounts: dict[str, str]) -> tuple[str, str]:
-    """(volume, path inside it) for the service's model file: the mount that holds it.
-
-    `model` is the path inside the container (its kind's `model_path`); `mounts` maps container
-    target → volume source.
-    """
-    if model is None:
-        raise AirpodsError("the service has no --model argument", hint="set command_args.model")
-    found = mount_for(model, mounts)
-    if found is not None and found[1]:
-        return found
-    raise AirpodsError(
-        f"no volume is mounted where the model {model} lives",
-        hint="add a volume whose target contains the model path",
-    )
 
 
 def check_name(name: str, *, flat: bool = False) -> str:
@@ -107,7 +80,7 @@ def check_gguf(path: Path) -> None:
     import stat
 
     from airpods.config.files import file_kind
-    from airpods.models.gguf_meta import validate
+    from airpods.gguf_meta import validate
 
     try:
         st = os.stat(path)

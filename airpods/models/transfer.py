@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from airpods.errors import AirpodsError, BadAnswer, RetryableStatus, UsageError
-from airpods.models.hubhttp import origin
-from airpods.models.refs import SPLIT_RE, RemoteFile
-from airpods.models.retry import describe_error, is_transient, retrying
+from airpods.hub.hubhttp import origin
+from airpods.hub.refs import SPLIT_RE, RemoteFile
+from airpods.hub.retry import describe_error, is_transient, retrying
 from airpods.models.store import (
     DISK_FULL,
     GGUF_MAGIC,
@@ -125,7 +125,7 @@ class _Partial:
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.closed = False
-        self.tries = 0  # GETs made (models/retry.py decides how many)
+        self.tries = 0  # GETs made (hub/retry.py decides how many)
         self.path = dest.with_name(dest.name + PARTIAL_SUFFIX)
         self.fd = _open_partial(self.path)
         try:

@@ -36,7 +36,7 @@ USE_EVENTS = ("start", "stop")
 
 
 def default_path() -> Path:
-    from airpods.config.paths import user_dir
+    from airpods.paths import user_dir
 
     return user_dir("data") / "usage.sqlite3"
 

@@ -19,7 +19,7 @@ Session fixtures:
   loaded from an image archive cached outside the repo)
 * ``running_gateway`` (module scope) -> tests.gateway_stack.GatewayStack with llamacpp, a
   stand-in remote and the gateway container started
-* ``tiny_model`` -> ``Path`` of a tiny random-weight GGUF (airpods.models.tiny)
+* ``tiny_model`` -> ``Path`` of a tiny random-weight GGUF (tests.tiny_model)
 * ``model_volume`` -> ``put_model(volume_name, path, filename=None) -> str`` fills a named volume
 
 Policy: all tests here get the ``integration`` marker. Without podman they are skipped, unless

@@ -21,7 +21,7 @@ import pytest
 from airpods.config import load_config
 from airpods.host import HostFacts
 from airpods.kinds import gateway as g
-from airpods.render import render_service
+from airpods.kinds.render import render_service
 from airpods.secrets import SecretStore
 from tests.gateway_host import HostGateway, free_port, run_gateway
 from tests.remote_standin import StandinRemote

@@ -175,7 +175,7 @@ def _long_stream(stack: GatewayStack, chunks: list[str], headers: dict | None = 
                  errors: list[BaseException] | None = None,
                  timeout: float = 60) -> tuple[threading.Thread, threading.Event]:
     """A streamed request for `tiny` that is still going when the test acts (a reader thread)."""
-    from airpods.models.tiny import SPECIAL_TOKENS, _vocab
+    from tests.tiny_model import SPECIAL_TOKENS, _vocab
 
     tokens = _vocab()[0]
     # Random weights end early on an end token: bias them away so the stream keeps going.

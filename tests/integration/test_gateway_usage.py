@@ -152,7 +152,7 @@ def test_kill_9_loses_at_most_the_request_in_flight(stack: GatewayStack) -> None
 def test_gateway_killed_mid_stream_is_a_clean_error_and_keeps_finished_records(
     stack: GatewayStack,
 ) -> None:
-    from airpods.models.tiny import SPECIAL_TOKENS, _vocab
+    from tests.tiny_model import SPECIAL_TOKENS, _vocab
 
     laptop = stack.client_key("laptop")
     start = len(stack.records())

@@ -36,7 +36,7 @@ class Cli:
 
 @pytest.fixture
 def hub(tiny_model: Path, tmp_path: Path):
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     q8 = write_tiny_gguf(tmp_path / "q8.gguf", layers=3, seed=5)
     with FakeHub(redirect=True) as fake:

@@ -180,7 +180,7 @@ def _streamed_chunks(client: httpx.Client, model_id: str) -> list[dict]:
 
 def test_open_webui_container_direct_to_a_router_lists_chats_streams_and_unloads(
         make_stack, model_volume, tmp_path: Path) -> None:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     stack = make_stack(ROUTER)
     volume = f"airpods_it_owui_models_{tmp_path.name[-8:].replace('-', '_')}"

@@ -55,7 +55,7 @@ command_args = { ctx_size = 384 }
 @pytest.fixture(scope="module")
 def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """alpha.gguf and beta.gguf (different seeds), and a truncated copy (GGUF magic, no body)."""
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     d = tmp_path_factory.mktemp("router-models")
     out = {name: write_tiny_gguf(d / f"{name}.gguf", seed=seed)

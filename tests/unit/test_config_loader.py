@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airpods.config.keys import format_key_path, parse_key_path
 from airpods.config.loader import (
     LoadedConfig,
     deep_merge,
@@ -21,6 +20,7 @@ from airpods.config.loader import (
 )
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
+from airpods.keys import format_key_path, parse_key_path
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
 CUDA = HostFacts(accelerator="cuda", reason="test", physical_cores=4, logical_cores=8)

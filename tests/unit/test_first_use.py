@@ -9,10 +9,10 @@ import pytest
 
 from airpods.host import HostFacts
 from airpods.models.first_use import prepare_models, served_files, source_for
-from airpods.models.tiny import write_tiny_gguf
 from airpods.resolving import resolve
 from airpods.secrets import SecretStore
 from tests.hf_server import FakeHub
+from tests.tiny_model import write_tiny_gguf
 
 TINY = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
 TINY_REPO = "Qwen/Qwen2.5-0.5B-Instruct-GGUF"

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from airpods.host import GpuInfo, HostFacts, ram_total
-from airpods.models.fit import (
+from airpods.fit import (
     estimate,
     fit,
     kv_bytes_per_token,
     parse_memory_limit,
     vram_total,
 )
-from airpods.models.gguf_meta import ModelMeta
+from airpods.gguf_meta import ModelMeta
+from airpods.host import GpuInfo, HostFacts, ram_total
 
 GiB = 1 << 30
 

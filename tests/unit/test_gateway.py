@@ -19,7 +19,7 @@ from airpods.errors import ConfigError
 from airpods.host import HostFacts
 from airpods.kinds import gateway as g
 from airpods.kinds import gateway_config
-from airpods.render import render_service
+from airpods.kinds.render import render_service
 from airpods.secrets import SecretStore
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import UsageError
-from airpods.models.gguf_meta import escape, read_meta, validate
-from airpods.models.tiny import write_tiny_gguf
+from airpods.gguf_meta import escape, read_meta, validate
+from tests.tiny_model import write_tiny_gguf
 from tests.unit.test_bad_files import airpods, one_line
 
 U32, U64, STRING, ARRAY = 4, 10, 8, 9

@@ -1,4 +1,4 @@
-"""GGUF header parsing on generated files with known metadata (airpods.models.tiny, gguf)."""
+"""GGUF header parsing on generated files with known metadata (tests.tiny_model, gguf)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import UsageError
-from airpods.models.gguf_meta import FILE_TYPES, TENSOR_TYPES, read_header, read_meta
-from airpods.models.tiny import _MERGES, SPECIAL_TOKENS, write_tiny_gguf
+from airpods.gguf_meta import FILE_TYPES, TENSOR_TYPES, read_header, read_meta
+from tests.tiny_model import _MERGES, SPECIAL_TOKENS, write_tiny_gguf
 
 N_VOCAB = 256 + len(_MERGES) + len(SPECIAL_TOKENS)
 
 
 def tiny_params(layers: int, hidden: int, heads: int, ffn: int, kv_heads: int) -> int:
-    """Parameters of airpods.models.tiny, counted by hand from its tensor list."""
+    """Parameters of tests.tiny_model, counted by hand from its tensor list."""
     kv = kv_heads * hidden // heads
     per_layer = 2 * hidden + 2 * hidden * hidden + 2 * kv * hidden + 3 * ffn * hidden
     return 2 * N_VOCAB * hidden + layers * per_layer + hidden

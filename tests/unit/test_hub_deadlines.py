@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub
+from tests.tiny_model import write_tiny_gguf
 
 KILL_S = 60  # the subprocess is killed past this: the old code's hang fails the bound, not CI
 
@@ -163,8 +163,8 @@ def test_a_slow_body_that_keeps_coming_is_not_cut(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Deadlines bound the questions and a GET's status and headers, not the bytes."""
     from airpods import http_clients
-    from airpods.models import hubapi
-    from airpods.models.hub import Hub
+    from airpods.hub import hubapi
+    from airpods.hub.client import Hub
     from airpods.models.pull import pull
 
     monkeypatch.setattr(http_clients, "HUB_HEAD_S", 0.3)
@@ -186,8 +186,8 @@ def test_a_listing_in_pages_is_followed_as_huggingface_hub_follows_it() -> None:
     """The hub pages a big tree with a GitHub-style Link header (rel="next")."""
     import http.server
 
-    from airpods.models.hub import Hub
-    from airpods.models.refs import Ref
+    from airpods.hub.client import Hub
+    from airpods.hub.refs import Ref
 
     class Pages(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import AirpodsError, UsageError
-from airpods.models import refs, retry, transfer
-from airpods.models.hub import Hub
+from airpods.hub import refs, retry
+from airpods.hub.client import Hub
+from airpods.hub.refs import parse_ref, pick_quant, quant_of, split_parts
+from airpods.models import transfer
 from airpods.models.pull import pull
-from airpods.models.refs import parse_ref, pick_quant, quant_of, split_parts
 from airpods.models.store import list_models
-from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub, write_gguf_blob
+from tests.tiny_model import write_tiny_gguf
 
 REPO = "acme/Tiny-GGUF"
 
@@ -205,7 +206,7 @@ def test_changed_upstream_restarts_instead_of_splicing(fake: FakeHub, tmp_path: 
 PULL_SCRIPT = """
 import sys
 from pathlib import Path
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
 from airpods.models.pull import pull
 got = pull(sys.argv[2], Path(sys.argv[3]), hub=Hub(endpoint=sys.argv[1], token=""))
 print(got.bytes_moved)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import AirpodsError, UsageError
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
+from airpods.hub.reach import check_reachable, target
 from airpods.models.pull import pull
-from airpods.models.reach import check_reachable, target
 from tests.fake_podman import use_fake_podman
 from tests.hf_server import FakeHub
 
@@ -47,7 +47,7 @@ def test_dns_failure_names_the_host(tmp_path: Path) -> None:
 
 
 def test_a_resolver_that_never_answers_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airpods.models import reach
+    from airpods.hub import reach
 
     monkeypatch.setattr(reach.socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
     began = time.monotonic()
@@ -63,7 +63,7 @@ def test_a_proxy_is_what_is_probed() -> None:
 
 
 def test_a_reachable_hub_passes_and_is_probed_once(tmp_path: Path) -> None:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     with FakeHub() as hub:
         hub.add("o/r", "m-Q4_K_M.gguf", write_tiny_gguf(tmp_path / "src.gguf"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import HubAnswer, UsageError
-from airpods.models import hub
+from airpods.hub import client as hub
 
 CASES = [
     {},
@@ -42,7 +42,7 @@ def test_token_path_is_huggingface_hubs(env: dict[str, str], monkeypatch: pytest
 
 def run_token(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", **extra}
-    code = ("import sys; from airpods.models.hub import _token; "
+    code = ("import sys; from airpods.hub.client import _token; "
             "print(repr(_token()), 'huggingface_hub' in sys.modules)")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=60)
@@ -78,7 +78,7 @@ def test_a_pull_does_not_import_huggingface_hub(tmp_path: Path) -> None:
 
     source = write_gguf_blob(tmp_path / "src.gguf", 1 << 20)
     (tmp_path / "vol").mkdir()
-    code = ("import sys; from pathlib import Path; from airpods.models.hub import Hub; "
+    code = ("import sys; from pathlib import Path; from airpods.hub.client import Hub; "
             "from airpods.models.pull import pull; "
             "got = pull(sys.argv[2], Path(sys.argv[3]), hub=Hub(endpoint=sys.argv[1])); "
             "print(got.names, 'huggingface_hub' in sys.modules)")

@@ -1,4 +1,4 @@
-"""airpods' own hub client (models/hubhttp.py) against real local servers: plain and TLS
+"""airpods' own hub client (hub/hubhttp.py) against real local servers: plain and TLS
 (a certificate it must refuse unless trusted), redirects that keep the token on its host,
 chunked bodies, a body cut short, a server that never answers."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import TransportError
-from airpods.models.hubhttp import HubClient
+from airpods.hub.hubhttp import HubClient
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
 
@@ -202,8 +202,8 @@ def test_a_proxy_means_httpx_which_serves_the_same_pull(tmp_path: Path,
     import httpx
 
     from airpods.http_clients import hub_httpx
-    from airpods.models.hub import Hub
-    from airpods.models.hubhttp import HubClient
+    from airpods.hub.client import Hub
+    from airpods.hub.hubhttp import HubClient
     from airpods.models.pull import pull
     from tests.hf_server import FakeHub, write_gguf_blob
 

@@ -1,4 +1,5 @@
-"""The package's import graph has no circle (issue 15): every layer can be read and tested alone.
+"""The package's import graph has no circle (issue 15), and no two packages import each other
+(issue 23, "honest layers"): every layer can be read and tested alone.
 
 The graph is read from the source with `ast`, not by importing: an edge is any `import` of an
 airpods module, at module level or deferred inside a function (a deferred import is still a
@@ -57,31 +58,40 @@ def _owner(name: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
-def import_graph() -> dict[str, set[str]]:
+def _targets(
+    node: ast.Import | ast.ImportFrom, package: str, modules: dict[str, Path]
+) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join([*anchor, *([base] if base else [])])
+    return [
+        f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+        for alias in node.names
+    ]
+
+
+def import_lines() -> dict[str, dict[str, list[int]]]:
+    """module -> {airpods module it imports -> the lines that import it}."""
     modules = _modules()
-    graph: dict[str, set[str]] = {}
+    found: dict[str, dict[str, list[int]]] = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        deps: set[str] = set()
+        deps: dict[str, list[int]] = {}
         for node in _imports(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            else:
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join([*anchor, *([base] if base else [])])
-                targets = [
-                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                    for alias in node.names
-                ]
-            for target in targets:
+            for target in _targets(node, package, modules):
                 if target == "airpods" or target.startswith("airpods."):
                     owner = _owner(target, modules)
-                    if owner and owner != name:
-                        deps.add(owner)
-        graph[name] = deps
-    return graph
+                    if owner and owner != name and node.lineno not in deps.get(owner, []):
+                        deps.setdefault(owner, []).append(node.lineno)
+        found[name] = deps
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {name: set(deps) for name, deps in import_lines().items()}
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -160,3 +170,69 @@ def test_kind_keys_are_the_kinds_own_not_the_shared_schemas() -> None:
     loaded = config_model().model_fields["services"].annotation
     service_model = loaded.__args__[1]  # dict[ServiceName, <ServiceConfig with kind keys>]
     assert kinds_keys <= set(service_model.model_fields)
+
+
+# --- packages: two never import each other -------------------------------------------------------
+
+def unit(module: str) -> str:
+    """The package a module belongs to: `airpods.config.loader` -> "config"; a top-level module
+    (`airpods.host`) is a package of its own, `airpods` itself is "airpods"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def package_edges(
+    lines: dict[str, dict[str, list[int]]],
+) -> dict[tuple[str, str], list[str]]:
+    """(package, package it imports) -> "module:line -> module" for each import behind it."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for module, deps in sorted(lines.items()):
+        for dep, at in sorted(deps.items()):
+            if unit(module) != unit(dep):
+                edges.setdefault((unit(module), unit(dep)), []).extend(
+                    f"{module}:{line} -> {dep}" for line in at)
+    return edges
+
+
+def two_way_pairs(edges: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], list[str]]:
+    """Each pair of packages that import each other (sorted), with the imports both ways."""
+    return {
+        (a, b): edges[(a, b)] + edges[(b, a)]
+        for a, b in sorted(edges) if a < b and (b, a) in edges
+    }
+
+
+def test_no_two_packages_import_each_other() -> None:
+    pairs = two_way_pairs(package_edges(import_lines()))
+    detail = "\n".join(
+        f"{a} <-> {b}:\n    " + "\n    ".join(why) for (a, b), why in pairs.items())
+    print(f"{len(pairs)} two-way pairs of packages\n{detail}")  # pytest -s shows them
+    assert pairs == {}, f"two-way pairs of packages:\n{detail}"
+
+
+def test_the_packages_import_in_one_direction() -> None:
+    """No longer loop either (config -> kinds -> render -> config): the packages form layers."""
+    edges = package_edges(import_lines())
+    graph: dict[str, set[str]] = {}
+    for a, b in edges:
+        graph.setdefault(a, set()).add(b)
+    found = circles(graph)
+    detail = "\n".join(f"{a} -> {b}: {edges[(a, b)][0]}" for c in found for a in c
+                       for b in sorted(graph[a] & set(c)))
+    assert found == [], f"circles of packages:\n{detail}"
+
+
+def test_the_pair_checker_sees_a_deferred_import_back() -> None:
+    """The test above can fail: one import inside a function closing a loop makes a pair."""
+    lines = {
+        "airpods.config.loader": {"airpods.kinds.base": [3]},
+        "airpods.kinds.base": {"airpods.record": [1]},
+        "airpods.kinds.gateway": {"airpods.config.schema": [40], "airpods.kinds.base": [2]},
+        "airpods.host": {},
+    }
+    assert two_way_pairs(package_edges(lines)) == {("config", "kinds"): [
+        "airpods.config.loader:3 -> airpods.kinds.base",
+        "airpods.kinds.gateway:40 -> airpods.config.schema",
+    ]}
+    del lines["airpods.kinds.gateway"]
+    assert two_way_pairs(package_edges(lines)) == {}

@@ -106,7 +106,7 @@ def test_models_list_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_models_list_and_info_json_per_model(env, tmp_path: Path, monkeypatch) -> None:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -186,7 +186,7 @@ def test_models_recommend_json(env) -> None:
 
 
 def test_status_json_memory_of_a_model_in_the_volume(env, tmp_path: Path, monkeypatch) -> None:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     volume = tmp_path / "volume"
     volume.mkdir()

@@ -11,7 +11,7 @@ import pytest
 
 from airpods.models.meta_cache import MetaCache, cached_meta
 from airpods.models.services import read_meta_or_why
-from airpods.models.tiny import write_tiny_gguf
+from tests.tiny_model import write_tiny_gguf
 
 
 @pytest.fixture

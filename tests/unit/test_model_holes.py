@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from airpods.models.tiny import write_tiny_gguf
 from tests.fake_podman import use_fake_podman
+from tests.tiny_model import write_tiny_gguf
 from tests.unit.test_bad_files import airpods, one_line
 
 

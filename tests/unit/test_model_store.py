@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from airpods.errors import AirpodsError, UsageError
+from airpods.hub.client import Hub
 from airpods.models import store
-from airpods.models.hub import Hub
 from airpods.models.pull import pull
 from airpods.models.store import add_model, check_name, list_models, model_path
-from airpods.models.tiny import write_tiny_gguf
 from airpods.models.usage import UsageDB, Use, iso, parse_metrics, unused
+from tests.tiny_model import write_tiny_gguf
 
 BAD_NAMES = ["", ".", "..", "../x.gguf", "a/../../x.gguf", "/etc/x.gguf", "a//b.gguf",
              "x" * 252 + ".gguf", ".hidden.gguf", "model.bin", "a\nb.gguf", " x.gguf",

@@ -1,4 +1,4 @@
-"""airpods' own directories (config/paths.user_dir) are platformdirs' answer, without its import."""
+"""airpods' own directories (paths.user_dir) are platformdirs' answer, without its import."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import platformdirs
 import pytest
 
-from airpods.config.paths import user_config_path, user_dir
+from airpods.paths import user_config_path, user_dir
 
 CASES = [
     {},  # nothing set: HOME's defaults
@@ -36,7 +36,7 @@ def test_user_dir_is_platformdirs_answer(env: dict[str, str], which: str,
 
 
 def test_status_paths_do_not_import_platformdirs(tmp_path) -> None:
-    code = ("import sys; from airpods.config.paths import user_config_path, user_dir; "
+    code = ("import sys; from airpods.paths import user_config_path, user_dir; "
             "user_config_path(); user_dir('cache'); user_dir('data'); "
             "print('platformdirs' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from airpods.config.tiers import Budget
 from airpods.errors import UsageError
-from airpods.models.hub import Hub
+from airpods.hub.client import Hub
+from airpods.hub.refs import Ref, quant_sizes
 from airpods.models.pull import choose_quant, pull
-from airpods.models.refs import Ref, quant_sizes
-from airpods.models.tiers import Budget
-from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub
+from tests.tiny_model import write_tiny_gguf
 
 GB = 10**9
 REPO = "acme/Mixed-GGUF"

@@ -384,7 +384,7 @@ def test_warm_dry_run_imports_no_pydantic_jinja_or_tomlkit(dirs, tmp_path) -> No
     assert "airpods.resolved" in imported and "podman" not in imported  # dry-run: no Podman
     heavy = {m for m in imported if m.split(".")[0] in ("pydantic", "pydantic_core", "jinja2",
                                                         "tomlkit")}
-    heavy |= imported & {"airpods.config.schema", "airpods.config.loader", "airpods.render",
+    heavy |= imported & {"airpods.config.schema", "airpods.config.loader", "airpods.kinds.render",
                          "airpods.config.templates"}
     assert heavy == set()
 

@@ -1,4 +1,4 @@
-"""models/retry.py: which errors are retried, how long between tries, when it gives up, and that
+"""hub/retry.py: which errors are retried, how long between tries, when it gives up, and that
 a first try that works never imports tenacity."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import time
 import pytest
 
 from airpods.errors import RetryableStatus
-from airpods.models import retry
+from airpods.hub import retry
 
 
 def test_a_first_try_that_works_does_not_import_tenacity() -> None:
-    code = ("import sys; from airpods.models.retry import retrying;"
+    code = ("import sys; from airpods.hub.retry import retrying;"
             "assert retrying()(lambda: 7) == 7; print('tenacity' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr

@@ -18,8 +18,8 @@ from airpods.engine.readiness import FAILED, LOADING, READY, _probe
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
 from airpods.kinds import llama_router as LR
+from airpods.kinds.render import render_service
 from airpods.record import replace
-from airpods.render import render_service
 from airpods.secrets import SecretStore, secret_values
 from airpods.spec import ContainerSpec
 
@@ -141,7 +141,7 @@ def test_auto_models_max_waits_for_the_model_files_and_says_so(tmp_path: Path) -
 
 
 def _volume(tmp_path: Path) -> tuple[Path, kinds.HostPath]:
-    from airpods.models.tiny import write_tiny_gguf
+    from tests.tiny_model import write_tiny_gguf
 
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -157,8 +157,8 @@ def _volume(tmp_path: Path) -> tuple[Path, kinds.HostPath]:
 
 
 def _need(path: Path, ctx: int) -> int:
-    from airpods.models.fit import estimate
-    from airpods.models.gguf_meta import read_meta
+    from airpods.fit import estimate
+    from airpods.gguf_meta import read_meta
 
     return estimate(read_meta(path), path.stat().st_size, ctx).total_bytes
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from airpods.models.hub import Hub
+from airpods.config.tiers import Budget
+from airpods.hub.client import Hub
 from airpods.models.search import CACHE_TTL_S, search
-from airpods.models.tiers import Budget
-from airpods.models.tiny import write_tiny_gguf
 from tests.hf_server import FakeHub
+from tests.tiny_model import write_tiny_gguf
 
 GB = 10**9
 SEARCH_KEYS = {"query", "cached", "usable_bytes", "hits"}

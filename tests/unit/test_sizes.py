@@ -1,7 +1,7 @@
 """One reading of sizes and one of durations (issue 23). `memory = "1.5g"` passed validation
 (its parser took decimals) and then crashed `start` with a ValueError (the Podman request's
 parser did not): four parsers disagreed. Now validation, the Podman request, the fit estimate
-and the Kubernetes export all read a size with config/values.size_bytes."""
+and the Kubernetes export all read a size with values.size_bytes."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from airpods.config.loader import load_config_text
-from airpods.config.values import duration_seconds, size_bytes
 from airpods.engine.args import container_kwargs
 from airpods.engine.specgen import container_body
 from airpods.errors import ConfigError
 from airpods.export.checks import quantity_memory
-from airpods.models.fit import parse_memory_limit
+from airpods.fit import parse_memory_limit
+from airpods.values import duration_seconds, size_bytes
 from tests.unit.test_specgen import spec
 
 AIRPODS = Path(__file__).resolve().parents[2] / "airpods"
@@ -67,7 +67,7 @@ def test_durations() -> None:
 
 
 def test_no_other_module_parses_sizes_or_durations() -> None:
-    """A unit regex ([bkmg], [smhd]) or a 1024 ** ladder outside config/values.py is a second
+    """A unit regex ([bkmg], [smhd]) or a 1024 ** ladder outside values.py is a second
     parser: it would disagree again."""
     unit_re = re.compile(r"\[(?:bkmg|kmg|bkmgt|smhd|kmgtp)\]|\*\* *\"bkmg\"", re.IGNORECASE)
     found = [str(p.relative_to(AIRPODS)) for p in AIRPODS.rglob("*.py")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from airpods.cli.models_recommend import recommendation
+from airpods.config.tiers import auto_pick, load_catalogue
 from airpods.errors import ConfigError
 from airpods.models import first_use
-from airpods.models.tiers import auto_pick, load_catalogue
 from tests.unit.test_host import write
 from tests.unit.test_tiers import fake_host
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from airpods.cli.models_recommend import recommendation
+from airpods.config import tiers as tiermod
+from airpods.config.tiers import Budget, auto_pick, budget, load_catalogue, pick_fitting_quant
 from airpods.errors import ConfigError
 from airpods.host import detect_host
-from airpods.models import tiers as tiermod
-from airpods.models.tiers import Budget, auto_pick, budget, load_catalogue, pick_fitting_quant
 from tests.unit.test_host import cpuinfo, write
 
 RECOMMEND_KEYS = {"host", "usable", "ctx", "tiers", "auto"}
@@ -28,13 +28,14 @@ def fake_host(root: Path, *, ram_gib: float, cores: int, vram_mib: int | None = 
     write(root / "proc/meminfo", f"MemTotal: {int(ram_gib * (1 << 20))} kB\n")
     write(root / "proc/cpuinfo", cpuinfo(1, cores, 1))
     if vram_mib is None:
-        return detect_host("cpu", root=root)
+        return tiermod.with_auto_model(detect_host("cpu", root=root))
     write(root / "etc/cdi/nvidia.yaml", "kind: nvidia.com/gpu\n")
 
     def smi(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 0, f"RTX Test, 550.1, {vram_mib} MiB\n", "")
 
-    return detect_host("auto", root=root, run=smi, which=lambda n: f"/usr/bin/{n}")
+    return tiermod.with_auto_model(
+        detect_host("auto", root=root, run=smi, which=lambda n: f"/usr/bin/{n}"))
 
 
 @pytest.fixture
@@ -178,8 +179,8 @@ def test_models_info_warns_on_stderr_and_keeps_json_clean(tmp_path: Path, monkey
     from click.testing import CliRunner
 
     from airpods.cli import cli
-    from airpods.models.tiny import write_tiny_gguf
     from tests.fake_podman import use_fake_podman
+    from tests.tiny_model import write_tiny_gguf
 
     for key, sub in (("XDG_CONFIG_HOME", "cfg"), ("XDG_DATA_HOME", "data"),
                      ("XDG_CACHE_HOME", "cache")):

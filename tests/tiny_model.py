@@ -15,7 +15,7 @@ runs with ``--embeddings --pooling mean``.
 
 Usage::
 
-    python -m airpods.models.tiny OUT.gguf [--layers 2] [--hidden 64] [--heads 4] [--ffn 128]
+    python -m tests.tiny_model OUT.gguf [--layers 2] [--hidden 64] [--heads 4] [--ffn 128]
         [--kv-heads 4] [--vocab-size N] [--quant f16|q4_0]
 
 Needs the ``gguf`` and ``numpy`` packages (``pip install 'airpods[models]'``).
@@ -207,7 +207,7 @@ def write_tiny_gguf(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m airpods.models.tiny",
+        prog="python -m tests.tiny_model",
         description="Write a tiny random-weight llama GGUF (for tests; its output is noise).",
     )
     parser.add_argument("out", type=Path, help="output file, e.g. tiny.gguf")

@@ -1,15 +1,20 @@
-"""Resolved service config → ContainerSpec. Pure: no Podman, no files, no service names."""
+"""Resolved service config → ContainerSpec: the parts every service has, then its kind's own
+(`configure`, `wire`, `finalize`). Pure: no Podman, no files, no service names. In the kinds
+package because a kind renders its peers too (the gateway serves the models they serve)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from airpods.argv import render_args
-from airpods.config.schema import AirpodsConfig, ServiceConfig
 from airpods.gpu import ImageChoice
 from airpods.host import HostFacts
 from airpods.secrets import secret_env_keys
 from airpods.spec import ContainerSpec, Health, Mount, PortMapping, is_wildcard, sealed
+
+if TYPE_CHECKING:
+    from airpods.config.schema import AirpodsConfig, ServiceConfig
 
 
 def _env(svc: ServiceConfig) -> dict[str, str]:

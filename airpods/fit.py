@@ -22,8 +22,8 @@ from airpods.record import record
 if TYPE_CHECKING:
     import subprocess
 
+    from airpods.gguf_meta import ModelMeta
     from airpods.host import HostFacts
-    from airpods.models.gguf_meta import ModelMeta
 
 RAM_HEADROOM = 0.20
 VRAM_HEADROOM = 0.10
@@ -207,6 +207,6 @@ def vram_total(
 
 def parse_memory_limit(value: str | None) -> int | None:
     """`resources.memory` ("16g", "1.5g", "1073741824") in bytes (None: no limit)."""
-    from airpods.config.values import size_bytes
+    from airpods.values import size_bytes
 
     return size_bytes(value) if value else None

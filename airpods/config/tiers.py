@@ -2,7 +2,7 @@
 file), the memory budget, and the choices built on them (`models recommend`, `model_source =
 "auto"`, `models pull ORG/REPO` without a quant).
 
-The budget is the fit check's (airpods.models.fit): VRAM less 10% when the model goes on a GPU
+The budget is the fit check's (airpods.fit): VRAM less 10% when the model goes on a GPU
 whose memory is known, else total RAM less 20%. A tier's estimate is its file size plus the f16
 K/V cache at ctx (layers x kv_heads x head_dim x 2 (K and V) x 2 bytes a token), as for a
 downloaded model, so `recommend`, `start` and `models info` agree.
@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airpods.config.paths import builtin_catalogue_path, user_catalogue_path
 from airpods.errors import ConfigError
-from airpods.models.fit import KV_BYTES, LLAMA_DEFAULT_CTX, RAM_HEADROOM, VRAM_HEADROOM, gb
+from airpods.fit import KV_BYTES, LLAMA_DEFAULT_CTX, RAM_HEADROOM, VRAM_HEADROOM, gb
+from airpods.paths import builtin_catalogue_path, user_catalogue_path
 from airpods.record import record
 
 if TYPE_CHECKING:
@@ -196,6 +196,19 @@ def auto_pick(host: HostFacts, ctx: int, tiers: list[Tier], *,
     if fast:
         return fast[-1]
     return fits[0] if fits else None
+
+
+def with_auto_model(host: HostFacts) -> HostFacts:
+    """`host` with `auto_model` set: the auto tier's file at llama-server's default context; ""
+    when none fits or the catalogue is unreadable."""
+    from airpods.errors import AirpodsError
+    from airpods.record import replace
+
+    try:
+        pick = auto_pick(host, LLAMA_DEFAULT_CTX, load_catalogue())
+    except AirpodsError:
+        return host  # a broken user catalogue is reported by `models recommend` and `doctor`
+    return replace(host, auto_model=pick.tier.file if pick else "")
 
 
 def licence_skipped(host: HostFacts, ctx: int, tiers: list[Tier], pick: Fitting | None, *,

@@ -61,7 +61,7 @@ CATALOGUE_FILE = "models.toml"
 
 
 def builtin_catalogue_path() -> Path:
-    """The model catalogue (airpods.models.tiers): packaged, else the checkout's copy."""
+    """The model catalogue (airpods.config.tiers): packaged, else the checkout's copy."""
     package = Path(airpods.__file__).parent
     packaged = package / "defaults" / CATALOGUE_FILE
     return packaged if packaged.exists() else package.parent / "config" / CATALOGUE_FILE

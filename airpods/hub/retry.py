@@ -23,7 +23,7 @@ def is_transient(exc: BaseException) -> bool:
     """Worth retrying: connection trouble, timeouts, 5xx and 429 answers."""
     if isinstance(exc, RetryableStatus | TransportError):
         return True
-    import httpx  # the client where a proxy applies (models/hub.py)
+    import httpx  # the client where a proxy applies (hub/client.py)
 
     if isinstance(exc, (httpx.TransportError,)):
         return True

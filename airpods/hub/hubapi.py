@@ -1,11 +1,11 @@
 """The hub's JSON API, the two questions airpods asks it (huggingface_hub's `list_models` and
-`list_repo_tree`, same URLs and parameters), on the hub's own client (models/hubhttp.py, or
+`list_repo_tree`, same URLs and parameters), on the hub's own client (hub/hubhttp.py, or
 httpx where a proxy applies), under a whole-request deadline.
 
 Why not HfApi: it retries 5xx answers and transport errors itself (five times, 1 + 2 + 4 + 8 +
 8 s, a log line each), under airpods' own retries, so a hub answering 500 or garbage took
 about 71 s and a dozen lines; and it waits on a server that accepts and never answers, or
-answers a byte a second, for ever. Here a question gets airpods' retries only (models/retry.py)
+answers a byte a second, for ever. Here a question gets airpods' retries only (hub/retry.py)
 and one deadline (`within`) for all its tries.
 """
 

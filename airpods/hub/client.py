@@ -1,5 +1,5 @@
 """The hub (Hugging Face, or a mirror: HF_ENDPOINT): which files a repo has and their sizes
-(its JSON API: airpods.models.hubapi), a file's size, sha256 and commit (a HEAD on its resolve
+(its JSON API: airpods.hub.hubapi), a file's size, sha256 and commit (a HEAD on its resolve
 URL: the protocol in shared/REFERENCE.md), all on airpods' own client, the token and endpoint
 in effect, with airpods' one-line errors, retries and deadlines. The bytes move in
 airpods.models.transfer; a whole pull is airpods.models.pull.
@@ -11,10 +11,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from airpods.errors import AirpodsError, BadAnswer, Deadline, HubAnswer, UsageError
-from airpods.models.hubhttp import MAX_REDIRECTS
-from airpods.models.refs import Ref, RemoteFile, pick_quant, split_parts
-from airpods.models.retry import is_transient, retrying
+from airpods.errors import AirpodsError, HubAnswer, UsageError
+from airpods.hub.hubhttp import MAX_REDIRECTS
+from airpods.hub.refs import Ref, RemoteFile, pick_quant, split_parts
+from airpods.hub.retry import is_transient, retrying
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -57,6 +57,8 @@ def token_from_env(environ: dict[str, str] | None = None) -> str | None:
 
 def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
     """One line, naming the endpoint (masked) and the cause, for whatever a question raised."""
+    from airpods.hub.hubapi import Deadline
+    from airpods.hub.hubhttp import BadAnswer
     from airpods.masking import mask_url, mask_urls_in
 
     shown = mask_url(endpoint)
@@ -77,8 +79,8 @@ def _hub_error(exc: BaseException, what: str, endpoint: str) -> AirpodsError:
 
 def _via(endpoint: str) -> str:
     """The endpoint, and the proxy its requests go through where one applies; masked."""
+    from airpods.hub.reach import target
     from airpods.masking import mask_url
-    from airpods.models.reach import target
 
     name = target(endpoint)[2]
     via = f" through {name}" if name.startswith("proxy ") else ""
@@ -170,16 +172,16 @@ class Hub:
 
     def reach(self) -> None:
         """Once per Hub: fail in seconds, in one line, when nothing answers at the endpoint
-        (airpods.models.reach), instead of after a minute of retries."""
+        (airpods.hub.reach), instead of after a minute of retries."""
         if not self.reached and not offline():
-            from airpods.models.reach import check_reachable
+            from airpods.hub.reach import check_reachable
 
             check_reachable(self.endpoint)
         self.reached = True
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        """fn with up to 3 tries (models/retry.py), all within one deadline (models/hubapi.py)."""
-        from airpods.models.hubapi import DEADLINE_S, within
+        """fn with up to 3 tries (hub/retry.py), all within one deadline (hub/hubapi.py)."""
+        from airpods.hub.hubapi import DEADLINE_S, within
 
         if offline():
             raise AirpodsError(f"{what}: HF_HUB_OFFLINE is set", hint="unset it to download")
@@ -199,7 +201,7 @@ class Hub:
 
     def sizes(self, ref: Ref) -> dict[str, int]:
         """Every file in the repository and its size, from the hub's listing."""
-        from airpods.models import hubapi
+        from airpods.hub import hubapi
 
         url = hubapi.tree_url(self.endpoint, ref.repo, ref.revision)
         return self._call(str(ref), lambda: hubapi.file_sizes(
@@ -207,7 +209,7 @@ class Hub:
 
     def search(self, query: str, limit: int) -> list[tuple[str, int]]:
         """(repo, downloads) of GGUF repositories matching `query`, most downloaded first."""
-        from airpods.models import hubapi
+        from airpods.hub import hubapi
 
         url = hubapi.search_url(self.endpoint, query, limit)
         return self._call(f"search {query!r}", lambda: hubapi.repos_found(
@@ -232,15 +234,15 @@ class Hub:
 
     def http(self) -> Any:
         """The client for this hub's requests and downloads (built once): airpods' own
-        (models/hubhttp.py), or httpx where a proxy applies to the endpoint."""
+        (hub/hubhttp.py), or httpx where a proxy applies to the endpoint."""
         if self._http is None:
             from airpods import http_clients
-            from airpods.models.reach import target
+            from airpods.hub.reach import target
 
             if target(self.endpoint)[2].startswith("proxy "):
                 self._http = http_clients.hub_httpx()
             else:
-                from airpods.models.hubhttp import HubClient
+                from airpods.hub.hubhttp import HubClient
 
                 self._http = HubClient(connect_timeout=http_clients.HUB_CONNECT_S,
                                        read_timeout=http_clients.HUB_READ_S,
