@@ -471,7 +471,7 @@ def test_start_with_unpullable_image_changes_nothing(stack: Stack) -> None:
     failed = stack.airpods("start", "llamacpp")
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1].startswith(
-        "airpods: cannot pull localhost/airpods/nope:1")
+        "airpods: llamacpp: image localhost/airpods/nope:1 is not here and cannot be pulled")
     assert stack.podman("network", "exists", "airpods-it-untouched").returncode != 0
     assert stack.podman("volume", "exists", "airpods_it_untouched").returncode != 0
     assert stack.podman("pod", "exists", "airpods-llamacpp").returncode != 0
