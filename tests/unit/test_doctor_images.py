@@ -114,15 +114,3 @@ def test_an_unreachable_registry_is_one_line_in_seconds() -> None:
     assert time.monotonic() - started < 10
     assert len(checks) == 1 and checks[0].status == "warn"
     assert "unreachable" in checks[0].found and "\n" not in checks[0].found
-
-
-def test_the_real_registries_from_here() -> None:
-    # This machine has no route to ghcr.io or docker.io: one line, within the time bound. With
-    # a route, each pinned image gets its verdict instead.
-    started = time.monotonic()
-    checks = pull_checks([p.ref for p in PINS.values()])
-    assert time.monotonic() - started < 30
-    if len(checks) == 1:
-        assert "unreachable" in checks[0].found and "pull check skipped" in checks[0].found
-    else:
-        assert {c.name for c in checks} == {f"registry ({p.ref})" for p in PINS.values()}
