@@ -21,25 +21,12 @@ from tests.tiny_model import write_tiny_gguf
 from tests.unit.test_bad_files import airpods, one_line
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> tuple[Path, Path]:
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    config = tmp_path / "airpods.toml"
-    config.write_text(
-        '[services.llamacpp]\ndefault_model = "good.gguf"\n'
-        f'volumes = {{ models = {{ source = "{vol}", target = "/models", mode = "ro" }} }}\n'
-    )
-    write_tiny_gguf(vol / "good.gguf")
-    return config, vol
-
-
 def run(tmp_path: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return airpods(tmp_path, *args, config=config, PATH=str(tmp_path / "no-podman-here"))
 
 
-def test_import_refuses_a_fifo_without_hanging(tmp_path: Path, setup) -> None:
-    config, vol = setup
+def test_import_refuses_a_fifo_without_hanging(tmp_path: Path, volume) -> None:
+    config, vol = volume
     fifo = tmp_path / "pipe.gguf"
     os.mkfifo(fifo)
     began = time.monotonic()
@@ -50,8 +37,8 @@ def test_import_refuses_a_fifo_without_hanging(tmp_path: Path, setup) -> None:
 
 
 @pytest.mark.parametrize("name", ["sub/x.gguf", "../x.gguf", "a/b/c.gguf"])
-def test_import_name_with_a_folder_is_refused(tmp_path: Path, setup, name: str) -> None:
-    config, vol = setup
+def test_import_name_with_a_folder_is_refused(tmp_path: Path, volume, name: str) -> None:
+    config, vol = volume
     src = write_tiny_gguf(tmp_path / "m.gguf")
     line = one_line(run(tmp_path, config, "models", "import", str(src), "--name", name))
     assert line.startswith("airpods: model name")
@@ -59,15 +46,15 @@ def test_import_name_with_a_folder_is_refused(tmp_path: Path, setup, name: str) 
     assert not (tmp_path / "x.gguf").exists()
 
 
-def test_pull_name_with_a_folder_is_refused_before_anything(tmp_path: Path, setup) -> None:
-    config, _ = setup
+def test_pull_name_with_a_folder_is_refused_before_anything(tmp_path: Path, volume) -> None:
+    config, _ = volume
     line = one_line(run(tmp_path, config, "models", "pull", "org/repo:Q4_K_M", "--name",
                         "sub/x.gguf"))
     assert "sub-folder" in line
 
 
-def test_info_refuses_a_symlink_out_of_the_volume(tmp_path: Path, setup) -> None:
-    config, vol = setup
+def test_info_refuses_a_symlink_out_of_the_volume(tmp_path: Path, volume) -> None:
+    config, vol = volume
     outside = write_tiny_gguf(tmp_path / "secret.gguf")
     (vol / "link.gguf").symlink_to(outside)
     (vol / "dir").symlink_to(tmp_path)
@@ -79,11 +66,11 @@ def test_info_refuses_a_symlink_out_of_the_volume(tmp_path: Path, setup) -> None
 
 
 def test_cleanup_checks_everything_first_and_skips_a_symlink_out(
-    tmp_path: Path, setup, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, volume, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airpods.cli import cli
 
-    config, vol = setup
+    config, vol = volume
     for key, value in {"XDG_CONFIG_HOME": "cfg", "XDG_DATA_HOME": "data",
                        "XDG_CACHE_HOME": "cache"}.items():
         monkeypatch.setenv(key, str(tmp_path / value))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from airpods.cli import main
 from airpods.cli.output import make_console, podman_cli_lines, print_dry_run, spec_as_json
 from airpods.config import load_config
 from airpods.errors import AirpodsError, ConfigError
@@ -31,6 +30,7 @@ from airpods.secrets import (
     secret_values,
 )
 from tests.specs import render_all
+from tests.unit.test_config_cli import run
 
 CPU = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
 
@@ -44,13 +44,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("AIRPODS_CONFIG", "VISUAL", "EDITOR"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def user_file(tmp_path: Path, text: str) -> Path:
