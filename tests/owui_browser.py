@@ -86,6 +86,7 @@ class Browser:
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(Exception):
+                self._dismiss_whats_new()
                 got = probe()
                 if got:
                     return got
@@ -113,6 +114,13 @@ class Browser:
             element.click()
             return element
         return self.wait(what, probe, timeout)
+
+    def _dismiss_whats_new(self) -> None:
+        # Open WebUI opens its "what's new" dialog once per version, a moment after the first
+        # page that is ready: it may come after sign-in looked done, and it covers the page.
+        button = self._button("Okay, Let's Go!", "Okay, Let's Go")
+        if button is not None:
+            button.click()
 
     def _visible(self, css: str) -> list[Any]:
         return [e for e in self.driver.find_elements("css selector", css) if e.is_displayed()]
@@ -147,10 +155,6 @@ class Browser:
         self.wait("chat input", self._after_sign_in, timeout=90)
 
     def _after_sign_in(self) -> bool:
-        # A first sign-in may show "what's new"; close it.
-        button = self._button("Okay, Let's Go!", "Okay, Let's Go")
-        if button is not None:
-            button.click()
         return bool(self._visible("#chat-input"))
 
     def model_choices(self) -> list[str]:
