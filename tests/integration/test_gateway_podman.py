@@ -252,8 +252,8 @@ def test_recreated_on_a_new_address_while_streaming_no_request_hangs(
         worker.join(timeout + 10)
     # The bound: no request outlives its timeout. (Two requests sent the moment the old
     # container went were seen taking ~40 s before the fallback answered: noted in bench/README.)
-    slow = {k: v for k, v in ended.items()
-            if v[0] > timeout and k not in ("removed", "started")}
+    slow = {k: v for k, v in ended.items()  # ended by its timeout at the latest (+ slack)
+            if v[0] > timeout + 5 and k not in ("removed", "started")}
     assert len(ended) == 10 and not slow, (ended, stack.gateway_log(80))
     print(f"\nrecreated ({old_ip} -> {_address(stack)}): {ended}")
     stack.local_again(BACK_WITHIN_S)
