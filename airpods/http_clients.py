@@ -5,7 +5,7 @@ a proxy from the environment applies, and which certificates it trusts.
     services' published ports  localhttp.LocalHTTP (GETs: readiness,  never         none (http)
                                status, /metrics); httpx for the
                                router's POSTs
-    the hub (HF_ENDPOINT)      models/hubhttp.HubClient; httpx where  environment   trust_context()
+    the hub (HF_ENDPOINT)      hub/hubhttp.HubClient; httpx where     environment   trust_context()
                                a proxy applies (it speaks CONNECT)
     image registries (doctor)  httpx                                  environment   trust_context()
 
