@@ -39,6 +39,13 @@ ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "t
 # in litellm_params is registered again on every request, and each registration makes LiteLLM
 # rebuild its whole cost-map index (about 2.7 ms of CPU per request, bench/bench_gateway.py).
 LOCAL_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+# A local server accepts a connection in milliseconds, even when busy (the kernel completes the
+# handshake). Right after it is stopped or removed, the gateway may still dial its old address,
+# where nobody answers: LiteLLM's connect timeout is the whole request timeout (600 s), so that
+# request hung 30-45 s until the stale neighbour entry failed. The guard's deployment hook
+# (airpods_guard.py) bounds the connect to this; 1.5 s leaves room for one lost SYN (resent at
+# 1 s) and keeps the fallback's first answer within 2 s.
+LOCAL_CONNECT_S = 1.5
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
 REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
 # Each hop is one more failed call before an answer; past a few, a chain is a mistake.
@@ -101,7 +108,8 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
             params["api_key"] = REMOTE_NO_KEY
         entries.append({"model_name": model.id, "litellm_params": params, "model_info": {
             "id": f"local:{service}:{model.id}", "airpods_backend": "local",
-            "airpods_service": service, "airpods_private": model.private, **LOCAL_PRICE,
+            "airpods_service": service, "airpods_private": model.private,
+            "airpods_connect_s": LOCAL_CONNECT_S, **LOCAL_PRICE,
         }})
     slots = remote_key_slots(svc)
     for remote, spec in svc.remotes.items():

@@ -113,6 +113,37 @@ def test_local_down_falls_back_every_time_then_returns(stack: GatewayStack, faul
         assert (route["route"], route["via"]) == ("local", "llamacpp")
 
 
+def test_first_request_after_stop_of_a_recreated_server_falls_back_in_time(
+    stack: GatewayStack,
+) -> None:
+    """The sequence that hung 30-45 s a request: llama-server killed and started again (a new
+    container, a new address), local traffic on one keep-alive client, `airpods stop`, and a
+    request at once. The gateway still dialled the stopped server's address, where nobody
+    answers, with LiteLLM's connect timeout = the whole request's (600 s). The guard bounds a
+    local connect (model_info.airpods_connect_s): the fallback answers within 2 s."""
+    took = []
+    with stack.client(timeout=30) as client:
+        for _ in range(3):
+            stack.local_again(BACK_WITHIN_S)
+            _fault(stack, "kill-9")
+            stack.start("llamacpp")
+            stack.wait_local(BACK_WITHIN_S)
+            for _ in range(2):
+                assert served_by(client.post("/v1/chat/completions", json=CHAT)) == LOCAL_ID
+            _fault(stack, "stop")
+            t0 = time.monotonic()
+            try:
+                resp = client.post("/v1/chat/completions", json=CHAT)
+            except httpx.TimeoutException:
+                pytest.fail(f"no answer within 30 s after stop; so far {took}")
+            took.append(round(time.monotonic() - t0, 2))
+            assert resp.status_code == 200 and served_by(resp) == REMOTE_ID, resp.text
+    print(f"\nfirst request after stop: {took} s")
+    assert statistics.median(took) < FALLBACK_WITHIN_S, took
+    assert max(took) < FALLBACK_NEVER_OVER_S, took
+    stack.local_again(BACK_WITHIN_S)
+
+
 def _falls_back_every_time(stack: GatewayStack, fault: str) -> None:
     before = stack.remote.count
     took = []

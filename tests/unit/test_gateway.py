@@ -69,7 +69,12 @@ def test_every_llama_server_model_is_a_gateway_model_without_a_key_in_the_file(
     assert local["model_info"] | {} == {
         "id": f"local:llamacpp:{LOCAL}", "airpods_backend": "local",
         "airpods_service": "llamacpp", "airpods_private": False,
+        "airpods_connect_s": gateway_config.LOCAL_CONNECT_S,
         "input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+    # A stopped server's old address never answers: local connects are bounded (the guard),
+    # within the 2 s a fallback must answer in. A remote keeps LiteLLM's own timeouts.
+    assert 1.0 < gateway_config.LOCAL_CONNECT_S < 2.0
+    assert "airpods_connect_s" not in remote["model_info"]
     # Local's zero price is in model_info (registered once), never in litellm_params (registered
     # again on every request, which costs LiteLLM a rebuild of its cost-map index each time).
     assert not {"input_cost_per_token", "output_cost_per_token"} & set(local["litellm_params"])

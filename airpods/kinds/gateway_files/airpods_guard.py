@@ -10,12 +10,18 @@
   remote deployments are filtered out of every routing decision (so a fallback chain configured
   by mistake cannot reach one), and a local failure becomes a clear 503 on every endpoint
   (a connection error, or the deployment's cooldown, which LiteLLM reports as 429).
+- A deployment whose model_info has `airpods_connect_s` (local servers) is dialled with that
+  connect timeout; the rest of the request keeps its own timeout. LiteLLM's default connect
+  timeout is the whole request's, and a stopped server's old address never answers.
 - A request that sets `api_base`, `base_url` or `user_config` (fields that would pick the
   backend) is a 400 naming the field.
 
 Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
 CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
-async_post_call_failure_hook (a returned HTTPException replaces the error); a request's
+async_post_call_failure_hook (a returned HTTPException replaces the error);
+async_pre_call_deployment_hook(kwargs, call_type) runs after the router picked a deployment (its
+model_info in kwargs["metadata"] / ["litellm_metadata"], its timeout in kwargs["timeout"]) and
+an httpx.Timeout there reaches the OpenAI client and aiohttp's sock_connect; a request's
 `disable_fallbacks: true` turns its fallbacks off.
 """
 
@@ -28,6 +34,7 @@ import os
 import re
 from typing import Any
 
+import httpx
 from fastapi import HTTPException, Request
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import UserAPIKeyAuth
@@ -108,6 +115,18 @@ def _marked_private(data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = N
     return False
 
 
+def with_connect_timeout(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """kwargs with the deployment's connect timeout (model_info.airpods_connect_s), or None."""
+    connect = next((info.get("airpods_connect_s") for meta in _metadata(kwargs)
+                    if isinstance(info := meta.get("model_info"), dict)
+                    and info.get("airpods_connect_s")), None)
+    total = kwargs.get("timeout")
+    if not isinstance(connect, int | float) or isinstance(total, httpx.Timeout):
+        return None
+    total = float(total) if isinstance(total, int | float | str) and total else 600.0
+    return {**kwargs, "timeout": httpx.Timeout(total, connect=min(float(connect), total))}
+
+
 def _not_allowed(field: str) -> HTTPException:
     return HTTPException(
         status_code=400,
@@ -160,6 +179,9 @@ class Guard(CustomLogger):
         if not _marked_private(request_kwargs):
             return healthy_deployments
         return [d for d in healthy_deployments if _is_local(d)]
+
+    async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict | None:
+        return with_connect_timeout(kwargs)
 
     async def async_post_call_failure_hook(
         self,
