@@ -98,7 +98,8 @@ def test_status_and_dry_run_show_the_rule_in_one_line(stack: GatewayStack) -> No
     assert auto["backend"] == "escalation" and auto["route"] == "local" and auto["rule"] == rule
     dry = stack.airpods("start", "--dry-run", "gateway")
     assert dry.returncode == 0, dry.stderr
-    assert sum(rule in line for line in dry.stdout.splitlines()) == 1, dry.stdout
+    notes = [line for line in dry.stdout.splitlines() if line.strip().startswith("note:")]
+    assert [line.split("note:", 1)[1].strip() for line in notes] == [f"escalation {rule}"]
 
 
 def test_a_prompt_longer_than_the_local_context_goes_to_the_overflow_model(
