@@ -284,7 +284,7 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
                             "appear twice", None))
     from airpods.kinds.gateway_escalation import problems as escalation_problems
 
-    out += escalation_problems(service, svc, local, _known(owners))
+    out += escalation_problems(service, svc, local)
     if not out:
         graph = {m: list(c) for m, c in svc.fallbacks.items()}
         cycle = _cycle(graph)

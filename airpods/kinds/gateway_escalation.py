@@ -108,8 +108,8 @@ def router_settings(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) ->
     return out
 
 
-def problems(service: str, svc: ServiceConfig, local: list[tuple[str, ServedModel]],
-             known: str) -> list[tuple[Path, str, str | None]]:
+def problems(service: str, svc: ServiceConfig,
+             local: list[tuple[str, ServedModel]]) -> list[tuple[Path, str, str | None]]:
     """escalation.local must be served here, frontier/overflow by a remote, name unused."""
     spec = spec_of(svc)
     if spec is None:
@@ -117,19 +117,22 @@ def problems(service: str, svc: ServiceConfig, local: list[tuple[str, ServedMode
     base: Path = ("services", service, "escalation")
     locals_ = {model.id: model for _service, model in local}
     remotes = {m: r for r, spec_ in svc.remotes.items() for m in spec_.models}
+    local_hint = f"local models: {', '.join(locals_) or 'none'}"
+    remote_hint = f"remote models: {', '.join(remotes) or 'none (add a [remotes.NAME] table)'}"
     out: list[tuple[Path, str, str | None]] = []
     if spec.local in remotes:
-        out.append(((*base, "local"), f"{spec.local!r} is remote {remotes[spec.local]!r}'s "
-                    "model: `local` names a model a local server serves", known))
+        out.append(((*base, "local"), f"{spec.local!r} is a model of remote "
+                    f"{remotes[spec.local]!r}: `local` names a model a local server serves",
+                    local_hint))
     elif spec.local not in locals_:
-        out.append(((*base, "local"), f"unknown model {spec.local!r}", known))
+        out.append(((*base, "local"), f"unknown model {spec.local!r}", local_hint))
     for key in ("frontier", "overflow"):
         name = getattr(spec, key)
         if name is None or name in remotes:
             continue
         why = (f"{name!r} is a local model: `{key}` names a remote's model" if name in locals_
                else f"unknown model {name!r}")
-        out.append(((*base, key), why, known))
+        out.append(((*base, key), why, remote_hint))
     if spec.name in locals_ or spec.name in remotes:
         out.append(((*base, "name"), f"{spec.name!r} is already a gateway model's name",
                     "pick another name for the escalation model (default \"auto\")"))

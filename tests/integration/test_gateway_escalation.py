@@ -142,6 +142,10 @@ def test_local_down_simple_requests_go_to_the_frontier_private_get_503(
             assert resp.status_code == 200, resp.text
             assert served_by(resp) == REMOTE_ID and resp.headers.get(TIER) == "SIMPLE"
         assert stack.remote.count == before + 2
+        # LiteLLM clears its routing decision when the fallback routes again: the record of the
+        # answer still carries the tier (the guard's stamp).
+        answered = [r for r in stack.wait_records(0) if r["model"] == "auto" and r["ok"]]
+        assert (answered[-1]["tier"], answered[-1]["served"]) == ("SIMPLE", "big-model")
         private = _ask(stack, "hi", headers=PRIVATE)
         assert private.status_code == 503, private.text
         assert stack.remote.count == before + 2
