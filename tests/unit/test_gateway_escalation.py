@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from airpods.errors import ConfigError
 from airpods.kinds import gateway_config
 from airpods.kinds.gateway_files import airpods_usage
 from airpods.models import gateway_usage
-from tests.unit.test_gateway import LOCAL, ON, REMOTE, _cli, _config, _gateway, _load
+from tests.unit.test_gateway import LOCAL, ON, REMOTE, _config, _gateway, assert_refused
 
 REMOTE_MODEL = "llama3.1:8b"
 ESC = f'[services.gateway.escalation]\nlocal = "{LOCAL}"\nfrontier = "{REMOTE_MODEL}"\n'
@@ -163,12 +162,4 @@ BAD = [
 def test_bad_escalation_is_one_line_exit_2_and_starts_nothing(
     case: str, text: str, key_path: str, expect: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigError) as caught:
-        _load(text, tmp_path)
-    assert caught.value.key_path == key_path, caught.value.one_line()
-    assert expect in caught.value.one_line()
-    result = _cli(tmp_path, text, "start", "gateway")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
-    assert key_path in result.stderr and expect in result.stderr
-    assert not (tmp_path / "xdg-data" / "airpods" / "gateway").exists()
+    assert_refused(text, key_path, expect, tmp_path)

@@ -69,17 +69,23 @@ def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 1  # a requested service that is not ready
 
 
-def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _gateway_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tables: str) -> dict:
+    """`status gateway --json` (exit 1: llamacpp is stopped) with a remote `big` and `tables`."""
     use_fake_podman(monkeypatch)
     monkeypatch.setattr("airpods.engine.probes.probe_many",
                         lambda specs, **kw: {s.service: ("stopped", "") for s in specs})
     config = tmp_path / "gw.toml"
     config.write_text('[services.gateway]\nenabled = true\n'
                       '[services.gateway.remotes.r]\nbase_url = "http://192.0.2.1/v1"\n'
-                      'models = ["big"]\n[services.gateway.fallbacks]\n'
-                      '"qwen2.5-0.5b-instruct-q4_k_m" = ["big"]\n')
+                      f'models = ["big"]\n{tables}')
     code, data = run("--config", str(config), "status", "gateway", "--json")
     assert code == 1
+    return data
+
+
+def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _gateway_status(tmp_path, monkeypatch, '[services.gateway.fallbacks]\n'
+                           '"qwen2.5-0.5b-instruct-q4_k_m" = ["big"]\n')
     local, remote = data["routes"]
     assert all(set(r) == STATUS_ROUTE_KEYS for r in data["routes"])
     assert (local["model"], local["route"], local["via"]) == (
@@ -247,15 +253,8 @@ def test_usage_json_by_route_names_tier_and_answering_model(env) -> None:
 
 def test_status_json_routes_escalation(env, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    use_fake_podman(monkeypatch)
-    monkeypatch.setattr("airpods.engine.probes.probe_many",
-                        lambda specs, **kw: {s.service: ("stopped", "") for s in specs})
-    config = tmp_path / "gw.toml"
-    config.write_text('[services.gateway]\nenabled = true\n'
-                      '[services.gateway.remotes.r]\nbase_url = "http://192.0.2.1/v1"\n'
-                      'models = ["big"]\n[services.gateway.escalation]\n'
-                      'local = "qwen2.5-0.5b-instruct-q4_k_m"\nfrontier = "big"\n')
-    code, data = run("--config", str(config), "status", "gateway", "--json")
+    data = _gateway_status(tmp_path, monkeypatch, '[services.gateway.escalation]\n'
+                           'local = "qwen2.5-0.5b-instruct-q4_k_m"\nfrontier = "big"\n')
     [auto] = [r for r in data["routes"] if r["model"] == "auto"]
     assert set(auto) == STATUS_ROUTE_KEYS | {"rule"}
     assert (auto["backend"], auto["route"], auto["via"]) == ("escalation", "fallback", "big")
