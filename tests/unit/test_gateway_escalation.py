@@ -34,6 +34,7 @@ def test_auto_is_a_complexity_router_over_local_and_frontier(tmp_path: Path) -> 
         "tiers": {"SIMPLE": LOCAL, "MEDIUM": LOCAL, "COMPLEX": REMOTE_MODEL,
                   "REASONING": REMOTE_MODEL},
         "classifier_type": "heuristic", "default_model": LOCAL, "context_compaction": False,
+        "max_tokens_from_tier_model": False,
         "tier_boundaries": {"simple_medium": 0.15, "medium_complex": 0.25,
                             "complex_reasoning": 0.6},
         "code_keywords": ["def", "lambda"],
