@@ -12,6 +12,14 @@
   (a connection error, or the deployment's cooldown, which LiteLLM reports as 429).
 - A request that sets `api_base`, `base_url` or `user_config` (fields that would pick the
   backend) is a 400 naming the field.
+- The escalation model (model_info.airpods_backend "escalation", LiteLLM's complexity router):
+  a private request to it is rewritten to its local model before routing (never classified;
+  its tier is recorded as "private"); a private request whose prompt is longer than the local
+  context gets a 413 saying so, never the overflow remote. `x-airpods-tier` (the request's tier)
+  and `x-airpods-backend` (local or remote) are added to each answer
+  (async_post_call_response_headers_hook); the tier is copied into airpods' own metadata key
+  when deployments are filtered, since LiteLLM clears its routing decision when a fallback
+  routes again.
 
 Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
 CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
