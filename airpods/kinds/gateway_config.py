@@ -355,7 +355,9 @@ def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
         "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote")
         or m["model_info"].get("airpods_local"),
         "private": bool(m["model_info"].get("airpods_private")),
-        "fallbacks": list(chains.get(m["model_name"], [])),
+        # The escalation model falls back as its local model does, else to its own chain.
+        "fallbacks": list(chains.get(m["model_info"].get("airpods_local", ""))
+                          or chains.get(m["model_name"], [])),
         **({"rule": m["model_info"]["airpods_rule"]} if "airpods_rule" in m["model_info"] else {}),
     } for m in config.get("model_list", [])]
 

@@ -77,9 +77,11 @@ def rule(spec: EscalationSpec, svc: ServiceConfig, private: bool) -> str:
     if private:
         return (f"{spec.name}: every tier -> {spec.local} (local, private: never escalates)")
     remote = _remote_of(svc, spec.frontier)
+    # LiteLLM looks the chain up under the tier's model first: the local model's own wins.
+    down = (svc.fallbacks.get(spec.local) or [spec.frontier])[0]
     text = (f"{spec.name}: {'/'.join(LOCAL_TIERS)} -> {spec.local} (local), "
             f"{'/'.join(FRONTIER_TIERS)} -> {spec.frontier} (remote {remote}); "
-            f"local down -> {spec.frontier}")
+            f"local down -> {down}")
     if spec.overflow:
         text += f"; prompt over the local context -> {spec.overflow}"
     return text

@@ -69,6 +69,15 @@ def test_a_private_local_model_makes_auto_private(tmp_path: Path) -> None:
                           "escalates)",)
 
 
+def test_the_local_models_own_fallbacks_come_first_when_it_is_down(tmp_path: Path) -> None:
+    text = (ON + TWO_REMOTES + ESC + f'[services.gateway.fallbacks]\n"{LOCAL}" = ["frontier"]\n')
+    spec, _ = _gateway(text, tmp_path)
+    rule = RULE.replace(f"local down -> {REMOTE_MODEL}", "local down -> frontier")
+    assert spec.notes == (f"escalation {rule}",)
+    [auto] = [r for r in gateway_config.route_table(spec) if r["model"] == "auto"]
+    assert auto["fallbacks"] == ["frontier"] and auto["where"] == LOCAL
+
+
 def test_routes_now_shows_the_escalation_rule() -> None:
     table = [
         {"model": "tiny", "backend": "local", "where": "llamacpp", "private": False,
