@@ -217,6 +217,11 @@ def _print_routes(routes: list[dict], console: Any) -> None:
     from airpods.masking import printable
 
     for r in routes:
+        if r.get("rule"):  # the escalation model: its rule in one line, and local's state
+            state = {"fallback": f" [local down: every tier -> {r['via']}]",
+                     "unavailable": " [local down: unavailable]"}.get(r["route"], "")
+            console.print(printable(f"{r['gateway']}: {r['rule']}{state}"), markup=False)
+            continue
         where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
                  "remote": f"remote ({r['via']})",
                  "unavailable": "local down: private, unavailable" if r["private"]

@@ -20,11 +20,12 @@ from airpods.models.gateway_usage import GROUPINGS, NO_API_COST
 @click.option("--days", type=Number(0.001, 100_000, "days"), default=30,
               show_default=True, help="How many days back to count.")
 @click.option("--by", type=OneOf(GROUPINGS), default="model", show_default=True,
-              help="One row per model asked, backend that answered, or client key.")
+              help="One row per model asked, backend that answered, client key, or route "
+              "(model asked, its escalation tier, model that answered).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.pass_obj
 def usage(app: AppContext, days: float, by: str, as_json: bool) -> None:
-    """Tokens and cost per model, backend or client over the last DAYS days, and a total.
+    """Tokens and cost per model, backend, client or route over the last DAYS days, and a total.
 
     \b
     Counts every request the gateway answered or failed (its usage records), and the tokens

@@ -5,6 +5,7 @@ becomes a gateway model at its in-network URL with its key; `remotes` add models
 `fallbacks` send a local model's requests to remotes, in order, when local cannot answer.
 Private models (and requests carrying `X-Airpods-Private: 1`) never leave: the guard module
 shipped beside the config (gateway_files/airpods_guard.py) enforces it inside LiteLLM.
+`escalation` adds an `auto` model routed by difficulty (gateway_escalation.py).
 
 What reaches the container, all as Podman secrets (type=mount: `podman inspect` never shows
 them, their content is in the config hash, so an edit recreates the container):

@@ -39,12 +39,8 @@ ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "t
 # in litellm_params is registered again on every request, and each registration makes LiteLLM
 # rebuild its whole cost-map index (about 2.7 ms of CPU per request, bench/bench_gateway.py).
 LOCAL_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
-# A local server accepts a connection in milliseconds, even when busy (the kernel completes the
-# handshake). Right after it is stopped or removed, the gateway may still dial its old address,
-# where nobody answers: LiteLLM's connect timeout is the whole request timeout (600 s), so that
-# request hung 30-45 s until the stale neighbour entry failed. The guard's deployment hook
-# (airpods_guard.py) bounds the connect to this; 1.5 s leaves room for one lost SYN (resent at
-# 1 s) and keeps the fallback's first answer within 2 s.
+# A stopped server's old address never answers, and LiteLLM's connect timeout is the whole
+# request's: the guard bounds a local connect (one lost SYN, resent at 1 s; bench/README).
 LOCAL_CONNECT_S = 1.5
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
 REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
@@ -151,14 +147,19 @@ def shipped_modules() -> dict[str, str]:
 def render_config(
     svc: ServiceConfig, local: list[tuple[str, ServedModel]], modules: list[str]
 ) -> dict[str, Any]:
+    from airpods.kinds import gateway_escalation as esc
+
     callbacks = [f"{GUARD_MODULE}.guard"]
     if USAGE_MODULE in modules:
         callbacks.append(f"{USAGE_MODULE}.usage_logger")
+    auto = esc.model_entry(svc, local)
+    extra = esc.router_settings(svc, local)
+    fallbacks = [{model: list(chain)} for model, chain in svc.fallbacks.items()]
     return {
-        "model_list": model_list(svc, local),
+        "model_list": [*model_list(svc, local), *([auto] if auto else [])],
         "router_settings": {
-            **ROUTER_SETTINGS,
-            "fallbacks": [{model: list(chain)} for model, chain in svc.fallbacks.items()],
+            **ROUTER_SETTINGS, **extra,
+            "fallbacks": [*fallbacks, *extra.get("fallbacks", [])],
         },
         "litellm_settings": {"callbacks": callbacks, "drop_params": True},
         "general_settings": {
@@ -185,6 +186,7 @@ def wire(
     spec: ContainerSpec, svc: ServiceConfig, config: AirpodsConfig, host: HostFacts | None = None
 ) -> ContainerSpec:
     """The gateway's container: entry script, config files and key files."""
+    from airpods.kinds import gateway_escalation as esc
     from airpods.kinds import gateway_names as g
     from airpods.spec import ConfigFile, SecretFile
 
@@ -210,8 +212,12 @@ def wire(
     if remote_vars:
         env[REMOTE_KEYS_ENV] = remote_vars
     deferred = (*spec.deferred, g.REMOTE_KEYS)
+    auto = esc.model_entry(svc, local)  # its rule in one line: `start --dry-run` shows it
+    notes = spec.notes
+    if auto:
+        notes = (*notes, f"escalation {auto['model_info']['airpods_rule']}")
     return replace(
-        spec, env=env, secret_env=spec.secret_env - {g.MASTER_VARIABLE},
+        spec, env=env, notes=notes, secret_env=spec.secret_env - {g.MASTER_VARIABLE},
         entrypoint=("/bin/sh", "-c", g.ENTRY_SCRIPT, "airpods-gateway"), command=(str(port),),
         config_files=(*spec.config_files, *configs), secret_files=(*spec.secret_files, *secrets),
         deferred=deferred,
@@ -280,6 +286,9 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
             if target == model or chain.count(target) > 1:
                 out.append(((*path, i), f"model {target!r} cannot be its own fallback or "
                             "appear twice", None))
+    from airpods.kinds.gateway_escalation import problems as escalation_problems
+
+    out += escalation_problems(service, svc, local)
     if not out:
         graph = {m: list(c) for m, c in svc.fallbacks.items()}
         cycle = _cycle(graph)
@@ -347,9 +356,13 @@ def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
     return [{
         "model": m["model_name"],
         "backend": m["model_info"]["airpods_backend"],
-        "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote"),
+        "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote")
+        or m["model_info"].get("airpods_local"),
         "private": bool(m["model_info"].get("airpods_private")),
-        "fallbacks": list(chains.get(m["model_name"], [])),
+        # The escalation model falls back as its local model does, else to its own chain.
+        "fallbacks": list(chains.get(m["model_info"].get("airpods_local", ""))
+                          or chains.get(m["model_name"], [])),
+        **({"rule": m["model_info"]["airpods_rule"]} if "airpods_rule" in m["model_info"] else {}),
     } for m in config.get("model_list", [])]
 
 
@@ -358,14 +371,19 @@ def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]
 
     route: "local" (its server is ready), "fallback" (local down: `via` the first fallback),
     "remote", or "unavailable" (local down and private, or no fallback). Remotes are not probed
-    (status stays fast): a remote is taken to answer.
+    (status stays fast): a remote is taken to answer. The escalation model (backend
+    "escalation", `where` its local model) is "local" while that model's server is ready, and
+    carries its one-line `rule`.
     """
     by_model = {row["model"]: row for row in table}
     out = []
     for row in table:
         route, via = "remote", row["where"]
-        if row["backend"] == "local":
-            if ready.get(row["where"], False):
+        served_by = row["where"]
+        if row["backend"] == "escalation":
+            served_by = by_model.get(row["where"], {}).get("where")
+        if row["backend"] in ("local", "escalation"):
+            if ready.get(served_by, False):
                 route, via = "local", row["where"]
             else:
                 route, via = "unavailable", None
@@ -376,5 +394,6 @@ def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]
                     if target is not None:
                         route, via = "fallback", target
         out.append({"gateway": gateway, "model": row["model"], "backend": row["backend"],
-                    "private": row["private"], "route": route, "via": via})
+                    "private": row["private"], "route": route, "via": via,
+                    **({"rule": row["rule"]} if "rule" in row else {})})
     return out

@@ -11,6 +11,11 @@
 
     [services.gateway.clients.laptop]     # a key generated once, revoked by removing the table
 
+    [services.gateway.escalation]         # an `auto` model: LiteLLM's complexity router
+    local = "qwen2.5-0.5b-instruct-q4_k_m"   # SIMPLE and MEDIUM requests
+    frontier = "gpt-4o"                   # COMPLEX and REASONING requests (a remote's model)
+    overflow = "gpt-4o"                   # prompts longer than the local context (optional)
+
 The shared schema (airpods.config.schema) knows none of them: the kind adds them to the service
 model (`OwnsKeys.config_tables`, assembled by airpods.config.kind_checks.config_model), so keys,
 defaults and messages are those of any schema key. What needs every service at once (unknown or
@@ -172,6 +177,66 @@ def client_variable(name: str) -> str:
     return f"CLIENT_{name.upper()}"
 
 
+# LiteLLM's complexity router (router_strategy/complexity_router/config.py, 1.106.12): the
+# three `tier_boundaries` keys, in the order the score crosses them.
+BOUNDARY_KEYS = ("simple_medium", "medium_complex", "complex_reasoning")
+TIERS = ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")
+_Keywords = list[Annotated[str, Field(min_length=1, max_length=100)]]
+
+
+class TierBoundaries(_Strict):
+    """Scores (0-1) where one tier ends and the next begins; LiteLLM's defaults when unset."""
+
+    simple_medium: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False,
+                                        strict=True)
+    medium_complex: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False,
+                                         strict=True)
+    complex_reasoning: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False,
+                                            strict=True)
+
+
+class KeywordTierRule(_Strict):
+    """Any of `keywords` in a request sends it to `tier`, whatever its score."""
+
+    keywords: _Keywords = Field(min_length=1, max_length=64)
+    tier: str
+
+    @field_validator("tier")
+    @classmethod
+    def _tier(cls, v: str) -> str:
+        if v not in TIERS:
+            raise ValueError(f"{v!r} is not a tier (one of {', '.join(TIERS)})")
+        return v
+
+
+class EscalationSpec(_Strict):
+    """An `auto` model: each request classified locally by LiteLLM's rule-based complexity
+    router; SIMPLE/MEDIUM to `local`, COMPLEX/REASONING to `frontier`."""
+
+    local: ModelName
+    frontier: ModelName
+    name: ModelName = "auto"
+    # A remote model for prompts longer than the local server's context (context_window_fallbacks).
+    overflow: ModelName | None = None
+    tier_boundaries: TierBoundaries | None = None
+    code_keywords: _Keywords | None = None
+    reasoning_keywords: _Keywords | None = None
+    technical_keywords: _Keywords | None = None
+    simple_keywords: _Keywords | None = None
+    keyword_tier_rules: list[KeywordTierRule] | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> EscalationSpec:
+        from airpods.kinds.gateway_escalation import boundaries
+
+        values = list(boundaries(self).values())
+        if values != sorted(values) or len(set(values)) != len(values):
+            raise ValueError(
+                "tier_boundaries must rise: simple_medium < medium_complex < complex_reasoning "
+                f"(with LiteLLM's defaults for those unset, they are {values})")
+        return self
+
+
 def config_tables() -> dict[str, Any]:
     """The keys the gateway kind adds to a service, as pydantic field definitions."""
     return {
@@ -179,4 +244,6 @@ def config_tables() -> dict[str, Any]:
         "remotes": (dict[RemoteName, RemoteSpec], Field(default_factory=dict)),
         "fallbacks": (dict[ModelName, list[ModelName]], Field(default_factory=dict)),
         "clients": (dict[ClientName, ClientSpec], Field(default_factory=dict)),
+        # An `auto` model that routes each request by difficulty (gateway_escalation.py).
+        "escalation": (EscalationSpec | None, Field(default=None)),
     }

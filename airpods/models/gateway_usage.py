@@ -30,7 +30,7 @@ FILE_NAME = "usage.jsonl"
 _ASIDE_PREFIX = "usage-"  # a full file set aside by the callback (airpods_usage.rotate_if_full)
 MAX_BYTES = 64 * 1024 * 1024
 MAX_LINE = 16 * 1024
-GROUPINGS = ("model", "backend", "client")
+GROUPINGS = ("model", "backend", "client", "route")
 NO_API_COST = "no API cost"
 UNKNOWN = "-"
 # Beyond any real request: a record past these is damaged (1e308 summed to inf and printed
@@ -57,6 +57,14 @@ class Record:
     completion_tokens: int
     cost: float
     ok: bool
+    tier: str | None = None  # the escalation model's tier ("private": the private lane)
+    served: str | None = None  # the model that answered
+
+    @property
+    def route(self) -> str:
+        """`auto COMPLEX -> big-model`: what was asked, its tier, what answered ("-": none)."""
+        asked = f"{self.model or UNKNOWN}{f' {self.tier}' if self.tier else ''}"
+        return f"{asked} -> {self.served or UNKNOWN}"
 
 
 @dataclass
@@ -133,7 +141,8 @@ def parse_record(line: bytes) -> Record | None:
     return Record(ts=ts, client=_str(data.get("client")), model=_str(data.get("model")),
                   backend=backend if backend in ("local", "remote") else None,
                   remote=_str(data.get("remote")), prompt_tokens=prompt,
-                  completion_tokens=completion, cost=0.0 if backend == "local" else cost, ok=ok)
+                  completion_tokens=completion, cost=0.0 if backend == "local" else cost, ok=ok,
+                  tier=_str(data.get("tier")), served=_str(data.get("served")))
 
 
 _TS_PREFIX = b'{"ts":'
@@ -251,10 +260,11 @@ def read_all(root: Path, since: float) -> Reading:
 
 
 def group(records: Iterable[Record], by: str) -> list[Row]:
-    """Rows per model, backend or client; the costliest first, then the busiest."""
+    """Rows per model, backend, client or route; the costliest first, then the busiest."""
     rows: dict[str, Row] = {}
     for rec in records:
-        key = {"model": rec.model, "backend": rec.backend, "client": rec.client}[by] or UNKNOWN
+        key = {"model": rec.model, "backend": rec.backend, "client": rec.client,
+               "route": rec.route if by == "route" else None}[by] or UNKNOWN
         rows.setdefault(key, Row(key)).add(rec)
     return sorted(rows.values(),
                   key=lambda r: (-r.cost, -(r.prompt_tokens + r.completion_tokens), r.key))

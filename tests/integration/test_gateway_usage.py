@@ -22,7 +22,7 @@ from tests.gateway_stack import GatewayStack
 PRICE_IN, PRICE_OUT = 1.0, 2.0  # per million tokens (tests/stack_config.GATEWAY_TABLES)
 STANDIN_USAGE = (5, 4)  # what tests/remote_standin.py answers
 FIELDS = {"ts", "client", "model", "backend", "remote", "deployment", "prompt_tokens",
-          "completion_tokens", "latency_ms", "cost", "ok"}
+          "completion_tokens", "latency_ms", "cost", "ok", "tier", "served"}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,9 @@ def test_records_match_the_responses_and_usage_sums_them(stack: GatewayStack) ->
     assert len(got) == 3, (got, stack.gateway_log())  # a refused key is no request
     assert all(set(r) == FIELDS for r in got)
     first, second, third = got
+    # No escalation model here: no tier; `served` names the model that answered.
+    assert [(r["tier"], r["served"]) for r in got] == [
+        (None, "tiny"), (None, "tiny"), (None, "big-model")]
     # The local answers: llama-server's own token counts, no cost, its URL; the client's name.
     assert (first["model"], first["backend"], first["client"]) == ("tiny", "local", "master")
     assert (second["model"], second["backend"], second["client"]) == ("tiny", "local", "laptop")

@@ -301,6 +301,12 @@ BAD = [
 def test_bad_gateway_config_is_one_line_and_starts_nothing(
     case: str, text: str, key_path: str, expect: str, tmp_path: Path
 ) -> None:
+    assert_refused(text, key_path, expect, tmp_path)
+
+
+def assert_refused(text: str, key_path: str, expect: str, tmp_path: Path) -> None:
+    """A ConfigError at `key_path` saying `expect`; `start gateway`: one line, exit 2, nothing
+    made."""
     with pytest.raises(ConfigError) as caught:
         _load(text, tmp_path)
     assert caught.value.key_path == key_path, caught.value.one_line()

@@ -69,17 +69,23 @@ def test_status_json(env, monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 1  # a requested service that is not ready
 
 
-def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _gateway_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tables: str) -> dict:
+    """`status gateway --json` (exit 1: llamacpp is stopped) with a remote `big` and `tables`."""
     use_fake_podman(monkeypatch)
     monkeypatch.setattr("airpods.engine.probes.probe_many",
                         lambda specs, **kw: {s.service: ("stopped", "") for s in specs})
     config = tmp_path / "gw.toml"
     config.write_text('[services.gateway]\nenabled = true\n'
                       '[services.gateway.remotes.r]\nbase_url = "http://192.0.2.1/v1"\n'
-                      'models = ["big"]\n[services.gateway.fallbacks]\n'
-                      '"qwen2.5-0.5b-instruct-q4_k_m" = ["big"]\n')
+                      f'models = ["big"]\n{tables}')
     code, data = run("--config", str(config), "status", "gateway", "--json")
     assert code == 1
+    return data
+
+
+def test_status_json_routes(env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _gateway_status(tmp_path, monkeypatch, '[services.gateway.fallbacks]\n'
+                           '"qwen2.5-0.5b-instruct-q4_k_m" = ["big"]\n')
     local, remote = data["routes"]
     assert all(set(r) == STATUS_ROUTE_KEYS for r in data["routes"])
     assert (local["model"], local["route"], local["via"]) == (
@@ -217,7 +223,7 @@ def test_usage_json(env) -> None:
               "completion_tokens": 2, "latency_ms": 5.0, "cost": 0.0, "ok": True}
     (directory / "usage.jsonl").write_text(json.dumps(record) + "\n")
     UsageDB().record("stop", [Use("v", "tiny.gguf", "llamacpp")], tokens={"llamacpp": (3, 2)})
-    for by in ("model", "backend", "client"):
+    for by in ("model", "backend", "client", "route"):
         code, data = run("usage", "--by", by, "--json")
         assert code == 0 and set(data) == USAGE_KEYS and data["by"] == by
         [row] = data["rows"]
@@ -225,4 +231,31 @@ def test_usage_json(env) -> None:
         assert set(data["total"]) == USAGE_ROW_KEYS - {"key"}
         assert [set(s) for s in data["servers"]] == [USAGE_SERVER_KEYS]
         assert set(data["servers_total"]) == {"prompt_tokens", "completion_tokens"}
-    assert row["key"] == "master"
+    assert row["key"] == "tiny -> -"  # route: a record without `tier` or `served`
+
+
+def test_usage_json_by_route_names_tier_and_answering_model(env) -> None:
+    import time
+
+    directory = Path(env["XDG_DATA_HOME"]) / "airpods" / "gateway" / "gateway"
+    directory.mkdir(parents=True)
+    record = {"ts": time.time(), "client": "master", "model": "auto", "backend": "remote",
+              "remote": "homelab", "deployment": "http://x/v1", "prompt_tokens": 3,
+              "completion_tokens": 2, "latency_ms": 5.0, "cost": 0.5, "ok": True,
+              "tier": "COMPLEX", "served": "big"}
+    (directory / "usage.jsonl").write_text(json.dumps(record) + "\n")
+    code, data = run("usage", "--by", "route", "--json")
+    assert code == 0
+    [row] = data["rows"]
+    assert set(row) == USAGE_ROW_KEYS
+    assert (row["key"], row["remote"], row["cost"]) == ("auto COMPLEX -> big", 1, 0.5)
+
+
+def test_status_json_routes_escalation(env, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _gateway_status(tmp_path, monkeypatch, '[services.gateway.escalation]\n'
+                           'local = "qwen2.5-0.5b-instruct-q4_k_m"\nfrontier = "big"\n')
+    [auto] = [r for r in data["routes"] if r["model"] == "auto"]
+    assert set(auto) == STATUS_ROUTE_KEYS | {"rule"}
+    assert (auto["backend"], auto["route"], auto["via"]) == ("escalation", "fallback", "big")
+    assert auto["rule"].startswith("auto: SIMPLE/MEDIUM -> qwen2.5-0.5b-instruct-q4_k_m (local)")

@@ -72,7 +72,8 @@ def litellm_kwargs(**slo_over: object) -> dict:
            "metadata": {"user_api_key_alias": "open-webui"}, **slo_over}
     return {
         "standard_logging_object": slo,
-        "model_info": {"id": "x", "airpods_backend": "remote", "airpods_remote": "homelab"},
+        "model_info": {"id": "remote:homelab:fallback-remote", "airpods_backend": "remote",
+                       "airpods_remote": "homelab"},
         "litellm_params": {"metadata": {"original_model_group": "tiny",
                                         "model_group": "fallback-remote"}},
     }
@@ -84,7 +85,8 @@ def test_record_takes_each_field_from_where_litellm_puts_it() -> None:
     assert got == {"ts": round(NOW, 3), "client": "open-webui", "model": "tiny",
                    "backend": "remote", "remote": "homelab",
                    "deployment": "http://127.0.0.1:9/v1", "prompt_tokens": 12,
-                   "completion_tokens": 7, "latency_ms": 250.0, "cost": 0.00019, "ok": True}
+                   "completion_tokens": 7, "latency_ms": 250.0, "cost": 0.00019, "ok": True,
+                   "tier": None, "served": "fallback-remote"}
 
 
 def test_record_of_a_local_answer_costs_nothing_whatever_litellm_priced() -> None:

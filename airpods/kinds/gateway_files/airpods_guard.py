@@ -15,6 +15,14 @@
   timeout is the whole request's, and a stopped server's old address never answers.
 - A request that sets `api_base`, `base_url` or `user_config` (fields that would pick the
   backend) is a 400 naming the field.
+- The escalation model (model_info.airpods_backend "escalation", LiteLLM's complexity router):
+  a private request to it is rewritten to its local model before routing (never classified;
+  its tier is recorded as "private"); a private request whose prompt is longer than the local
+  context gets a 413 saying so, never the overflow remote. `x-airpods-tier` (the request's tier)
+  and `x-airpods-backend` (local or remote) are added to each answer
+  (async_post_call_response_headers_hook); the tier is copied into airpods' own metadata key
+  when deployments are filtered, since LiteLLM clears its routing decision when a fallback
+  routes again.
 
 Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
 CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
@@ -47,6 +55,17 @@ PRIVATE_HEADER = "x-airpods-private"
 PRIVATE_FLAG = "airpods_private"
 # Fail closed: the header with any other value (a typo, "2", empty) asks for the private lane.
 _NOT_PRIVATE = ("0", "false", "no", "off")
+# The escalation model (gateway_escalation.py): its model_info, and the tier it records.
+ESCALATION = "escalation"
+TIER_FLAG = "airpods_tier"
+ASKED_FLAG = "airpods_asked"
+PRIVATE_TIER = "private"  # a private request to the escalation model: never classified
+TIER_HEADER = "x-airpods-tier"
+BACKEND_HEADER = "x-airpods-backend"
+LITELLM_TIER_HEADER = "x-litellm-complexity-router-tier"
+# llama-server's answer to a prompt longer than its context, as LiteLLM maps it
+# (litellm_core_utils/exception_mapping_utils.py).
+OVERFLOW_TEXTS = ("exceeds the available context size", "ContextWindowExceededError")
 _keys: dict[str, str] | None = None
 
 
@@ -140,6 +159,38 @@ def _private_unavailable(model: Any, exc: Exception) -> str:
             f"({type(exc).__name__}); private requests are never sent to a remote")
 
 
+def _stamp(data: dict[str, Any], **values: Any) -> None:
+    """Set airpods' own keys in every metadata bucket of the request (made if none)."""
+    for meta in _metadata(data) or [data.setdefault("metadata", {})]:
+        meta.update(values)
+
+
+def _escalation(found: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((_info(d) for d in found if _info(d).get("airpods_backend") == ESCALATION), None)
+
+
+def _tier(data: Any) -> str | None:
+    """The tier of a request: airpods' own stamp, else LiteLLM's complexity-router decision."""
+    for meta in _metadata(data):
+        if isinstance(meta.get(TIER_FLAG), str):
+            return meta[TIER_FLAG]
+        decision = meta.get("routing_decision")
+        if isinstance(decision, dict) and isinstance(decision.get("tier"), str):
+            return decision["tier"]
+    return None
+
+
+def _too_long(exc: Exception) -> bool:
+    return type(exc).__name__ == "ContextWindowExceededError" or any(
+        text in str(exc) for text in OVERFLOW_TEXTS)
+
+
+def _private_too_long(model: Any) -> str:
+    return (f"airpods gateway: the prompt is longer than the local context of private model "
+            f"{model!r}; private requests never escalate to a remote: shorten the prompt or "
+            "raise the local server's ctx_size")
+
+
 class Guard(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict, call_type: Any
@@ -149,11 +200,17 @@ class Guard(CustomLogger):
                 raise _not_allowed(field)
         model = data.get("model")
         found = _deployments(model)
+        escalation = _escalation(found)
         private = _marked_private(data, user_api_key_dict) or any(
             _info(d).get(PRIVATE_FLAG) for d in found
         )
         if not private:
             return data
+        if escalation is not None:
+            # The private lane wins over the tier: the local model serves it, never classified.
+            _stamp(data, **{TIER_FLAG: PRIVATE_TIER, ASKED_FLAG: model})
+            model = data["model"] = escalation.get("airpods_local")
+            found = _deployments(model)
         if not any(_is_local(d) for d in found):
             raise HTTPException(
                 status_code=503,
@@ -176,12 +233,38 @@ class Guard(CustomLogger):
     ) -> list[dict]:
         # The last word before any call: a private request never reaches a remote deployment,
         # whatever fallbacks or model groups the config holds.
+        tier = _tier(request_kwargs)
+        if tier is not None and isinstance(request_kwargs, dict):
+            # LiteLLM clears its decision when a fallback routes again: keep the tier.
+            _stamp(request_kwargs, **{TIER_FLAG: tier})
         if not _marked_private(request_kwargs):
             return healthy_deployments
         return [d for d in healthy_deployments if _is_local(d)]
 
     async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict | None:
         return with_connect_timeout(kwargs)
+
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict,
+        user_api_key_dict: UserAPIKeyAuth,
+        response: Any,
+        request_headers: dict | None = None,
+        litellm_call_info: dict | None = None,
+    ) -> dict[str, str] | None:
+        """x-airpods-tier: the tier an `auto` request was classified (or "private");
+        x-airpods-backend: local or remote, for the deployment that answered."""
+        headers = {}
+        hidden = getattr(response, "_hidden_params", None)
+        extra = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+        tier = _tier(data) or (extra or {}).get(LITELLM_TIER_HEADER)
+        if isinstance(tier, str) and tier:
+            headers[TIER_HEADER] = tier
+        info = (litellm_call_info or {}).get("model_info")
+        backend = info.get("airpods_backend") if isinstance(info, dict) else None
+        if isinstance(backend, str) and response is not None:
+            headers[BACKEND_HEADER] = backend
+        return headers or None
 
     async def async_post_call_failure_hook(
         self,
@@ -196,13 +279,16 @@ class Guard(CustomLogger):
         if isinstance(original_exception, ValueError) and rejected:
             return _not_allowed(rejected.group(1))
         if _marked_private(request_data, user_api_key_dict):
-            detail = _private_unavailable(request_data.get("model"), original_exception)
+            status, detail = 503, _private_unavailable(request_data.get("model"),
+                                                       original_exception)
+            if _too_long(original_exception):
+                status, detail = 413, _private_too_long(request_data.get("model"))
             # /v1/completions and /v1/messages ignore a returned exception and answer with the
             # original's status_code and message (a 429 "cooldown", a 500): set those too.
             with contextlib.suppress(AttributeError, TypeError):
-                original_exception.status_code = 503  # type: ignore[attr-defined]
+                original_exception.status_code = status  # type: ignore[attr-defined]
                 original_exception.message = detail  # type: ignore[attr-defined]
-            return HTTPException(status_code=503, detail=detail)
+            return HTTPException(status_code=status, detail=detail)
         return None
 
 

@@ -15,7 +15,10 @@ in tests/integration/test_gateway_usage.py):
   metadata.user_api_key_alias (the proxy copies UserAPIKeyAuth.key_alias there);
 - the deployment's `model_info` (router shaping: kwargs["model_info"] and the metadata bucket):
   airpods_backend / airpods_remote, which airpods' config.yaml puts on every model;
-- metadata.original_model_group: the model the client asked for when a fallback answered.
+- metadata.original_model_group: the model the client asked for when a fallback answered;
+- the tier of a request to the escalation model: metadata.airpods_tier (the guard's stamp) or
+  metadata.routing_decision.tier (LiteLLM's complexity router), and `served`, the model that
+  answered (from the deployment's model_info.id).
 A request that falls back writes two records: the failed local attempt (ok false) and the
 answer, both under the model asked for.
 """
@@ -91,8 +94,9 @@ def usage_record(
     # No deployment: the request never reached a backend (refused key, unknown model), even
     # where LiteLLM already looked the model up.
     backend = _text(info.get("airpods_backend")) if deployment else None
-    asked = (_text(meta.get("original_model_group")) or _text(slo.get("model_group"))
-             or _text(meta.get("model_group")) or _text(kwargs.get("model")))
+    asked = (_text(meta.get("airpods_asked")) or _text(meta.get("original_model_group"))
+             or _text(slo.get("model_group")) or _text(meta.get("model_group"))
+             or _text(kwargs.get("model")))
     start = _seconds(slo.get("startTime")) or _seconds(start_time)
     end = _seconds(slo.get("endTime")) or _seconds(end_time) or time.time()
     latency = (end - start) * 1000 if start is not None else 0.0
@@ -111,7 +115,23 @@ def usage_record(
         "latency_ms": round(max(latency, 0.0), 1),
         "cost": cost,
         "ok": ok,
+        "tier": _tier(meta),
+        "served": _served(info) if deployment else None,
     }
+
+
+def _tier(meta: dict[str, Any]) -> str | None:
+    """The escalation model's tier for this request (the guard's stamp, else LiteLLM's
+    complexity-router decision); None for a request that named its model."""
+    decision = _dict(meta.get("routing_decision"))
+    return _text(meta.get("airpods_tier")) or _text(decision.get("tier"))
+
+
+def _served(info: dict[str, Any]) -> str | None:
+    """The model that answered, from its deployment id (`local:<service>:<model>`,
+    `remote:<remote>:<model>`)."""
+    parts = str(info.get("id") or "").split(":", 2)
+    return parts[2] if len(parts) == 3 and parts[2] else None
 
 
 def worth_recording(record: dict[str, Any]) -> bool:
