@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airpods.kinds.base import ServedModel
 from airpods.kinds.capabilities import ServesModels
 from airpods.record import replace
+from airpods.replica_names import group
 
 if TYPE_CHECKING:
     from airpods.config.schema import AirpodsConfig, ServiceConfig
@@ -150,6 +151,7 @@ def render_config(
         "model_list": model_list(svc, local),
         "router_settings": {
             **ROUTER_SETTINGS,
+            "routing_strategy": svc.routing_strategy,
             "fallbacks": [{model: list(chain)} for model, chain in svc.fallbacks.items()],
         },
         "litellm_settings": {"callbacks": callbacks, "drop_params": True},
@@ -238,6 +240,9 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
         return []
     for name, model in local:
         path: Path = ("services", name)
+        if model.id in owners and owners[model.id][:2] == ("services", group(config.services,
+                                                                                name)):
+            continue  # another replica of the same server: one more deployment of the model
         if model.id in owners:
             out.append((path, f"model name {model.id!r} is also served by "
                         f"{_where(owners[model.id])}",

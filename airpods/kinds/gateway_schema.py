@@ -22,7 +22,7 @@ modules stay free of pydantic on the cache-hit path.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -172,6 +172,12 @@ def client_variable(name: str) -> str:
     return f"CLIENT_{name.upper()}"
 
 
+# How LiteLLM picks among several deployments of one model name (`replicas`, peers):
+# router_settings.routing_strategy, passed through as written.
+RoutingStrategy = Literal["simple-shuffle", "least-busy", "latency-based-routing",
+                          "usage-based-routing-v2", "cost-based-routing"]
+
+
 def config_tables() -> dict[str, Any]:
     """The keys the gateway kind adds to a service, as pydantic field definitions."""
     return {
@@ -179,4 +185,5 @@ def config_tables() -> dict[str, Any]:
         "remotes": (dict[RemoteName, RemoteSpec], Field(default_factory=dict)),
         "fallbacks": (dict[ModelName, list[ModelName]], Field(default_factory=dict)),
         "clients": (dict[ClientName, ClientSpec], Field(default_factory=dict)),
+        "routing_strategy": (RoutingStrategy, Field(default="least-busy")),
     }
