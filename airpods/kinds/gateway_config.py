@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import ServedModel
@@ -42,6 +43,12 @@ ROUTER_SETTINGS = {"num_retries": 0, "allowed_fails": 1, "cooldown_time": 10, "t
 LOCAL_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
 REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
+# Several local deployments of one model (`replicas`): each is cooled down at its first failure
+# (model_info.allowed_fails = 0: the others serve meanwhile), and a request that fails on one is
+# retried on the others, so a dead replica costs no answer: twice the number of other
+# deployments, since least-busy may pick a dead one again before its cooldown is seen (it
+# takes the first of equally idle deployments).
+SIBLING_RETRIES = 2
 # Each hop is one more failed call before an answer; past a few, a chain is a mistake.
 MAX_FALLBACK_DEPTH = 8
 
@@ -93,8 +100,12 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
     """LiteLLM's model_list: local models (cost 0), then each remote's models (its prices)."""
     keys: dict[str, str] = {}  # key value -> variable, so one server's key is passed once
     entries = []
+    copies = Counter(model.id for _service, model in local)
     for service, model in local:
         params: dict[str, Any] = {"model": f"openai/{model.id}", "api_base": model.api_base}
+        siblings = copies[model.id] - 1
+        if siblings:
+            params["num_retries"] = SIBLING_RETRIES * siblings
         if model.api_key:
             var = keys.setdefault(model.api_key, key_variable(len(keys)))
             params["api_key"] = f"os.environ/{var}"
@@ -103,6 +114,7 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
         entries.append({"model_name": model.id, "litellm_params": params, "model_info": {
             "id": f"local:{service}:{model.id}", "airpods_backend": "local",
             "airpods_service": service, "airpods_private": model.private, **LOCAL_PRICE,
+            **({"allowed_fails": 0} if siblings else {}),
         }})
     slots = remote_key_slots(svc)
     for remote, spec in svc.remotes.items():
@@ -343,6 +355,7 @@ def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
         chains.update(entry)
     return [{
         "model": m["model_name"],
+        "deployment": m["model_info"]["id"],
         "backend": m["model_info"]["airpods_backend"],
         "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote"),
         "private": bool(m["model_info"].get("airpods_private")),
@@ -351,27 +364,37 @@ def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
 
 
 def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]) -> list[dict]:
-    """Each model and where a request for it goes now, given which local services are ready.
+    """Each deployment of each model and where a request for it goes now, given which local
+    services are ready.
 
-    route: "local" (its server is ready), "fallback" (local down: `via` the first fallback),
-    "remote", or "unavailable" (local down and private, or no fallback). Remotes are not probed
-    (status stays fast): a remote is taken to answer.
+    route: "local" (its server, or another replica of the model, is ready: `via` names it),
+    "fallback" (local down: `via` the first fallback), "remote", or "unavailable" (local down
+    and private, or no fallback). Remotes are not probed (status stays fast): a remote is taken
+    to answer.
     """
-    by_model = {row["model"]: row for row in table}
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in table:
+        by_model.setdefault(row["model"], []).append(row)
+
+    def up(row: dict[str, Any]) -> bool:
+        return row["backend"] == "remote" or ready.get(row["where"], False)
+
     out = []
     for row in table:
         route, via = "remote", row["where"]
         if row["backend"] == "local":
-            if ready.get(row["where"], False):
-                route, via = "local", row["where"]
+            here = [row] + [r for r in by_model[row["model"]] if r is not row]
+            serving = next((r for r in here if r["backend"] == "local" and up(r)), None)
+            if serving is not None:
+                route, via = "local", serving["where"]
             else:
                 route, via = "unavailable", None
                 if not row["private"]:
-                    target = next((f for f in row["fallbacks"] if f in by_model and (
-                        by_model[f]["backend"] == "remote" or ready.get(by_model[f]["where"])
-                    )), None)
+                    target = next((f for f in row["fallbacks"]
+                                   if any(up(r) for r in by_model.get(f, []))), None)
                     if target is not None:
                         route, via = "fallback", target
-        out.append({"gateway": gateway, "model": row["model"], "backend": row["backend"],
+        out.append({"gateway": gateway, "model": row["model"],
+                    "deployment": row.get("deployment"), "backend": row["backend"],
                     "private": row["private"], "route": route, "via": via})
     return out
