@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.gateway_stack import CHAT, LOCAL_ID, GatewayStack, gateway_stack, served_by
+from tests.stack_config import TINY_ARGS
 
 SECOND_ID = "local:llamacpp-2:tiny"
 WITHIN_S = 2.0  # a dead replica is routed around within this (issue 22)
@@ -137,3 +138,87 @@ def test_routing_strategy_is_passed_to_litellm(stack: GatewayStack) -> None:
           f"median {statistics.median(took) * 1000:.0f} ms")
     assert set(split) == {LOCAL_ID, SECOND_ID}, split
     assert min(split.values()) >= BALANCE_REQUESTS // 5, split  # 50 % expected; 20 % at least
+
+
+# --- refused in one line, exit 2, nothing started ------------------------------------------------
+
+
+def _lone_config(podman_env, llama_image, tmp_path, tiny_model, port: int, settings: str,
+                 args: str = TINY_ARGS):
+    import secrets
+    import subprocess
+    import sys
+
+    from tests.gateway_stack import network_of
+    from tests.stack_config import airpods_env, llama_config
+
+    config = tmp_path / "config.toml"
+    config.write_text(llama_config(llama_image, port, f"airpods_it_rep_{secrets.token_hex(3)}",
+                                   network=network_of(podman_env), settings=settings, args=args))
+    env = airpods_env(podman_env.env, tmp_path)
+
+    def airpods(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "airpods", "--config", str(config), *argv],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    assert airpods("models", "add", str(tiny_model)).returncode == 0
+    return airpods
+
+
+def _pods(podman_env) -> list[str]:
+    return podman_env.podman("pod", "ps", "--format", "{{.Name}}", check=True).stdout.split()
+
+
+def test_a_replica_port_held_is_one_line_exit_2_nothing_started(
+        podman_env, llama_image, tiny_model, tmp_path) -> None:
+    import socket
+
+    from tests.sandbox import free_port_run
+
+    port = free_port_run(2)
+    airpods = _lone_config(podman_env, llama_image, tmp_path, tiny_model, port, "replicas = 2")
+    before = _pods(podman_env)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port + 1))
+        holder.listen()
+        out = airpods("start", "llamacpp")
+    try:
+        assert out.returncode == 2, out.stderr
+        [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("airpods:")]
+        assert "services.llamacpp.replicas" in line and f"port {port + 1}" in line, line
+        assert "Traceback" not in out.stderr
+        assert _pods(podman_env) == before  # neither replica was created
+    finally:
+        airpods("stop", "--remove-volumes", "--yes", "llamacpp")
+
+
+def test_replicas_that_do_not_fit_together_are_refused(podman_env, llama_image, tiny_model,
+                                                        tmp_path) -> None:
+    """One server fits, two do not: the fit check counts every replica."""
+    from airpods.fit import RAM_HEADROOM, kv_bytes_per_token
+    from airpods.gguf_meta import read_meta
+    from airpods.host import ram_total
+    from tests.sandbox import free_port_run
+
+    per_token = kv_bytes_per_token(read_meta(tiny_model))
+    budget = int((ram_total() or 0) * (1 - RAM_HEADROOM))
+    ctx = int(budget * 0.6) // per_token  # one needs 60 % of what may be used; two, 120 %
+    port = free_port_run(2)
+    airpods = _lone_config(podman_env, llama_image, tmp_path, tiny_model, port, "replicas = 2",
+                           args=f"threads = 1\nctx_size = {ctx}\n")
+    before = _pods(podman_env)
+    try:
+        out = airpods("start", "llamacpp")
+        assert out.returncode == 2, out.stderr
+        [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("airpods:")]
+        assert line.startswith("airpods: services.llamacpp.replicas: 2 servers of tiny.gguf "
+                               "need 2 x "), line
+        assert "set services.llamacpp.replicas to at most 1" in line, line
+        assert _pods(podman_env) == before
+        # One server of it is not refused (the per-server check only warns): dry-run says so.
+        single = airpods("config", "set", "services.llamacpp.replicas", "1")
+        assert single.returncode == 0, single.stderr
+        dry = airpods("start", "llamacpp", "--dry-run")
+        assert dry.returncode == 0 and "fits in RAM" in dry.stdout, dry.stdout + dry.stderr
+    finally:
+        airpods("stop", "--remove-volumes", "--yes", "llamacpp")
