@@ -122,11 +122,13 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
         for name in spec.models:
             params = {"model": f"openai/{name}", "api_base": spec.base_url, "api_key": key,
                       "timeout": spec.timeout_s, "stream_timeout": spec.timeout_s,
-                      "input_cost_per_token": spec.price_in / 1e6,
-                      "output_cost_per_token": spec.price_out / 1e6}
+                      "input_cost_per_token": (spec.price_in or 0.0) / 1e6,
+                      "output_cost_per_token": (spec.price_out or 0.0) / 1e6}
             entries.append({"model_name": name, "litellm_params": params, "model_info": {
                 "id": f"remote:{remote}:{name}", "airpods_backend": "remote",
                 "airpods_remote": remote, "airpods_private": False,
+                # No price set: its records say so, and `usage` shows "cost unknown", not $0.
+                "airpods_priced": spec.priced,
             }})
     return entries
 

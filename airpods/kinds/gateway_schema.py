@@ -91,9 +91,14 @@ class RemoteSpec(_Strict):
     base_url: str
     api_key_env: str | None = None
     models: list[ModelName] = Field(min_length=1)
-    # strict: a number, never "0.5" or true read as one.
-    price_in: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
-    price_out: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
+    # strict: a number, never "0.5" or true read as one. Neither set: the cost of its answers
+    # is unknown (`airpods usage` says so); 0 says it is free (a homelab server).
+    price_in: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+    price_out: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+
+    @property
+    def priced(self) -> bool:
+        return self.price_in is not None or self.price_out is not None
     # A remote that hangs gets this long, then the client gets a clear timeout error.
     timeout_s: float = Field(default=120, gt=0, le=3600, allow_inf_nan=False, strict=True)
 

@@ -198,9 +198,11 @@ def test_status_json_memory_of_a_model_in_the_volume(env, tmp_path: Path, monkey
     assert memory["fits"] is True and memory["estimate_bytes"] > 0
 
 
-USAGE_KEYS = {"days", "since", "by", "rows", "total", "servers", "servers_total", "notes"}
+USAGE_KEYS = {"days", "since", "by", "rows", "total", "servers", "servers_total", "notes",
+              "tips"}
 USAGE_ROW_KEYS = {"key", "requests", "failed", "local", "remote", "prompt_tokens",
-                  "completion_tokens", "cost", "no_api_cost"}
+                  "completion_tokens", "cost", "no_api_cost", "cost_unknown"}
+USAGE_TIP_KEYS = {"kind", "text", "subject", "requests"}
 USAGE_SERVER_KEYS = {"service", "model", "runs", "prompt_tokens", "completion_tokens", "cost",
                      "no_api_cost"}
 
