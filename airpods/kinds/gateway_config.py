@@ -293,7 +293,9 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
                             "appear twice", None))
     if not out:
         graph = {m: list(c) for m, c in svc.fallbacks.items()}
-        cycle = _cycle(graph)
+        from airpods.graphs import find_cycle
+
+        cycle = find_cycle(graph)
         if cycle:
             out.append(((*base, "fallbacks", cycle[0]),
                         f"fallback cycle: {' -> '.join(cycle)}",
@@ -332,12 +334,6 @@ def _where(path: Path) -> str:
 
 def _known(owners: dict[str, Path]) -> str:
     return f"gateway models: {', '.join(owners)}" if owners else "the gateway serves no model"
-
-
-def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    from airpods.graphs import find_cycle
-
-    return find_cycle(graph)
 
 
 # --- where each model goes now (`status`'s routes) ------------------------------------------------

@@ -214,6 +214,7 @@ def test_replicas_that_do_not_fit_together_are_refused(podman_env, llama_image, 
         assert line.startswith("airpods: services.llamacpp.replicas: 2 servers of tiny.gguf "
                                "need 2 x "), line
         assert "set services.llamacpp.replicas to at most 1" in line, line
+        print(f"\n{line}")
         assert _pods(podman_env) == before
         # One server of it is not refused (the per-server check only warns): dry-run says so.
         single = airpods("config", "set", "services.llamacpp.replicas", "1")
