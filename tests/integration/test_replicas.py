@@ -69,6 +69,22 @@ def test_start_runs_both_replicas_on_consecutive_ports(stack: GatewayStack) -> N
                                                           ("local", "llamacpp-2")}, routes
 
 
+def test_a_replica_is_addressed_by_its_name(stack: GatewayStack) -> None:
+    logs = stack.airpods("logs", "llamacpp-2", "-n", "20")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.strip(), "replica 2's own log"
+    out = stack.airpods("stop", "llamacpp-2", "--timeout", "1")
+    assert out.returncode == 0 and "llamacpp-2" in out.stdout + out.stderr, out.stderr
+    try:
+        status = json.loads(stack.airpods("status", "--json").stdout)
+        states = {s["name"]: s["state"] for s in status["services"]}
+        assert states["llamacpp"] == "running" and states["llamacpp-2"] != "running", states
+        text = stack.airpods("status").stdout  # one line per deployment, replica 1 serving
+        assert f"tiny [{SECOND_ID}] -> local (llamacpp)" in text, text
+    finally:
+        stack.start("llamacpp-2")
+
+
 def _spread(stack: GatewayStack, n: int, body: dict | None = None,
             parallel: int = PARALLEL) -> tuple[collections.Counter, list[float]]:
     def one(_: int) -> tuple[str, float]:
