@@ -47,7 +47,7 @@ def usage(app: AppContext, days: float, by: str, as_json: bool) -> None:
     if servers is None:
         reading.notes.append(f"{db.path}: cannot be read; llama-server tokens not shown")
         servers = []
-    larger = (catalogue_larger_tier(lambda: _host(app))
+    larger = (catalogue_larger_tier(_host)
               if any(r.local_answer for r in reading.records) else None)
     found = tips(reading.records, larger)
     if as_json:
@@ -65,20 +65,17 @@ def usage(app: AppContext, days: float, by: str, as_json: bool) -> None:
         click.echo(f"note: {note}", err=True)
 
 
-def _host(app: AppContext) -> Any:
-    """This machine as `models recommend` sees it; detected plainly when the configuration
-    cannot be read (a tip is never worth an error)."""
-    from airpods.errors import AirpodsError
+def _host() -> Any:
+    """This machine's memory, GPU and cores, detected (about 25 ms; loading the configuration
+    for runtime.accelerator would cost `usage` 150 ms more): AIRPODS_ACCELERATOR is honoured."""
+    import os
+
+    from airpods.host import detect_host
 
     try:
-        from airpods.cli.context import resolve
-
-        return resolve(app).host
-    except AirpodsError:
-        from airpods.config.tiers import with_auto_model
-        from airpods.host import detect_host
-
-        return with_auto_model(detect_host("auto"))
+        return detect_host(os.environ.get("AIRPODS_ACCELERATOR", "").strip() or "auto")
+    except Exception:  # noqa: BLE001 - a bad override: a tip is never worth an error
+        return detect_host("auto")
 
 
 def _server_json(row: tuple[str, str, int, int, int]) -> dict[str, Any]:
