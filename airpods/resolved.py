@@ -42,6 +42,7 @@ class ServiceEntry:
     container: str
     depends_on: tuple[str, ...] = ()
     volumes: tuple[tuple[str, bool], ...] = ()  # (source, is_bind), in config order
+    replica_of: str = ""  # a copy made by `replicas = N` on this service (airpods.replica_names)
 
 
 @record
@@ -72,8 +73,18 @@ def select_services(resolved: Resolved, names: Sequence[str]) -> list[str]:
         close = difflib.get_close_matches(unknown[0], list(resolved.services), n=1)
         hint = f"did you mean {close[0]!r}?" if close else "see `airpods config show`"
         raise UsageError(f"unknown service {unknown[0]!r}", hint=hint)
-    chosen = list(names) if names else resolved.enabled_services()
+    chosen = with_replicas(resolved, names) if names else resolved.enabled_services()
     return order_by_dependencies(resolved, chosen)
+
+
+def with_replicas(resolved: Resolved, names: Sequence[str]) -> list[str]:
+    """`names`, each followed by the replicas `replicas = N` made of it (`stop llamacpp` stops
+    every server of the model; `stop llamacpp-2` only that one)."""
+    out: list[str] = []
+    for name in names:
+        copies = [n for n, svc in resolved.services.items() if svc.replica_of == name]
+        out += [n for n in (name, *copies) if n not in out]
+    return out
 
 
 def order_by_dependencies(resolved: Resolved, chosen: Sequence[str]) -> list[str]:

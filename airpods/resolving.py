@@ -93,6 +93,7 @@ def _resolve_uncached(
     """Load, validate and render every service. Returns it and the requested accelerator."""
     from airpods.config.loader import load_config
     from airpods.kinds.render import render_service
+    from airpods.replica_names import replica_of
 
     loaded = load_config(config_path, environ=environ, secrets=secrets)
     config = loaded.config
@@ -111,6 +112,7 @@ def _resolve_uncached(
             container=svc.container,
             depends_on=tuple(svc.depends_on),
             volumes=tuple((vol.source, vol.is_bind) for vol in svc.volumes.values()),
+            replica_of=replica_of(config.services, name) or "",
         )
         for name, svc in config.services.items()
     }

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from tests.remote_standin import ContainerStandin
-from tests.sandbox import PodmanEnv, free_ports
+from tests.sandbox import PodmanEnv, free_port_run, free_ports
 from tests.stack_config import airpods_env, gateway_config
 
 REMOTE_KEY = "standin-remote-key"
@@ -132,11 +132,18 @@ def network_of(penv: PodmanEnv) -> str:
 
 @contextlib.contextmanager
 def gateway_stack(penv: PodmanEnv, llama_image: str, litellm_image: str, model: Path,
-                  tmp: Path, **options: str) -> Iterator[GatewayStack]:
+                  tmp: Path, replicas: int = 1, **options: str) -> Iterator[GatewayStack]:
     """Write the config, add the model, start llamacpp and the stand-in remote (the gateway is
     left to the caller: `stack.start("gateway")`); stop everything at the end. `options` go to
-    tests.stack_config.gateway_config."""
-    port, gateway_port = free_ports(2)
+    tests.stack_config.gateway_config; `replicas` > 1 runs that many llama-servers (llamacpp
+    on `stack.port`, llamacpp-2 on the next port, ...)."""
+    if replicas > 1:
+        port, gateway_port = free_port_run(replicas), free_ports(1)[0]
+        while port <= gateway_port < port + replicas:
+            gateway_port = free_ports(1)[0]
+        options["llama_settings"] = f"replicas = {replicas}\n" + options.get("llama_settings", "")
+    else:
+        port, gateway_port = free_ports(2)
     volume = f"airpods_it_gw_{secrets.token_hex(4)}"
     network = network_of(penv)
     remote = ContainerStandin(penv, litellm_image, network, ["big-model"], api_key=REMOTE_KEY,

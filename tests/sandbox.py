@@ -449,6 +449,23 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def free_port_run(count: int, tries: int = 50) -> int:
+    """The first of `count` consecutive TCP ports free on 127.0.0.1 right now (a service with
+    `replicas = count` publishes base, base+1, ...)."""
+    for _ in range(tries):
+        base = free_port()
+        if base + count - 1 > 65535:
+            continue
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise SandboxError(f"no {count} consecutive free ports found")
+
+
 def free_ports(count: int) -> list[int]:
     """`count` different TCP ports free on 127.0.0.1 right now: all bound at once while the
     kernel picks them, so two services of one config never get the same one."""

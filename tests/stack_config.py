@@ -74,14 +74,16 @@ GATEWAY_LLAMA_ARGS = 'alias = "tiny"\nthreads = 1\nctx_size = 2048\nmetrics = tr
 def gateway_config(image: str, port: int, volume: str, *, network: str, gateway_image: str,
                    gateway_port: int, remote_url: str, gateway_settings: str = "",
                    model: str = "tiny.gguf", llama_args: str = GATEWAY_LLAMA_ARGS,
-                   remote_models: tuple[str, ...] = ("big-model",)) -> str:
+                   remote_models: tuple[str, ...] = ("big-model",),
+                   llama_settings: str = "") -> str:
     """llama_config (alias `tiny`) plus the gateway on `gateway_image`: the one TOML of the
     gateway suites (tests/gateway_stack.py) and bench/bench_gateway.py. `gateway_settings`:
     more keys of [services.gateway] (TOML lines); `llama_args`, llamacpp's command_args;
-    `remote_models`, what the remote `homelab` serves."""
+    `llama_settings`, more keys of [services.llamacpp]; `remote_models`, what the remote
+    `homelab` serves."""
     import json
 
     return llama_config(image, port, volume, network=network, model=model,
-                        args=llama_args) + GATEWAY_TABLES.format(
+                        settings=llama_settings, args=llama_args) + GATEWAY_TABLES.format(
         gateway_image=gateway_image, gateway_port=gateway_port, remote_url=remote_url,
         gateway_settings=gateway_settings, remote_models=json.dumps(list(remote_models)))

@@ -83,12 +83,15 @@ def run_start(
             resolved = resolve_and_keep_secrets(app, cpu=cpu)
             specs = _settled([resolved.specs[n] for n in names], podman, resolved.host)
         from airpods.engine.ports import retry_after_podman_leak
+        from airpods.errors import PortInUse
 
-        # A port left held by airpods' own transient Podman service: restarted once, retried.
-        outcomes = retry_after_podman_leak(
-            lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
-                                    wait=not no_wait, before_create=fetch_models),
-            reporter.note)
+        try:  # a port left held by airpods' own transient Podman service: restarted, retried
+            outcomes = retry_after_podman_leak(
+                lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
+                                        wait=not no_wait, before_create=fetch_models),
+                reporter.note)
+        except PortInUse as exc:
+            raise _replica_port(resolved, specs, exc) from None
     changed = [o.service for o in outcomes if o.changed]
     if changed:  # a start that changed nothing records nothing (nor imports the usage code)
         from airpods.models.services import record_usage
@@ -125,3 +128,18 @@ def _refuse_start_problems(specs: list[ContainerSpec]) -> None:
         problems = defers.start_problems(spec, os.environ) if defers else []
         if problems:
             raise UsageError(problems[0])
+
+
+def _replica_port(resolved: Any, specs: list[ContainerSpec], exc: Exception) -> Exception:
+    """A port a replica needs (`replicas = N` takes consecutive host ports) held by another
+    program: more replicas than free ports, a config error (exit 2) said at `replicas`."""
+    from airpods.errors import PortInUse, UsageError
+
+    assert isinstance(exc, PortInUse)
+    name = next((s.service for s in specs if any(p.host_port == exc.port for p in s.ports)), "")
+    base = resolved.services[name].replica_of if name in resolved.services else ""
+    if not base:
+        return exc
+    return UsageError(f"services.{base}.replicas: {exc.message}", hint=(
+        f"replicas take consecutive host ports from ports[0].host: lower replicas, free port "
+        f"{exc.port}, or move services.{base}.ports[0].host"))

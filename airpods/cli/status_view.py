@@ -5,7 +5,7 @@ click command (airpods/cli/status.py) both run `show_status`.
 {"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
 "accelerator", "uptime_s", "model", "config_current", "detail"}],
  "host": {"accelerator", "reason", "notes"},
- "routes": [{"gateway", "model", "backend", "private", "route", "via"}]}
+ "routes": [{"gateway", "model", "deployment", "backend", "private", "route", "via"}]}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
 unloaded or failed). Keys a kind adds to its rows come from `AddsStatus.status_fields`
 (kinds/capabilities.py), run in each service's probe thread; the common keys are built here.
@@ -216,14 +216,18 @@ def show_status(app: AppContext, services: tuple[str, ...], as_json: bool, watch
 def _print_routes(routes: list[dict], console: Any) -> None:
     from airpods.masking import printable
 
+    models = [(r["gateway"], r["model"]) for r in routes]
     for r in routes:
         if r.get("rule"):  # the escalation model: its rule in one line, and local's state
             state = {"fallback": f" [local down: every tier -> {r['via']}]",
                      "unavailable": " [local down: unavailable]"}.get(r["route"], "")
             console.print(printable(f"{r['gateway']}: {r['rule']}{state}"), markup=False)
             continue
+        # A model served by several deployments (replicas, peers): one line each, named.
+        several = models.count((r["gateway"], r["model"])) > 1 and r.get("deployment")
         where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
                  "remote": f"remote ({r['via']})",
                  "unavailable": "local down: private, unavailable" if r["private"]
                  else "local down: unavailable"}[r["route"]]
-        console.print(printable(f"{r['gateway']}: {r['model']} -> {where}"), markup=False)
+        model = f"{r['model']} [{r['deployment']}]" if several else r["model"]
+        console.print(printable(f"{r['gateway']}: {model} -> {where}"), markup=False)

@@ -49,6 +49,7 @@ from airpods.config.problems import (  # noqa: F401  (find_line, key_lines: impo
     secret_error,
     set_secret_problem,
 )
+from airpods.config.replicas import expand as expand_replicas
 from airpods.config.schema import ENV_KEY_RE, AirpodsConfig, is_service_name
 from airpods.errors import ConfigError, TemplateError
 from airpods.gpu import REQUESTS as _ACCELERATOR_CHOICES
@@ -355,6 +356,8 @@ def _resolve_and_validate(
         not_here = other_kinds_keys(resolved)
         raise _Problems([pydantic_problem(error, model, not_here) for error in errors]) from None
     problems = [*cross_service_problems(config), *kind_problems(config)]
+    if not problems:  # each checked once as written, then the copies `replicas` asks for
+        config, problems = expand_replicas(config)
     if problems:
         raise _Problems(problems)
     return config, host
@@ -365,15 +368,8 @@ def _requested_accelerator(raw: dict[str, Any]) -> str:
     runtime = raw.get("runtime")
     value = runtime.get("accelerator", "auto") if isinstance(runtime, dict) else "auto"
     if value not in _ACCELERATOR_CHOICES:
-        raise _Problems(
-            [
-                Problem(
-                    ("runtime", "accelerator"),
-                    f"unknown accelerator {value!r}",
-                    f"use one of: {', '.join(_ACCELERATOR_CHOICES)}",
-                )
-            ]
-        )
+        raise _Problems([Problem(("runtime", "accelerator"), f"unknown accelerator {value!r}",
+                                 f"use one of: {', '.join(_ACCELERATOR_CHOICES)}")])
     return str(value)
 
 

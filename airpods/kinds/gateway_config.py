@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from airpods.kinds.base import ServedModel
 from airpods.kinds.capabilities import ServesModels
 from airpods.record import replace
+from airpods.replica_names import group
 
 if TYPE_CHECKING:
     from airpods.config.schema import AirpodsConfig, ServiceConfig
@@ -44,6 +46,12 @@ LOCAL_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
 LOCAL_CONNECT_S = 1.5
 REMOTE_NO_KEY = "airpods-no-key"  # OpenAI clients insist on some key; a keyless remote ignores it
 REMOTE_KEYS_ENV = "AIRPODS_REMOTE_ENV_NAMES"
+# Several local deployments of one model (`replicas`): each is cooled down at its first failure
+# (model_info.allowed_fails = 0: the others serve meanwhile), and a request that fails on one is
+# retried on the others, so a dead replica costs no answer: twice the number of other
+# deployments, since least-busy may pick a dead one again before its cooldown is seen (it
+# takes the first of equally idle deployments).
+SIBLING_RETRIES = 2
 # Each hop is one more failed call before an answer; past a few, a chain is a mistake.
 MAX_FALLBACK_DEPTH = 8
 
@@ -95,8 +103,12 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
     """LiteLLM's model_list: local models (cost 0), then each remote's models (its prices)."""
     keys: dict[str, str] = {}  # key value -> variable, so one server's key is passed once
     entries = []
+    copies = Counter(model.id for _service, model in local)
     for service, model in local:
         params: dict[str, Any] = {"model": f"openai/{model.id}", "api_base": model.api_base}
+        siblings = copies[model.id] - 1
+        if siblings:
+            params["num_retries"] = SIBLING_RETRIES * siblings
         if model.api_key:
             var = keys.setdefault(model.api_key, key_variable(len(keys)))
             params["api_key"] = f"os.environ/{var}"
@@ -106,6 +118,7 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
             "id": f"local:{service}:{model.id}", "airpods_backend": "local",
             "airpods_service": service, "airpods_private": model.private,
             "airpods_connect_s": LOCAL_CONNECT_S, **LOCAL_PRICE,
+            **({"allowed_fails": 0} if siblings else {}),
         }})
     slots = remote_key_slots(svc)
     for remote, spec in svc.remotes.items():
@@ -113,11 +126,13 @@ def model_list(svc: ServiceConfig, local: list[tuple[str, ServedModel]]) -> list
         for name in spec.models:
             params = {"model": f"openai/{name}", "api_base": spec.base_url, "api_key": key,
                       "timeout": spec.timeout_s, "stream_timeout": spec.timeout_s,
-                      "input_cost_per_token": spec.price_in / 1e6,
-                      "output_cost_per_token": spec.price_out / 1e6}
+                      "input_cost_per_token": (spec.price_in or 0.0) / 1e6,
+                      "output_cost_per_token": (spec.price_out or 0.0) / 1e6}
             entries.append({"model_name": name, "litellm_params": params, "model_info": {
                 "id": f"remote:{remote}:{name}", "airpods_backend": "remote",
                 "airpods_remote": remote, "airpods_private": False,
+                # No price set: its records say so, and `usage` shows "cost unknown", not $0.
+                "airpods_priced": spec.priced,
             }})
     return entries
 
@@ -159,6 +174,7 @@ def render_config(
         "model_list": [*model_list(svc, local), *([auto] if auto else [])],
         "router_settings": {
             **ROUTER_SETTINGS, **extra,
+            "routing_strategy": svc.routing_strategy,
             "fallbacks": [*fallbacks, *extra.get("fallbacks", [])],
         },
         "litellm_settings": {"callbacks": callbacks, "drop_params": True},
@@ -252,6 +268,9 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
         return []
     for name, model in local:
         path: Path = ("services", name)
+        if model.id in owners and owners[model.id][:2] == ("services", group(config.services,
+                                                                                name)):
+            continue  # another replica of the same server: one more deployment of the model
         if model.id in owners:
             out.append((path, f"model name {model.id!r} is also served by "
                         f"{_where(owners[model.id])}",
@@ -291,7 +310,9 @@ def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str |
     out += escalation_problems(service, svc, local)
     if not out:
         graph = {m: list(c) for m, c in svc.fallbacks.items()}
-        cycle = _cycle(graph)
+        from airpods.graphs import find_cycle
+
+        cycle = find_cycle(graph)
         if cycle:
             out.append(((*base, "fallbacks", cycle[0]),
                         f"fallback cycle: {' -> '.join(cycle)}",
@@ -332,12 +353,6 @@ def _known(owners: dict[str, Path]) -> str:
     return f"gateway models: {', '.join(owners)}" if owners else "the gateway serves no model"
 
 
-def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    from airpods.graphs import find_cycle
-
-    return find_cycle(graph)
-
-
 # --- where each model goes now (`status`'s routes) ------------------------------------------------
 
 
@@ -355,6 +370,7 @@ def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
         chains.update(entry)
     return [{
         "model": m["model_name"],
+        "deployment": m["model_info"]["id"],
         "backend": m["model_info"]["airpods_backend"],
         "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote")
         or m["model_info"].get("airpods_local"),
@@ -367,33 +383,41 @@ def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
 
 
 def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]) -> list[dict]:
-    """Each model and where a request for it goes now, given which local services are ready.
+    """Each deployment of each model and where a request for it goes now, given which local
+    services are ready.
 
-    route: "local" (its server is ready), "fallback" (local down: `via` the first fallback),
-    "remote", or "unavailable" (local down and private, or no fallback). Remotes are not probed
-    (status stays fast): a remote is taken to answer. The escalation model (backend
-    "escalation", `where` its local model) is "local" while that model's server is ready, and
-    carries its one-line `rule`.
+    route: "local" (its server, or another replica of the model, is ready: `via` names it),
+    "fallback" (local down: `via` the first fallback), "remote", or "unavailable" (local down
+    and private, or no fallback). Remotes are not probed (status stays fast): a remote is taken
+    to answer. The escalation model (backend "escalation", `where` its local model) is "local"
+    while a server of that model is ready, and carries its one-line `rule`.
     """
-    by_model = {row["model"]: row for row in table}
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in table:
+        by_model.setdefault(row["model"], []).append(row)
+
+    def up(row: dict[str, Any]) -> bool:
+        return row["backend"] == "remote" or ready.get(row["where"], False)
+
     out = []
     for row in table:
         route, via = "remote", row["where"]
-        served_by = row["where"]
-        if row["backend"] == "escalation":
-            served_by = by_model.get(row["where"], {}).get("where")
         if row["backend"] in ("local", "escalation"):
-            if ready.get(served_by, False):
-                route, via = "local", row["where"]
+            model = row["model"] if row["backend"] == "local" else row["where"]
+            here = [row] + [r for r in by_model.get(model, []) if r is not row]
+            serving = next((r for r in here if r["backend"] == "local" and up(r)), None)
+            if serving is not None:
+                route = "local"
+                via = serving["where"] if row["backend"] == "local" else row["where"]
             else:
                 route, via = "unavailable", None
                 if not row["private"]:
-                    target = next((f for f in row["fallbacks"] if f in by_model and (
-                        by_model[f]["backend"] == "remote" or ready.get(by_model[f]["where"])
-                    )), None)
+                    target = next((f for f in row["fallbacks"]
+                                   if any(up(r) for r in by_model.get(f, []))), None)
                     if target is not None:
                         route, via = "fallback", target
-        out.append({"gateway": gateway, "model": row["model"], "backend": row["backend"],
+        out.append({"gateway": gateway, "model": row["model"],
+                    "deployment": row.get("deployment"), "backend": row["backend"],
                     "private": row["private"], "route": route, "via": via,
                     **({"rule": row["rule"]} if "rule" in row else {})})
     return out

@@ -27,7 +27,7 @@ modules stay free of pydantic on the cache-hit path.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -96,9 +96,14 @@ class RemoteSpec(_Strict):
     base_url: str
     api_key_env: str | None = None
     models: list[ModelName] = Field(min_length=1)
-    # strict: a number, never "0.5" or true read as one.
-    price_in: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
-    price_out: float = Field(default=0.0, ge=0, allow_inf_nan=False, strict=True)
+    # strict: a number, never "0.5" or true read as one. Neither set: the cost of its answers
+    # is unknown (`airpods usage` says so); 0 says it is free (a homelab server).
+    price_in: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+    price_out: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+
+    @property
+    def priced(self) -> bool:
+        return self.price_in is not None or self.price_out is not None
     # A remote that hangs gets this long, then the client gets a clear timeout error.
     timeout_s: float = Field(default=120, gt=0, le=3600, allow_inf_nan=False, strict=True)
 
@@ -237,6 +242,12 @@ class EscalationSpec(_Strict):
         return self
 
 
+# How LiteLLM picks among several deployments of one model name (`replicas`, peers):
+# router_settings.routing_strategy, passed through as written.
+RoutingStrategy = Literal["simple-shuffle", "least-busy", "latency-based-routing",
+                          "usage-based-routing-v2", "cost-based-routing"]
+
+
 def config_tables() -> dict[str, Any]:
     """The keys the gateway kind adds to a service, as pydantic field definitions."""
     return {
@@ -246,4 +257,5 @@ def config_tables() -> dict[str, Any]:
         "clients": (dict[ClientName, ClientSpec], Field(default_factory=dict)),
         # An `auto` model that routes each request by difficulty (gateway_escalation.py).
         "escalation": (EscalationSpec | None, Field(default=None)),
+        "routing_strategy": (RoutingStrategy, Field(default="least-busy")),
     }

@@ -57,7 +57,10 @@ def config_problems(svc: ServiceConfig) -> list[tuple[Path, str, str | None]]:
     if svc.mode != "router":
         return [*unused_router_tables(svc), *value_problems(tables)]
     tables += [(("models", mid, "command_args"), m.command_args) for mid, m in svc.models.items()]
-    return [*value_problems(tables), *_ini_problems(tables), *_preset_problems(svc)]
+    # The fit check and the gateway count a replica as one model's servers, not a router's.
+    many = [(("replicas",), "replicas apply to a single-model server, not a router",
+             'remove replicas, or use mode = "single"')] if getattr(svc, "replicas", 1) > 1 else []
+    return [*many, *value_problems(tables), *_ini_problems(tables), *_preset_problems(svc)]
 
 
 Problems = list[tuple[Path, str, str | None]]

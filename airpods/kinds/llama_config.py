@@ -28,6 +28,19 @@ def _check_models_max(v: Any) -> Any:
     raise ValueError(f'must be a whole number of at least 1, or "auto" (got {v!r})')
 
 
+MAX_REPLICAS = 64  # several servers of one model on one machine: a typo past this is refused
+
+
+def _check_replicas(v: Any) -> Any:
+    # One sentence for every wrong value: 0, -1, 1.5, "2x", true (a template renders "2").
+    if isinstance(v, str) and v.strip().isdigit():
+        v = int(v.strip())
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_REPLICAS:
+        return v
+    raise ValueError(f"must be a whole number from 1 to {MAX_REPLICAS} (got {v!r}): how many "
+                     "llama-servers of this model to run, on consecutive host ports")
+
+
 class RouterSpec(StrictModel):
     """`mode = "router"`: how many models may be loaded at once, and which at start."""
 
@@ -70,4 +83,6 @@ def config_tables() -> dict[str, Any]:
         "router": (RouterSpec, Field(default_factory=RouterSpec)),
         # One preset per model id (without any, every GGUF in the volume is served).
         "models": (dict[ModelId, ModelPreset], Field(default_factory=dict)),
+        # How many servers of this model to run (airpods.config.replicas: NAME, NAME-2, ...).
+        "replicas": (Annotated[int, BeforeValidator(_check_replicas)], Field(default=1)),
     }

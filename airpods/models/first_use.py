@@ -143,7 +143,7 @@ def prepare_models(
     """Before `start` (re)creates `specs`: pull each missing model that has a source, warn about
     models that will not fit. With `offline`, a missing model is an error saying what to run.
     """
-    from airpods.models.services import warn_if_too_big
+    from airpods.models.services import replicas_misfit, warn_if_too_big
     from airpods.models.store import volume_dir
 
     for spec in specs:
@@ -154,7 +154,11 @@ def prepare_models(
                            note, progress)
                 directory = volume_dir(podman, volume)
             if directory is not None and (directory / name).exists():
-                warn_if_too_big(spec, resolved.host, directory, name, note)
+                est = warn_if_too_big(spec, resolved.host, directory, name, note)
+                # Every replica counted: refused before anything starts.
+                misfit = replicas_misfit(resolved, spec, name, est) if est is not None else None
+                if misfit is not None:
+                    raise UsageError(misfit)
 
 
 def _first_use(spec: ContainerSpec, volume: str, name: str, podman: Podman,

@@ -32,6 +32,7 @@ MAX_BYTES = 64 * 1024 * 1024
 MAX_LINE = 16 * 1024
 GROUPINGS = ("model", "backend", "client", "route")
 NO_API_COST = "no API cost"
+COST_UNKNOWN = "cost unknown"
 UNKNOWN = "-"
 # Beyond any real request: a record past these is damaged (1e308 summed to inf and printed
 # `Infinity` in --json; a 4,300-digit count could not even be printed) and is skipped.
@@ -57,14 +58,20 @@ class Record:
     completion_tokens: int
     cost: float
     ok: bool
+    latency_ms: float | None = None
     tier: str | None = None  # the escalation model's tier ("private": the private lane)
     served: str | None = None  # the model that answered
+    cost_unknown: bool = False  # answered by a remote with no price set
 
     @property
     def route(self) -> str:
         """`auto COMPLEX -> big-model`: what was asked, its tier, what answered ("-": none)."""
         asked = f"{self.model or UNKNOWN}{f' {self.tier}' if self.tier else ''}"
         return f"{asked} -> {self.served or UNKNOWN}"
+
+    @property
+    def local_answer(self) -> bool:
+        return self.ok and self.backend == "local"
 
 
 @dataclass
@@ -77,8 +84,10 @@ class Row:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    unknown: int = 0  # answers whose cost is unknown (a remote with no price set)
 
     def add(self, rec: Record) -> None:
+        self.unknown += rec.cost_unknown
         self.requests += 1
         self.failed += 0 if rec.ok else 1
         self.local += rec.backend == "local"
@@ -96,7 +105,8 @@ class Row:
         return {"key": self.key, "requests": self.requests, "failed": self.failed,
                 "local": self.local, "remote": self.remote,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "cost": round(self.cost, 6), "no_api_cost": self.no_api_cost}
+                "cost": round(self.cost, 6), "no_api_cost": self.no_api_cost,
+                "cost_unknown": self.unknown}
 
 
 @dataclass
@@ -138,11 +148,16 @@ def parse_record(line: bytes) -> Record | None:
     if not isinstance(ok, bool):
         return None
     backend = data.get("backend")
+    priced = data.get("priced")
+    # Unknown: a remote with no price set, or (a record from before `priced`) a 0 it charged.
+    unknown = backend == "remote" and ok and (priced is False or (priced is None and not cost))
     return Record(ts=ts, client=_str(data.get("client")), model=_str(data.get("model")),
                   backend=backend if backend in ("local", "remote") else None,
                   remote=_str(data.get("remote")), prompt_tokens=prompt,
                   completion_tokens=completion, cost=0.0 if backend == "local" else cost, ok=ok,
-                  tier=_str(data.get("tier")), served=_str(data.get("served")))
+                  latency_ms=_float(data.get("latency_ms"), MAX_TIME),
+                  tier=_str(data.get("tier")), served=_str(data.get("served")),
+                  cost_unknown=unknown)
 
 
 _TS_PREFIX = b'{"ts":'
@@ -274,7 +289,7 @@ def total(rows: Iterable[Row]) -> Row:
     out = Row("total")
     for row in rows:
         for name in ("requests", "failed", "local", "remote", "prompt_tokens",
-                     "completion_tokens", "cost"):
+                     "completion_tokens", "cost", "unknown"):
             setattr(out, name, getattr(out, name) + getattr(row, name))
     return out
 

@@ -252,6 +252,33 @@ def warn_if_too_big(spec: ContainerSpec, host: HostFacts, directory: Path, name:
     return est
 
 
+def replicas_misfit(resolved: Resolved, spec: ContainerSpec, name: str,
+                    est: Estimate) -> str | None:
+    """Why the replicas of `spec`'s service (`replicas = N`: N servers of model file `name`,
+    each needing `est`) do not fit this machine together, in one line; None when they do (or when
+    there is only one). Each container's own memory limit is the per-server check's."""
+    from airpods import fit as fitmod
+
+    entries = resolved.services
+    base = entries[spec.service].replica_of or spec.service
+    n = 1 + sum(1 for entry in entries.values() if entry.replica_of == base)
+    if n == 1:
+        return None
+    vram = fitmod.vram_total(resolved.host) if spec.accelerator != "cpu" else None
+    total = vram if vram else ram_total() or 0
+    headroom = fitmod.VRAM_HEADROOM if vram else fitmod.RAM_HEADROOM
+    budget, need = int(total * (1 - headroom)), est.memory.total_bytes
+    if need * n <= budget:
+        return None
+    where = f"{'VRAM' if vram else 'RAM'} ({fitmod.gb(total)} less {headroom:.0%} headroom)"
+    most = budget // need if need else n
+    fix = (f"set services.{base}.replicas to at most {most}" if most >= 1
+           else "one server does not fit either: pick a smaller model or ctx_size")
+    return (f"services.{base}.replicas: {n} servers of {name} need {n} x {fitmod.gb(need)} = "
+            f"{fitmod.gb(need * n)}, more than the {fitmod.gb(budget)} of {where} available; "
+            f"{fix}")
+
+
 def record_usage(resolved: Resolved, names: Iterable[str], event: str,
                  tokens: dict[str, tuple[int, int]] | None = None) -> None:
     """Note in the usage database that these services started or stopped their models (with

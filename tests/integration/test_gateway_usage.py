@@ -22,7 +22,7 @@ from tests.gateway_stack import GatewayStack
 PRICE_IN, PRICE_OUT = 1.0, 2.0  # per million tokens (tests/stack_config.GATEWAY_TABLES)
 STANDIN_USAGE = (5, 4)  # what tests/remote_standin.py answers
 FIELDS = {"ts", "client", "model", "backend", "remote", "deployment", "prompt_tokens",
-          "completion_tokens", "latency_ms", "cost", "ok", "tier", "served"}
+          "completion_tokens", "latency_ms", "cost", "ok", "tier", "served", "priced"}
 
 
 @pytest.fixture(scope="module")

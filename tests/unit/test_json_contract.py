@@ -19,7 +19,7 @@ from tests.fake_podman import use_fake_podman
 STATUS_SERVICE_KEYS = {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
                        "accelerator", "uptime_s", "model", "config_current", "detail"}
 STATUS_HOST_KEYS = {"accelerator", "reason", "notes"}
-STATUS_ROUTE_KEYS = {"gateway", "model", "backend", "private", "route", "via"}
+STATUS_ROUTE_KEYS = {"gateway", "model", "deployment", "backend", "private", "route", "via"}
 DRY_RUN_SERVICE_KEYS = {"service", "kind", "image", "image_reason", "accelerator", "pod",
                         "container", "network", "network_aliases", "ports", "volumes", "env",
                         "command", "entrypoint", "devices", "group_add", "health_url",
@@ -204,9 +204,11 @@ def test_status_json_memory_of_a_model_in_the_volume(env, tmp_path: Path, monkey
     assert memory["fits"] is True and memory["estimate_bytes"] > 0
 
 
-USAGE_KEYS = {"days", "since", "by", "rows", "total", "servers", "servers_total", "notes"}
+USAGE_KEYS = {"days", "since", "by", "rows", "total", "servers", "servers_total", "notes",
+              "tips"}
 USAGE_ROW_KEYS = {"key", "requests", "failed", "local", "remote", "prompt_tokens",
-                  "completion_tokens", "cost", "no_api_cost"}
+                  "completion_tokens", "cost", "no_api_cost", "cost_unknown"}
+USAGE_TIP_KEYS = {"kind", "text", "subject", "requests"}
 USAGE_SERVER_KEYS = {"service", "model", "runs", "prompt_tokens", "completion_tokens", "cost",
                      "no_api_cost"}
 

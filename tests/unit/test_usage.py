@@ -86,7 +86,7 @@ def test_record_takes_each_field_from_where_litellm_puts_it() -> None:
                    "backend": "remote", "remote": "homelab",
                    "deployment": "http://127.0.0.1:9/v1", "prompt_tokens": 12,
                    "completion_tokens": 7, "latency_ms": 250.0, "cost": 0.00019, "ok": True,
-                   "tier": None, "served": "fallback-remote"}
+                   "tier": None, "served": "fallback-remote", "priced": True}
 
 
 def test_record_of_a_local_answer_costs_nothing_whatever_litellm_priced() -> None:

@@ -109,6 +109,8 @@ def usage_record(
         "model": asked,
         "backend": backend,
         "remote": _text(info.get("airpods_remote")) if backend == "remote" else None,
+        # False: the remote has no price set, so `cost` 0 means unknown, not free.
+        "priced": info.get("airpods_priced") is not False if backend == "remote" else None,
         "deployment": deployment,
         "prompt_tokens": int(_number(slo.get("prompt_tokens"))),
         "completion_tokens": int(_number(slo.get("completion_tokens"))),
