@@ -5,7 +5,7 @@ click command (airpods/cli/status.py) both run `show_status`.
 {"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
 "accelerator", "uptime_s", "model", "config_current", "detail"}],
  "host": {"accelerator", "reason", "notes"},
- "routes": [{"gateway", "model", "backend", "private", "route", "via"}]}
+ "routes": [{"gateway", "model", "backend", "private", "route", "via", "deployment", "state"}]}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
 unloaded or failed). Keys a kind adds to its rows come from `AddsStatus.status_fields`
 (kinds/capabilities.py), run in each service's probe thread; the common keys are built here.
@@ -217,8 +217,12 @@ def _print_routes(routes: list[dict], console: Any) -> None:
     from airpods.masking import printable
 
     for r in routes:
-        where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
-                 "remote": f"remote ({r['via']})",
-                 "unavailable": "local down: private, unavailable" if r["private"]
-                 else "local down: unavailable"}[r["route"]]
+        if r["backend"] == "peer":
+            where = f"peer {r['via']} ({r['state']})"
+        else:
+            where = {"local": f"local ({r['via']})",
+                     "fallback": f"local down: fallback {r['via']}",
+                     "peer": f"local down: peer {r['via']}", "remote": f"remote ({r['via']})",
+                     "unavailable": "local down: private, unavailable" if r["private"]
+                     else "local down: unavailable"}[r["route"]]
         console.print(printable(f"{r['gateway']}: {r['model']} -> {where}"), markup=False)

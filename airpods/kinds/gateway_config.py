@@ -132,8 +132,10 @@ def shipped_modules() -> dict[str, str]:
     absent until that part lands: the config lists only what exists)."""
     from importlib import resources  # not at import: `status` loads this module
 
+    from airpods.kinds.gateway_peers import PEERS_MODULE
+
     out = {}
-    for module in (GUARD_MODULE, USAGE_MODULE):
+    for module in (GUARD_MODULE, USAGE_MODULE, PEERS_MODULE):
         path = resources.files(FILES_PACKAGE) / f"{module}.py"
         if path.is_file():
             out[module] = path.read_text(encoding="utf-8")
@@ -143,13 +145,17 @@ def shipped_modules() -> dict[str, str]:
 def render_config(
     svc: ServiceConfig, local: list[tuple[str, ServedModel]], modules: list[str]
 ) -> dict[str, Any]:
+    from airpods.kinds.gateway_peers import PEERS_MODULE
+
     callbacks = [f"{GUARD_MODULE}.guard"]
     if USAGE_MODULE in modules:
         callbacks.append(f"{USAGE_MODULE}.usage_logger")
+    if PEERS_MODULE in modules:
+        callbacks.append(f"{PEERS_MODULE}.peers")
     return {
         "model_list": model_list(svc, local),
         "router_settings": {
-            **ROUTER_SETTINGS,
+            **ROUTER_SETTINGS, "routing_strategy": svc.routing_strategy,
             "fallbacks": [{model: list(chain)} for model, chain in svc.fallbacks.items()],
         },
         "litellm_settings": {"callbacks": callbacks, "drop_params": True},
@@ -178,16 +184,22 @@ def wire(
 ) -> ContainerSpec:
     """The gateway's container: entry script, config files and key files."""
     from airpods.kinds import gateway_names as g
+    from airpods.kinds import gateway_peers
     from airpods.spec import ConfigFile, SecretFile
 
     local = local_models(spec.service, config, host)
     modules = shipped_modules()
+    if not svc.peers:  # the poller ships only where there are peers to list
+        modules.pop(gateway_peers.PEERS_MODULE, None)
     # JSON is YAML: every string quoted, so no model name is ever read back as another type.
     text = "# written by airpods from its config: edit the TOML, not this file\n" + json.dumps(
         render_config(svc, local, list(modules)), indent=2) + "\n"
     configs = [ConfigFile(f"airpods-{spec.service}-config", g.CONFIG_TARGET, text)]
     configs += [ConfigFile(f"airpods-{spec.service}-{m.replace('_', '-')}",
                            f"{g.SECRETS_DIR}/{m}.py", source) for m, source in modules.items()]
+    if svc.peers:
+        configs.append(ConfigFile(f"airpods-{spec.service}-peers", gateway_peers.PEERS_FILE,
+                                  gateway_peers.peers_file(svc)))
     master = spec.env.get(g.MASTER_VARIABLE, "")
     env_keys = {**local_keys(local), **({g.MASTER_VARIABLE: master} if master else {})}
     secrets = [SecretFile(f"airpods-{spec.service}-env-{var.lower().replace('_', '-')}",
@@ -201,6 +213,7 @@ def wire(
     remote_vars = ",".join(f"{r}={var}" for r, (_, var) in remote_key_slots(svc).items())
     if remote_vars:
         env[REMOTE_KEYS_ENV] = remote_vars
+    env.update(gateway_peers.container_env(svc, g.USAGE_DIR))
     deferred = (*spec.deferred, g.REMOTE_KEYS)
     return replace(
         spec, env=env, secret_env=spec.secret_env - {g.MASTER_VARIABLE},
@@ -225,11 +238,13 @@ def remote_key_variables(spec: ContainerSpec) -> list[tuple[str, str, str]]:
 
 def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str | None]]:
     """What only every service in view shows: names, fallbacks, cycles, private models."""
+    from airpods.kinds.gateway_peers import problems as peer_problems
+
     svc = config.services[service]
     if not svc.enabled:
         return []
     base: Path = ("services", service)
-    out: list[tuple[Path, str, str | None]] = []
+    out: list[tuple[Path, str, str | None]] = [*peer_problems(service, svc)]
     owners: dict[str, Path] = {}
     private: set[str] = set()
     try:
@@ -338,6 +353,7 @@ def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
         chains.update(entry)
     return [{
         "model": m["model_name"],
+        "deployment": m["model_info"]["id"],
         "backend": m["model_info"]["airpods_backend"],
         "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote"),
         "private": bool(m["model_info"].get("airpods_private")),
@@ -367,6 +383,9 @@ def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]
                     )), None)
                     if target is not None:
                         route, via = "fallback", target
+        state = "unprobed" if row["backend"] == "remote" else (
+            "up" if ready.get(row["where"], False) else "down")
         out.append({"gateway": gateway, "model": row["model"], "backend": row["backend"],
-                    "private": row["private"], "route": route, "via": via})
+                    "private": row["private"], "route": route, "via": via,
+                    "deployment": row["deployment"], "state": state})
     return out

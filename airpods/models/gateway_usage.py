@@ -130,10 +130,14 @@ def parse_record(line: bytes) -> Record | None:
     if not isinstance(ok, bool):
         return None
     backend = data.get("backend")
+    # A peer (another machine's airpods gateway) is named: "peer:gpubox"; it costs no API money.
+    peer = isinstance(backend, str) and backend.startswith("peer:") and _str(backend) == backend
+    if not (peer or backend in ("local", "remote")):
+        backend = None
     return Record(ts=ts, client=_str(data.get("client")), model=_str(data.get("model")),
-                  backend=backend if backend in ("local", "remote") else None,
-                  remote=_str(data.get("remote")), prompt_tokens=prompt,
-                  completion_tokens=completion, cost=0.0 if backend == "local" else cost, ok=ok)
+                  backend=backend, remote=_str(data.get("remote")), prompt_tokens=prompt,
+                  completion_tokens=completion,
+                  cost=0.0 if backend == "local" or peer else cost, ok=ok)
 
 
 _TS_PREFIX = b'{"ts":'

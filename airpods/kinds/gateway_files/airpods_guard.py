@@ -12,6 +12,10 @@
   (a connection error, or the deployment's cooldown, which LiteLLM reports as 429).
 - A request that sets `api_base`, `base_url` or `user_config` (fields that would pick the
   backend) is a 400 naming the field.
+- Peers (airpods_peers.py): a private request may go to a peer deployment only when that peer is
+  marked `private_ok`, and then carries `X-Airpods-Private: 1` so the peer keeps it private too.
+  A request that arrives with `X-Airpods-Hop` came from a peer gateway: it is never sent on to
+  one of this gateway's peers (A -> B -> A), and with nothing else to serve it, it is a 508.
 
 Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
 CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
@@ -38,6 +42,8 @@ BANNED_FIELDS = ("api_base", "base_url", "user_config")
 _REJECTED = re.compile(r"Rejected Request: (\w+) is not allowed in request body")
 PRIVATE_HEADER = "x-airpods-private"
 PRIVATE_FLAG = "airpods_private"
+HOP_HEADER = "x-airpods-hop"
+HOP_FLAG = "airpods_hop"
 # Fail closed: the header with any other value (a typo, "2", empty) asks for the private lane.
 _NOT_PRIVATE = ("0", "false", "no", "off")
 _keys: dict[str, str] | None = None
@@ -67,9 +73,9 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
         )
     private = any(value.strip().lower() not in _NOT_PRIVATE
                   for value in request.headers.getlist(PRIVATE_HEADER))
-    return UserAPIKeyAuth(
-        api_key=digest, key_alias=name, key_name=name, metadata={PRIVATE_FLAG: private}
-    )
+    hop = bool(request.headers.getlist(HOP_HEADER))
+    return UserAPIKeyAuth(api_key=digest, key_alias=name, key_name=name,
+                          metadata={PRIVATE_FLAG: private, HOP_FLAG: hop})
 
 
 def _deployments(model: Any) -> list[dict[str, Any]]:
@@ -89,6 +95,16 @@ def _is_local(deployment: dict[str, Any]) -> bool:
     return _info(deployment).get("airpods_backend") == "local"
 
 
+def _is_peer(deployment: dict[str, Any]) -> bool:
+    return _info(deployment).get("airpods_backend") == "peer"
+
+
+def _private_ok(deployment: dict[str, Any]) -> bool:
+    """Where a private request may go: a local server, or a peer marked `private_ok`."""
+    return _is_local(deployment) or (_is_peer(deployment)
+                                     and _info(deployment).get("airpods_private_ok") is True)
+
+
 def _metadata(data: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not isinstance(data, dict):
         return []
@@ -96,16 +112,20 @@ def _metadata(data: dict[str, Any] | None) -> list[dict[str, Any]]:
             if isinstance(m := data.get(key), dict)]
 
 
-def _marked_private(data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = None) -> bool:
-    if auth is not None and isinstance(auth.metadata, dict) and auth.metadata.get(PRIVATE_FLAG):
+def _marked(flag: str, data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = None) -> bool:
+    if auth is not None and isinstance(auth.metadata, dict) and auth.metadata.get(flag):
         return True
     for meta in _metadata(data):
-        if meta.get(PRIVATE_FLAG) is True:
+        if meta.get(flag) is True:
             return True
         key_meta = meta.get("user_api_key_metadata")
-        if isinstance(key_meta, dict) and key_meta.get(PRIVATE_FLAG) is True:
+        if isinstance(key_meta, dict) and key_meta.get(flag) is True:
             return True
     return False
+
+
+def _marked_private(data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = None) -> bool:
+    return _marked(PRIVATE_FLAG, data, auth)
 
 
 def _not_allowed(field: str) -> HTTPException:
@@ -121,6 +141,11 @@ def _private_unavailable(model: Any, exc: Exception) -> str:
             f"({type(exc).__name__}); private requests are never sent to a remote")
 
 
+def _mark(data: dict[str, Any], flag: str) -> None:
+    for meta in _metadata(data) or [data.setdefault("metadata", {})]:
+        meta[flag] = True
+
+
 class Guard(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict, call_type: Any
@@ -130,21 +155,34 @@ class Guard(CustomLogger):
                 raise _not_allowed(field)
         model = data.get("model")
         found = _deployments(model)
+        hop = _marked(HOP_FLAG, data, user_api_key_dict)
+        if hop:
+            found = [d for d in found if not _is_peer(d)]
+            if not found and _deployments(model):
+                raise HTTPException(
+                    status_code=508,
+                    detail=f"airpods gateway: {model!r} came from a peer gateway and only "
+                    "another peer serves it here; a request is never passed on peer to peer",
+                )
+            _mark(data, HOP_FLAG)
         private = _marked_private(data, user_api_key_dict) or any(
             _info(d).get(PRIVATE_FLAG) for d in found
         )
+        if "extra_headers" in data or any(_is_peer(d) for d in found):
+            # Calls to a peer carry the hop mark (a client cannot drop it with a body
+            # `extra_headers`), and the private mark for a `private_ok` peer.
+            data["extra_headers"] = {"X-Airpods-Hop": "1", **(
+                {"X-Airpods-Private": "1"} if private else {})}
         if not private:
             return data
-        if not any(_is_local(d) for d in found):
+        if not any(_private_ok(d) for d in found):
             raise HTTPException(
                 status_code=503,
                 detail=f"airpods gateway: private request for {model!r}, which no local server "
                 "serves; private requests are never sent to a remote",
             )
         data["disable_fallbacks"] = True
-        metas = _metadata(data) or [data.setdefault("metadata", {})]
-        for meta in metas:
-            meta[PRIVATE_FLAG] = True
+        _mark(data, PRIVATE_FLAG)
         return data
 
     async def async_filter_deployments(
@@ -157,9 +195,11 @@ class Guard(CustomLogger):
     ) -> list[dict]:
         # The last word before any call: a private request never reaches a remote deployment,
         # whatever fallbacks or model groups the config holds.
+        if _marked(HOP_FLAG, request_kwargs):
+            healthy_deployments = [d for d in healthy_deployments if not _is_peer(d)]
         if not _marked_private(request_kwargs):
             return healthy_deployments
-        return [d for d in healthy_deployments if _is_local(d)]
+        return [d for d in healthy_deployments if _private_ok(d)]
 
     async def async_post_call_failure_hook(
         self,
