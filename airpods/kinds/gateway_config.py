@@ -387,5 +387,6 @@ def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]
             "up" if ready.get(row["where"], False) else "down")
         out.append({"gateway": gateway, "model": row["model"], "backend": row["backend"],
                     "private": row["private"], "route": route, "via": via,
-                    "deployment": row["deployment"], "state": state})
+                    "deployment": row.get("deployment"), "state": state,
+                    "private_ok": row["backend"] == "local"})
     return out
