@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 def gateway_routes(resolved: Resolved, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from airpods.kinds.gateway import usage_host_dir
     from airpods.kinds.gateway_config import route_table, routes_now
     from airpods.kinds.gateway_peers import peer_routes
 
@@ -33,7 +34,8 @@ def gateway_routes(resolved: Resolved, rows: list[dict[str, Any]]) -> list[dict[
         ready |= {name: health == "ready" for name, (health, _detail) in probes.items()}
     out = []
     for name, table in tables.items():
-        peers = peer_routes(name, resolved.specs[name], ready.get(name, False))
+        state_dir = usage_host_dir(name) if ready.get(name, False) else None
+        peers = peer_routes(name, resolved.specs[name], state_dir)
         up = {r["model"]: r["via"] for r in peers if r["state"] == "up"}
         for route in routes_now(name, table, ready):
             if route["route"] == "unavailable" and route["model"] in up and not route["private"]:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     from airpods.config.schema import ServiceConfig
     from airpods.spec import ContainerSpec
@@ -155,23 +156,24 @@ def start_warnings(spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]
 # --- what the gateway's poller saw (`status`) -----------------------------------------------------
 
 
-def read_state(service: str) -> dict[str, Any]:
-    """The poller's last state file for `service` ({} when none or unreadable)."""
-    from airpods.kinds.gateway import usage_host_dir
-
+def read_state(state_dir: Path) -> dict[str, Any]:
+    """The poller's last state file in `state_dir` (the gateway's usage directory on this
+    host; {} when none or unreadable)."""
     try:
-        data = json.loads((usage_host_dir(service) / STATE_NAME).read_text(encoding="utf-8"))
+        data = json.loads((state_dir / STATE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def peer_routes(gateway: str, spec: ContainerSpec, running: bool) -> list[dict[str, Any]]:
+def peer_routes(gateway: str, spec: ContainerSpec, state_dir: Path | None
+                ) -> list[dict[str, Any]]:
     """A route row per peer deployment the gateway's poller keeps (state: up, cooldown, or
-    down when its peer did not answer the last listing, or the gateway is not running)."""
+    down when its peer did not answer the last listing); `state_dir` None: the gateway is not
+    running, every peer deployment is down."""
     if not peers_of(spec):
         return []
-    state = read_state(gateway) if running else {}
+    state = read_state(state_dir) if state_dir is not None else {}
     seen = state.get("peers", {}) if isinstance(state.get("peers"), dict) else {}
     deployments = state.get("deployments", {})
     private_ok = {p["name"]: bool(p.get("private_ok")) for p in peers_of(spec)}

@@ -39,6 +39,7 @@ PEERS_INTERVAL_S = float(os.environ.get("AIRPODS_PEERS_INTERVAL_S", "10"))
 LIST_TIMEOUT_S = 2.0
 COOLDOWN_S = 5.0
 NO_KEY = "airpods-no-key"
+SHARED = "airpods_shared"  # model_info mark: set to fail over while a peer serves it too
 _task: asyncio.Task | None = None
 
 
@@ -107,15 +108,25 @@ def _apply(router: Any, wanted: dict[str, dict[str, Any]], known: set[str]) -> N
     for entry in wanted.values():
         router.upsert_deployment(Deployment(**entry))
     shared = {e["model_name"] for e in wanted.values()}
-    for entry in list(router.model_list):
-        info = entry.get("model_info") or {}
-        if entry.get("model_name") in shared and info.get("airpods_backend") != "peer":
-            params = entry.get("litellm_params") or {}
-            if params.get("num_retries") != 1 or info.get("allowed_fails") != 0:
-                updated = {**entry, "litellm_params": {**params, "num_retries": 1},
-                           "model_info": {**info, "allowed_fails": 0,
-                                          "cooldown_time": COOLDOWN_S}}
-                router.upsert_deployment(Deployment(**updated))
+    for entry in router.model_list:
+        info, params = entry.get("model_info"), entry.get("litellm_params")
+        if not (isinstance(info, dict) and isinstance(params, dict)) \
+                or info.get("airpods_backend") == "peer":
+            continue
+        # In place, not upsert: an upsert re-adds it last, and least-busy breaks a tie
+        # (nothing in flight anywhere) by list order: this machine's server comes first.
+        if entry.get("model_name") in shared:
+            info.setdefault(SHARED, {"weight": "weight" in params})
+            # A deployment without a weight weighs 0 in simple-shuffle: 1, as a peer's default.
+            params.setdefault("weight", 1)
+            params["num_retries"] = 1
+            info.update(allowed_fails=0, cooldown_time=COOLDOWN_S)
+        elif SHARED in info:  # no peer serves it any more: local first and fallbacks as before
+            if not info.pop(SHARED)["weight"]:
+                params.pop("weight", None)
+            params.pop("num_retries", None)
+            info.pop("allowed_fails", None)
+            info.pop("cooldown_time", None)
 
 
 def _write_state(router: Any, seen: dict[str, dict[str, Any]], ids: list[str]) -> None:
