@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import re
 from typing import Any
 
@@ -197,9 +198,13 @@ class Guard(CustomLogger):
         # whatever fallbacks or model groups the config holds.
         if _marked(HOP_FLAG, request_kwargs):
             healthy_deployments = [d for d in healthy_deployments if not _is_peer(d)]
-        if not _marked_private(request_kwargs):
-            return healthy_deployments
-        return [d for d in healthy_deployments if _private_ok(d)]
+        if _marked_private(request_kwargs):
+            healthy_deployments = [d for d in healthy_deployments if _private_ok(d)]
+        if len(healthy_deployments) > 1 and any(_is_peer(d) for d in healthy_deployments):
+            # least-busy breaks a tie (as many requests in flight on each) by list order:
+            # shuffled, a tie goes to any deployment alike, so a load spreads evenly.
+            healthy_deployments = random.sample(healthy_deployments, len(healthy_deployments))
+        return healthy_deployments
 
     async def async_post_call_failure_hook(
         self,

@@ -113,8 +113,8 @@ def _apply(router: Any, wanted: dict[str, dict[str, Any]], known: set[str]) -> N
         if not (isinstance(info, dict) and isinstance(params, dict)) \
                 or info.get("airpods_backend") == "peer":
             continue
-        # In place, not upsert: an upsert re-adds it last, and least-busy breaks a tie
-        # (nothing in flight anywhere) by list order: this machine's server comes first.
+        # In place, not upsert: the router keeps its own config as it was, only set to fail
+        # over (the guard shuffles a tie among deployments: airpods_guard.py).
         if entry.get("model_name") in shared:
             info.setdefault(SHARED, {"weight": "weight" in params})
             # A deployment without a weight weighs 0 in simple-shuffle: 1, as a peer's default.
