@@ -9,6 +9,8 @@ a proxy from the environment applies, and which certificates it trusts.
                                a proxy applies (it speaks CONNECT)
     image registries (doctor)  httpx                                  environment   trust_context()
     gateway peers (LAN)        httpx (`airpods peers`, start's list)  never         trust_context()
+    (inside the gateway)       the poller gateway_files/airpods_peers.py builds its own
+                               httpx.AsyncClient: it runs in LiteLLM, without airpods
 
 Podman's API is a unix socket (engine/libpod.py), not here. httpx is imported inside the
 functions that build it: `status` and `start` reach the services through LocalHTTP alone
