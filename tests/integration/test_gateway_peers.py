@@ -173,7 +173,11 @@ def test_peer_loop_is_refused_by_the_hop_header(machines):
     a, b, _ = machines
     a_key = a.get("services.gateway.clients.peer.key")
     b.write(peers={"a": f'url = "{a.url}"\napi_key_env = "A_KEY"'}, env={"A_KEY": a_key})
-    b.start("gateway")  # B's llama-server is still down (killed above): A serves B's `tiny`
+    # B's llama-server stays down (stopped, after the kill above): A serves B's `tiny`. Stopped,
+    # not only killed: a gateway recreated while a killed container's address lingers could
+    # dial that address for its whole timeout (the kill itself is the test above).
+    b.airpods("stop", "llamacpp", "--timeout", "1")
+    b.start("gateway")
     b.wait_route("peer:a:tiny", "up", within_s=45)
     with b.client() as client:
         before = _records(a, "peer")

@@ -9,7 +9,7 @@ deployments, balanced by `router_settings.routing_strategy`.
 - A peer that does not answer keeps the deployments it had (a dead one is cooled down by the
   router within its first failed request: `allowed_fails = 0`), and a peer that was down at
   start is added on the first listing that succeeds.
-- Every deployment of a model that has several gets `num_retries = 1` and `allowed_fails = 0`:
+- Every deployment of a model that has several gets `num_retries = 2` and `allowed_fails = 0`:
   a request that fails on one (connection refused, the peer's server gone) is retried at once
   on another, and the failed one is left out for COOLDOWN_S seconds.
 - Calls to a peer carry `X-Airpods-Hop: 1`; a gateway receiving it never sends the request to
@@ -38,6 +38,10 @@ HOP_HEADER = "X-Airpods-Hop"
 PEERS_INTERVAL_S = float(os.environ.get("AIRPODS_PEERS_INTERVAL_S", "10"))
 LIST_TIMEOUT_S = 2.0
 COOLDOWN_S = 5.0
+# A failed request is tried again at once on the model's other deployments: twice, because a
+# deployment's cooldown is recorded after its failure is handled, and a retry racing it can
+# pick the same dead deployment once more (seen with a peer answering 429).
+RETRIES = 2
 NO_KEY = "airpods-no-key"
 SHARED = "airpods_shared"  # model_info mark: set to fail over while a peer serves it too
 _task: asyncio.Task | None = None
@@ -80,7 +84,7 @@ def deployment(peer: dict[str, Any], model: str) -> dict[str, Any]:
         "litellm_params": {
             "model": f"openai/{model}", "api_base": f"{peer['url']}/v1", "api_key": _key(peer),
             "extra_headers": {HOP_HEADER: "1"}, "weight": int(peer.get("weight", 1)),
-            "num_retries": 1,
+            "num_retries": RETRIES,
         },
         "model_info": {
             "id": f"peer:{peer['name']}:{model}", "airpods_backend": "peer",
@@ -119,7 +123,7 @@ def _apply(router: Any, wanted: dict[str, dict[str, Any]], known: set[str]) -> N
             info.setdefault(SHARED, {"weight": "weight" in params})
             # A deployment without a weight weighs 0 in simple-shuffle: 1, as a peer's default.
             params.setdefault("weight", 1)
-            params["num_retries"] = 1
+            params["num_retries"] = RETRIES
             info.update(allowed_fails=0, cooldown_time=COOLDOWN_S)
         elif SHARED in info:  # no peer serves it any more: local first and fallbacks as before
             if not info.pop(SHARED)["weight"]:
