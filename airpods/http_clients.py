@@ -8,6 +8,9 @@ a proxy from the environment applies, and which certificates it trusts.
     the hub (HF_ENDPOINT)      hub/hubhttp.HubClient; httpx where     environment   trust_context()
                                a proxy applies (it speaks CONNECT)
     image registries (doctor)  httpx                                  environment   trust_context()
+    gateway peers (LAN)        httpx (`airpods peers`, start's list)  never         trust_context()
+    (inside the gateway)       the poller gateway_files/airpods_peers.py builds its own
+                               httpx.AsyncClient: it runs in LiteLLM, without airpods
 
 Podman's API is a unix socket (engine/libpod.py), not here. httpx is imported inside the
 functions that build it: `status` and `start` reach the services through LocalHTTP alone
@@ -62,6 +65,12 @@ def registry_httpx() -> httpx.Client:
 
     return _httpx(verify=trust_context(),
                   timeout=httpx.Timeout(REGISTRY_READ_S, connect=REGISTRY_CONNECT_S))
+
+
+def peer_httpx(timeout: float) -> httpx.Client:
+    """Another machine's gateway on the LAN: no proxy from the environment (it would not reach a
+    LAN address), verified TLS for an https peer, one deadline for the whole exchange."""
+    return _httpx(trust_env=False, verify=trust_context(), timeout=timeout)
 
 
 def trust_context() -> ssl.SSLContext:

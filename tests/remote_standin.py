@@ -42,6 +42,8 @@ class StandinRemote:
         self.mode = "ok"
         self.count = 0
         self.listings = 0
+        self.private_posts = 0  # POSTs that carried X-Airpods-Private (a private_ok peer's)
+        self.hop_posts = 0  # POSTs that carried X-Airpods-Hop (sent by a peer gateway)
         self.paths: list[str] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -69,6 +71,9 @@ class StandinRemote:
         with self._lock:
             if prompt:
                 self.count += 1
+                lower = {k.lower() for k in headers}
+                self.private_posts += "x-airpods-private" in lower
+                self.hop_posts += "x-airpods-hop" in lower
             else:
                 self.listings += 1
             self.paths.append(path)
@@ -98,7 +103,8 @@ class StandinRemote:
             def do_GET(self) -> None:  # noqa: N802
                 if self.path == CONTROL:
                     state = {"count": remote.count, "listings": remote.listings,
-                             "mode": remote.mode}
+                             "mode": remote.mode, "private_posts": remote.private_posts,
+                             "hop_posts": remote.hop_posts}
                     return self._send(200, json.dumps(state).encode())
                 if self.path == "/health":
                     return self._send(200, b'{"status":"ok"}')
@@ -211,6 +217,10 @@ class ContainerStandin:
     @property
     def listings(self) -> int:
         return int(self._state()["listings"])
+
+    def state(self) -> dict[str, Any]:
+        """count, listings, mode, private_posts, hop_posts: one read."""
+        return self._state()
 
     @property
     def mode(self) -> str:

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 
 def gateway_routes(resolved: Resolved, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from airpods.kinds.gateway_config import route_table, routes_now
+    from airpods.kinds.gateway import usage_host_dir
+    from airpods.kinds.gateway_peers import peer_routes
+    from airpods.kinds.gateway_routes import route_table, routes_now
 
     shown = {row["name"] for row in rows}
     tables = {
@@ -30,4 +32,14 @@ def gateway_routes(resolved: Resolved, rows: list[dict[str, Any]]) -> list[dict[
 
         probes = probe_many([resolved.specs[n] for n in missing if n in resolved.specs])
         ready |= {name: health == "ready" for name, (health, _detail) in probes.items()}
-    return [route for name, table in tables.items() for route in routes_now(name, table, ready)]
+    out = []
+    for name, table in tables.items():
+        state_dir = usage_host_dir(name) if ready.get(name, False) else None
+        peers = peer_routes(name, resolved.specs[name], state_dir)
+        up = {r["model"]: r["via"] for r in peers if r["state"] == "up"}
+        for route in routes_now(name, table, ready):
+            if route["route"] == "unavailable" and route["model"] in up and not route["private"]:
+                route |= {"route": "peer", "via": up[route["model"]]}  # another deployment
+            out.append(route)
+        out += peers
+    return out

@@ -19,6 +19,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("airpods.cli.doctor", "doctor", "Check Podman, the GPU and the configuration."),
     "export": ("airpods.cli.export", "export", "Export the stack as Kubernetes YAML or quadlets."),
     "usage": ("airpods.cli.usage", "usage", "Tokens and cost per model, backend or client."),
+    "peers": ("airpods.cli.peers_cmd", "peers", "Gateway peers: their models and reachability."),
 }
 
 # The group's help (click's `help=`; already dedented, as click's cleandoc would leave it).

@@ -61,6 +61,10 @@ def run_start(
         console.print(f"[dim]{spec.service}: {spec.image} ({spec.image_reason})[/dim]")
     for note in dict.fromkeys(n for s in specs for n in s.notes):
         reporter.note(note)
+    for warning in _start_warnings(specs):
+        from airpods.cli.plain import escape
+
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     from airpods.engine import lifecycle
 
     if pre_fetch:
@@ -114,6 +118,19 @@ def _settled(specs: list[ContainerSpec], podman: Any, host: Any) -> list[Contain
     from airpods.models.services import settle_specs
 
     return settle_specs(specs, podman, host)
+
+
+def _start_warnings(specs: list[ContainerSpec]) -> list[str]:
+    """What a kind checks at start and only warns about (a gateway's peer that is down)."""
+    import os
+
+    from airpods import kinds
+
+    out = []
+    for spec in specs:
+        defers = kinds.capable(spec.kind, kinds.Defers)
+        out += defers.start_warnings(spec, os.environ) if defers else []
+    return out
 
 
 def _refuse_start_problems(specs: list[ContainerSpec]) -> None:

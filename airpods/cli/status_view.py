@@ -5,7 +5,8 @@ click command (airpods/cli/status.py) both run `show_status`.
 {"services": [{"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
 "accelerator", "uptime_s", "model", "config_current", "detail"}],
  "host": {"accelerator", "reason", "notes"},
- "routes": [{"gateway", "model", "deployment", "backend", "private", "route", "via"}]}
+ "routes": [{"gateway", "model", "deployment", "backend", "private", "route", "via", "state",
+             "private_ok"}]}
 A router service's entry adds "models": [{"id", "state", "file"}] (state: loaded, loading,
 unloaded or failed). Keys a kind adds to its rows come from `AddsStatus.status_fields`
 (kinds/capabilities.py), run in each service's probe thread; the common keys are built here.
@@ -225,9 +226,14 @@ def _print_routes(routes: list[dict], console: Any) -> None:
             continue
         # A model served by several deployments (replicas, peers): one line each, named.
         several = models.count((r["gateway"], r["model"])) > 1 and r.get("deployment")
-        where = {"local": f"local ({r['via']})", "fallback": f"local down: fallback {r['via']}",
-                 "remote": f"remote ({r['via']})",
-                 "unavailable": "local down: private, unavailable" if r["private"]
-                 else "local down: unavailable"}[r["route"]]
-        model = f"{r['model']} [{r['deployment']}]" if several else r["model"]
+        if r["backend"] == "peer":
+            where = f"peer {r['via']} ({r['state']})"
+        else:
+            where = {"local": f"local ({r['via']})",
+                     "fallback": f"local down: fallback {r['via']}",
+                     "peer": f"local down: peer {r['via']}", "remote": f"remote ({r['via']})",
+                     "unavailable": "local down: private, unavailable" if r["private"]
+                     else "local down: unavailable"}[r["route"]]
+        model = f"{r['model']} [{r['deployment']}]" if several and r["backend"] != "peer" \
+            else r["model"]
         console.print(printable(f"{r['gateway']}: {model} -> {where}"), markup=False)

@@ -151,6 +151,11 @@ class Defers:
         """One-line reasons `start` must refuse (an unset variable the service needs)."""
         return []
 
+    def start_warnings(self, spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]:
+        """One-line warnings `start` prints and goes on (a gateway's peer that does not
+        answer)."""
+        return []
+
     def for_export(self, spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
         """`spec` as `export` writes it: what `start` would take from this shell, taken now
         (`start_problems` were checked first)."""

@@ -124,15 +124,24 @@ class Gateway(Kind, HasApi, OwnsKeys, Renders, Defers, JoinsBackends):
         return gateway_config.problems(service, config)
 
     def start_problems(self, spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]:
-        from airpods.kinds import gateway_config
+        from airpods.kinds import gateway_config, gateway_peers
 
+        keyed = [("remote", "remotes", r, var) for r, var, _inner in
+                 gateway_config.remote_key_variables(spec)]
+        keyed += [("peer", "peers", p, var) for p, var, _inner in
+                  gateway_peers.key_variables(spec)]
         return [
-            f"{spec.service}: remote {remote!r} needs the environment variable {var} "
-            f"(services.{spec.service}.remotes.{remote}.api_key_env), which is not set: "
+            f"{spec.service}: {what} {name!r} needs the environment variable {var} "
+            f"(services.{spec.service}.{table}.{name}.api_key_env), which is not set: "
             f"export {var}=... before `airpods start`"
-            for remote, var, _inner in gateway_config.remote_key_variables(spec)
-            if not environ.get(var, "").strip()
+            for what, table, name, var in keyed if not environ.get(var, "").strip()
         ]
+
+    def start_warnings(self, spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]:
+        """Each peer that does not answer now: one line (the gateway starts without it)."""
+        from airpods.kinds import gateway_peers
+
+        return gateway_peers.start_warnings(spec, environ)
 
     def settle(self, spec: ContainerSpec, host_path: HostPath, memory: Memory) -> ContainerSpec:
         """At start: the remotes' keys from the environment (as mounted files)."""
@@ -160,12 +169,13 @@ class Gateway(Kind, HasApi, OwnsKeys, Renders, Defers, JoinsBackends):
 def with_remote_keys(spec: ContainerSpec, environ: Mapping[str, str]) -> ContainerSpec:
     """`spec` with each remote's key, read from the user's variable in `environ`, as a mounted
     file under airpods' own name for it (env.AIRPODS_REMOTE_KEY_N)."""
-    from airpods.kinds import gateway_config
+    from airpods.kinds import gateway_config, gateway_peers
     from airpods.spec import SecretFile, sealed
 
-    ours = ENV_PREFIX + REMOTE_KEY_PREFIX
+    ours = (ENV_PREFIX + REMOTE_KEY_PREFIX, ENV_PREFIX + gateway_peers.PEER_KEY_PREFIX)
     files = [f for f in spec.secret_files if not f.target.startswith(ours)]
-    for _remote, var, inner in gateway_config.remote_key_variables(spec):
+    keyed = [*gateway_config.remote_key_variables(spec), *gateway_peers.key_variables(spec)]
+    for _name, var, inner in keyed:
         value = environ.get(var, "").strip()
         if value:
             files.append(SecretFile(

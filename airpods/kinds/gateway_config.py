@@ -151,8 +151,10 @@ def shipped_modules() -> dict[str, str]:
     absent until that part lands: the config lists only what exists)."""
     from importlib import resources  # not at import: `status` loads this module
 
+    from airpods.kinds.gateway_peers import PEERS_MODULE
+
     out = {}
-    for module in (GUARD_MODULE, USAGE_MODULE):
+    for module in (GUARD_MODULE, USAGE_MODULE, PEERS_MODULE):
         path = resources.files(FILES_PACKAGE) / f"{module}.py"
         if path.is_file():
             out[module] = path.read_text(encoding="utf-8")
@@ -163,6 +165,7 @@ def render_config(
     svc: ServiceConfig, local: list[tuple[str, ServedModel]], modules: list[str]
 ) -> dict[str, Any]:
     from airpods.kinds import gateway_escalation as esc
+    from airpods.kinds.gateway_peers import PEERS_MODULE
 
     callbacks = [f"{GUARD_MODULE}.guard"]
     if USAGE_MODULE in modules:
@@ -170,6 +173,8 @@ def render_config(
     auto = esc.model_entry(svc, local)
     extra = esc.router_settings(svc, local)
     fallbacks = [{model: list(chain)} for model, chain in svc.fallbacks.items()]
+    if PEERS_MODULE in modules:
+        callbacks.append(f"{PEERS_MODULE}.peers")
     return {
         "model_list": [*model_list(svc, local), *([auto] if auto else [])],
         "router_settings": {
@@ -204,16 +209,22 @@ def wire(
     """The gateway's container: entry script, config files and key files."""
     from airpods.kinds import gateway_escalation as esc
     from airpods.kinds import gateway_names as g
+    from airpods.kinds import gateway_peers
     from airpods.spec import ConfigFile, SecretFile
 
     local = local_models(spec.service, config, host)
     modules = shipped_modules()
+    if not svc.peers:  # the poller ships only where there are peers to list
+        modules.pop(gateway_peers.PEERS_MODULE, None)
     # JSON is YAML: every string quoted, so no model name is ever read back as another type.
     text = "# written by airpods from its config: edit the TOML, not this file\n" + json.dumps(
         render_config(svc, local, list(modules)), indent=2) + "\n"
     configs = [ConfigFile(f"airpods-{spec.service}-config", g.CONFIG_TARGET, text)]
     configs += [ConfigFile(f"airpods-{spec.service}-{m.replace('_', '-')}",
                            f"{g.SECRETS_DIR}/{m}.py", source) for m, source in modules.items()]
+    if svc.peers:
+        configs.append(ConfigFile(f"airpods-{spec.service}-peers", gateway_peers.PEERS_FILE,
+                                  gateway_peers.peers_file(svc)))
     master = spec.env.get(g.MASTER_VARIABLE, "")
     env_keys = {**local_keys(local), **({g.MASTER_VARIABLE: master} if master else {})}
     secrets = [SecretFile(f"airpods-{spec.service}-env-{var.lower().replace('_', '-')}",
@@ -227,6 +238,7 @@ def wire(
     remote_vars = ",".join(f"{r}={var}" for r, (_, var) in remote_key_slots(svc).items())
     if remote_vars:
         env[REMOTE_KEYS_ENV] = remote_vars
+    env.update(gateway_peers.container_env(svc, g.USAGE_DIR))
     deferred = (*spec.deferred, g.REMOTE_KEYS)
     auto = esc.model_entry(svc, local)  # its rule in one line: `start --dry-run` shows it
     notes = spec.notes
@@ -255,11 +267,13 @@ def remote_key_variables(spec: ContainerSpec) -> list[tuple[str, str, str]]:
 
 def problems(service: str, config: AirpodsConfig) -> list[tuple[Path, str, str | None]]:
     """What only every service in view shows: names, fallbacks, cycles, private models."""
+    from airpods.kinds.gateway_peers import problems as peer_problems
+
     svc = config.services[service]
     if not svc.enabled:
         return []
     base: Path = ("services", service)
-    out: list[tuple[Path, str, str | None]] = []
+    out: list[tuple[Path, str, str | None]] = [*peer_problems(service, svc)]
     owners: dict[str, Path] = {}
     private: set[str] = set()
     try:
@@ -351,73 +365,3 @@ def _where(path: Path) -> str:
 
 def _known(owners: dict[str, Path]) -> str:
     return f"gateway models: {', '.join(owners)}" if owners else "the gateway serves no model"
-
-
-# --- where each model goes now (`status`'s routes) ------------------------------------------------
-
-
-def route_table(spec: ContainerSpec) -> list[dict[str, Any]]:
-    """[{model, backend, service or remote, private, fallbacks}] from a gateway's rendered config
-    ([] for any other spec)."""
-    from airpods.kinds import gateway_names as g
-
-    text = next((f.value for f in spec.config_files if f.target == g.CONFIG_TARGET), None)
-    if text is None:
-        return []
-    config = json.loads(text.split("\n", 1)[1])
-    chains: dict[str, list[str]] = {}
-    for entry in config.get("router_settings", {}).get("fallbacks", []):
-        chains.update(entry)
-    return [{
-        "model": m["model_name"],
-        "deployment": m["model_info"]["id"],
-        "backend": m["model_info"]["airpods_backend"],
-        "where": m["model_info"].get("airpods_service") or m["model_info"].get("airpods_remote")
-        or m["model_info"].get("airpods_local"),
-        "private": bool(m["model_info"].get("airpods_private")),
-        # The escalation model falls back as its local model does, else to its own chain.
-        "fallbacks": list(chains.get(m["model_info"].get("airpods_local", ""))
-                          or chains.get(m["model_name"], [])),
-        **({"rule": m["model_info"]["airpods_rule"]} if "airpods_rule" in m["model_info"] else {}),
-    } for m in config.get("model_list", [])]
-
-
-def routes_now(gateway: str, table: list[dict[str, Any]], ready: dict[str, bool]) -> list[dict]:
-    """Each deployment of each model and where a request for it goes now, given which local
-    services are ready.
-
-    route: "local" (its server, or another replica of the model, is ready: `via` names it),
-    "fallback" (local down: `via` the first fallback), "remote", or "unavailable" (local down
-    and private, or no fallback). Remotes are not probed (status stays fast): a remote is taken
-    to answer. The escalation model (backend "escalation", `where` its local model) is "local"
-    while a server of that model is ready, and carries its one-line `rule`.
-    """
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for row in table:
-        by_model.setdefault(row["model"], []).append(row)
-
-    def up(row: dict[str, Any]) -> bool:
-        return row["backend"] == "remote" or ready.get(row["where"], False)
-
-    out = []
-    for row in table:
-        route, via = "remote", row["where"]
-        if row["backend"] in ("local", "escalation"):
-            model = row["model"] if row["backend"] == "local" else row["where"]
-            here = [row] + [r for r in by_model.get(model, []) if r is not row]
-            serving = next((r for r in here if r["backend"] == "local" and up(r)), None)
-            if serving is not None:
-                route = "local"
-                via = serving["where"] if row["backend"] == "local" else row["where"]
-            else:
-                route, via = "unavailable", None
-                if not row["private"]:
-                    target = next((f for f in row["fallbacks"]
-                                   if any(up(r) for r in by_model.get(f, []))), None)
-                    if target is not None:
-                        route, via = "fallback", target
-        out.append({"gateway": gateway, "model": row["model"],
-                    "deployment": row.get("deployment"), "backend": row["backend"],
-                    "private": row["private"], "route": route, "via": via,
-                    **({"rule": row["rule"]} if "rule" in row else {})})
-    return out

@@ -110,58 +110,22 @@ class RemoteSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_literal_key(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in ("api_key", "key", "token", "apikey"):
-                if key in data:
-                    raise ValueError(
-                        f"`{key}`: a literal key does not belong in the config file; put it in "
-                        "an environment variable and set api_key_env = \"VARIABLE_NAME\""
-                    )
-        return data
+        if isinstance(data, dict) and "private_ok" in data:
+            raise ValueError(
+                "`private_ok` applies only to peers ([services.<gateway>.peers.NAME]): a remote "
+                "never gets private requests; remove it, or make this server a peer"
+            )
+        return _no_literal_key(data)
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        from airpods.masking import mask_url
-
-        example = "(example: http://192.168.1.20:11434/v1)"
-        shown = mask_url(v)  # whichever check fails, a password in it is never printed
-        # urlsplit drops tabs and newlines silently: such a URL would reach LiteLLM as written.
-        if _URL_BAD_CHARS.search(v):
-            raise ValueError(f"{shown!r} holds a space or control character {example}")
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{shown!r} is not an http(s) URL {example}")
-        try:
-            port = parts.port  # raises on a port outside 0-65535 or not a number
-        except ValueError:
-            port = 0
-        if port == 0:
-            raise ValueError(f"{shown!r} has no valid port (1-65535) {example}")
-        if parts.username or parts.password:
-            raise ValueError("a base_url must not carry a user or password; use api_key_env")
-        if parts.query or parts.fragment or v.endswith(("?", "#")):
-            raise ValueError(
-                f"{shown!r} has a query or fragment: LiteLLM appends paths such as "
-                f"/chat/completions to base_url {example}"
-            )
-        return v.rstrip("/")
+        return _checked_url(v, "http://192.168.1.20:11434/v1", "base_url")
 
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_RE.fullmatch(v):
-            raise ValueError(
-                f"{v[:6]!r}... is not an environment variable name: api_key_env names the "
-                "variable that holds the key (example: OPENAI_API_KEY), never the key itself"
-            )
-        if v is not None and reserved_variable(v):
-            raise ValueError(
-                f"{v} is reserved (airpods' own keys, AIRPODS_*/LITELLM_*/CLIENT_*, or a "
-                "variable processes depend on, such as PATH or LD_*): name your own variable "
-                "that holds this remote's key (example: HOMELAB_KEY)"
-            )
-        return v
+        return _key_variable(v, "remote", "HOMELAB_KEY")
 
     @field_validator("models")
     @classmethod
@@ -169,6 +133,95 @@ class RemoteSpec(_Strict):
         from airpods.values import listed_once
 
         return listed_once(v, "model ")
+
+
+def _no_literal_key(data: Any) -> Any:
+    if isinstance(data, dict):
+        for key in ("api_key", "key", "token", "apikey"):
+            if key in data:
+                raise ValueError(
+                    f"`{key}`: a literal key does not belong in the config file; put it in "
+                    "an environment variable and set api_key_env = \"VARIABLE_NAME\""
+                )
+    return data
+
+
+def _checked_url(v: str, example_url: str, key: str) -> str:
+    from airpods.masking import mask_url
+
+    example = f"(example: {example_url})"
+    shown = mask_url(v)  # whichever check fails, a password in it is never printed
+    # urlsplit drops tabs and newlines silently: such a URL would reach LiteLLM as written.
+    if _URL_BAD_CHARS.search(v):
+        raise ValueError(f"{shown!r} holds a space or control character {example}")
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{shown!r} is not an http(s) URL {example}")
+    try:
+        port = parts.port  # raises on a port outside 0-65535 or not a number
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"{shown!r} has no valid port (1-65535) {example}")
+    if parts.username or parts.password:
+        raise ValueError(f"a {key} must not carry a user or password; use api_key_env")
+    if parts.query or parts.fragment or v.endswith(("?", "#")):
+        raise ValueError(
+            f"{shown!r} has a query or fragment: LiteLLM appends paths such as "
+            f"/chat/completions to {key} {example}"
+        )
+    return v.rstrip("/")
+
+
+def _key_variable(v: str | None, what: str, example: str) -> str | None:
+    if v is not None and not _ENV_RE.fullmatch(v):
+        raise ValueError(
+            f"{v[:6]!r}... is not an environment variable name: api_key_env names the "
+            "variable that holds the key (example: OPENAI_API_KEY), never the key itself"
+        )
+    if v is not None and reserved_variable(v):
+        raise ValueError(
+            f"{v} is reserved (airpods' own keys, AIRPODS_*/LITELLM_*/CLIENT_*, or a "
+            "variable processes depend on, such as PATH or LD_*): name your own variable "
+            f"that holds this {what}'s key (example: {example})"
+        )
+    return v
+
+
+# How LiteLLM picks among several deployments of one model (router_settings.routing_strategy).
+RoutingStrategy = Literal[
+    "simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing-v2",
+    "cost-based-routing",
+]
+
+
+class PeerSpec(_Strict):
+    """Another machine's airpods gateway: its models join this gateway's as more deployments.
+
+    `url` is the peer's gateway base URL (http://192.168.1.30:4000); `private_ok = true` lets
+    private requests go to it (your own machine on your LAN); `weight` weighs it in
+    simple-shuffle routing."""
+
+    url: str
+    api_key_env: str | None = None
+    weight: int = Field(default=1, ge=1, le=1000, strict=True)
+    private_ok: bool = Field(default=False, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_key(cls, data: Any) -> Any:
+        return _no_literal_key(data)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = _checked_url(v, "http://192.168.1.30:4000", "peer url")
+        return v[: -len("/v1")] if v.endswith("/v1") else v
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        return _key_variable(v, "peer", "GPUBOX_KEY")
 
 
 class ClientSpec(_Strict):
@@ -257,5 +310,8 @@ def config_tables() -> dict[str, Any]:
         "clients": (dict[ClientName, ClientSpec], Field(default_factory=dict)),
         # An `auto` model that routes each request by difficulty (gateway_escalation.py).
         "escalation": (EscalationSpec | None, Field(default=None)),
+        # Other machines' gateways (their models become more deployments of the same names),
+        # and how LiteLLM picks among a model's deployments.
+        "peers": (dict[RemoteName, PeerSpec], Field(default_factory=dict)),
         "routing_strategy": (RoutingStrategy, Field(default="least-busy")),
     }

@@ -151,10 +151,14 @@ def parse_record(line: bytes) -> Record | None:
     priced = data.get("priced")
     # Unknown: a remote with no price set, or (a record from before `priced`) a 0 it charged.
     unknown = backend == "remote" and ok and (priced is False or (priced is None and not cost))
+    # A peer (another machine's airpods gateway) is named: "peer:gpubox"; it costs no API money.
+    peer = isinstance(backend, str) and backend.startswith("peer:") and _str(backend) == backend
+    if not (peer or backend in ("local", "remote")):
+        backend = None
     return Record(ts=ts, client=_str(data.get("client")), model=_str(data.get("model")),
-                  backend=backend if backend in ("local", "remote") else None,
-                  remote=_str(data.get("remote")), prompt_tokens=prompt,
-                  completion_tokens=completion, cost=0.0 if backend == "local" else cost, ok=ok,
+                  backend=backend, remote=_str(data.get("remote")), prompt_tokens=prompt,
+                  completion_tokens=completion,
+                  cost=0.0 if backend == "local" or peer else cost, ok=ok,
                   latency_ms=_float(data.get("latency_ms"), MAX_TIME),
                   tier=_str(data.get("tier")), served=_str(data.get("served")),
                   cost_unknown=unknown)

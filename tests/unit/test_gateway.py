@@ -18,7 +18,7 @@ from airpods.config.loader import load_config_text
 from airpods.errors import ConfigError
 from airpods.host import HostFacts
 from airpods.kinds import gateway as g
-from airpods.kinds import gateway_config
+from airpods.kinds import gateway_config, gateway_routes
 from airpods.kinds.render import render_service
 from airpods.secrets import SecretStore
 
@@ -366,10 +366,10 @@ def test_routes_now() -> None:
         {"model": "big", "backend": "remote", "where": "homelab", "private": False,
          "fallbacks": []},
     ]
-    up = gateway_config.routes_now("gw", table, {"llamacpp": True, "secret": True})
+    up = gateway_routes.routes_now("gw", table, {"llamacpp": True, "secret": True})
     assert [(r["route"], r["via"]) for r in up] == [
         ("local", "llamacpp"), ("local", "secret"), ("remote", "homelab")]
-    down = gateway_config.routes_now("gw", table, {})
+    down = gateway_routes.routes_now("gw", table, {})
     assert [(r["route"], r["via"]) for r in down] == [
         ("fallback", "big"), ("unavailable", None), ("remote", "homelab")]
 

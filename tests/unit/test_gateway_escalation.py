@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods.kinds import gateway_config
+from airpods.kinds import gateway_routes
 from airpods.kinds.gateway_files import airpods_usage
 from airpods.models import gateway_usage
 from tests.unit.test_gateway import LOCAL, ON, REMOTE, _config, _gateway, assert_refused
@@ -74,7 +74,7 @@ def test_the_local_models_own_fallbacks_come_first_when_it_is_down(tmp_path: Pat
     spec, _ = _gateway(text, tmp_path)
     rule = RULE.replace(f"local down -> {REMOTE_MODEL}", "local down -> frontier")
     assert spec.notes == (f"escalation {rule}",)
-    [auto] = [r for r in gateway_config.route_table(spec) if r["model"] == "auto"]
+    [auto] = [r for r in gateway_routes.route_table(spec) if r["model"] == "auto"]
     assert auto["fallbacks"] == ["frontier"] and auto["where"] == LOCAL
 
 
@@ -87,11 +87,11 @@ def test_routes_now_shows_the_escalation_rule() -> None:
         {"model": "auto", "backend": "escalation", "where": "tiny", "private": False,
          "fallbacks": ["big"], "rule": "auto: ..."},
     ]
-    up = gateway_config.routes_now("gw", table, {"llamacpp": True})
+    up = gateway_routes.routes_now("gw", table, {"llamacpp": True})
     assert (up[2]["route"], up[2]["via"], up[2]["rule"]) == ("local", "tiny", "auto: ...")
-    down = gateway_config.routes_now("gw", table, {})
+    down = gateway_routes.routes_now("gw", table, {})
     assert (down[2]["route"], down[2]["via"]) == ("fallback", "big")
-    private = gateway_config.routes_now("gw", [table[0], {**table[2], "private": True}], {})
+    private = gateway_routes.routes_now("gw", [table[0], {**table[2], "private": True}], {})
     assert (private[1]["route"], private[1]["via"]) == ("unavailable", None)
 
 

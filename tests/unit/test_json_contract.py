@@ -19,7 +19,8 @@ from tests.fake_podman import use_fake_podman
 STATUS_SERVICE_KEYS = {"name", "kind", "enabled", "state", "health", "healthy", "url", "image",
                        "accelerator", "uptime_s", "model", "config_current", "detail"}
 STATUS_HOST_KEYS = {"accelerator", "reason", "notes"}
-STATUS_ROUTE_KEYS = {"gateway", "model", "deployment", "backend", "private", "route", "via"}
+STATUS_ROUTE_KEYS = {"gateway", "model", "backend", "private", "route", "via", "deployment",
+                     "state", "private_ok"}
 DRY_RUN_SERVICE_KEYS = {"service", "kind", "image", "image_reason", "accelerator", "pod",
                         "container", "network", "network_aliases", "ports", "volumes", "env",
                         "command", "entrypoint", "devices", "group_add", "health_url",

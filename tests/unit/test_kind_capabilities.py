@@ -51,7 +51,7 @@ def _hooks(cls: type) -> set[str]:
 def test_the_base_kind_has_one_hook_and_the_groups_hold_the_rest() -> None:
     assert _hooks(Kind) == {"defaults"}
     grouped = [h for cap in kinds.CAPABILITIES for h in sorted(_hooks(cap))]
-    assert len(grouped) == len(set(grouped)) == 23  # each hook in exactly one group
+    assert len(grouped) == len(set(grouped)) == 24  # each hook in exactly one group
     # The generic kind knows nothing beyond the base; Ollama only joins a backend list.
     assert not any(isinstance(kinds.get("generic"), cap) for cap in kinds.CAPABILITIES)
     assert [c.__name__ for c in kinds.CAPABILITIES

@@ -13,7 +13,7 @@ from pathlib import Path
 from airpods.config.loader import load_config_text
 from airpods.host import HostFacts
 from airpods.kinds import gateway as g
-from airpods.kinds import gateway_config
+from airpods.kinds import gateway_routes
 from airpods.kinds.render import render_service
 from airpods.replica_names import group, replica_of
 from airpods.resolved import Resolved, ServiceEntry, Settings, select_services
@@ -117,7 +117,7 @@ def test_routes_name_each_deployment_and_a_down_replica_is_served_by_another() -
 
     def routes(ready: dict[str, bool]) -> list[tuple]:
         return [(r["deployment"], r["route"], r["via"])
-                for r in gateway_config.routes_now("gw", table, ready)]
+                for r in gateway_routes.routes_now("gw", table, ready)]
 
     assert routes({"a": True, "a-2": True})[:2] == [("local:a:tiny", "local", "a"),
                                                     ("local:a-2:tiny", "local", "a-2")]

@@ -76,8 +76,11 @@ def http_client_sites() -> list[str]:
 
 
 def test_http_clients_are_built_in_one_module() -> None:
+    # The modules shipped into the gateway container run inside LiteLLM, where airpods is not
+    # installed: the peers poller builds its own (airpods/http_clients.py's table names it).
     outside = [site for site in http_client_sites()
-               if not site.startswith("airpods/http_clients.py:")]
+               if not site.startswith(("airpods/http_clients.py:",
+                                       "airpods/kinds/gateway_files/airpods_peers.py:"))]
     assert outside == []
 
 

@@ -23,6 +23,10 @@
   (async_post_call_response_headers_hook); the tier is copied into airpods' own metadata key
   when deployments are filtered, since LiteLLM clears its routing decision when a fallback
   routes again.
+- Peers (airpods_peers.py): a private request may go to a peer deployment only when that peer is
+  marked `private_ok`, and then carries `X-Airpods-Private: 1` so the peer keeps it private too.
+  A request that arrives with `X-Airpods-Hop` came from a peer gateway: it is never sent on to
+  one of this gateway's peers (A -> B -> A), and with nothing else to serve it, it is a 508.
 
 Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
 CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
@@ -39,6 +43,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import re
 from typing import Any
 
@@ -53,6 +58,8 @@ BANNED_FIELDS = ("api_base", "base_url", "user_config")
 _REJECTED = re.compile(r"Rejected Request: (\w+) is not allowed in request body")
 PRIVATE_HEADER = "x-airpods-private"
 PRIVATE_FLAG = "airpods_private"
+HOP_HEADER = "x-airpods-hop"
+HOP_FLAG = "airpods_hop"
 # Fail closed: the header with any other value (a typo, "2", empty) asks for the private lane.
 _NOT_PRIVATE = ("0", "false", "no", "off")
 # The escalation model (gateway_escalation.py): its model_info, and the tier it records.
@@ -93,9 +100,9 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
         )
     private = any(value.strip().lower() not in _NOT_PRIVATE
                   for value in request.headers.getlist(PRIVATE_HEADER))
-    return UserAPIKeyAuth(
-        api_key=digest, key_alias=name, key_name=name, metadata={PRIVATE_FLAG: private}
-    )
+    hop = bool(request.headers.getlist(HOP_HEADER))
+    return UserAPIKeyAuth(api_key=digest, key_alias=name, key_name=name,
+                          metadata={PRIVATE_FLAG: private, HOP_FLAG: hop})
 
 
 def _deployments(model: Any) -> list[dict[str, Any]]:
@@ -115,6 +122,16 @@ def _is_local(deployment: dict[str, Any]) -> bool:
     return _info(deployment).get("airpods_backend") == "local"
 
 
+def _is_peer(deployment: dict[str, Any]) -> bool:
+    return _info(deployment).get("airpods_backend") == "peer"
+
+
+def _private_ok(deployment: dict[str, Any]) -> bool:
+    """Where a private request may go: a local server, or a peer marked `private_ok`."""
+    return _is_local(deployment) or (_is_peer(deployment)
+                                     and _info(deployment).get("airpods_private_ok") is True)
+
+
 def _metadata(data: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not isinstance(data, dict):
         return []
@@ -122,14 +139,14 @@ def _metadata(data: dict[str, Any] | None) -> list[dict[str, Any]]:
             if isinstance(m := data.get(key), dict)]
 
 
-def _marked_private(data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = None) -> bool:
-    if auth is not None and isinstance(auth.metadata, dict) and auth.metadata.get(PRIVATE_FLAG):
+def _marked(flag: str, data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = None) -> bool:
+    if auth is not None and isinstance(auth.metadata, dict) and auth.metadata.get(flag):
         return True
     for meta in _metadata(data):
-        if meta.get(PRIVATE_FLAG) is True:
+        if meta.get(flag) is True:
             return True
         key_meta = meta.get("user_api_key_metadata")
-        if isinstance(key_meta, dict) and key_meta.get(PRIVATE_FLAG) is True:
+        if isinstance(key_meta, dict) and key_meta.get(flag) is True:
             return True
     return False
 
@@ -144,6 +161,10 @@ def with_connect_timeout(kwargs: dict[str, Any]) -> dict[str, Any] | None:
         return None
     total = float(total) if isinstance(total, int | float | str) and total else 600.0
     return {**kwargs, "timeout": httpx.Timeout(total, connect=min(float(connect), total))}
+
+
+def _marked_private(data: dict[str, Any] | None, auth: UserAPIKeyAuth | None = None) -> bool:
+    return _marked(PRIVATE_FLAG, data, auth)
 
 
 def _not_allowed(field: str) -> HTTPException:
@@ -191,6 +212,11 @@ def _private_too_long(model: Any) -> str:
             "raise the local server's ctx_size")
 
 
+def _mark(data: dict[str, Any], flag: str) -> None:
+    for meta in _metadata(data) or [data.setdefault("metadata", {})]:
+        meta[flag] = True
+
+
 class Guard(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict, call_type: Any
@@ -201,26 +227,41 @@ class Guard(CustomLogger):
         model = data.get("model")
         found = _deployments(model)
         escalation = _escalation(found)
+        hop = _marked(HOP_FLAG, data, user_api_key_dict)
+        if hop:
+            found = [d for d in found if not _is_peer(d)]
+            if not found and _deployments(model):
+                raise HTTPException(
+                    status_code=508,
+                    detail=f"airpods gateway: {model!r} came from a peer gateway and only "
+                    "another peer serves it here; a request is never passed on peer to peer",
+                )
+            _mark(data, HOP_FLAG)
         private = _marked_private(data, user_api_key_dict) or any(
             _info(d).get(PRIVATE_FLAG) for d in found
         )
-        if not private:
-            return data
-        if escalation is not None:
+        if private and escalation is not None:
             # The private lane wins over the tier: the local model serves it, never classified.
             _stamp(data, **{TIER_FLAG: PRIVATE_TIER, ASKED_FLAG: model})
             model = data["model"] = escalation.get("airpods_local")
-            found = _deployments(model)
-        if not any(_is_local(d) for d in found):
+            found = [d for d in _deployments(model) if not (hop and _is_peer(d))]
+        # `auto` may route to its local model, whose deployments may include peers.
+        reach = found + (_deployments(escalation.get("airpods_local")) if escalation else [])
+        if "extra_headers" in data or any(_is_peer(d) for d in reach):
+            # Calls to a peer carry the hop mark (a client cannot drop it with a body
+            # `extra_headers`), and the private mark for a `private_ok` peer.
+            data["extra_headers"] = {"X-Airpods-Hop": "1", **(
+                {"X-Airpods-Private": "1"} if private else {})}
+        if not private:
+            return data
+        if not any(_private_ok(d) for d in found):
             raise HTTPException(
                 status_code=503,
                 detail=f"airpods gateway: private request for {model!r}, which no local server "
                 "serves; private requests are never sent to a remote",
             )
         data["disable_fallbacks"] = True
-        metas = _metadata(data) or [data.setdefault("metadata", {})]
-        for meta in metas:
-            meta[PRIVATE_FLAG] = True
+        _mark(data, PRIVATE_FLAG)
         return data
 
     async def async_filter_deployments(
@@ -237,9 +278,15 @@ class Guard(CustomLogger):
         if tier is not None and isinstance(request_kwargs, dict):
             # LiteLLM clears its decision when a fallback routes again: keep the tier.
             _stamp(request_kwargs, **{TIER_FLAG: tier})
-        if not _marked_private(request_kwargs):
-            return healthy_deployments
-        return [d for d in healthy_deployments if _is_local(d)]
+        if _marked(HOP_FLAG, request_kwargs):
+            healthy_deployments = [d for d in healthy_deployments if not _is_peer(d)]
+        if _marked_private(request_kwargs):
+            healthy_deployments = [d for d in healthy_deployments if _private_ok(d)]
+        if len(healthy_deployments) > 1 and any(_is_peer(d) for d in healthy_deployments):
+            # least-busy breaks a tie (as many requests in flight on each) by list order:
+            # shuffled, a tie goes to any deployment alike, so a load spreads evenly.
+            healthy_deployments = random.sample(healthy_deployments, len(healthy_deployments))
+        return healthy_deployments
 
     async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict | None:
         return with_connect_timeout(kwargs)

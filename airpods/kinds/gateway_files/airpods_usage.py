@@ -94,14 +94,16 @@ def usage_record(
     # No deployment: the request never reached a backend (refused key, unknown model), even
     # where LiteLLM already looked the model up.
     backend = _text(info.get("airpods_backend")) if deployment else None
+    if backend == "peer":  # `usage --by backend` names the peer: another machine of yours
+        backend = f"peer:{_text(info.get('airpods_peer'))}"
     asked = (_text(meta.get("airpods_asked")) or _text(meta.get("original_model_group"))
              or _text(slo.get("model_group")) or _text(meta.get("model_group"))
              or _text(kwargs.get("model")))
     start = _seconds(slo.get("startTime")) or _seconds(start_time)
     end = _seconds(slo.get("endTime")) or _seconds(end_time) or time.time()
     latency = (end - start) * 1000 if start is not None else 0.0
-    cost = 0.0 if backend == "local" else _number(slo.get("response_cost",
-                                                          kwargs.get("response_cost")))
+    free = backend == "local" or (backend or "").startswith("peer:")
+    cost = 0.0 if free else _number(slo.get("response_cost", kwargs.get("response_cost")))
     client = _text(slo_meta.get("user_api_key_alias")) or _text(meta.get("user_api_key_alias"))
     return {
         "ts": round(end, 3),

@@ -1,0 +1,201 @@
+"""Peers: two airpods machines on this host, one gateway in front of both (issue 22, part 4).
+
+    python bench/bench_peers.py [--requests 200] [--workers 8] [--repeat 40]
+                                [--strategies least-busy,simple-shuffle]
+
+Two isolated Podman sandboxes (tests/sandbox.py), each a "machine" running llama-server `tiny`
+and the gateway container, started by `airpods start` (tests/peer_machines.py). Gateway A peers
+gateway B, reached on this host's own non-loopback address as a LAN peer would be. Measured in
+the same run, medians:
+
+- added latency: a tiny chat (max_tokens 1) straight to A's llama-server (the floor) vs through
+  A's gateway with the peer configured, taken in turns; only requests the gateway served
+  locally count (goal: difference of the medians <= 20 ms);
+- balance: N requests for `tiny`, W at a time, bounded to 60 s, per routing strategy: the share
+  each deployment answered (goal: each 40-60 %, none failed);
+- peer down: a load of requests, W at a time; B's llama-server is killed after a quarter of
+  them, then B's whole gateway after half: failed requests (goal 0) and the slowest answer
+  after each fault (goal <= 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stack import REPO_ROOT  # noqa: E402
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.peer_machines import CHAT, Machine, lan_address  # noqa: E402
+from tests.sandbox import (  # noqa: E402
+    PodmanEnv,
+    build_llama_image,
+    build_python_service_image,
+    start_isolated_podman,
+    teardown_isolated_podman,
+    write_tiny_model,
+)
+
+LOCAL, PEER = "local:llamacpp:tiny", "peer:b:tiny"
+BOUND_S = 60.0
+BODY = {**CHAT, "max_tokens": 1}
+
+
+@contextlib.contextmanager
+def sandbox() -> Iterator[PodmanEnv]:
+    penv = start_isolated_podman()
+    try:
+        yield penv
+    finally:
+        teardown_isolated_podman(penv)
+
+
+def load(m: Machine, count: int, workers: int, during=None) -> list[tuple[int, str, float, float]]:
+    """(status, deployment, start, seconds) of `count` requests to `m`'s gateway, `workers` at
+    a time, none started after BOUND_S; `during(i)` runs before request i is sent."""
+    t_end = time.monotonic() + BOUND_S
+    with m.client(timeout=BOUND_S) as client:
+        def one(i: int) -> tuple[int, str, float, float]:
+            if during is not None:
+                during(i)
+            t0 = time.monotonic()
+            if t0 > t_end:
+                return 0, "not sent (over the bound)", t0, 0.0
+            try:
+                resp = client.post("/v1/chat/completions", json=BODY)
+            except httpx.HTTPError as exc:
+                return 0, type(exc).__name__, t0, time.monotonic() - t0
+            return resp.status_code, resp.headers.get("x-litellm-model-id", ""), t0, \
+                time.monotonic() - t0
+
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(one, range(count)))
+
+
+def added_latency(a: Machine, repeat: int) -> tuple[float, float, int]:
+    """(direct median ms, gateway median ms over locally served requests, how many)."""
+    key = a.get("services.llamacpp.env.LLAMA_API_KEY")
+    direct_url = f"http://127.0.0.1:{a.port}/v1/chat/completions"
+    samples: dict[str, list[float]] = {"direct": [], "gateway": []}
+    with httpx.Client(timeout=30, trust_env=False) as http, a.client() as gw:
+        for i in range(repeat + 1):
+            t0 = time.perf_counter()
+            http.post(direct_url, json=BODY, headers={"Authorization": f"Bearer {key}"})
+            t1 = time.perf_counter()
+            resp = gw.post("/v1/chat/completions", json=BODY)
+            t2 = time.perf_counter()
+            if i and resp.status_code == 200 and resp.headers.get("x-litellm-model-id") == LOCAL:
+                samples["direct"].append(t1 - t0)
+                samples["gateway"].append(t2 - t1)
+    return (statistics.median(samples["direct"]) * 1000,
+            statistics.median(samples["gateway"]) * 1000, len(samples["gateway"]))
+
+
+def balance(a: Machine, b: Machine, strategy: str, count: int, workers: int) -> dict:
+    a.write(peers={"b": f'url = "{b.url}"\napi_key_env = "B_KEY"'}, strategy=strategy)
+    a.start("gateway")
+    a.wait_route(PEER, "up", within_s=60)
+    t0 = time.monotonic()
+    results = load(a, count, workers)
+    wall = time.monotonic() - t0
+    split = {d: sum(1 for _, dep, _, _ in results if dep == d) for d in (LOCAL, PEER)}
+    failed = sum(1 for status, *_ in results if status != 200)
+    shares = {d: n / count for d, n in split.items()}
+    ok = failed == 0 and all(0.4 <= s <= 0.6 for s in shares.values())
+    print(f"balance, {strategy}: {count} requests, {workers} at a time, {wall:.1f} s: "
+          f"local {split[LOCAL]} ({shares[LOCAL]:.0%}), peer {split[PEER]} "
+          f"({shares[PEER]:.0%}), failed {failed} -> {'PASS' if ok else 'MISS'} "
+          "(goal: each 40-60 %, none failed)", flush=True)
+    return {"strategy": strategy, "split": split, "failed": failed, "ok": ok}
+
+
+def peer_down(a: Machine, b: Machine, count: int, workers: int) -> bool:
+    faults: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def during(i: int) -> None:
+        for at, what, service in ((count // 4, "llama-server", "llamacpp"),
+                                  (count // 2, "gateway", "gateway")):
+            with lock:
+                if i == at and what not in faults:
+                    b.kill(service)
+                    faults[what] = time.monotonic()
+
+    results = load(a, count, workers, during)
+    failed = [r for r in results if r[0] != 200]
+    worst = {}
+    for what, t_fault in faults.items():
+        after = [s for status, _, start, s in results if start >= t_fault]
+        worst[what] = max(after) if after else float("nan")
+    slow = max(worst.values())
+    ok = not failed and slow <= 2.0
+    print(f"peer down: {count} requests, {workers} at a time; B's llama-server killed, then its "
+          f"gateway: failed {len(failed)}, slowest answer after each fault "
+          + ", ".join(f"{w} {s:.2f} s" for w, s in worst.items())
+          + f", median {statistics.median(s for *_, s in results):.3f} s -> "
+          f"{'PASS' if ok else 'MISS'} (goal: 0 failed, <= 2 s)", flush=True)
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--strategies", default="least-busy,simple-shuffle")
+    args, _ = parser.parse_known_args()  # bench/run_all.sh passes every benchmark its ARGS
+    host_ip = lan_address()
+    if host_ip is None:
+        sys.exit("this host has no non-loopback IPv4 address to publish a peer on")
+    with tempfile.TemporaryDirectory(prefix="airpods-bench-peers-") as tmp, \
+            sandbox() as penv_a, sandbox() as penv_b:
+        root = Path(tmp)
+        model = write_tiny_model(root / "models")
+        machines = []
+        for name, penv in (("a", penv_a), ("b", penv_b)):
+            machines.append(Machine.make(name, penv, root / name, build_llama_image(penv),
+                                         build_python_service_image(penv, "litellm"), host_ip,
+                                         model))
+        a, b = machines
+        try:
+            b.start("llamacpp", "gateway")
+            a.write(peers={"b": f'url = "{b.url}"\napi_key_env = "B_KEY"'},
+                    env={"B_KEY": b.master_key})
+            a.start("llamacpp", "gateway")
+            a.wait_route(PEER, "up", within_s=60)
+            direct, gateway, n = added_latency(a, args.repeat)
+            added = gateway - direct
+            print(f"added latency with a peer configured: direct {direct:.1f} ms, gateway "
+                  f"{gateway:.1f} ms (x{gateway / direct:.2f} of the floor), +{added:.1f} ms, "
+                  f"medians of {n} -> {'PASS' if added <= 20 else 'MISS'} (goal <= 20 ms)",
+                  flush=True)
+            verdicts = [balance(a, b, s, args.requests, args.workers)["ok"]
+                        for s in args.strategies.split(",")]
+            down = peer_down(a, b, args.requests // 2, args.workers // 2 or 1)
+        finally:
+            a.stop()
+            b.stop()
+    verdict = {True: "PASS", False: "MISS"}
+    print("\nsummary (issue 22, peers):")
+    print(f"  {verdict[added <= 20]} added latency with a peer configured +{added:.1f} ms "
+          "(<= 20 ms)")
+    for strategy, ok in zip(args.strategies.split(","), verdicts, strict=True):
+        print(f"  {verdict[ok]} balance {strategy}: each 40-60 %, none failed")
+    print(f"  {verdict[down]} peer down: 0 failed, every answer <= 2 s")
+
+
+if __name__ == "__main__":
+    main()
