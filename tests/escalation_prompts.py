@@ -6,7 +6,7 @@ boundaries a multi-step code task scores 0.30 and stays MEDIUM; here medium_comp
 it goes to the frontier. SIMPLE and MEDIUM are served by the local model, COMPLEX and REASONING
 by the frontier remote. One keyword rule shows that keyword lists pass through to LiteLLM.
 
-Used by tests/integration/test_gateway_escalation.py and bench/bench_escalation.py.
+Used by tests/integration/test_escalation_podman.py and bench/bench_escalation.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The escalation model (`[services.gateway.escalation]`): what is rendered for LiteLLM's
 complexity router, the one-line rule, usage records' tier and `usage --by route`, and every bad
-input. The real gateway runs it in tests/integration/test_gateway_escalation.py.
+input. The real gateway runs it in tests/integration/test_escalation_podman.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 container (peers file, keys as files, routing strategy, the poller module), `status`'s peer
 routes from the poller's state file, and usage records naming peers.
 
-The real thing (two sandboxes, LiteLLM, llama-server) is tests/integration/test_gateway_peers.py.
+The real thing (two sandboxes, LiteLLM, llama-server) is tests/integration/test_peers_podman.py.
 """
 
 from __future__ import annotations

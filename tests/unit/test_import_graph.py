@@ -236,3 +236,11 @@ def test_the_pair_checker_sees_a_deferred_import_back() -> None:
     ]}
     del lines["airpods.kinds.gateway"]
     assert two_way_pairs(package_edges(lines)) == {}
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """pytest imports tests/unit and tests/integration modules by basename (no __init__.py
+    there): two files of one name stop the whole run at collection."""
+    root = Path(__file__).resolve().parents[1]
+    names = [p.name for p in root.glob("*/test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -1,7 +1,7 @@
 """`replicas = N` on a llama-server: the copies the loader makes, their names and ports, the
 gateway's deployments of one model, `status` routes and which services a name selects.
 
-Pure (no Podman): the servers run in tests/integration/test_replicas.py. Bad values are rows
+Pure (no Podman): the servers run in tests/integration/test_replicas_podman.py. Bad values are rows
 of tests/unit/test_bad_configs.py.
 """
 
