@@ -212,11 +212,6 @@ def _private_too_long(model: Any) -> str:
             "raise the local server's ctx_size")
 
 
-def _mark(data: dict[str, Any], flag: str) -> None:
-    for meta in _metadata(data) or [data.setdefault("metadata", {})]:
-        meta[flag] = True
-
-
 class Guard(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict, call_type: Any
@@ -236,7 +231,7 @@ class Guard(CustomLogger):
                     detail=f"airpods gateway: {model!r} came from a peer gateway and only "
                     "another peer serves it here; a request is never passed on peer to peer",
                 )
-            _mark(data, HOP_FLAG)
+            _stamp(data, **{HOP_FLAG: True})
         private = _marked_private(data, user_api_key_dict) or any(
             _info(d).get(PRIVATE_FLAG) for d in found
         )
@@ -261,7 +256,7 @@ class Guard(CustomLogger):
                 "serves; private requests are never sent to a remote",
             )
         data["disable_fallbacks"] = True
-        _mark(data, PRIVATE_FLAG)
+        _stamp(data, **{PRIVATE_FLAG: True})
         return data
 
     async def async_filter_deployments(
