@@ -1,8 +1,11 @@
-"""Making a rename durable: the one fsync of a directory (config edits, model files)."""
+"""Files airpods shares with others: the one fsync of a directory (config edits, model files), and
+the one safe open of a file a container writes (usage records, the peers' state)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 
@@ -17,3 +20,19 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_regular(path: Path) -> tuple[int | None, str | None]:
+    """(fd, None) for a regular file opened without following a symlink or blocking on a FIFO;
+    (None, why not) otherwise."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            return None, f"{path}: a symlink, not read"
+        return None, f"{path}: cannot read ({exc.strerror})"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None, f"{path}: not a regular file, not read"
+    return fd, None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,8 @@ PEERS_FILE = "/run/secrets/airpods-peers.json"
 PEER_KEYS_ENV = "AIRPODS_PEER_ENV_NAMES"
 PEER_KEY_PREFIX = "AIRPODS_PEER_KEY_"
 STATE_NAME = "peers-state.json"
+# Far beyond a real state file (a few KB per peer); a larger one is cut and so unreadable.
+MAX_STATE_BYTES = 1 << 20
 PEERS_MODULE = "airpods_peers"
 # How often the gateway lists its peers again (a peer down at start joins within this), and how
 # long one listing may take.
@@ -159,8 +162,14 @@ def start_warnings(spec: ContainerSpec, environ: Mapping[str, str]) -> list[str]
 def read_state(state_dir: Path) -> dict[str, Any]:
     """The poller's last state file in `state_dir` (the gateway's usage directory on this
     host; {} when none or unreadable)."""
+    from airpods.durable import open_regular
+
+    fd, _why = open_regular(state_dir / STATE_NAME)  # a FIFO there must not hang `status`
+    if fd is None:
+        return {}
     try:
-        data = json.loads((state_dir / STATE_NAME).read_text(encoding="utf-8"))
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read(MAX_STATE_BYTES + 1)[:MAX_STATE_BYTES] or b"null")
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

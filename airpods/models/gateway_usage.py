@@ -15,16 +15,16 @@ are shown apart and never added to the gateway's total.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from airpods.durable import open_regular
 
 FILE_NAME = "usage.jsonl"
 _ASIDE_PREFIX = "usage-"  # a full file set aside by the callback (airpods_usage.rotate_if_full)
@@ -179,22 +179,6 @@ def _older(line: bytes, since: float) -> bool:
         return False
 
 
-def _open_regular(path: Path) -> tuple[int | None, str | None]:
-    """(fd, None) for a regular file opened without following a symlink or blocking on a FIFO;
-    (None, why not) otherwise."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
-            return None, f"{path}: a symlink, not read"
-        return None, f"{path}: cannot read ({exc.strerror})"
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None, f"{path}: not a regular file, not read"
-    return fd, None
-
-
 def _lines(fd: int, size: int) -> Iterator[bytes | None]:
     """Each complete line of the file's last MAX_BYTES; None for a line too long to be a record."""
     with os.fdopen(fd, "rb") as f:
@@ -217,7 +201,7 @@ def _lines(fd: int, size: int) -> Iterator[bytes | None]:
 
 def read_file(path: Path, since: float, into: Reading) -> None:
     """Add the records of `path` at or after `since` to `into`, and a note for what was skipped."""
-    fd, why = _open_regular(path)
+    fd, why = open_regular(path)
     if fd is None:
         into.notes.append(why or str(path))
         return

@@ -136,3 +136,28 @@ def test_usage_names_the_peer_and_counts_no_api_cost() -> None:
     assert records[0].cost == 0.0
     assert sorted(row.key for row in group(records, "backend")) == ["-", "local",
                                                                     "peer:gpubox"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "huge", "garbage"])
+def test_a_planted_state_file_is_ignored_and_never_blocks_status(tmp_path: Path,
+                                                                  kind: str) -> None:
+    """`status` reads the poller's state file from the gateway's data directory: a FIFO there
+    would block it forever, a symlink would read another file."""
+    import os
+
+    path = tmp_path / gateway_peers.STATE_NAME
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        target = tmp_path / "elsewhere.json"
+        target.write_text(json.dumps({"peers": {"x": {}}}))
+        path.symlink_to(target)
+    elif kind == "huge":
+        path.write_bytes(b'{"peers": "' + b"x" * (gateway_peers.MAX_STATE_BYTES + 10) + b'"}')
+    else:
+        path.write_bytes(b"\x00[[[[" * 1000)
+    assert gateway_peers.read_state(tmp_path) == {}
+    good = {"peers": {"gpubox": {"reachable": True}}}
+    path.unlink()
+    path.write_text(json.dumps(good))
+    assert gateway_peers.read_state(tmp_path) == good
