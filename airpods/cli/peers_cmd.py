@@ -24,6 +24,7 @@ def peers(app: AppContext, as_json: bool) -> None:
     from airpods.cli.context import resolve
     from airpods.cli.output import echo_json
     from airpods.kinds.gateway_peers import probe
+    from airpods.masking import printable
 
     resolved = resolve(app)
     found = []
@@ -39,5 +40,7 @@ def peers(app: AppContext, as_json: bool) -> None:
         reach = "reachable" if p["reachable"] else f"unreachable ({p['error']})"
         models = ", ".join(p["models"]) or "-"
         private = "  private_ok" if p["private_ok"] else ""
-        click.echo(f"{p['gateway']}: {p['name']}  {p['url']}  {reach}  models: {models}{private}")
+        # A peer's model names come from another machine: no terminal escapes from them.
+        click.echo(printable(f"{p['gateway']}: {p['name']}  {p['url']}  {reach}  "
+                             f"models: {models}{private}"))
     raise SystemExit(0 if all(p["reachable"] for p in found) else 1)

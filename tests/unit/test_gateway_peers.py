@@ -14,7 +14,7 @@ import pytest
 
 from airpods.kinds import gateway as g
 from airpods.kinds import gateway_peers
-from tests.unit.test_gateway import ON, _config, _gateway, _load
+from tests.unit.test_gateway import ON, _cli, _config, _gateway, _load
 from tests.unit.test_gateway import (
     test_bad_gateway_config_is_one_line_and_starts_nothing as refused_in_one_line,
 )
@@ -161,3 +161,21 @@ def test_a_planted_state_file_is_ignored_and_never_blocks_status(tmp_path: Path,
     path.unlink()
     path.write_text(json.dumps(good))
     assert gateway_peers.read_state(tmp_path) == good
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_peers_with_a_closed_port_is_fast_one_line_exit_1(tmp_path: Path, as_json: bool) -> None:
+    """`airpods peers` with a peer on a closed loopback port: fast, exit 1, unreachable."""
+    import time
+
+    text = ON + '[services.gateway.peers.lab]\nurl = "http://127.0.0.1:9"\n'
+    t0 = time.monotonic()
+    result = _cli(tmp_path, text, "peers", *(["--json"] if as_json else []))
+    assert time.monotonic() - t0 < 15
+    assert result.returncode == 1, result.stderr
+    if as_json:
+        [peer] = json.loads(result.stdout)["peers"]
+        assert (peer["name"], peer["reachable"], peer["models"]) == ("lab", False, [])
+    else:
+        assert result.stdout.count("\n") == 1 and "lab" in result.stdout
+        assert "unreachable" in result.stdout
