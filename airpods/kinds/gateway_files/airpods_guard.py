@@ -277,7 +277,7 @@ class Guard(CustomLogger):
             healthy_deployments = [d for d in healthy_deployments if not _is_peer(d)]
         if _marked_private(request_kwargs):
             healthy_deployments = [d for d in healthy_deployments if _private_ok(d)]
-        if len(healthy_deployments) > 1 and any(_is_peer(d) for d in healthy_deployments):
+        if len(healthy_deployments) > 1:  # replicas and peers alike
             # least-busy breaks a tie (as many requests in flight on each) by list order:
             # shuffled, a tie goes to any deployment alike, so a load spreads evenly.
             healthy_deployments = random.sample(healthy_deployments, len(healthy_deployments))
