@@ -21,7 +21,7 @@ failed=()
 start=$SECONDS
 log="$(mktemp "${TMPDIR:-/tmp}/airpods-benchlog.XXXXXX")"  # for the summary only; removed
 trap 'rm -f "$log"' EXIT
-for name in bench_cli_startup bench_start_ready bench_start_running bench_status bench_readiness bench_listing bench_router bench_pull bench_hub_down bench_gateway bench_escalation bench_peers; do
+for name in bench_cli_startup bench_start_ready bench_start_running bench_status bench_readiness bench_listing bench_router bench_pull bench_hub_down bench_gateway bench_escalation bench_peers bench_replicas; do
   printf '\n######## %s\n' "$name"
   t0=$SECONDS
   if ! "$PY" "$HERE/$name.py" "$@" 2>&1 | tee -a "$log"; then

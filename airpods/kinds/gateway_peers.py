@@ -81,14 +81,16 @@ def peers_of(spec: ContainerSpec) -> list[dict[str, Any]]:
 
 
 def problems(service: str, svc: ServiceConfig) -> list[tuple[tuple[str | int, ...], str, str]]:
-    """A peer URL that is this gateway itself (its published port on this machine's loopback
-    or on the address it is published on): every request would come back here."""
+    """A peer URL that is this gateway itself (its published port on this machine's loopback,
+    on the address it is published on, or, published on every address, on any address or the
+    name of this machine): every request would come back here."""
     out = []
     for name, peer in svc.peers.items():
         parts = urlsplit(peer.url)
         host = (parts.hostname or "").lower()
         for port in svc.ports:
-            if parts.port == port.host and (_loopback(host) or host == port.host_ip):
+            if parts.port == port.host and (_loopback(host) or host == port.host_ip or (
+                    ipaddress.ip_address(port.host_ip).is_unspecified and _this_machine(host))):
                 out.append((("services", service, "peers", name, "url"),
                             f"{peer.url} is this gateway itself (published on "
                             f"{port.host_ip}:{port.host})",
@@ -104,6 +106,26 @@ def _loopback(host: str) -> bool:
     except ValueError:
         return False
     return address.is_loopback or address.is_unspecified
+
+
+def _this_machine(host: str) -> bool:
+    """Whether `host` is this machine: its host name, or an address of one of its interfaces
+    (only a local address can be bound; no name is looked up, so nothing waits on DNS)."""
+    import socket
+
+    if host.rstrip(".") in {socket.gethostname().lower(), f"{socket.gethostname().lower()}.local"}:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(address), 0))
+    except OSError:
+        return False
+    return True
 
 
 # --- reaching peers from this host ----------------------------------------------------------------

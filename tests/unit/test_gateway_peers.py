@@ -14,7 +14,7 @@ import pytest
 
 from airpods.kinds import gateway as g
 from airpods.kinds import gateway_peers
-from tests.unit.test_gateway import ON, _cli, _config, _gateway, _load
+from tests.unit.test_gateway import ON, _cli, _config, _gateway, _load, assert_refused
 from tests.unit.test_gateway import (
     test_bad_gateway_config_is_one_line_and_starts_nothing as refused_in_one_line,
 )
@@ -96,6 +96,48 @@ def test_bad_peer_config_is_one_line_and_starts_nothing(
     text = ON + text if text.startswith("[") else \
         ON.replace("enabled = true\n", "enabled = true\n" + text, 1)
     refused_in_one_line(case, text, key_path, expect, tmp_path)
+
+
+EVERYWHERE = 'ports = [{ host = 4100, container = 4000, host_ip = "0.0.0.0" }]\n'
+
+
+def _own_hosts() -> list[str]:
+    """Names this machine answers to without DNS: its host name, its .local name, and its
+    non-loopback address where it has one."""
+    import socket
+
+    from tests.peer_machines import lan_address
+
+    name = socket.gethostname()
+    return [name, f"{name}.local"] + [a for a in (lan_address(),) if a]
+
+
+@pytest.mark.parametrize("host", _own_hosts())
+def test_published_everywhere_a_peer_on_this_machines_own_address_is_itself(
+        host: str, tmp_path: Path) -> None:
+    # Published on 0.0.0.0, the gateway answers on every address of this machine: a LAN peer URL
+    # naming one of them is a loop, refused here, before the hop header has to stop it.
+    text = ON.replace("enabled = true\n", "enabled = true\n" + EVERYWHERE, 1) + \
+        f'[services.gateway.peers.me]\nurl = "http://{host}:4100"\n'
+    assert_refused(text, "services.gateway.peers.me.url", "is this gateway itself", tmp_path)
+
+
+@pytest.mark.parametrize("url", ["http://203.0.113.7:4100", "http://gpubox.lan:4100",
+                                 "http://127.0.0.1:4101"])
+def test_published_everywhere_another_machine_is_a_peer(url: str, tmp_path: Path) -> None:
+    text = ON.replace("enabled = true\n", "enabled = true\n" + EVERYWHERE, 1) + \
+        f'[services.gateway.peers.other]\nurl = "{url}"\n'
+    assert _load(text, tmp_path).config.services["gateway"].peers["other"].url == url
+
+
+def test_published_on_loopback_this_machines_lan_address_is_another_gateway(
+        tmp_path: Path) -> None:
+    # 127.0.0.1 only: the LAN address at that port is not this gateway (another program's).
+    from tests.peer_machines import lan_address
+
+    host = lan_address() or "203.0.113.7"
+    text = ON + f'[services.gateway.peers.lan]\nurl = "http://{host}:4000"\n'
+    assert _load(text, tmp_path).config.services["gateway"].peers["lan"].url.endswith(":4000")
 
 
 def test_another_port_on_loopback_is_a_peer_not_itself(tmp_path: Path) -> None:
