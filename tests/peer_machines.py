@@ -89,16 +89,16 @@ class Machine:
         return f"http://{self.host_ip}:{self.gateway_port}"
 
     def write(self, peers: dict[str, str] | None = None, strategy: str = "least-busy",
-              env: dict[str, str] | None = None) -> None:
-        """The TOML: llama-server `tiny`, the gateway, and `peers` {name: extra TOML lines
-        of the peer's table, its `url` included}."""
+              env: dict[str, str] | None = None, extra: str = "") -> None:
+        """The TOML: llama-server `tiny`, the gateway, `peers` {name: extra TOML lines
+        of the peer's table, its `url` included}, then `extra` (tables of the gateway's)."""
         text = llama_config(self.llama_image, self.port, self.volume, network=self.network,
                             args=LLAMA_ARGS)
         text += GATEWAY.format(image=self.litellm_image, port=self.gateway_port,
                                host_ip=self.host_ip, strategy=strategy)
         for name, lines in (peers or {}).items():
             text += f"\n[services.gateway.peers.{name}]\n{lines}\n"
-        self.config.write_text(text)
+        self.config.write_text(text + extra)
         self.env.update(env or {})
 
     def airpods(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
