@@ -190,6 +190,19 @@ def _escalation(found: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((_info(d) for d in found if _info(d).get("airpods_backend") == ESCALATION), None)
 
 
+def _drop_savings_baseline(data: dict[str, Any]) -> None:
+    """LiteLLM prices every `auto` answer again against its priciest tier (its savings
+    dashboard, kept in a database airpods does not run): deep copies of model info on the
+    event loop that serves the next request. airpods' usage records carry the tier and the
+    cost; without a baseline LiteLLM skips that work."""
+    for meta in _metadata(data):
+        decision = meta.get("routing_decision")
+        if isinstance(decision, dict):
+            decision.pop("savings_baseline_model", None)
+            decision.pop("savings_baseline_deployment_id", None)
+        meta.pop("_autorouter_baseline_route", None)
+
+
 def _tier(data: Any) -> str | None:
     """The tier of a request: airpods' own stamp, else LiteLLM's complexity-router decision."""
     for meta in _metadata(data):
@@ -273,6 +286,7 @@ class Guard(CustomLogger):
         if tier is not None and isinstance(request_kwargs, dict):
             # LiteLLM clears its decision when a fallback routes again: keep the tier.
             _stamp(request_kwargs, **{TIER_FLAG: tier})
+            _drop_savings_baseline(request_kwargs)
         if _marked(HOP_FLAG, request_kwargs):
             healthy_deployments = [d for d in healthy_deployments if not _is_peer(d)]
         if _marked_private(request_kwargs):
