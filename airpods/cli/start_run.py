@@ -92,7 +92,8 @@ def run_start(
         try:  # a port left held by airpods' own transient Podman service: restarted, retried
             outcomes = retry_after_podman_leak(
                 lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
-                                        wait=not no_wait, before_create=fetch_models),
+                                        wait=not no_wait, before_create=fetch_models,
+                                        configured=resolved.services),
                 reporter.note)
         except PortInUse as exc:
             raise _replica_port(resolved, specs, exc) from None
