@@ -43,14 +43,19 @@ def run_start(
 
         # Every service's secrets: a template may copy one service's key into another's env.
         values = secret_values(*resolved.specs.values())
+        from airpods.models.first_use import dry_run_estimates
+
+        lines, refusal = dry_run_estimates(resolved, specs, app.config_path)
         if as_json:
             echo_json(dry_run_json(specs, values))
         else:
             print_dry_run(specs, make_console(stderr=False), values)
-            from airpods.models.first_use import dry_run_estimates
-
-            for line in dry_run_estimates(resolved, specs, app.config_path):
+            for line in lines:
                 print(line)
+        if refusal is not None:  # what `start` refuses with, and its exit code (2)
+            from airpods.errors import UsageError
+
+            raise UsageError(refusal)
         return
     _refuse_start_problems(specs)
     console = make_console()

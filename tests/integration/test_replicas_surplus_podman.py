@@ -128,6 +128,8 @@ def test_start_removes_the_replicas_a_lowered_count_no_longer_has(
 def test_lowered_to_two_only_the_third_goes_and_stop_removes_a_leftover(
         podman_env, setup) -> None:
     airpods, _, _, _ = setup
+    doctor = airpods("doctor").stdout  # three servers of the tiny model fit together
+    assert "ok    fit (llamacpp: 3 replicas together): 3 x " in doctor, doctor
     assert airpods("start", "llamacpp").returncode == 0
     assert airpods("config", "set", "services.llamacpp.replicas", "2").returncode == 0
     out = airpods("start", "llamacpp")
