@@ -144,3 +144,26 @@ def test_lowered_to_two_only_the_third_goes_and_stop_removes_a_leftover(
     assert not {n for n in _running(podman_env) if n.startswith("airpods-llamacpp")}
     assert _status(airpods)["llamacpp"]["state"] == "absent"
     assert set(_status(airpods)) == {"llamacpp"}
+
+
+BAD = ["replicas = 0", "replicas = -1", "replicas = 1.5", "replicas = 1000000000",
+       'replicas = "2x"', 'mode = "router"\nreplicas = 2']
+
+
+def test_a_bad_count_is_one_line_exit_2_and_nothing_started_or_removed(podman_env, setup) -> None:
+    """Lowering replicas to a bad value removes nothing: the file is refused first."""
+    airpods, config, _, _ = setup
+    assert airpods("start", "llamacpp").returncode == 0
+    ids = {n: _id(podman_env, n) for n in (f"airpods-llamacpp{s}-server" for s in ("", "-2", "-3"))}
+    pods, good = _pods(podman_env), config.read_text()
+    try:
+        for bad in BAD:
+            config.write_text(good.replace("replicas = 3", bad))
+            for argv in (("start",), ("start", "llamacpp"), ("start", "--dry-run")):
+                out = airpods(*argv)
+                assert out.returncode == 2, (bad, argv, out.stderr)
+                assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+                assert "services.llamacpp.replicas" in out.stderr, (bad, out.stderr)
+            assert {n: _id(podman_env, n) for n in ids} == ids and _pods(podman_env) == pods
+    finally:
+        config.write_text(good)
