@@ -50,7 +50,7 @@ def run_start(
             echo_json(dry_run_json(specs, values))
         else:
             print_dry_run(specs, make_console(stderr=False), values)
-            for line in lines:
+            for line in lines + _dry_run_surplus(resolved, specs):
                 print(line)
         if refusal is not None:  # what `start` refuses with, and its exit code (2)
             from airpods.errors import UsageError
@@ -166,3 +166,16 @@ def _replica_port(resolved: Any, specs: list[ContainerSpec], exc: Exception) -> 
     return UsageError(f"services.{base}.replicas: {exc.message}", hint=(
         f"replicas take consecutive host ports from ports[0].host: lower replicas, free port "
         f"{exc.port}, or move services.{base}.ports[0].host"))
+
+
+def _dry_run_surplus(resolved: Any, specs: list[ContainerSpec]) -> list[str]:
+    """What `start` would stop and remove (replicas a lowered `replicas` no longer has), when
+    Podman already answers: a dry run starts nothing."""
+    from airpods.engine.surplus import surplus_replicas
+    from airpods.models.services import answering_podman
+
+    podman = answering_podman()
+    if podman is None:
+        return []
+    found = surplus_replicas(specs, podman.managed(bare_pods=True), resolved.services)
+    return [f"remove:   {why}: start stops and removes it" for _, why in found]

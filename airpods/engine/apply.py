@@ -218,7 +218,7 @@ def apply_plan(
     retire: Sequence[tuple[Actual, str]] = (),
 ) -> list[Outcome]:
     """Carry out `plan`. Once nothing refuses and the images are here, the containers `retire`
-    names (surplus replicas: engine/surplus.py) are removed, each said in its line."""
+    names (surplus replicas: engine/surplus.py, with why) are removed, each said in a line."""
     check_ports(plan, actual, [current for current, _ in retire])
     check_names(plan, podman)
     check_required_files(plan, podman)
@@ -229,9 +229,9 @@ def apply_plan(
         pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
     except PodmanError as exc:
         raise _unpullable(exc, plan.specs) from None
-    for current, line in retire:  # their memory and ports go before anything new starts
+    for current, why in retire:  # their memory and ports go before anything new starts
         podman.remove_service(current.pod, current.container, stop_timeout_s)
-        reporter.note(line)
+        reporter.note(f"{why}, stopped and removed")
     for step in plan.of("create-network"):
         reporter.step(step)
         podman.ensure_network(step.target)

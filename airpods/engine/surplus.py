@@ -17,12 +17,12 @@ from airpods.spec import Actual, ContainerSpec
 
 def surplus_replicas(specs: Sequence[ContainerSpec], actual: Mapping[str, Actual],
                      configured: Collection[str]) -> list[tuple[Actual, str]]:
-    """(what runs, the line saying why it goes) for each surplus replica of the services `specs`
-    start, in replica order."""
+    """(what runs, why it goes: "NAME-3: no longer in services.NAME.replicas = 2") for each
+    surplus replica of the services `specs` start, in replica order."""
     starting = {spec.service for spec in specs}
     counts = {name: 1 + sum(1 for s in specs if s.replica_of == name) for name in starting}
     out = [(current, f"{name}: no longer in services.{current.replica_of}.replicas = "
-                     f"{counts[current.replica_of]}, stopped and removed")
+                     f"{counts[current.replica_of]}")
            for name, current in actual.items()
            if current.replica_of in starting and name not in configured]
     return sorted(out, key=lambda pair: _order(pair[0].service))

@@ -101,6 +101,12 @@ def test_start_removes_the_replicas_a_lowered_count_no_longer_has(
         assert rows["llamacpp-3"]["url"] == f"http://127.0.0.1:{port + 2}"
         text = airpods("status").stdout
         assert "llamacpp-2: no longer in services.llamacpp.replicas" in text, text
+        dry = airpods("start", "--dry-run")  # says what start would remove, removes nothing
+        assert dry.returncode == 0, dry.stderr
+        assert [ln for ln in dry.stdout.splitlines() if ln.startswith("remove:")] == [
+            f"remove:   llamacpp-{i}: no longer in services.llamacpp.replicas = 1: start stops "
+            "and removes it" for i in (2, 3)], dry.stdout
+        assert names <= _running(podman_env)
 
         out = airpods("start")
         assert out.returncode == 0, out.stderr
