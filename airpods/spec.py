@@ -233,7 +233,9 @@ class ContainerSpec:
     # What its kind reads about a model server (llama-server), typed; its argv and files say the
     # same, so it is not hashed.
     serving: ServingSettings | None = None
-    # The service whose `replicas = N` made this one (replica 2..N), "" otherwise: a label only.
+    # The service whose `replicas = N` made this one (replica 2..N), "" otherwise: its label
+    # (LABEL_REPLICA_OF). Hashed when set, so a replica started before the label existed is
+    # recreated once with it, and a lowered `replicas` can find it.
     replica_of: str = ""
 
 
@@ -264,7 +266,7 @@ _HASHED_ALWAYS = frozenset({
     "cpus", "deferred",
 })
 _NOT_HASHED = ("labels", "config_hash", "notes", "image_reason", "health", "depends_on",
-               "serving", "replica_of")
+               "serving")
 
 
 def _at_default(f: Field, value: Any) -> bool:

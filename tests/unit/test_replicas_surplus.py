@@ -10,8 +10,9 @@ from airpods.config.loader import load_config_text
 from airpods.engine.surplus import surplus_replicas
 from airpods.host import HostFacts
 from airpods.kinds.render import render_service
+from airpods.record import replace
 from airpods.secrets import SecretStore
-from airpods.spec import LABEL_REPLICA_OF, Actual, ContainerSpec
+from airpods.spec import LABEL_REPLICA_OF, Actual, ContainerSpec, config_hash
 
 HOST = HostFacts(accelerator="cpu", reason="test", physical_cores=4, logical_cores=8)
 
@@ -37,6 +38,8 @@ def test_a_rendered_replica_is_labelled_with_its_service_and_replica_one_is_not(
     assert two.labels[LABEL_REPLICA_OF] == "llamacpp" and two.replica_of == "llamacpp"
     assert LABEL_REPLICA_OF not in one.labels and LABEL_REPLICA_OF not in \
         render_service("open-webui", cfg.services["open-webui"], cfg, HOST).labels
+    # Hashed: a replica started before the label existed is recreated once, with it.
+    assert config_hash(replace(two, replica_of="")) != two.config_hash
 
 
 def test_replicas_past_the_count_are_surplus_with_one_line_each() -> None:
