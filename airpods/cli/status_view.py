@@ -80,9 +80,9 @@ def collect_status(
             estimate = status_memory(specs[row["name"]], podman, resolved.host, directories)
             if estimate is not None:  # services that serve a GGUF (docs/json.md)
                 row["memory"] = estimate
-    if not services:  # what airpods runs that the configuration no longer has
-        rows += [_leftover_row(current, resolved, now) for name, current in actual.items()
-                 if name not in resolved.services]
+    # What airpods runs that the configuration no longer has (a named service's: its replicas).
+    rows += [_leftover_row(current, resolved, now) for name, current in actual.items()
+             if name not in resolved.services and (not services or current.replica_of in names)]
     from airpods.secrets import mask_data, secret_values
 
     # A template may have copied a key into an image name or an alias: never print it.

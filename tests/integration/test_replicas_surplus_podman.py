@@ -99,6 +99,8 @@ def test_start_removes_the_replicas_a_lowered_count_no_longer_has(
             assert rows[name]["leftover"] is True and rows[name]["state"] == "running", rows
             assert "airpods start llamacpp" in rows[name]["detail"], rows[name]
         assert rows["llamacpp-3"]["url"] == f"http://127.0.0.1:{port + 2}"
+        named = json.loads(airpods("status", "llamacpp", "--json").stdout)["services"]
+        assert [r["name"] for r in named] == ["llamacpp", "llamacpp-2", "llamacpp-3"], named
         text = airpods("status").stdout
         assert "llamacpp-2: no longer in services.llamacpp.replicas" in text, text
         dry = airpods("start", "--dry-run")  # says what start would remove, removes nothing
@@ -143,7 +145,15 @@ def test_lowered_to_two_only_the_third_goes_and_stop_removes_a_leftover(
     said = [ln for ln in out.stderr.splitlines() if "no longer in" in ln]
     assert said == [f"note: llamacpp-3: {GONE.format(n=2)}"], out.stderr
     assert {"airpods-llamacpp-server", "airpods-llamacpp-2-server"} <= _running(podman_env)
-    # Lowered again, not started: `stop` with no names still stops the leftover.
+    # Lowered again, not started: `stop llamacpp` stops the leftover with it...
+    assert airpods("config", "set", "services.llamacpp.replicas", "1").returncode == 0
+    out = airpods("stop", "llamacpp", "--timeout", "1")
+    assert out.returncode == 0, out.stderr
+    assert "stopped llamacpp-2, llamacpp" in out.stdout + out.stderr, out.stdout + out.stderr
+    assert not {n for n in _running(podman_env) if n.startswith("airpods-llamacpp")}
+    # ... and so does `stop` with no names.
+    assert airpods("config", "set", "services.llamacpp.replicas", "2").returncode == 0
+    assert airpods("start", "llamacpp").returncode == 0
     assert airpods("config", "set", "services.llamacpp.replicas", "1").returncode == 0
     out = airpods("stop", "--timeout", "1")
     assert out.returncode == 0 and "llamacpp-2" in out.stdout + out.stderr, out.stderr
