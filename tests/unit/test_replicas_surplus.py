@@ -74,3 +74,28 @@ def test_nothing_that_is_not_a_surplus_replica_of_a_service_being_started() -> N
     assert surplus_replicas([_spec("llamacpp-2", "llamacpp")],
                             {"llamacpp-3": _running("llamacpp-3", "llamacpp")},
                             {"llamacpp", "llamacpp-2"}) == []
+
+
+def test_a_port_a_surplus_replica_holds_does_not_refuse_the_start() -> None:
+    """Removed before anything is created: e.g. replicas = 3 lowered to 1 and another service
+    moved onto replica 3's port in the same edit."""
+    import socket
+
+    import pytest
+
+    from airpods.engine.apply import check_ports
+    from airpods.engine.plan import make_plan
+    from airpods.errors import PortInUse
+    from airpods.spec import PortMapping
+
+    with socket.socket() as holder:  # replica 3's conmon holds it like this
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        wanted = replace(_spec("other"), ports=(PortMapping("127.0.0.1", port, 8080),))
+        plan = make_plan([wanted], actual={}, images_present={"i"}, volumes_present=set(),
+                         network_present=True)
+        third = replace(_running("llamacpp-3", "llamacpp"), ports=(("127.0.0.1", port, 8080),))
+        assert check_ports(plan, {}, [third]) is None
+        with pytest.raises(PortInUse):
+            check_ports(plan, {})
