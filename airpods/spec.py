@@ -16,6 +16,9 @@ LABEL_SERVICE = "io.airpods.service"
 LABEL_HASH = "io.airpods.config-hash"
 LABEL_KIND = "io.airpods.kind"
 LABEL_SECRETS = "io.airpods.secrets"  # the Podman secrets the container mounts, comma-separated
+# On replica i >= 2 of `replicas = N` (its container and pod): the service whose copy it is, so
+# `start` knows a surplus replica (N lowered) from any other container (engine/surplus.py).
+LABEL_REPLICA_OF = "io.airpods.replica-of"
 
 
 def is_wildcard(host_ip: str) -> bool:
@@ -230,6 +233,10 @@ class ContainerSpec:
     # What its kind reads about a model server (llama-server), typed; its argv and files say the
     # same, so it is not hashed.
     serving: ServingSettings | None = None
+    # The service whose `replicas = N` made this one (replica 2..N), "" otherwise: its label
+    # (LABEL_REPLICA_OF). Hashed when set, so a replica started before the label existed is
+    # recreated once with it, and a lowered `replicas` can find it.
+    replica_of: str = ""
 
 
 @record
@@ -245,6 +252,8 @@ class Actual:
     started_at: str = ""
     exit_code: int | None = None
     ports: tuple[tuple[str, int, int], ...] = field(default=())  # (host_ip, host, container)
+    replica_of: str = ""  # its LABEL_REPLICA_OF: the service it was a replica of, when made so
+    kind: str = ""  # its LABEL_KIND
 
 
 # The fields the first hash format carried, set or not. A field added since enters the hash only
@@ -288,6 +297,8 @@ def sealed(spec: ContainerSpec) -> ContainerSpec:
     if spec.secret_files or spec.config_files:
         files = (*spec.secret_files, *spec.config_files)
         labels[LABEL_SECRETS] = ",".join(file.name for file in files)
+    if spec.replica_of:
+        labels[LABEL_REPLICA_OF] = spec.replica_of
     return replace(spec, labels=labels, config_hash=digest)
 
 

@@ -179,3 +179,22 @@ def fit_check(name: str, spec: ContainerSpec, model_path: Path, host: HostFacts)
     if est.fits.ram and est.fits.vram is not False:
         return Check(label, OK, f"{need}: fits")
     return Check(label, WARN, f"{need}: may not fit", est.fits.advice)
+
+
+def replicas_fit_check(resolved: Any, spec: ContainerSpec, model_path: Path) -> Check | None:
+    """The servers `replicas = N` runs of one model, counted together (the check `start`
+    refuses with: models.services.replicas_misfit); None for a service with no replicas, a
+    replica itself (its service's check counts it) or an unreadable model (fit_check says so)."""
+    from airpods.models.services import estimate_for, model_size, read_meta_or_none, replicas_misfit
+
+    copies = sum(1 for e in resolved.services.values() if e.replica_of == spec.service)
+    meta = read_meta_or_none(model_path) if copies else None
+    if meta is None:
+        return None
+    est = estimate_for(spec, resolved.host, meta, model_size(model_path.parent, model_path.name))
+    misfit = replicas_misfit(resolved, spec, model_path.name, est)
+    label = f"fit ({spec.service}: {copies + 1} replicas together)"
+    if misfit is None:
+        return Check(label, OK, f"{copies + 1} x {est.memory.total_bytes / 2**30:.2f} GiB: fits")
+    found, _, fix = misfit.partition("; ")
+    return Check(label, FAIL, found + ": start refuses", fix)

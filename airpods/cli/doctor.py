@@ -46,6 +46,7 @@ from airpods.cli.checks import (  # noqa: E402,F401 (doctor.X names: the checks 
     check_selinux,
     check_ulimits,
     fit_check,
+    replicas_fit_check,
 )
 
 # --- gathering facts ----------------------------------------------------------------------------
@@ -99,6 +100,8 @@ def _model_checks(
             checks.append(Check(label, OK, f"{path} in volume {volume}, "
                                 f"{model.stat().st_size / 1e9:.2f} GB"))
             checks.append(fit_check(name, spec, model, resolved.host))
+            together = replicas_fit_check(resolved, spec, model)
+            checks += [together] if together else []
             continue
         source = sources.get(name)
         if source:

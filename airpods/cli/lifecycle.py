@@ -74,6 +74,9 @@ def stop(
     podman = connect(console)
     if services:
         names = select_services(resolved, services)
+        # A named service's replicas that a lowered `replicas` left running go with it.
+        names += [n for n, a in podman.managed(bare_pods=True).items()
+                  if a.replica_of in names and n not in resolved.services]
     else:
         running = set(podman.managed())
         known = order_by_dependencies(resolved, [n for n in resolved.services if n in running]

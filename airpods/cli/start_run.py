@@ -43,14 +43,19 @@ def run_start(
 
         # Every service's secrets: a template may copy one service's key into another's env.
         values = secret_values(*resolved.specs.values())
+        from airpods.models.first_use import dry_run_estimates
+
+        lines, refusal = dry_run_estimates(resolved, specs, app.config_path)
         if as_json:
             echo_json(dry_run_json(specs, values))
         else:
             print_dry_run(specs, make_console(stderr=False), values)
-            from airpods.models.first_use import dry_run_estimates
-
-            for line in dry_run_estimates(resolved, specs, app.config_path):
+            for line in lines + _dry_run_surplus(resolved, specs):
                 print(line)
+        if refusal is not None:  # what `start` refuses with, and its exit code (2)
+            from airpods.errors import UsageError
+
+            raise UsageError(refusal)
         return
     _refuse_start_problems(specs)
     console = make_console()
@@ -92,7 +97,8 @@ def run_start(
         try:  # a port left held by airpods' own transient Podman service: restarted, retried
             outcomes = retry_after_podman_leak(
                 lambda: lifecycle.start(podman, resolved.settings, specs, reporter,
-                                        wait=not no_wait, before_create=fetch_models),
+                                        wait=not no_wait, before_create=fetch_models,
+                                        configured=resolved.services),
                 reporter.note)
         except PortInUse as exc:
             raise _replica_port(resolved, specs, exc) from None
@@ -160,3 +166,16 @@ def _replica_port(resolved: Any, specs: list[ContainerSpec], exc: Exception) -> 
     return UsageError(f"services.{base}.replicas: {exc.message}", hint=(
         f"replicas take consecutive host ports from ports[0].host: lower replicas, free port "
         f"{exc.port}, or move services.{base}.ports[0].host"))
+
+
+def _dry_run_surplus(resolved: Any, specs: list[ContainerSpec]) -> list[str]:
+    """What `start` would stop and remove (replicas a lowered `replicas` no longer has), when
+    Podman already answers: a dry run starts nothing."""
+    from airpods.engine.surplus import surplus_replicas
+    from airpods.models.services import answering_podman
+
+    podman = answering_podman()
+    if podman is None:
+        return []
+    found = surplus_replicas(specs, podman.managed(bare_pods=True), resolved.services)
+    return [f"remove:   {why}: start stops and removes it" for _, why in found]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airpods.cli.meta import AppContext
-    from airpods.spec import ContainerSpec
+    from airpods.spec import Actual, ContainerSpec
 
 PROBE_TIMEOUT_S = 1.0  # each health request of `status` (and a kind's own, for its fields)
 
@@ -33,7 +33,6 @@ def collect_status(
     from airpods.cli.context import connect, resolve
     from airpods.cli.output import make_console
     from airpods.resolved import select_services
-    from airpods.spec import Actual
 
     resolved = resolve(app, cache_unsaved=True)  # before any start too: airpods.cache
     names = select_services(resolved, services)  # a misspelt name fails before Podman is asked
@@ -81,6 +80,9 @@ def collect_status(
             estimate = status_memory(specs[row["name"]], podman, resolved.host, directories)
             if estimate is not None:  # services that serve a GGUF (docs/json.md)
                 row["memory"] = estimate
+    # What airpods runs that the configuration no longer has (a named service's: its replicas).
+    rows += [_leftover_row(current, resolved, now) for name, current in actual.items()
+             if name not in resolved.services and (not services or current.replica_of in names)]
     from airpods.secrets import mask_data, secret_values
 
     # A template may have copied a key into an image name or an alias: never print it.
@@ -92,6 +94,27 @@ def collect_status(
 
     return rows, all_ok, {"accelerator": host.accelerator, "reason": host.reason,
                           "notes": list(host.notes)}, gateway_routes(resolved, rows)
+
+
+def _leftover_row(current: Actual, resolved: Any, now: float) -> dict[str, Any]:
+    """A row for an airpods container of a service the configuration no longer has: a replica
+    past a lowered `replicas` (the next `start` of its service removes it), or a deleted
+    service's (`stop` with no names removes it). Not probed: nothing says how."""
+    from airpods.spec import PortMapping
+
+    base = current.replica_of
+    why = (f"no longer in services.{base}.replicas: `airpods start {base}` stops and removes it"
+           if base in resolved.services else
+           "not in the configuration: `airpods stop` (no names) stops and removes it")
+    started = _epoch(current.started_at)
+    return {
+        "name": current.service, "kind": current.kind, "enabled": False,
+        "state": current.state, "health": "unknown", "healthy": False,
+        "url": PortMapping(*current.ports[0]).url if current.ports else None,
+        "image": current.image, "accelerator": "-",
+        "uptime_s": round(now - started, 1) if started and current.state == "running" else None,
+        "model": None, "config_current": False, "detail": why, "leftover": True,
+    }
 
 
 def _observe(
@@ -169,6 +192,8 @@ def _print_table(rows: list[dict], console: Any) -> None:
     print_table(console, ("SERVICE", "STATE", "HEALTH", "URL", "MODEL", "UPTIME", "ACCEL",
                           "IMAGE"), cells)
     for r in rows:
+        if r.get("leftover"):
+            console.print(f"{r['name']}: {r['detail']}", markup=False)
         if r.get("models"):
             console.print(f"{r['name']} models: " + ", ".join(
                 # ids and files are what the server answered: shown, never acted on

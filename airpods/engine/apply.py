@@ -37,16 +37,19 @@ class Outcome:
     elapsed_s: float = 0.0  # time readiness took
 
 
-def check_ports(plan: Plan, actual: Mapping[str, Actual]) -> None:
-    """Fail before any change if a port to publish is held by anything but this service itself."""
+def check_ports(plan: Plan, actual: Mapping[str, Actual],
+                freed: Sequence[Actual] = ()) -> None:
+    """Fail before any change if a port to publish is held by anything but this service itself
+    (or a container `freed`, removed before any is created)."""
     creating = {s.target for s in plan.of("create")}
+    leaving = {host for current in freed for _, host, _ in current.ports}
     for spec in plan.specs:
         if spec.service not in creating:
             continue
         current = actual.get(spec.service)
         # Any address this service's own container holds on a port is freed when it is
         # recreated (e.g. host_ip changed from 127.0.0.1 to 0.0.0.0).
-        ours = {host for _, host, _ in current.ports} if current else set()
+        ours = leaving | ({host for _, host, _ in current.ports} if current else set())
         for i, port in enumerate(spec.ports):
             if port.host_port in ours:
                 continue
@@ -212,8 +215,11 @@ def apply_plan(
     max_parallel_pulls: int,
     stop_timeout_s: float,
     failure_log_lines: int,
+    retire: Sequence[tuple[Actual, str]] = (),
 ) -> list[Outcome]:
-    check_ports(plan, actual)
+    """Carry out `plan`. Once nothing refuses and the images are here, the containers `retire`
+    names (surplus replicas: engine/surplus.py, with why) are removed, each said in a line."""
+    check_ports(plan, actual, [current for current, _ in retire])
     check_names(plan, podman)
     check_required_files(plan, podman)
     pulls = plan.of("pull")
@@ -223,6 +229,9 @@ def apply_plan(
         pull_images(podman, [s.target for s in pulls], reporter, max_parallel_pulls)
     except PodmanError as exc:
         raise _unpullable(exc, plan.specs) from None
+    for current, why in retire:  # their memory and ports go before anything new starts
+        podman.remove_service(current.pod, current.container, stop_timeout_s)
+        reporter.note(f"{why}, stopped and removed")
     for step in plan.of("create-network"):
         reporter.step(step)
         podman.ensure_network(step.target)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from airpods.engine.apply import Outcome, Reporter, apply_plan, plan_creates, pull_images
@@ -79,16 +79,22 @@ def start(
     *,
     wait: bool = True,
     before_create: Callable[[list[ContainerSpec]], None] | None = None,
+    configured: Collection[str] | None = None,
 ) -> list[Outcome]:
     """Converge `specs` and wait for readiness. Call inside `locked()`.
 
     `before_create` gets the specs the plan (re)creates, before anything changes (the models
-    they need are fetched there); a service left running as it is costs nothing.
+    they need are fetched there); a service left running as it is costs nothing. With
+    `configured` (every service the configuration has), the replicas of `specs` it no longer
+    has are stopped and removed (engine/surplus.py).
     """
+    from airpods.engine.surplus import surplus_replicas
+
     plan, actual = current_plan(podman, specs, wait=wait, note=reporter.note)
     creating = [spec for spec in plan.specs if plan_creates(plan, spec.service)]
     if before_create is not None and creating:
         before_create(creating)
+    retire = surplus_replicas(specs, actual, configured) if configured is not None else []
     return apply_plan(
         plan,
         podman,
@@ -97,6 +103,7 @@ def start(
         max_parallel_pulls=settings.max_concurrent_pulls,
         stop_timeout_s=settings.stop_timeout_s,
         failure_log_lines=settings.failure_log_lines,
+        retire=retire,
     )
 
 

@@ -15,7 +15,14 @@ from airpods.engine.libpod import Libpod, maps_lost_connection, quote
 from airpods.engine.podman_socket import lost_connection_error
 from airpods.errors import PodmanError
 from airpods.record import replace
-from airpods.spec import LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, Actual
+from airpods.spec import (
+    LABEL_HASH,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_REPLICA_OF,
+    LABEL_SERVICE,
+    Actual,
+)
 
 
 @maps_lost_connection
@@ -155,4 +162,6 @@ def actual_from(attrs: Mapping[str, Any]) -> Actual | None:
         started_at=str(attrs.get("StartedAt", "")),
         exit_code=attrs.get("ExitCode"),
         ports=ports,
+        replica_of=labels.get(LABEL_REPLICA_OF, ""),
+        kind=labels.get(LABEL_KIND, ""),
     )

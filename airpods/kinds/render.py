@@ -74,6 +74,7 @@ def render_service(
     from airpods import gpu
     from airpods.kinds import registry as kinds
     from airpods.kinds.capabilities import Renders
+    from airpods.replica_names import replica_of
 
     accelerator, accel_reason = gpu.service_accelerator(
         host, gpu_enabled=svc.gpu.enabled, force_cpu=svc.gpu.force_cpu
@@ -117,6 +118,7 @@ def render_service(
         health=_health(svc),
         depends_on=tuple(svc.depends_on),
         notes=tuple(notes),
+        replica_of=replica_of(config.services, name) or "",
     )
     kind = kinds.capable(svc.kind, Renders)
     if kind is not None:

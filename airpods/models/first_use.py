@@ -200,8 +200,10 @@ def dry_run_line(spec: ContainerSpec, volume: str, name: str, config_path: Path 
 
 
 def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
-                      config_path: Path | None = None) -> list[str]:
-    """Lines for `start --dry-run`: each model's memory estimate and fit, or why there is none.
+                      config_path: Path | None = None) -> tuple[list[str], str | None]:
+    """Lines for `start --dry-run`: each model's memory estimate and fit, or why there is none;
+    and the line `start` would refuse with when the replicas of a model do not fit together
+    (models.services.replicas_misfit: every replica counted), else None.
 
     Asks Podman only when its socket already answers: a dry run starts nothing.
     """
@@ -210,15 +212,16 @@ def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
         estimate_for,
         model_size,
         read_meta_or_none,
+        replicas_misfit,
         served_model,
     )
     from airpods.models.store import size_text, volume_dir
 
     served = [(s, vm) for s in specs if (vm := served_model(s)) is not None]
     if not served:
-        return []
+        return [], None
     podman = answering_podman()
-    lines = []
+    lines, refusal = [], None
     for spec, (volume, name) in served:
         directory = volume_dir(podman, volume) if podman is not None else None
         if directory is None or not (directory / name).exists():
@@ -238,4 +241,5 @@ def dry_run_estimates(resolved: Resolved, specs: Iterable[ContainerSpec],
                      f"{size_text(mem.weights_bytes)} weights + "
                      f"{size_text(mem.kv_cache_bytes)} K/V cache at ctx {est.ctx}; "
                      f"{est.fits.advice}")
-    return lines
+        refusal = refusal or replicas_misfit(resolved, spec, name, est)
+    return lines, refusal

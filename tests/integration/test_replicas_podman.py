@@ -232,6 +232,22 @@ def test_replicas_that_do_not_fit_together_are_refused(podman_env, llama_image, 
         assert "set services.llamacpp.replicas to at most 1" in line, line
         print(f"\n{line}")
         assert _pods(podman_env) == before
+        # The dry run counts every replica too: the same line, the same exit code (each
+        # server's own estimate, which fits, is still printed).
+        for argv in (("--dry-run",), ("--dry-run", "--json")):
+            dry = airpods("start", "llamacpp", *argv)
+            assert dry.returncode == 2, dry.stdout + dry.stderr
+            assert [ln for ln in dry.stderr.splitlines() if ln.startswith("airpods:")] == [line]
+        assert dry.stdout.startswith("{") and "Traceback" not in dry.stderr
+        assert "llamacpp-2: tiny.gguf" in airpods("start", "llamacpp", "--dry-run").stdout
+        # doctor too: a blocking check (exit 1), with the fix.
+        doctor = airpods("doctor")
+        [fit] = [ln for ln in doctor.stdout.splitlines()
+                 if ln.startswith("FAIL") and "2 replicas together" in ln]
+        assert doctor.returncode == 1 and "start refuses" in fit, doctor.stdout
+        assert "at most 1" in doctor.stdout, doctor.stdout
+        print(fit)
+        assert _pods(podman_env) == before
         # One server of it is not refused (the per-server check only warns): dry-run says so.
         single = airpods("config", "set", "services.llamacpp.replicas", "1")
         assert single.returncode == 0, single.stderr

@@ -243,6 +243,10 @@ CASES = [
         "(got 1.5)", 2),
     Bad("replicas-bool", _llamacpp("replicas = true"), "services.llamacpp.replicas",
         "(got True)", 2),
+    Bad("replicas-huge", _llamacpp("replicas = 1000000000"), "services.llamacpp.replicas",
+        "must be a whole number from 1 to 64 (got 1000000000)", 2),
+    Bad("replicas-not-a-number", _llamacpp('replicas = "2x"'), "services.llamacpp.replicas",
+        "(got '2x')", 2),
     Bad("replicas-past-65535",
         _llamacpp("replicas = 3\nports = [{ host = 65534, container = 8080 }]"),
         "services.llamacpp.replicas", "3 replicas need host ports 65534-65536 for ports[0], "
