@@ -119,6 +119,8 @@ def _this_machine(host: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if address.is_multicast:  # bindable, yet no machine's own address
+        return False
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as probe:

@@ -123,7 +123,7 @@ def test_published_everywhere_a_peer_on_this_machines_own_address_is_itself(
 
 
 @pytest.mark.parametrize("url", ["http://203.0.113.7:4100", "http://gpubox.lan:4100",
-                                 "http://127.0.0.1:4101"])
+                                 "http://127.0.0.1:4101", "http://224.0.0.1:4100"])
 def test_published_everywhere_another_machine_is_a_peer(url: str, tmp_path: Path) -> None:
     text = ON.replace("enabled = true\n", "enabled = true\n" + EVERYWHERE, 1) + \
         f'[services.gateway.peers.other]\nurl = "{url}"\n'
