@@ -112,6 +112,9 @@ class FakePodman:
         self.networks.add(name)
         return created
 
+    def pin_network_bridge(self, name: str) -> bool:
+        return False  # a host's bridge: tests/unit/test_bridge.py, the integration tier
+
     def create_service(self, spec: ContainerSpec) -> None:
         self._call("create_service", spec.service)
 

@@ -265,6 +265,9 @@ def apply_plan(
             elif step.action == "start":
                 _prepare_host(spec)
                 _start(podman, spec)
+                # The first start on a network makes its bridge: fixed now, a container that
+                # leaves later cannot change its MAC under the others (engine/bridge.py).
+                podman.pin_network_bridge(spec.network)
     for spec in plan.specs:
         if spec.service not in waited and _has_wait(plan, spec.service):
             waited[spec.service] = _wait(spec, podman, reporter, failure_log_lines)

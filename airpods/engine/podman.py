@@ -115,6 +115,21 @@ class Podman(PodmanReads):
         self.client.networks.create(name, dns_enabled=True, labels={LABEL_MANAGED: "true"})
         return True
 
+    def pin_network_bridge(self, name: str) -> bool:
+        """Keep the network's bridge MAC fixed once it exists (engine/bridge.py says why).
+        True when it was pinned now."""
+        from airpods.engine.bridge import pin_bridge_mac
+
+        info = None
+        with contextlib.suppress(PodmanError):  # best effort: never fails a start
+            info = self.api.get(f"/networks/{quote(name)}/json")
+        if not isinstance(info, dict) or info.get("driver") != "bridge":
+            return False
+        interface = info.get("network_interface")
+        gateways = [s.get("gateway") for s in info.get("subnets") or [] if isinstance(s, dict)]
+        return isinstance(interface, str) and any(
+            isinstance(g, str) and pin_bridge_mac(interface, g) for g in gateways)
+
 
     # -- create / start / stop -------------------------------------------------------------------
 
