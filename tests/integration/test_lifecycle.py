@@ -23,6 +23,10 @@ import pytest
 from tests.sandbox import free_ports
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Stack:
     config: Path
@@ -41,9 +45,13 @@ class Stack:
         )
 
     def popen(self, *args: str) -> subprocess.Popen:
+        # Ctrl-C as a terminal sends it: a suite started in the background (`cmd &` in a
+        # script) inherits SIGINT ignored, and an ignored SIGINT rightly stays ignored in
+        # airpods, so the tests that press Ctrl-C would wait on it for nothing.
         return subprocess.Popen(
             [sys.executable, "-m", "airpods", "--config", str(self.config), *args],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_sigint_default,
         )
 
     def container_id(self, name: str) -> str:
