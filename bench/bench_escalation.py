@@ -26,19 +26,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import REPO_ROOT, load_note  # noqa: E402
+from _gateway_bench import gateway_sandbox  # noqa: E402
 from _timing import interleaved, median_ms, report, verdict  # noqa: E402
 
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests import sandbox  # noqa: E402
 from tests.escalation_prompts import ESCALATION_TOML, PROMPTS  # noqa: E402
 from tests.gateway_stack import GatewayStack, gateway_stack  # noqa: E402
 
@@ -172,18 +167,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
-    with sandbox.isolated_podman(prefix="airpods-bench-") as penv:
-        llama_image = sandbox.build_llama_image(penv)
-        litellm_image = sandbox.build_python_service_image(penv, "litellm")
-        tmp = Path(tempfile.mkdtemp(dir=penv.base))
-        model = sandbox.write_tiny_model(tmp / "models")
-        print(f"sandbox: {penv.base}; {load_note()}", flush=True)
-        with gateway_stack(penv, llama_image, litellm_image, model, tmp,
-                           gateway_settings=ESCALATION_TOML,
-                           remote_models=("big-model", "overflow-model")) as stack:
-            stack.start("gateway")
-            ok = measure(stack, args.repeat)
-        print(f"measured; {load_note()}")
+    with gateway_sandbox() as (penv, llama_image, litellm_image, tmp, model), \
+            gateway_stack(penv, llama_image, litellm_image, model, tmp,
+                          gateway_settings=ESCALATION_TOML,
+                          remote_models=("big-model", "overflow-model")) as stack:
+        stack.start("gateway")
+        ok = measure(stack, args.repeat)
     return 0 if ok else 1
 
 

@@ -21,7 +21,6 @@ the same run, medians:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import sys
@@ -29,12 +28,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gateway_bench import BOUND_S, balance_arguments, load  # noqa: E402
 from _stack import REPO_ROOT  # noqa: E402
 
 if str(REPO_ROOT) not in sys.path:
@@ -61,7 +60,6 @@ models = ["big-model"]
 local = "tiny"
 frontier = "big-model"
 """
-BOUND_S = 60.0
 BODY = {**CHAT, "max_tokens": 1}
 
 
@@ -72,28 +70,6 @@ def sandbox() -> Iterator[PodmanEnv]:
         yield penv
     finally:
         teardown_isolated_podman(penv)
-
-
-def load(m: Machine, count: int, workers: int, during=None) -> list[tuple[int, str, float, float]]:
-    """(status, deployment, start, seconds) of `count` requests to `m`'s gateway, `workers` at
-    a time, none started after BOUND_S; `during(i)` runs before request i is sent."""
-    t_end = time.monotonic() + BOUND_S
-    with m.client(timeout=BOUND_S) as client:
-        def one(i: int) -> tuple[int, str, float, float]:
-            if during is not None:
-                during(i)
-            t0 = time.monotonic()
-            if t0 > t_end:
-                return 0, "not sent (over the bound)", t0, 0.0
-            try:
-                resp = client.post("/v1/chat/completions", json=BODY)
-            except httpx.HTTPError as exc:
-                return 0, type(exc).__name__, t0, time.monotonic() - t0
-            return resp.status_code, resp.headers.get("x-litellm-model-id", ""), t0, \
-                time.monotonic() - t0
-
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(one, range(count)))
 
 
 def added_latency(a: Machine, repeat: int) -> dict[str, tuple[float, int]]:
@@ -123,7 +99,7 @@ def balance(a: Machine, b: Machine, strategy: str, count: int, workers: int) -> 
     a.start("gateway")
     a.wait_route(PEER, "up", within_s=60)
     t0 = time.monotonic()
-    results = load(a, count, workers)
+    results = load(lambda: a.client(timeout=BOUND_S), BODY, count, workers)
     wall = time.monotonic() - t0
     split = {d: sum(1 for _, dep, _, _ in results if dep == d) for d in (LOCAL, PEER)}
     failed = sum(1 for status, *_ in results if status != 200)
@@ -152,7 +128,7 @@ def peer_down(a: Machine, b: Machine, count: int, workers: int) -> bool:
                     b.kill(service)
                     faults[what] = time.monotonic()
 
-    results = load(a, count, workers, during)
+    results = load(lambda: a.client(timeout=BOUND_S), BODY, count, workers, during)
     failed = [r for r in results if r[0] != 200]
     worst = {}
     for what, t_fault in faults.items():
@@ -169,12 +145,7 @@ def peer_down(a: Machine, b: Machine, count: int, workers: int) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=40)
-    parser.add_argument("--strategies", default="least-busy,simple-shuffle")
-    args, _ = parser.parse_known_args()  # bench/run_all.sh passes every benchmark its ARGS
+    args = balance_arguments(__doc__)
     host_ip = lan_address()
     if host_ip is None:
         sys.exit("this host has no non-loopback IPv4 address to publish a peer on")

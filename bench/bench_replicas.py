@@ -17,52 +17,22 @@ locally built LiteLLM image, all started by `airpods start`. Measured in the sam
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import REPO_ROOT, load_note  # noqa: E402
+from _gateway_bench import BOUND_S, balance_arguments, gateway_sandbox, load  # noqa: E402
 from _timing import interleaved, median_ms, report, verdict  # noqa: E402
 
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests import sandbox  # noqa: E402
-from tests.gateway_stack import CHAT, GatewayStack, gateway_stack, served_by  # noqa: E402
+from tests.gateway_stack import CHAT, GatewayStack, gateway_stack  # noqa: E402
 
 FIRST, SECOND = "local:llamacpp:tiny", "local:llamacpp-2:tiny"
-BOUND_S = 60.0
 BODY = {**CHAT, "max_tokens": 1}
-Result = tuple[int, str, float, float]  # status, deployment, start, seconds
-
-
-def load(stack: GatewayStack, count: int, workers: int, during=None) -> list[Result]:
-    """`count` requests to the gateway, `workers` at a time, none started after BOUND_S;
-    `during(i)` runs before request i is sent."""
-    t_end = time.monotonic() + BOUND_S
-    with stack.client(timeout=BOUND_S) as client:
-        def one(i: int) -> Result:
-            if during is not None:
-                during(i)
-            t0 = time.monotonic()
-            if t0 > t_end:
-                return 0, "not sent (over the bound)", t0, 0.0
-            try:
-                resp = client.post("/v1/chat/completions", json=BODY)
-            except httpx.HTTPError as exc:
-                return 0, type(exc).__name__, t0, time.monotonic() - t0
-            return resp.status_code, served_by(resp), t0, time.monotonic() - t0
-
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(one, range(count)))
 
 
 def added_latency(stack: GatewayStack, repeat: int) -> float:
@@ -93,7 +63,7 @@ def balance(stack: GatewayStack, strategy: str, count: int, workers: int) -> boo
     stack.airpods("stop", "gateway", "--timeout", "1")
     stack.start("gateway")
     t0 = time.monotonic()
-    results = load(stack, count, workers)
+    results = load(lambda: stack.client(timeout=BOUND_S), BODY, count, workers)
     wall = time.monotonic() - t0
     split = {d: sum(1 for _, dep, _, _ in results if dep == d) for d in (FIRST, SECOND)}
     failed = sum(1 for status, *_ in results if status != 200)
@@ -117,7 +87,7 @@ def replica_down(stack: GatewayStack, count: int, workers: int) -> bool:
                 stack.penv.podman("kill", "airpods-llamacpp-2-server", check=True)
                 fault.append(time.monotonic())
 
-    results = load(stack, count, workers, during)
+    results = load(lambda: stack.client(timeout=BOUND_S), BODY, count, workers, during)
     failed = [r for r in results if r[0] != 200]
     after = [s for status, _, start, s in results if fault and start >= fault[0]]
     slow = max(after) if after else float("nan")
@@ -130,25 +100,14 @@ def replica_down(stack: GatewayStack, count: int, workers: int) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=40)
-    parser.add_argument("--strategies", default="least-busy,simple-shuffle")
-    args, _ = parser.parse_known_args()  # bench/run_all.sh passes every benchmark its ARGS
+    args = balance_arguments(__doc__)
     strategies = args.strategies.split(",")
-    with sandbox.isolated_podman(prefix="airpods-bench-") as penv:
-        llama_image = sandbox.build_llama_image(penv)
-        litellm_image = sandbox.build_python_service_image(penv, "litellm")
-        tmp = Path(tempfile.mkdtemp(dir=penv.base))
-        model = sandbox.write_tiny_model(tmp / "models")
-        print(f"sandbox: {penv.base}; {load_note()}", flush=True)
-        with gateway_stack(penv, llama_image, litellm_image, model, tmp, replicas=2) as stack:
-            stack.start("gateway")
-            added = added_latency(stack, args.repeat)
-            spread = [balance(stack, s, args.requests, args.workers) for s in strategies]
-            down = replica_down(stack, args.requests // 2, args.workers // 2 or 1)
-        print(f"measured; {load_note()}")
+    with gateway_sandbox() as (penv, llama_image, litellm_image, tmp, model), \
+            gateway_stack(penv, llama_image, litellm_image, model, tmp, replicas=2) as stack:
+        stack.start("gateway")
+        added = added_latency(stack, args.repeat)
+        spread = [balance(stack, s, args.requests, args.workers) for s in strategies]
+        down = replica_down(stack, args.requests // 2, args.workers // 2 or 1)
     mark = {True: "PASS", False: "MISS"}
     print("\nsummary (issue 22, replicas):")
     print(f"  {mark[added <= 20]} added latency with 2 replicas +{added:.1f} ms (<= 20 ms)")
