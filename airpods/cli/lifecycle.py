@@ -67,6 +67,7 @@ def stop(
     """Stop SERVICES (default: everything airpods runs). Volumes, and so models, are kept."""
     from airpods.cli.output import ConsoleReporter, make_console
     from airpods.engine import lifecycle
+    from airpods.engine.surplus import leftovers
     from airpods.resolved import order_by_dependencies, select_services
 
     resolved = resolve(app)
@@ -75,13 +76,12 @@ def stop(
     if services:
         names = select_services(resolved, services)
         # A named service's replicas that a lowered `replicas` left running go with it.
-        names += [n for n, a in podman.managed(bare_pods=True).items()
-                  if a.replica_of in names and n not in resolved.services]
+        names += leftovers(podman.managed(bare_pods=True), resolved.services, of=names)
     else:
-        running = set(podman.managed())
+        running = podman.managed()
         known = order_by_dependencies(resolved, [n for n in resolved.services if n in running]
                                       + resolved.enabled_services())
-        names = [n for n in running if n not in resolved.services] + known
+        names = leftovers(running, resolved.services) + known
     volumes, kept = (_volumes_to_remove(resolved, names, explicit=bool(services))
                      if remove_volumes else ([], {}))
     for volume, others in kept.items():

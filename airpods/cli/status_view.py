@@ -81,8 +81,10 @@ def collect_status(
             if estimate is not None:  # services that serve a GGUF (docs/json.md)
                 row["memory"] = estimate
     # What airpods runs that the configuration no longer has (a named service's: its replicas).
-    rows += [_leftover_row(current, resolved, now) for name, current in actual.items()
-             if name not in resolved.services and (not services or current.replica_of in names)]
+    from airpods.engine.surplus import leftovers
+
+    rows += [_leftover_row(actual[name], resolved, now) for name in
+             leftovers(actual, resolved.services, of=names if services else None)]
     from airpods.secrets import mask_data, secret_values
 
     # A template may have copied a key into an image name or an alias: never print it.

@@ -242,6 +242,7 @@ def apply_plan(
     specs = {s.service: s for s in plan.specs}
     waited: dict[str, ReadinessResult] = {}
     changed: set[str] = set()
+    pinned: set[str] = set()  # networks whose bridge this start has seen to (once each)
     for spec in plan.specs:
         for dep in spec.depends_on:
             if dep in specs and dep not in waited and _has_wait(plan, dep):
@@ -267,7 +268,9 @@ def apply_plan(
                 _start(podman, spec)
                 # The first start on a network makes its bridge: fixed now, a container that
                 # leaves later cannot change its MAC under the others (engine/bridge.py).
-                podman.pin_network_bridge(spec.network)
+                if spec.network not in pinned:
+                    pinned.add(spec.network)
+                    podman.pin_network_bridge(spec.network)
     for spec in plan.specs:
         if spec.service not in waited and _has_wait(plan, spec.service):
             waited[spec.service] = _wait(spec, podman, reporter, failure_log_lines)

@@ -21,11 +21,18 @@ def surplus_replicas(specs: Sequence[ContainerSpec], actual: Mapping[str, Actual
     surplus replica of the services `specs` start, in replica order."""
     starting = {spec.service for spec in specs}
     counts = {name: 1 + sum(1 for s in specs if s.replica_of == name) for name in starting}
-    out = [(current, f"{name}: no longer in services.{current.replica_of}.replicas = "
-                     f"{counts[current.replica_of]}")
-           for name, current in actual.items()
-           if current.replica_of in starting and name not in configured]
+    out = [(actual[name], f"{name}: no longer in services.{actual[name].replica_of}.replicas = "
+                          f"{counts[actual[name].replica_of]}")
+           for name in leftovers(actual, configured, of=starting)]
     return sorted(out, key=lambda pair: _order(pair[0].service))
+
+
+def leftovers(actual: Mapping[str, Actual], configured: Collection[str],
+              of: Collection[str] | None = None) -> list[str]:
+    """The services of airpods' containers in `actual` that the configuration (`configured`)
+    no longer has; with `of`, only those made as replicas of a service in `of`."""
+    return [name for name, current in actual.items()
+            if name not in configured and (of is None or current.replica_of in of)]
 
 
 def _order(name: str) -> tuple[str, int]:
