@@ -204,14 +204,6 @@ def test_peer_loop_is_refused_by_the_hop_header(machines):
               f"{hop.status_code} {hop.text[:160]}")
         assert hop.status_code != 200
         assert hop.headers.get("x-litellm-model-id") != "peer:a:tiny"
-        # B's own server is down, and cooling down after that failure (5 s): a second request
-        # from a peer gets a 503 that says why, not LiteLLM's bare 429 "cooldown".
-        again = client.post("/v1/chat/completions", json=CHAT, headers={"X-Airpods-Hop": "1"})
-        print(f"the same again, B's own server cooling down: {again.status_code} "
-              f"{again.text[:200]}")
-        for answer in (hop, again):
-            assert answer.status_code == 503, answer.text
-            assert "can serve a request from a peer right now (hop refused" in answer.text
     results = _many(a, 20, workers=4)  # A -> B -> (A refused) -> A's own server
     assert all(status == 200 for status, _, _ in results), results
     time.sleep(1)

@@ -26,9 +26,7 @@
 - Peers (airpods_peers.py): a private request may go to a peer deployment only when that peer is
   marked `private_ok`, and then carries `X-Airpods-Private: 1` so the peer keeps it private too.
   A request that arrives with `X-Airpods-Hop` came from a peer gateway: it is never sent on to
-  one of this gateway's peers (A -> B -> A), and with nothing else to serve it, it is a 508;
-  when this gateway's own deployments of it are down or cooling down, a 503 saying so (not
-  LiteLLM's bare 429 "cooldown").
+  one of this gateway's peers (A -> B -> A), and with nothing else to serve it, it is a 508.
 
 Checked against LiteLLM 1.106.12: custom_auth(request, api_key) with the Bearer prefix removed;
 CustomLogger.async_pre_call_hook / async_filter_deployments(request_kwargs=...) /
@@ -75,8 +73,6 @@ LITELLM_TIER_HEADER = "x-litellm-complexity-router-tier"
 # llama-server's answer to a prompt longer than its context, as LiteLLM maps it
 # (litellm_core_utils/exception_mapping_utils.py).
 OVERFLOW_TEXTS = ("exceeds the available context size", "ContextWindowExceededError")
-# LiteLLM's errors for a deployment that cannot answer now (besides its 429 for a cooldown).
-UNAVAILABLE = ("RouterRateLimitError", "APIConnectionError", "Timeout", "ServiceUnavailableError")
 _keys: dict[str, str] | None = None
 
 
@@ -218,17 +214,6 @@ def _tier(data: Any) -> str | None:
     return None
 
 
-def _unavailable(exc: Exception) -> bool:
-    """The deployments cannot answer now: all cooling down (LiteLLM's 429), or not reachable."""
-    return getattr(exc, "status_code", None) == 429 or type(exc).__name__ in UNAVAILABLE
-
-
-def _hop_unavailable(model: Any) -> str:
-    return (f"airpods gateway: no local deployment of {model!r} can serve a request from a peer "
-            "right now (hop refused: a request that came from a peer gateway is never passed on "
-            "to another peer, and this gateway's own servers for it are down or cooling down)")
-
-
 def _too_long(exc: Exception) -> bool:
     return type(exc).__name__ == "ContextWindowExceededError" or any(
         text in str(exc) for text in OVERFLOW_TEXTS)
@@ -349,16 +334,11 @@ class Guard(CustomLogger):
         rejected = _REJECTED.match(str(original_exception))
         if isinstance(original_exception, ValueError) and rejected:
             return _not_allowed(rejected.group(1))
-        model = request_data.get("model")
-        answer: tuple[int, str] | None = None
         if _marked_private(request_data, user_api_key_dict):
-            answer = (413, _private_too_long(model)) if _too_long(original_exception) \
-                else (503, _private_unavailable(model, original_exception))
-        elif _marked(HOP_FLAG, request_data, user_api_key_dict) and _unavailable(
-                original_exception):
-            answer = (503, _hop_unavailable(model))  # not LiteLLM's 429 "cooldown"
-        if answer is not None:
-            status, detail = answer
+            status, detail = 503, _private_unavailable(request_data.get("model"),
+                                                       original_exception)
+            if _too_long(original_exception):
+                status, detail = 413, _private_too_long(request_data.get("model"))
             # /v1/completions and /v1/messages ignore a returned exception and answer with the
             # original's status_code and message (a 429 "cooldown", a 500): set those too.
             with contextlib.suppress(AttributeError, TypeError):
